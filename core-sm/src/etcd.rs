@@ -1,0 +1,156 @@
+//! The subset of etcd conch speaks, as plain data: requests out, responses and watch events in.
+//!
+//! Each request names exactly one etcd call (or transaction) so a driver only translates.
+use crate::ids::{LeaseId, Revision};
+
+/// One etcd call the machine wants made.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum EtcdRequest {
+    /// `LeaseGrant(ttl)`.
+    Grant {
+        /// Requested TTL in whole seconds.
+        ttl_s: i64,
+    },
+    /// One message on the lease's keepalive stream. Responses come back in request order.
+    KeepAlive {
+        /// The session lease.
+        lease: LeaseId,
+        /// Open a new stream (and drop the old one) before sending: the previous
+        /// request went unanswered, so the stream may be stuck.
+        fresh_stream: bool,
+    },
+    /// `Txn(if create_revision(key) == 0 then put(key, value, lease) else get(key))`.
+    PutIfAbsent {
+        /// The key.
+        key: String,
+        /// Its value.
+        value: Vec<u8>,
+        /// The lease to attach.
+        lease: LeaseId,
+    },
+    /// `Txn(if create_revision(key) == create_rev then put(key, value, lease))`: touch our own
+    /// key so the watcher behind us sees a change, never recreating a key that is gone.
+    TouchIfCreateRev {
+        /// The key.
+        key: String,
+        /// Its value.
+        value: Vec<u8>,
+        /// The lease to keep.
+        lease: LeaseId,
+        /// The create-revision it must still have.
+        create_rev: Revision,
+    },
+    /// `Range(prefix)` sorted by create revision, ascending.
+    RangePrefix {
+        /// The prefix (ends with `/`).
+        prefix: String,
+    },
+    /// `Txn(if create_revision(key) == create_rev then delete(key))`: a retried release can
+    /// never delete a newer key of the same name (etcd issue 22082).
+    DeleteIfCreateRev {
+        /// The key.
+        key: String,
+        /// The create-revision it must still have.
+        create_rev: Revision,
+    },
+    /// `LeaseRevoke(lease)`.
+    Revoke {
+        /// The lease.
+        lease: LeaseId,
+    },
+}
+
+/// A key-value pair as etcd returns it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Kv {
+    /// The key.
+    pub key: String,
+    /// Revision of the transaction that created it.
+    pub create_rev: Revision,
+    /// Revision of its last change.
+    pub mod_rev: Revision,
+    /// Its lease (0 when none).
+    pub lease: LeaseId,
+    /// The raw value.
+    pub value: Vec<u8>,
+}
+
+/// The answer to one [`EtcdRequest`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum EtcdResponse {
+    /// A lease was granted.
+    Granted {
+        /// Its id.
+        lease: LeaseId,
+        /// The TTL etcd actually granted, in seconds.
+        ttl_s: i64,
+    },
+    /// A keepalive answer; `ttl_s == 0` means the lease is gone.
+    KeepAlive {
+        /// Remaining TTL in seconds.
+        ttl_s: i64,
+    },
+    /// Answer to [`EtcdRequest::PutIfAbsent`]: the key's create revision either way.
+    Put {
+        /// Whether this call created it.
+        created: bool,
+        /// The key's create revision.
+        create_rev: Revision,
+        /// The lease the existing key is on (ours when `created`).
+        lease: LeaseId,
+    },
+    /// Answer to [`EtcdRequest::TouchIfCreateRev`].
+    Touched {
+        /// Whether the compare held.
+        touched: bool,
+    },
+    /// Answer to [`EtcdRequest::RangePrefix`].
+    Range {
+        /// The store revision the read saw.
+        header_rev: Revision,
+        /// The keys, sorted by create revision.
+        kvs: Vec<Kv>,
+    },
+    /// Answer to [`EtcdRequest::DeleteIfCreateRev`].
+    Deleted {
+        /// Whether the compare held and the key was deleted.
+        deleted: bool,
+    },
+    /// Answer to [`EtcdRequest::Revoke`] (also when the lease was already gone).
+    Revoked,
+    /// The call failed.
+    Error(EtcdError),
+}
+
+/// How an etcd call failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum EtcdError {
+    /// Transport trouble or a timeout: the call may or may not have taken effect.
+    Unavailable(String),
+    /// etcd says the lease does not exist (expired or revoked).
+    LeaseNotFound,
+    /// Any other refusal (auth, bad request): retrying will not help.
+    Fatal(String),
+}
+
+/// What a watch on one key reports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum WatchEvent {
+    /// The key was written.
+    Put(Kv),
+    /// The key was deleted (or its lease expired or was revoked).
+    Delete {
+        /// The key.
+        key: String,
+        /// Revision of the deletion.
+        mod_rev: Revision,
+    },
+    /// The start revision was compacted away: events may have been missed.
+    Compacted,
+    /// The watch stream failed or was cancelled by the server: events may have been missed.
+    Broken(String),
+}

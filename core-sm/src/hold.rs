@@ -1,0 +1,347 @@
+//! The hold machine, shared by elect and sema: campaign, wait, acquire, release.
+//!
+//! Inputs: the session lease, etcd answers, watch events. Outputs: a put-if-absent of our
+//! key, sorted range reads of the prefix, watches on single keys (see [`crate::ranking`]),
+//! and [`HoldEvent`]s for the [`crate::runner::Runner`].
+//!
+//! The holes of etcd's own recipe are closed here:
+//! * our own key is watched for the whole life of the hold, so a waiter notices its key
+//!   expired (etcd issue 19597) and a holder notices a revoke at once;
+//! * acquisition is decided from a range read that still contains our key, a linearizable
+//!   proof the lease was alive after the wait (etcd issue 11456); the runner also checks
+//!   its own deadline before starting the child;
+//! * the release deletes only if the key's create-revision is still ours (etcd issue 22082).
+use std::time::Duration;
+
+use crate::etcd::{EtcdError, EtcdRequest, EtcdResponse, WatchEvent};
+use crate::ids::{LeaseId, ReqId, Revision, WatchId};
+use crate::keys::{elect_prefix, member_key, sema_prefix, Name};
+use crate::output::{Event, Outbox, Output};
+use crate::ranking::{standing, Standing};
+use crate::session::LossReason;
+use crate::time::Instant;
+
+/// Delay before re-sending a request that failed with a transient error.
+pub const RETRY_DELAY: Duration = Duration::from_millis(200);
+/// Attempts per request before the hold gives up.
+pub const ATTEMPTS_MAX: u32 = 25;
+
+/// What is being held: an office or a semaphore.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HoldSpec {
+    /// The office or semaphore name.
+    pub name: Name,
+    /// Capacity: 1 for an office.
+    pub slots: u32,
+    /// Whether this is an office (`elect`).
+    pub is_office: bool,
+}
+
+impl HoldSpec {
+    /// An office: one holder.
+    pub fn office(name: Name) -> HoldSpec {
+        HoldSpec { name, slots: 1, is_office: true }
+    }
+
+    /// A semaphore of capacity `max`.
+    pub fn semaphore(name: Name, max: u32) -> HoldSpec {
+        HoldSpec { name, slots: max.max(1), is_office: false }
+    }
+
+    /// The prefix the contenders live under.
+    pub fn prefix(&self) -> String {
+        if self.is_office {
+            elect_prefix(&self.name)
+        } else {
+            sema_prefix(&self.name, self.slots)
+        }
+    }
+}
+
+/// What a hold input meant, for the runner.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HoldEvent {
+    /// Our key is in the queue, not holding yet.
+    Queued {
+        /// Our rank.
+        rank: usize,
+    },
+    /// We hold; `rev` is the fencing token.
+    Acquired {
+        /// Create revision of our key.
+        rev: Revision,
+    },
+    /// Our key is gone.
+    Lost(LossReason),
+    /// etcd kept refusing or failing; the hold cannot go on.
+    Failed(String),
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Phase {
+    Idle,
+    Putting(ReqId),
+    Ranging(ReqId),
+    Waiting(Vec<WatchId>),
+    Held,
+    /// Held, re-reading the prefix to confirm our key after our own watch broke.
+    Confirming(ReqId),
+    Done,
+}
+
+/// The hold machine.
+#[derive(Debug)]
+pub struct Hold {
+    spec: HoldSpec,
+    prefix: String,
+    value: Vec<u8>,
+    lease: Option<LeaseId>,
+    key: Option<String>,
+    create_rev: Option<Revision>,
+    own_watch: Option<WatchId>,
+    own_watch_wanted: bool,
+    phase: Phase,
+    was_waiting: bool,
+    touch: Option<ReqId>,
+    retry_at: Option<Instant>,
+    attempts: u32,
+}
+
+impl Hold {
+    /// A hold on `spec` whose key will carry `value`.
+    pub fn new(spec: HoldSpec, value: Vec<u8>) -> Hold {
+        let prefix = spec.prefix();
+        Hold {
+            spec,
+            prefix,
+            value,
+            lease: None,
+            key: None,
+            create_rev: None,
+            own_watch: None,
+            own_watch_wanted: false,
+            phase: Phase::Idle,
+            was_waiting: false,
+            touch: None,
+            retry_at: None,
+            attempts: 0,
+        }
+    }
+
+    /// Our key, once chosen.
+    pub fn key(&self) -> Option<&str> {
+        self.key.as_deref()
+    }
+
+    /// The fencing token, once our key exists.
+    pub fn create_rev(&self) -> Option<Revision> {
+        self.create_rev
+    }
+
+    /// Whether we hold.
+    pub fn is_held(&self) -> bool {
+        matches!(self.phase, Phase::Held | Phase::Confirming(_))
+    }
+
+    /// Whether `id` is one of this machine's requests.
+    pub fn owns(&self, id: ReqId) -> bool {
+        self.touch == Some(id) || matches!(self.phase, Phase::Putting(r) | Phase::Ranging(r) | Phase::Confirming(r) if r == id)
+    }
+
+    /// Feeds the answer to one of this machine's requests.
+    pub fn handle_response(&mut self, now: Instant, id: ReqId, response: EtcdResponse, out: &mut Outbox) -> Option<HoldEvent> {
+        if self.touch == Some(id) {
+            self.touch = None;
+            if let EtcdResponse::Touched { touched: false } = response {
+                return self.lose(out, LossReason::KeyDeleted);
+            }
+            return None;
+        }
+        if let EtcdResponse::Error(error) = &response {
+            return self.handle_error(now, error.clone(), out);
+        }
+        self.attempts = 0;
+        match (&self.phase, response) {
+            (Phase::Putting(r), EtcdResponse::Put { create_rev, lease, .. }) if *r == id => {
+                if Some(lease) != self.lease {
+                    return self.fail(out, format!("key {} belongs to another lease", self.key.as_deref().unwrap_or("")));
+                }
+                self.create_rev = Some(create_rev);
+                self.own_watch_wanted = true;
+                self.watch_own_key(create_rev, out);
+                self.range(out);
+                None
+            }
+            (Phase::Ranging(r), EtcdResponse::Range { header_rev, kvs }) if *r == id => {
+                if self.own_watch_wanted && self.own_watch.is_none() {
+                    self.watch_own_key(header_rev, out);
+                }
+                let key = self.key.clone().unwrap_or_default();
+                match standing(&kvs, &key, self.spec.slots as usize) {
+                    Standing::Missing => self.lose(out, LossReason::KeyDeleted),
+                    Standing::Holds { .. } => {
+                        let rev = self.create_rev?;
+                        if self.was_waiting && self.spec.slots > 1 {
+                            self.touch = Some(out.request(EtcdRequest::TouchIfCreateRev {
+                                key,
+                                value: self.value.clone(),
+                                lease: self.lease?,
+                                create_rev: rev,
+                            }));
+                        }
+                        self.phase = Phase::Held;
+                        Some(HoldEvent::Acquired { rev })
+                    }
+                    Standing::Waits { rank, watch } => {
+                        self.was_waiting = true;
+                        let watches = watch.into_iter().map(|(key, _)| out.watch(key, Revision(header_rev.0 + 1))).collect();
+                        self.phase = Phase::Waiting(watches);
+                        Some(HoldEvent::Queued { rank })
+                    }
+                }
+            }
+            (Phase::Confirming(r), EtcdResponse::Range { header_rev, kvs }) if *r == id => {
+                let key = self.key.clone().unwrap_or_default();
+                if !kvs.iter().any(|kv| kv.key == key) {
+                    return self.lose(out, LossReason::KeyDeleted);
+                }
+                self.watch_own_key(header_rev, out);
+                self.phase = Phase::Held;
+                None
+            }
+            _ => None,
+        }
+    }
+
+    /// Feeds one event of one of this machine's watches.
+    pub fn handle_watch(&mut self, _now: Instant, id: WatchId, event: WatchEvent, out: &mut Outbox) -> Option<HoldEvent> {
+        if self.own_watch == Some(id) {
+            return match event {
+                WatchEvent::Delete { .. } => self.lose(out, LossReason::KeyDeleted),
+                WatchEvent::Put(_) => None,
+                WatchEvent::Compacted | WatchEvent::Broken(_) => {
+                    // Events may be lost: confirm the key with a fresh read, re-watch from there.
+                    out.push(Output::CancelWatch(id));
+                    self.own_watch = None;
+                    match std::mem::replace(&mut self.phase, Phase::Idle) {
+                        Phase::Held => self.phase = Phase::Confirming(out.request(EtcdRequest::RangePrefix { prefix: self.prefix.clone() })),
+                        Phase::Waiting(watches) => {
+                            cancel_all(watches, out);
+                            self.range(out);
+                        }
+                        // A read is in flight or the hold is over: the read re-watches.
+                        other => self.phase = other,
+                    }
+                    None
+                }
+            };
+        }
+        let Phase::Waiting(watches) = &self.phase else { return None };
+        if !watches.contains(&id) {
+            return None;
+        }
+        match event {
+            WatchEvent::Put(_) | WatchEvent::Delete { .. } | WatchEvent::Compacted | WatchEvent::Broken(_) => {
+                if let Phase::Waiting(watches) = std::mem::replace(&mut self.phase, Phase::Idle) {
+                    cancel_all(watches, out);
+                }
+                self.range(out);
+                None
+            }
+        }
+    }
+
+    /// Re-sends a request that failed transiently.
+    pub fn handle_timeout(&mut self, now: Instant, out: &mut Outbox) -> Option<HoldEvent> {
+        if self.retry_at.is_some_and(|at| now >= at) {
+            self.retry_at = None;
+            match self.phase {
+                Phase::Putting(_) => self.put(out),
+                Phase::Ranging(_) => self.range(out),
+                Phase::Confirming(_) => self.phase = Phase::Confirming(out.request(EtcdRequest::RangePrefix { prefix: self.prefix.clone() })),
+                _ => {}
+            }
+        }
+        None
+    }
+
+    /// Starts campaigning with the session lease.
+    pub fn campaign(&mut self, _now: Instant, lease: LeaseId, out: &mut Outbox) {
+        self.lease = Some(lease);
+        self.key = Some(member_key(&self.prefix, lease));
+        self.put(out);
+    }
+
+    /// Stops everything and returns the request that deletes our key, if it may exist.
+    /// A key whose put is still in flight is not deleted here: revoking the lease removes it.
+    pub fn release(&mut self, out: &mut Outbox) -> Option<EtcdRequest> {
+        if let Phase::Waiting(watches) = std::mem::replace(&mut self.phase, Phase::Done) {
+            cancel_all(watches, out);
+        }
+        if let Some(id) = self.own_watch.take() {
+            out.push(Output::CancelWatch(id));
+        }
+        self.retry_at = None;
+        Some(EtcdRequest::DeleteIfCreateRev { key: self.key.clone()?, create_rev: self.create_rev? })
+    }
+
+    /// When [`Hold::handle_timeout`] must run next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.retry_at
+    }
+
+    fn put(&mut self, out: &mut Outbox) {
+        let (Some(key), Some(lease)) = (self.key.clone(), self.lease) else { return };
+        let id = out.request(EtcdRequest::PutIfAbsent { key, value: self.value.clone(), lease });
+        self.phase = Phase::Putting(id);
+    }
+
+    fn range(&mut self, out: &mut Outbox) {
+        self.phase = Phase::Ranging(out.request(EtcdRequest::RangePrefix { prefix: self.prefix.clone() }));
+    }
+
+    fn watch_own_key(&mut self, after: Revision, out: &mut Outbox) {
+        if let Some(key) = self.key.clone() {
+            self.own_watch = Some(out.watch(key, Revision(after.0 + 1)));
+        }
+    }
+
+    fn handle_error(&mut self, now: Instant, error: EtcdError, out: &mut Outbox) -> Option<HoldEvent> {
+        match error {
+            EtcdError::LeaseNotFound => self.lose(out, LossReason::LeaseGone),
+            EtcdError::Unavailable(msg) if self.attempts < ATTEMPTS_MAX => {
+                self.attempts += 1;
+                out.log(Event::warn("etcd-retry").with("error", msg).with("attempt", self.attempts));
+                self.retry_at = Some(now.add(RETRY_DELAY));
+                None
+            }
+            EtcdError::Unavailable(msg) | EtcdError::Fatal(msg) => self.fail(out, msg),
+        }
+    }
+
+    fn lose(&mut self, out: &mut Outbox, reason: LossReason) -> Option<HoldEvent> {
+        self.stop(out);
+        Some(HoldEvent::Lost(reason))
+    }
+
+    fn fail(&mut self, out: &mut Outbox, msg: String) -> Option<HoldEvent> {
+        self.stop(out);
+        Some(HoldEvent::Failed(msg))
+    }
+
+    fn stop(&mut self, out: &mut Outbox) {
+        if let Phase::Waiting(watches) = std::mem::replace(&mut self.phase, Phase::Done) {
+            cancel_all(watches, out);
+        }
+        if let Some(id) = self.own_watch.take() {
+            out.push(Output::CancelWatch(id));
+        }
+        self.retry_at = None;
+    }
+}
+
+fn cancel_all(watches: Vec<WatchId>, out: &mut Outbox) {
+    for id in watches {
+        out.push(Output::CancelWatch(id));
+    }
+}

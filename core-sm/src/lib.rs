@@ -1,0 +1,38 @@
+//! conch's sans-IO core: every rule of conch lives here as plain state machines.
+//!
+//! No clock reads, no async, no I/O, no global randomness. Time comes in as an argument
+//! ([`Instant`]), random draws come in as arguments, and results come out by polling.
+//!
+//! # The drain contract
+//!
+//! After every `handle_*` call or command on a machine, the driver drains
+//! `poll_output()` until it returns `None`, performs each [`Output`] in order, and then
+//! reads `poll_timeout()`: the instant at which it must call `handle_timeout(now)` if no
+//! other input arrives first. Early or repeated `handle_timeout` calls are harmless.
+//! [`drive::drain`] is the one helper both drivers use for this.
+#![forbid(unsafe_code)]
+
+pub mod duration;
+pub mod drive;
+pub mod etcd;
+pub mod hold;
+pub mod ids;
+pub mod keys;
+pub mod output;
+pub mod ranking;
+pub mod runner;
+pub mod session;
+pub mod supervision;
+pub mod time;
+pub mod values;
+
+pub use drive::{drain, Machine};
+pub use etcd::{EtcdError, EtcdRequest, EtcdResponse, Kv, WatchEvent};
+pub use hold::HoldSpec;
+pub use ids::{LeaseId, ReqId, Revision, WatchId};
+pub use output::{Event, ExitCode, Level, Output, SpawnSpec};
+pub use runner::{RunConfig, Runner};
+pub use session::LossReason;
+pub use session::{Timings, TimingError};
+pub use supervision::{ChildStatus, WrapperSignal};
+pub use time::Instant;

@@ -1,0 +1,179 @@
+//! What machines ask their driver to do, the exit-code table, and log events.
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use crate::etcd::EtcdRequest;
+use crate::ids::{ReqId, WatchId};
+use crate::time::Instant;
+
+/// One thing for the driver to do, carried out in poll order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Output {
+    /// Make an etcd call; feed the answer back with the same id.
+    Etcd {
+        /// Correlation id.
+        id: ReqId,
+        /// The call.
+        request: EtcdRequest,
+    },
+    /// Watch one key from a revision; feed events back with the same id.
+    Watch {
+        /// Correlation id.
+        id: WatchId,
+        /// The exact key (no prefix watch: no thundering herd).
+        key: String,
+        /// First revision to report.
+        start_rev: crate::ids::Revision,
+    },
+    /// Stop a watch; events still in flight for it are ignored.
+    CancelWatch(WatchId),
+    /// Start the child under the shim.
+    Spawn(SpawnSpec),
+    /// Tell the shim the current deadlines (it enforces them on its own).
+    Deadlines {
+        /// SIGTERM the group no later than this.
+        term_at: Instant,
+        /// SIGKILL the group no later than this.
+        kill_at: Instant,
+    },
+    /// Order the shim to stop the child now: SIGTERM, SIGKILL at `kill_at`.
+    Terminate {
+        /// SIGKILL no later than this.
+        kill_at: Instant,
+    },
+    /// SIGKILL the child's process group directly (the shim did not act in time).
+    KillGroup,
+    /// Print a line on stdout (query results).
+    Print(String),
+    /// Exit the process with this code; the machine is done.
+    Exit(ExitCode),
+    /// One log line.
+    Log(Event),
+}
+
+/// How to start the child.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SpawnSpec {
+    /// The command and its arguments.
+    pub argv: Vec<String>,
+    /// Variables added to the inherited environment.
+    pub env: Vec<(String, String)>,
+    /// SIGTERM no later than this.
+    pub term_at: Instant,
+    /// SIGKILL no later than this.
+    pub kill_at: Instant,
+    /// Grace between SIGTERM and SIGKILL.
+    pub kill_after: Duration,
+}
+
+/// The process exit codes of `01-cli.md`, in one table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExitCode(pub i32);
+
+impl ExitCode {
+    /// Success.
+    pub const OK: ExitCode = ExitCode(0);
+    /// `--who` / `--assert`: vacant or not ours.
+    pub const VACANT: ExitCode = ExitCode(1);
+    /// Usage error.
+    pub const USAGE: ExitCode = ExitCode(64);
+    /// etcd unreachable, or no session could be established.
+    pub const UNAVAILABLE: ExitCode = ExitCode(69);
+    /// Hold lost while the child ran (child killed), or an internal error.
+    pub const LOST: ExitCode = ExitCode(70);
+    /// Could not acquire (`--nonblock`, `--wait` ran out).
+    pub const NOT_ACQUIRED: ExitCode = ExitCode(75);
+}
+
+/// Severity of a log event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    /// A state transition on the happy path.
+    Info,
+    /// Something went wrong but was handled.
+    Warn,
+    /// The run fails.
+    Error,
+}
+
+/// One state transition, for one log line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Event {
+    /// Severity.
+    pub level: Level,
+    /// The transition: `campaign`, `acquired`, `child-start`, `lost`, ...
+    pub kind: &'static str,
+    /// `key=value` details, in a stable order.
+    pub fields: Vec<(&'static str, String)>,
+}
+
+impl Event {
+    /// An info event.
+    pub fn info(kind: &'static str) -> Event {
+        Event { level: Level::Info, kind, fields: Vec::new() }
+    }
+
+    /// A warning.
+    pub fn warn(kind: &'static str) -> Event {
+        Event { level: Level::Warn, kind, fields: Vec::new() }
+    }
+
+    /// An error.
+    pub fn error(kind: &'static str) -> Event {
+        Event { level: Level::Error, kind, fields: Vec::new() }
+    }
+
+    /// Adds a field.
+    pub fn with(mut self, key: &'static str, value: impl ToString) -> Event {
+        self.fields.push((key, value.to_string()));
+        self
+    }
+}
+
+/// Bounds the outputs a machine may queue before the driver drains them.
+pub const OUTBOX_LEN_MAX: usize = 4096;
+
+/// The queue of outputs plus the id counters, shared by the parts of one machine.
+#[derive(Debug, Default)]
+pub struct Outbox {
+    queue: VecDeque<Output>,
+    next_req: u64,
+    next_watch: u64,
+}
+
+impl Outbox {
+    /// Queues an etcd request and returns its id.
+    pub fn request(&mut self, request: EtcdRequest) -> ReqId {
+        self.next_req += 1;
+        let id = ReqId(self.next_req);
+        self.push(Output::Etcd { id, request });
+        id
+    }
+
+    /// Queues a watch and returns its id.
+    pub fn watch(&mut self, key: String, start_rev: crate::ids::Revision) -> WatchId {
+        self.next_watch += 1;
+        let id = WatchId(self.next_watch);
+        self.push(Output::Watch { id, key, start_rev });
+        id
+    }
+
+    /// Queues any output. Past [`OUTBOX_LEN_MAX`] only log events are dropped, never actions.
+    pub fn push(&mut self, output: Output) {
+        if self.queue.len() >= OUTBOX_LEN_MAX && matches!(output, Output::Log(_)) {
+            return;
+        }
+        self.queue.push_back(output);
+    }
+
+    /// Queues a log event.
+    pub fn log(&mut self, event: Event) {
+        self.push(Output::Log(event));
+    }
+
+    /// Takes the next output.
+    pub fn pop(&mut self) -> Option<Output> {
+        self.queue.pop_front()
+    }
+}

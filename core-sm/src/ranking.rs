@@ -1,0 +1,159 @@
+//! Ranking, shared by elect and sema: who holds, and which keys a waiter watches.
+//!
+//! Contenders are ordered by create-revision, lowest first (ties, impossible in etcd, by
+//! key). Every key under the prefix counts, whatever its value: a key written by another
+//! tool still occupies its place. A contender at rank `r` holds iff `r < N`.
+//!
+//! # Which keys a waiter watches
+//!
+//! The spec's first idea — watch only the key at rank `r − N` — loses wake-ups for
+//! `N > 1`: with holders A, B and waiters C, D (C watches A, D watches B), B's release
+//! promotes C, but only D is told. So a waiter watches:
+//!
+//! * at rank `r == N` (the first waiter): every holder (ranks `0..N`), since any holder
+//!   leaving promotes it;
+//! * at rank `r > N`: only its immediate predecessor (rank `r − 1`), the mutex chain of
+//!   etcd's own recipe.
+//!
+//! A waiter promoted while `N > 1` touches its own key (a put that keeps its create
+//! revision), so the waiter behind it — watching it — re-ranks and becomes the first
+//! waiter. For `N = 1` both rules are the same "watch your predecessor" chain and no touch
+//! is needed. Either way a release wakes exactly the one waiter it promotes, and etcd
+//! requests per handoff do not grow with the number of waiters.
+use crate::etcd::Kv;
+use crate::ids::Revision;
+
+/// Where one contender stands in the queue.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Standing {
+    /// It holds a slot.
+    Holds {
+        /// Its rank (0-based).
+        rank: usize,
+    },
+    /// It waits; a change to any of `watch` may promote it.
+    Waits {
+        /// Its rank (0-based).
+        rank: usize,
+        /// The keys to watch, with their create revisions.
+        watch: Vec<(String, Revision)>,
+    },
+    /// Its key is not under the prefix: the hold is gone.
+    Missing,
+}
+
+/// Ranks `own_key` among `kvs` for a capacity of `slots` (at least 1).
+pub fn standing(kvs: &[Kv], own_key: &str, slots: usize) -> Standing {
+    let slots = slots.max(1);
+    let mut order: Vec<(Revision, &str)> = kvs.iter().map(|kv| (kv.create_rev, kv.key.as_str())).collect();
+    order.sort_unstable();
+    let Some(rank) = order.iter().position(|(_, key)| *key == own_key) else {
+        return Standing::Missing;
+    };
+    if rank < slots {
+        return Standing::Holds { rank };
+    }
+    let watched = if rank == slots { &order[..slots] } else { &order[rank - 1..rank] };
+    Standing::Waits { rank, watch: watched.iter().map(|(rev, key)| (key.to_string(), *rev)).collect() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::LeaseId;
+
+    fn kvs(spec: &[(&str, i64)]) -> Vec<Kv> {
+        spec.iter()
+            .map(|(key, rev)| Kv { key: key.to_string(), create_rev: Revision(*rev), mod_rev: Revision(*rev), lease: LeaseId(0), value: Vec::new() })
+            .collect()
+    }
+
+    fn w(keys: &[(&str, i64)]) -> Vec<(String, Revision)> {
+        keys.iter().map(|(k, r)| (k.to_string(), Revision(*r))).collect()
+    }
+
+    #[test]
+    fn golden_rankings() {
+        // (keys with create revisions, in any order), own key, slots => standing
+        let table: Vec<(Vec<Kv>, &str, usize, Standing)> = vec![
+            (kvs(&[("a", 5)]), "a", 1, Standing::Holds { rank: 0 }),
+            (kvs(&[("b", 9), ("a", 5)]), "b", 1, Standing::Waits { rank: 1, watch: w(&[("a", 5)]) }),
+            (kvs(&[("a", 5), ("b", 9), ("c", 12)]), "c", 1, Standing::Waits { rank: 2, watch: w(&[("b", 9)]) }),
+            (kvs(&[("a", 5), ("b", 9), ("c", 12)]), "b", 2, Standing::Holds { rank: 1 }),
+            (kvs(&[("a", 5), ("b", 9), ("c", 12)]), "c", 2, Standing::Waits { rank: 2, watch: w(&[("a", 5), ("b", 9)]) }),
+            (kvs(&[("a", 5), ("b", 9), ("c", 12), ("d", 13)]), "d", 2, Standing::Waits { rank: 3, watch: w(&[("c", 12)]) }),
+            // A foreign key (any value) still counts.
+            (kvs(&[("etcdctl-key", 3), ("ours", 4)]), "ours", 1, Standing::Waits { rank: 1, watch: w(&[("etcdctl-key", 3)]) }),
+            (kvs(&[("a", 5)]), "gone", 1, Standing::Missing),
+            (kvs(&[]), "gone", 3, Standing::Missing),
+            // slots 0 is treated as 1, never a panic.
+            (kvs(&[("a", 5)]), "a", 0, Standing::Holds { rank: 0 }),
+        ];
+        for (i, (kvs, own, slots, want)) in table.into_iter().enumerate() {
+            assert_eq!(standing(&kvs, own, slots), want, "case {i}");
+        }
+    }
+
+    /// Every waiter set up by these rules is woken by the departure that promotes it:
+    /// simulate all orders of departures over small queues and check no waiter stays
+    /// asleep while its rank is below the capacity.
+    #[test]
+    fn no_lost_wakeups_in_any_departure_order() {
+        for slots in 1..=3usize {
+            for len in 1..=6usize {
+                let names: Vec<String> = (0..len).map(|i| format!("k{i}")).collect();
+                // Departures: remove keys one by one in a pseudo-random order per (slots, len, seed).
+                for seed in 0..30u64 {
+                    let mut live: Vec<(String, i64)> = names.iter().cloned().zip(1..).collect();
+                    // watchers: key -> keys it watches (None when it holds)
+                    let mut watching = std::collections::BTreeMap::<String, Vec<String>>::new();
+                    let rerank = |live: &Vec<(String, i64)>, key: &str| {
+                        let refs: Vec<(&str, i64)> = live.iter().map(|(k, r)| (k.as_str(), *r)).collect();
+                        standing(&kvs(&refs), key, slots)
+                    };
+                    let mut holders = std::collections::BTreeSet::new();
+                    for (k, _) in live.clone() {
+                        match rerank(&live, &k) {
+                            Standing::Holds { .. } => {
+                                holders.insert(k.clone());
+                            }
+                            Standing::Waits { watch, .. } => {
+                                watching.insert(k.clone(), watch.into_iter().map(|(k, _)| k).collect());
+                            }
+                            Standing::Missing => unreachable!(),
+                        }
+                    }
+                    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    while !live.is_empty() {
+                        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                        let gone = live.remove((x >> 33) as usize % live.len()).0;
+                        holders.remove(&gone);
+                        watching.remove(&gone);
+                        // Wake whoever watched the departed key, and cascade touches.
+                        let mut changed = vec![gone];
+                        while let Some(c) = changed.pop() {
+                            let woken: Vec<String> = watching.iter().filter(|(_, ws)| ws.contains(&c)).map(|(k, _)| k.clone()).collect();
+                            for k in woken {
+                                match rerank(&live, &k) {
+                                    Standing::Holds { .. } => {
+                                        watching.remove(&k);
+                                        holders.insert(k.clone());
+                                        if slots > 1 {
+                                            changed.push(k); // the touch
+                                        }
+                                    }
+                                    Standing::Waits { watch, .. } => {
+                                        watching.insert(k, watch.into_iter().map(|(k, _)| k).collect());
+                                    }
+                                    Standing::Missing => unreachable!(),
+                                }
+                            }
+                        }
+                        let expected = live.len().min(slots);
+                        assert_eq!(holders.len(), expected, "slots {slots} len {len} seed {seed}: holders {holders:?} live {live:?}");
+                    }
+                }
+            }
+        }
+    }
+}

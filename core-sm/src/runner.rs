@@ -1,0 +1,395 @@
+//! The runner: one wrapper process as a machine — session + hold + supervision.
+//!
+//! Steps (`03-core.md`): grant a session lease; campaign for the hold; start the child
+//! under the shim when the hold is ours; keep the shim's deadlines current; on the child's
+//! exit, a loss or a signal, stop the child first, then release (delete our key if it is
+//! still ours, revoke the lease), then exit with the code of `01-cli.md`.
+//!
+//! Inputs: `handle_response`, `handle_watch`, `handle_child_started`, `handle_child_exit`,
+//! `handle_signal`, `handle_timeout`. Outputs: [`Output`]s by polling.
+use std::time::Duration;
+
+use crate::drive::Machine;
+use crate::duration::format;
+use crate::etcd::{EtcdError, EtcdRequest, EtcdResponse, WatchEvent};
+use crate::hold::{Hold, HoldEvent, HoldSpec, RETRY_DELAY};
+use crate::ids::{ReqId, WatchId};
+use crate::output::{Event, ExitCode, Outbox, Output, SpawnSpec};
+use crate::session::{LossReason, Session, SessionEvent};
+use crate::supervision::{ChildStatus, Supervisor, WrapperSignal};
+use crate::time::Instant;
+use crate::values::Holder;
+
+/// Longest a release may take before the wrapper exits anyway (the lease then expires
+/// on its own within one TTL; no child is running by then).
+pub const RELEASE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Everything one run needs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunConfig {
+    /// The office or semaphore.
+    pub spec: HoldSpec,
+    /// The value our key carries.
+    pub holder: Holder,
+    /// The command.
+    pub argv: Vec<String>,
+    /// Requested session TTL.
+    pub ttl: Duration,
+    /// Grace between SIGTERM and SIGKILL.
+    pub kill_after: Duration,
+    /// How long to wait for the hold: `None` forever, zero for `--nonblock`.
+    pub wait: Option<Duration>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stage {
+    Idle,
+    Granting,
+    Campaigning,
+    Running,
+    Releasing,
+    Done,
+}
+
+/// The wrapper machine.
+#[derive(Debug)]
+pub struct Runner {
+    cfg: RunConfig,
+    session: Session,
+    hold: Hold,
+    child: Supervisor,
+    out: Outbox,
+    stage: Stage,
+    campaign_at: Option<Instant>,
+    wait_until: Option<Instant>,
+    queued_logged: bool,
+    loss: Option<LossReason>,
+    exit: Option<ExitCode>,
+    release_pending: Vec<ReqId>,
+    release_delete: Option<(ReqId, EtcdRequest)>,
+    release_retry_at: Option<Instant>,
+    release_until: Option<Instant>,
+}
+
+impl Runner {
+    /// A runner for `cfg`; call [`Runner::start`] to begin.
+    pub fn new(cfg: RunConfig) -> Runner {
+        let session = Session::new(cfg.ttl, cfg.kill_after);
+        let hold = Hold::new(cfg.spec.clone(), cfg.holder.encode());
+        Runner {
+            cfg,
+            session,
+            hold,
+            child: Supervisor::default(),
+            out: Outbox::default(),
+            stage: Stage::Idle,
+            campaign_at: None,
+            wait_until: None,
+            queued_logged: false,
+            loss: None,
+            exit: None,
+            release_pending: Vec::new(),
+            release_delete: None,
+            release_retry_at: None,
+            release_until: None,
+        }
+    }
+
+    /// The hold in hand: our key's create revision (the fencing token).
+    pub fn revision(&self) -> Option<crate::ids::Revision> {
+        self.hold.create_rev()
+    }
+
+    /// Whether the machine has emitted its exit.
+    pub fn is_done(&self) -> bool {
+        self.stage == Stage::Done
+    }
+
+    /// Feeds an etcd answer.
+    pub fn handle_response(&mut self, now: Instant, id: ReqId, response: EtcdResponse) {
+        if self.session.owns(id) {
+            if let Some(event) = self.session.handle_response(now, id, response, &mut self.out) {
+                self.on_session(now, event);
+            }
+        } else if self.hold.owns(id) {
+            if let Some(event) = self.hold.handle_response(now, id, response, &mut self.out) {
+                self.on_hold(now, event);
+            }
+        } else if self.release_pending.contains(&id) {
+            self.on_release_response(now, id, response);
+        }
+    }
+
+    /// Feeds a watch event.
+    pub fn handle_watch(&mut self, now: Instant, id: WatchId, event: WatchEvent) {
+        if let Some(event) = self.hold.handle_watch(now, id, event, &mut self.out) {
+            self.on_hold(now, event);
+        }
+    }
+
+    /// The shim started the child.
+    pub fn handle_child_started(&mut self, now: Instant, pid: u32) {
+        self.child.handle_started(now, pid, &mut self.out);
+    }
+
+    /// The child is gone and its group cleaned up (or the shim vanished).
+    pub fn handle_child_exit(&mut self, now: Instant, status: ChildStatus) {
+        if !self.child.is_alive() {
+            return;
+        }
+        self.child.handle_exit(now, status, &mut self.out);
+        let code = if self.loss.is_some() { ExitCode::LOST } else { status.exit_code() };
+        self.begin_release(now, code);
+    }
+
+    /// A signal reached the wrapper.
+    pub fn handle_signal(&mut self, now: Instant, signal: WrapperSignal) {
+        let code = ExitCode(128 + signal.number());
+        self.out.log(self.event(Event::info("signal")).with("signal", signal.number()));
+        match self.stage {
+            Stage::Idle | Stage::Granting => self.finish(code),
+            Stage::Campaigning => self.begin_release(now, code),
+            Stage::Running => {
+                let kill_at = self.kill_at_from(now);
+                self.child.terminate(now, kill_at, "signal", &mut self.out);
+            }
+            // A second signal: stop waiting for etcd.
+            Stage::Releasing => self.finish(self.exit.unwrap_or(code)),
+            Stage::Done => {}
+        }
+    }
+
+    /// Timers: keepalives, deadlines, retries, `--wait`, escalation, release timeout.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if let Some(event) = self.session.handle_timeout(now, &mut self.out) {
+            self.on_session(now, event);
+        }
+        if let Some(event) = self.hold.handle_timeout(now, &mut self.out) {
+            self.on_hold(now, event);
+        }
+        self.child.handle_timeout(now, &mut self.out);
+        if self.stage == Stage::Campaigning && self.wait_until.is_some_and(|at| now >= at) {
+            self.out.log(self.event(Event::info("not-acquired")).with("waited", format(self.waited(now))));
+            self.begin_release(now, ExitCode::NOT_ACQUIRED);
+        }
+        if self.stage == Stage::Releasing {
+            if self.release_until.is_some_and(|at| now >= at) {
+                self.out.log(self.event(Event::warn("release-timeout")).with("note", "the lease expires on its own"));
+                self.finish(self.exit.unwrap_or(ExitCode::LOST));
+            } else if self.release_retry_at.is_some_and(|at| now >= at) {
+                self.release_retry_at = None;
+                if let Some((old, request)) = self.release_delete.take() {
+                    self.release_pending.retain(|id| *id != old);
+                    let id = self.out.request(request.clone());
+                    self.release_pending.push(id);
+                    self.release_delete = Some((id, request));
+                }
+            }
+        }
+    }
+
+    /// Begins: asks etcd for the session lease.
+    pub fn start(&mut self, now: Instant) {
+        if self.stage == Stage::Idle {
+            self.stage = Stage::Granting;
+            self.session.start(now, &mut self.out);
+        }
+    }
+
+    fn on_session(&mut self, now: Instant, event: SessionEvent) {
+        match event {
+            SessionEvent::Granted => {
+                let Some(lease) = self.session.lease() else { return };
+                self.stage = Stage::Campaigning;
+                self.campaign_at = Some(now);
+                self.wait_until = self.cfg.wait.map(|w| now.add(w));
+                self.out.log(self.event(Event::info("campaign")).with("prefix", self.cfg.spec.prefix()));
+                self.hold.campaign(now, lease, &mut self.out);
+            }
+            SessionEvent::Extended => {
+                if let (Some(term_at), Some(kill_at)) = (self.session.term_at(), self.session.kill_at()) {
+                    self.child.set_deadlines(term_at, kill_at, &mut self.out);
+                }
+            }
+            SessionEvent::GrantFailed(why) => {
+                self.out.log(Event::error("no-session").with("error", why));
+                self.finish(ExitCode::UNAVAILABLE);
+            }
+            SessionEvent::Infeasible(error) => {
+                self.out.log(Event::error("no-session").with("error", error.to_string()));
+                self.begin_release(now, ExitCode::UNAVAILABLE);
+            }
+            SessionEvent::Lost(reason) => self.on_loss(now, reason),
+        }
+    }
+
+    fn on_hold(&mut self, now: Instant, event: HoldEvent) {
+        match event {
+            HoldEvent::Queued { rank } => {
+                if self.cfg.wait == Some(Duration::ZERO) {
+                    self.out.log(self.event(Event::info("not-acquired")).with("rank", rank).with("why", "nonblock"));
+                    self.begin_release(now, ExitCode::NOT_ACQUIRED);
+                } else if !self.queued_logged {
+                    self.queued_logged = true;
+                    self.out.log(self.event(Event::info("waiting")).with("rank", rank));
+                }
+            }
+            HoldEvent::Acquired { rev } => self.on_acquired(now, rev),
+            HoldEvent::Lost(reason) => self.on_loss(now, reason),
+            HoldEvent::Failed(why) => {
+                self.out.log(self.event(Event::error("etcd-failed")).with("error", why));
+                let code = if self.stage == Stage::Running { ExitCode::LOST } else { ExitCode::UNAVAILABLE };
+                self.stop_child_then_release(now, code, "etcd-failed");
+            }
+        }
+    }
+
+    fn on_acquired(&mut self, now: Instant, rev: crate::ids::Revision) {
+        if self.stage != Stage::Campaigning {
+            return;
+        }
+        let (Some(term_at), Some(kill_at), Some(lease)) = (self.session.term_at(), self.session.kill_at(), self.session.lease()) else {
+            return;
+        };
+        // Re-check our own deadline after the wait (etcd issue 11456).
+        if now >= term_at {
+            self.on_loss(now, LossReason::DeadlinePassed);
+            return;
+        }
+        self.stage = Stage::Running;
+        self.out.log(
+            self.event(Event::info("acquired"))
+                .with("waited", format(self.waited(now)))
+                .with("before_term", format(term_at.since(now))),
+        );
+        let mut env = vec![
+            ("CONCH_NAME".to_string(), self.cfg.spec.name.as_str().to_string()),
+            ("CONCH_REV".to_string(), rev.to_string()),
+            ("CONCH_LEASE".to_string(), lease.to_string()),
+        ];
+        if self.cfg.spec.is_office {
+            env.push(("CONCH_LEADER".to_string(), "1".to_string()));
+        }
+        let spec = SpawnSpec { argv: self.cfg.argv.clone(), env, term_at, kill_at, kill_after: self.cfg.kill_after };
+        self.child.spawn(now, spec, &mut self.out);
+    }
+
+    fn on_loss(&mut self, now: Instant, reason: LossReason) {
+        if matches!(self.stage, Stage::Releasing | Stage::Done) || self.loss.is_some() {
+            return;
+        }
+        self.out.log(self.event(Event::error("lost")).with("reason", reason.as_str()));
+        self.session.stop();
+        self.loss = Some(reason.clone());
+        // A waiter that lost its session could not acquire (75); a holder lost its hold (70).
+        let code = if self.stage == Stage::Running { ExitCode::LOST } else { ExitCode::NOT_ACQUIRED };
+        self.stop_child_then_release(now, code, reason.as_str());
+    }
+
+    /// The order on any error while a child runs: kill the child, then release, then exit.
+    fn stop_child_then_release(&mut self, now: Instant, code: ExitCode, why: &str) {
+        if self.child.is_alive() {
+            let kill_at = self.kill_at_from(now);
+            self.child.terminate(now, kill_at, why, &mut self.out);
+            if self.loss.is_none() {
+                self.loss = Some(LossReason::DeadlinePassed);
+            }
+            // handle_child_exit releases once the group is gone.
+        } else {
+            self.begin_release(now, code);
+        }
+    }
+
+    /// SIGKILL no later than `now + kill_after`, nor than the session's `kill_at`.
+    fn kill_at_from(&self, now: Instant) -> Instant {
+        let grace = now.add(self.cfg.kill_after);
+        self.session.kill_at().map_or(grace, |k| k.min(grace))
+    }
+
+    fn begin_release(&mut self, now: Instant, code: ExitCode) {
+        if matches!(self.stage, Stage::Releasing | Stage::Done) {
+            return;
+        }
+        self.stage = Stage::Releasing;
+        self.exit = Some(code);
+        self.session.stop();
+        if let Some(request) = self.hold.release(&mut self.out) {
+            let id = self.out.request(request.clone());
+            self.release_pending.push(id);
+            self.release_delete = Some((id, request));
+        }
+        if let Some(lease) = self.session.lease() {
+            let id = self.out.request(EtcdRequest::Revoke { lease });
+            self.release_pending.push(id);
+        }
+        self.release_until = Some(now.add(RELEASE_TIMEOUT));
+        if self.release_pending.is_empty() {
+            self.finish(code);
+        }
+    }
+
+    fn on_release_response(&mut self, now: Instant, id: ReqId, response: EtcdResponse) {
+        let is_delete = self.release_delete.as_ref().is_some_and(|(d, _)| *d == id);
+        match response {
+            EtcdResponse::Error(EtcdError::Unavailable(why)) if is_delete => {
+                // Ambiguous: it may have taken effect. The retry compares the create
+                // revision, so it can never delete a newer key (etcd issue 22082).
+                self.out.log(self.event(Event::warn("etcd-retry")).with("error", why));
+                self.release_retry_at = Some(now.add(RETRY_DELAY));
+                return;
+            }
+            EtcdResponse::Error(EtcdError::Unavailable(why)) => {
+                self.out.log(self.event(Event::warn("revoke-failed")).with("error", why));
+            }
+            _ => {}
+        }
+        self.release_pending.retain(|p| *p != id);
+        if is_delete {
+            self.release_delete = None;
+        }
+        if self.release_pending.is_empty() {
+            let kind = if self.cfg.spec.is_office { "resigned" } else { "released" };
+            self.out.log(self.event(Event::info(kind)));
+            self.finish(self.exit.unwrap_or(ExitCode::LOST));
+        }
+    }
+
+    fn finish(&mut self, code: ExitCode) {
+        if self.stage == Stage::Done {
+            return;
+        }
+        self.stage = Stage::Done;
+        self.session.stop();
+        self.out.push(Output::Exit(code));
+    }
+
+    fn waited(&self, now: Instant) -> Duration {
+        now.since(self.campaign_at.unwrap_or(now))
+    }
+
+    fn event(&self, event: Event) -> Event {
+        let mut event = event.with("name", self.cfg.spec.name.as_str());
+        if let Some(rev) = self.hold.create_rev() {
+            event = event.with("rev", rev);
+        }
+        if let Some(lease) = self.session.lease() {
+            event = event.with("lease", lease);
+        }
+        event
+    }
+}
+
+impl Machine for Runner {
+    fn poll_output(&mut self) -> Option<Output> {
+        self.out.pop()
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        if self.stage == Stage::Done {
+            return None;
+        }
+        let wait = if self.stage == Stage::Campaigning { self.wait_until } else { None };
+        let release = if self.stage == Stage::Releasing { [self.release_until, self.release_retry_at].into_iter().flatten().min() } else { None };
+        [self.session.poll_timeout(), self.hold.poll_timeout(), self.child.poll_timeout(), wait, release].into_iter().flatten().min()
+    }
+}

@@ -1,0 +1,237 @@
+//! Supervision of the child (through the shim): start, deadlines, terminate, exit.
+//!
+//! The shim enforces `term_at`/`kill_at` on its own clock and cleans up the whole group
+//! (and escapees, via the subreaper) before it reports the child's exit. This machine
+//! keeps the wrapper's side: it sends the shim every deadline update, orders a
+//! termination on loss or signal, and — should the shim not report by `kill_at` plus
+//! [`BACKUP_GRACE`] — kills the group itself.
+use std::time::Duration;
+
+use crate::output::{Event, ExitCode, Outbox, Output, SpawnSpec};
+use crate::time::Instant;
+
+/// How long past `kill_at` the wrapper waits for the shim before killing the group itself.
+pub const BACKUP_GRACE: Duration = Duration::from_secs(1);
+
+/// How the child ended, as the shim reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChildStatus {
+    /// Exited with this code.
+    Exited(i32),
+    /// Killed by this signal.
+    Signaled(i32),
+    /// The shim went away without a report (it was killed): the status is unknown.
+    Vanished,
+}
+
+impl ChildStatus {
+    /// The exit code a wrapper passes on: the child's own, 128+n for signal n.
+    pub fn exit_code(self) -> ExitCode {
+        match self {
+            ChildStatus::Exited(code) => ExitCode(code),
+            ChildStatus::Signaled(sig) => ExitCode(128 + sig),
+            ChildStatus::Vanished => ExitCode::LOST,
+        }
+    }
+}
+
+/// A signal delivered to the wrapper.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WrapperSignal {
+    /// SIGINT.
+    Interrupt,
+    /// SIGTERM.
+    Terminate,
+    /// SIGHUP.
+    Hangup,
+}
+
+impl WrapperSignal {
+    /// The signal's number on Linux.
+    pub fn number(self) -> i32 {
+        match self {
+            WrapperSignal::Hangup => 1,
+            WrapperSignal::Interrupt => 2,
+            WrapperSignal::Terminate => 15,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    Idle,
+    Running { term_at: Instant, kill_at: Instant },
+    Stopping { backup_at: Instant, backup_sent: bool },
+    Exited(ChildStatus),
+}
+
+/// The wrapper's side of child supervision.
+#[derive(Debug)]
+pub struct Supervisor {
+    phase: Phase,
+    pid: Option<u32>,
+    started_at: Option<Instant>,
+}
+
+impl Default for Supervisor {
+    fn default() -> Self {
+        Supervisor { phase: Phase::Idle, pid: None, started_at: None }
+    }
+}
+
+impl Supervisor {
+    /// Whether a child was started and has not been reported gone.
+    pub fn is_alive(&self) -> bool {
+        matches!(self.phase, Phase::Running { .. } | Phase::Stopping { .. })
+    }
+
+    /// Whether a termination was ordered.
+    pub fn is_stopping(&self) -> bool {
+        matches!(self.phase, Phase::Stopping { .. })
+    }
+
+    /// How the child ended, once it has.
+    pub fn status(&self) -> Option<ChildStatus> {
+        match self.phase {
+            Phase::Exited(status) => Some(status),
+            _ => None,
+        }
+    }
+
+    /// The shim reports the child's pid.
+    pub fn handle_started(&mut self, _now: Instant, pid: u32, out: &mut Outbox) {
+        if self.is_alive() && self.pid.is_none() {
+            self.pid = Some(pid);
+            out.log(Event::info("child-start").with("pid", pid));
+        }
+    }
+
+    /// The shim reports the child gone (its group cleaned up), or the shim itself vanished.
+    pub fn handle_exit(&mut self, now: Instant, status: ChildStatus, out: &mut Outbox) {
+        if !self.is_alive() {
+            return;
+        }
+        self.phase = Phase::Exited(status);
+        let ran = now.since(self.started_at.unwrap_or(now));
+        let event = match status {
+            ChildStatus::Exited(code) => Event::info("child-exit").with("code", code),
+            ChildStatus::Signaled(sig) => Event::info("child-exit").with("signal", sig),
+            ChildStatus::Vanished => Event::error("child-exit").with("status", "unknown: the shim vanished"),
+        };
+        out.log(event.with("ran", crate::duration::format(ran)));
+    }
+
+    /// Wrapper-side escalation: kill the group if the shim has not reported in time.
+    pub fn handle_timeout(&mut self, now: Instant, out: &mut Outbox) {
+        if let Phase::Stopping { backup_at, backup_sent: false } = self.phase {
+            if now >= backup_at {
+                self.phase = Phase::Stopping { backup_at, backup_sent: true };
+                out.log(Event::warn("kill-sent").with("by", "wrapper").with("why", "shim did not report by kill_at"));
+                out.push(Output::KillGroup);
+            }
+        }
+    }
+
+    /// Starts the child under the shim with its first deadlines.
+    pub fn spawn(&mut self, now: Instant, spec: SpawnSpec, out: &mut Outbox) {
+        if self.phase != Phase::Idle {
+            return;
+        }
+        self.phase = Phase::Running { term_at: spec.term_at, kill_at: spec.kill_at };
+        self.started_at = Some(now);
+        out.push(Output::Spawn(spec));
+    }
+
+    /// Passes moved deadlines on to the shim.
+    pub fn set_deadlines(&mut self, term_at: Instant, kill_at: Instant, out: &mut Outbox) {
+        if let Phase::Running { term_at: t, kill_at: k } = self.phase {
+            if (t, k) != (term_at, kill_at) {
+                self.phase = Phase::Running { term_at, kill_at };
+                out.push(Output::Deadlines { term_at, kill_at });
+            }
+        }
+    }
+
+    /// Orders the shim to stop the child: SIGTERM now, SIGKILL by `kill_at`.
+    pub fn terminate(&mut self, now: Instant, kill_at: Instant, why: &str, out: &mut Outbox) {
+        if let Phase::Running { .. } = self.phase {
+            let kill_at = kill_at.max(now);
+            self.phase = Phase::Stopping { backup_at: kill_at.add(BACKUP_GRACE), backup_sent: false };
+            out.log(Event::info("term-sent").with("why", why).with("kill_in", crate::duration::format(kill_at.since(now))));
+            out.push(Output::Terminate { kill_at });
+        }
+    }
+
+    /// When [`Supervisor::handle_timeout`] must run next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match self.phase {
+            Phase::Stopping { backup_at, backup_sent: false } => Some(backup_at),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(ms: u64) -> Instant {
+        Instant::from_nanos(ms * 1_000_000)
+    }
+
+    fn spec() -> SpawnSpec {
+        SpawnSpec { argv: vec!["true".into()], env: vec![], term_at: at(4_750), kill_at: at(9_750), kill_after: Duration::from_secs(5) }
+    }
+
+    fn actions(out: &mut Outbox) -> Vec<Output> {
+        std::iter::from_fn(|| out.pop()).filter(|o| !matches!(o, Output::Log(_))).collect()
+    }
+
+    #[test]
+    fn transitions() {
+        // Each case: steps applied in order, then the actions expected from the last step.
+        type Step = fn(&mut Supervisor, &mut Outbox);
+        let spawn: Step = |s, o| s.spawn(at(0), spec(), o);
+        let started: Step = |s, o| s.handle_started(at(1), 42, o);
+        let extend: Step = |s, o| s.set_deadlines(at(6_000), at(11_000), o);
+        let same: Step = |s, o| s.set_deadlines(at(4_750), at(9_750), o);
+        let term: Step = |s, o| s.terminate(at(100), at(5_100), "lost", o);
+        let exit0: Step = |s, o| s.handle_exit(at(200), ChildStatus::Exited(0), o);
+        let late: Step = |s, o| s.handle_timeout(at(6_100), o);
+        let early: Step = |s, o| s.handle_timeout(at(6_099), o);
+        let table: Vec<(Vec<Step>, Vec<Output>)> = vec![
+            (vec![spawn], vec![Output::Spawn(spec())]),
+            (vec![spawn, spawn], vec![]),
+            (vec![spawn, started, extend], vec![Output::Deadlines { term_at: at(6_000), kill_at: at(11_000) }]),
+            (vec![spawn, same], vec![]),
+            (vec![spawn, term], vec![Output::Terminate { kill_at: at(5_100) }]),
+            (vec![spawn, term, term], vec![]),
+            (vec![spawn, term, extend], vec![]),
+            (vec![spawn, term, early], vec![]),
+            (vec![spawn, term, late], vec![Output::KillGroup]),
+            (vec![spawn, term, late, late], vec![]),
+            (vec![spawn, term, exit0, late], vec![]),
+            (vec![spawn, exit0, term], vec![]),
+            (vec![term], vec![]),
+            (vec![exit0], vec![]),
+        ];
+        for (i, (steps, want)) in table.into_iter().enumerate() {
+            let mut s = Supervisor::default();
+            let mut out = Outbox::default();
+            let (last, first) = steps.split_last().unwrap();
+            for step in first {
+                step(&mut s, &mut out);
+            }
+            actions(&mut out);
+            last(&mut s, &mut out);
+            assert_eq!(actions(&mut out), want, "case {i}");
+        }
+    }
+
+    #[test]
+    fn exit_codes() {
+        assert_eq!(ChildStatus::Exited(3).exit_code(), ExitCode(3));
+        assert_eq!(ChildStatus::Signaled(9).exit_code(), ExitCode(137));
+        assert_eq!(ChildStatus::Vanished.exit_code(), ExitCode::LOST);
+    }
+}

@@ -1,0 +1,91 @@
+//! Holder JSON, the value at every held key (a public API).
+//!
+//! `{"host":"node2","pid":4242,"started":"2026-06-12T10:15:00Z","cmd":"my-daemon --port 8080"}`
+//!
+//! Readers ignore unknown fields; a value that does not parse is someone else's key and
+//! still counts in the ranking (see [`crate::ranking`]).
+use serde::{Deserialize, Serialize};
+
+/// Longest `cmd` field, in bytes.
+pub const CMD_LEN_MAX: usize = 256;
+
+/// Who holds (or waits for) a key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Holder {
+    /// Hostname of the wrapper.
+    pub host: String,
+    /// The wrapper's pid.
+    pub pid: u32,
+    /// When the wrapper started campaigning, RFC 3339 UTC.
+    pub started: String,
+    /// The command, argv joined by spaces, cut to [`CMD_LEN_MAX`] bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cmd: Option<String>,
+}
+
+impl Holder {
+    /// One line of JSON.
+    pub fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// Reads holder JSON; `None` when the value is not ours.
+    pub fn decode(value: &[u8]) -> Option<Holder> {
+        serde_json::from_slice(value).ok()
+    }
+}
+
+/// Joins argv by spaces and cuts the result to [`CMD_LEN_MAX`] bytes on a UTF-8 boundary.
+pub fn cmd_field(argv: &[String]) -> String {
+    let mut cmd = argv.join(" ");
+    if cmd.len() > CMD_LEN_MAX {
+        let mut cut = CMD_LEN_MAX;
+        while !cmd.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        cmd.truncate(cut);
+    }
+    cmd
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encodes_in_the_documented_order() {
+        let h = Holder { host: "node2".into(), pid: 4242, started: "2026-06-12T10:15:00Z".into(), cmd: Some("my-daemon --port 8080".into()) };
+        assert_eq!(
+            String::from_utf8(h.encode()).unwrap(),
+            r#"{"host":"node2","pid":4242,"started":"2026-06-12T10:15:00Z","cmd":"my-daemon --port 8080"}"#
+        );
+        assert_eq!(Holder::decode(&h.encode()), Some(h));
+    }
+
+    #[test]
+    fn decodes_leniently_and_refuses_foreign_values() {
+        let table: &[(&[u8], bool)] = &[
+            (br#"{"host":"a","pid":1,"started":"x","extra":[1,2]}"#, true),
+            (br#"{"host":"a","pid":1,"started":"x"}"#, true),
+            (b"etcdctl-value", false),
+            (b"", false),
+            (br#"{"host":"a"}"#, false),
+            (b"\xff\xfe", false),
+        ];
+        for (value, ok) in table {
+            assert_eq!(Holder::decode(value).is_some(), *ok, "{:?}", String::from_utf8_lossy(value));
+        }
+    }
+
+    #[test]
+    fn cmd_is_cut_on_a_char_boundary() {
+        assert_eq!(cmd_field(&["a".into(), "b c".into()]), "a b c");
+        let long = "é".repeat(200); // 400 bytes
+        let cut = cmd_field(&[long]);
+        assert_eq!(cut.len(), 256);
+        let odd = format!("x{}", "é".repeat(200)); // 401 bytes, boundary at odd offsets
+        let cut = cmd_field(&[odd]);
+        assert_eq!(cut.len(), 255);
+        assert!(cut.is_char_boundary(cut.len()));
+    }
+}
