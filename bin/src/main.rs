@@ -1,1 +1,98 @@
-fn main(){}
+//! `conch`: parse, validate, pick a driver, map the outcome to an exit code.
+mod cli;
+mod config;
+
+use std::process::ExitCode as ProcessExit;
+
+use clap::Parser;
+use conch_core::ExitCode;
+use conch_driver_etcd::{query, run, shim};
+
+use crate::cli::{Cli, LogFormat};
+use crate::config::{validate, Action};
+
+fn main() -> ProcessExit {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some(shim::SHIM_ARG) {
+        init_logging(quiet_from_env(), format_from_env());
+        return match shim::parse_args(&args[2..]) {
+            Ok(shim_args) => exit(ExitCode(shim::main(shim_args))),
+            Err(e) => fail(ExitCode::USAGE, &e),
+        };
+    }
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => {
+            let _ = e.print();
+            return ProcessExit::SUCCESS;
+        }
+        Err(e) => {
+            let text = e.render().to_string();
+            let first = text
+                .lines()
+                .next()
+                .unwrap_or("invalid arguments")
+                .trim_start_matches("error: ");
+            return fail(ExitCode::USAGE, first);
+        }
+    };
+    init_logging(cli.global.quiet, cli.global.log_format);
+    let config = match validate(cli) {
+        Ok(config) => config,
+        Err(e) => return fail(ExitCode::USAGE, &e),
+    };
+    match config.action {
+        Action::Run(run_config) => exit(run::run(config.etcd, run_config)),
+        Action::Who { spec, json } => match query::who(&config.etcd, &spec) {
+            Ok(report) => {
+                if json {
+                    println!("{}", report.json);
+                } else {
+                    for line in &report.lines {
+                        println!("{line}");
+                    }
+                }
+                exit(report.code)
+            }
+            Err(e) => fail(ExitCode::UNAVAILABLE, &e),
+        },
+    }
+}
+
+fn fail(code: ExitCode, message: &str) -> ProcessExit {
+    eprintln!("conch: {message}");
+    exit(code)
+}
+
+fn exit(code: ExitCode) -> ProcessExit {
+    ProcessExit::from(u8::try_from(code.0).unwrap_or(70))
+}
+
+fn quiet_from_env() -> bool {
+    std::env::var("CONCH_QUIET").is_ok_and(|v| matches!(v.as_str(), "1" | "true" | "yes" | "on"))
+}
+
+fn format_from_env() -> LogFormat {
+    if std::env::var("CONCH_LOG_FORMAT").is_ok_and(|v| v == "json") {
+        LogFormat::Json
+    } else {
+        LogFormat::Text
+    }
+}
+
+/// Logs on stderr only: one line per state transition.
+fn init_logging(quiet: bool, format: LogFormat) {
+    let level = if quiet {
+        tracing::Level::WARN
+    } else {
+        tracing::Level::INFO
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(level)
+        .with_target(false);
+    let _ = match format {
+        LogFormat::Text => builder.with_ansi(false).try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}

@@ -40,12 +40,20 @@ pub struct HoldSpec {
 impl HoldSpec {
     /// An office: one holder.
     pub fn office(name: Name) -> HoldSpec {
-        HoldSpec { name, slots: 1, is_office: true }
+        HoldSpec {
+            name,
+            slots: 1,
+            is_office: true,
+        }
     }
 
     /// A semaphore of capacity `max`.
     pub fn semaphore(name: Name, max: u32) -> HoldSpec {
-        HoldSpec { name, slots: max.max(1), is_office: false }
+        HoldSpec {
+            name,
+            slots: max.max(1),
+            is_office: false,
+        }
     }
 
     /// The prefix the contenders live under.
@@ -145,11 +153,18 @@ impl Hold {
 
     /// Whether `id` is one of this machine's requests.
     pub fn owns(&self, id: ReqId) -> bool {
-        self.touch == Some(id) || matches!(self.phase, Phase::Putting(r) | Phase::Ranging(r) | Phase::Confirming(r) if r == id)
+        self.touch == Some(id)
+            || matches!(self.phase, Phase::Putting(r) | Phase::Ranging(r) | Phase::Confirming(r) if r == id)
     }
 
     /// Feeds the answer to one of this machine's requests.
-    pub fn handle_response(&mut self, now: Instant, id: ReqId, response: EtcdResponse, out: &mut Outbox) -> Option<HoldEvent> {
+    pub fn handle_response(
+        &mut self,
+        now: Instant,
+        id: ReqId,
+        response: EtcdResponse,
+        out: &mut Outbox,
+    ) -> Option<HoldEvent> {
         if self.touch == Some(id) {
             self.touch = None;
             if let EtcdResponse::Touched { touched: false } = response {
@@ -162,9 +177,20 @@ impl Hold {
         }
         self.attempts = 0;
         match (&self.phase, response) {
-            (Phase::Putting(r), EtcdResponse::Put { create_rev, lease, .. }) if *r == id => {
+            (
+                Phase::Putting(r),
+                EtcdResponse::Put {
+                    create_rev, lease, ..
+                },
+            ) if *r == id => {
                 if Some(lease) != self.lease {
-                    return self.fail(out, format!("key {} belongs to another lease", self.key.as_deref().unwrap_or("")));
+                    return self.fail(
+                        out,
+                        format!(
+                            "key {} belongs to another lease",
+                            self.key.as_deref().unwrap_or("")
+                        ),
+                    );
                 }
                 self.create_rev = Some(create_rev);
                 self.own_watch_wanted = true;
@@ -194,7 +220,10 @@ impl Hold {
                     }
                     Standing::Waits { rank, watch } => {
                         self.was_waiting = true;
-                        let watches = watch.into_iter().map(|(key, _)| out.watch(key, Revision(header_rev.0 + 1))).collect();
+                        let watches = watch
+                            .into_iter()
+                            .map(|(key, _)| out.watch(key, Revision(header_rev.0 + 1)))
+                            .collect();
                         self.phase = Phase::Waiting(watches);
                         Some(HoldEvent::Queued { rank })
                     }
@@ -214,7 +243,13 @@ impl Hold {
     }
 
     /// Feeds one event of one of this machine's watches.
-    pub fn handle_watch(&mut self, _now: Instant, id: WatchId, event: WatchEvent, out: &mut Outbox) -> Option<HoldEvent> {
+    pub fn handle_watch(
+        &mut self,
+        _now: Instant,
+        id: WatchId,
+        event: WatchEvent,
+        out: &mut Outbox,
+    ) -> Option<HoldEvent> {
         if self.own_watch == Some(id) {
             return match event {
                 WatchEvent::Delete { .. } => self.lose(out, LossReason::KeyDeleted),
@@ -224,7 +259,11 @@ impl Hold {
                     out.push(Output::CancelWatch(id));
                     self.own_watch = None;
                     match std::mem::replace(&mut self.phase, Phase::Idle) {
-                        Phase::Held => self.phase = Phase::Confirming(out.request(EtcdRequest::RangePrefix { prefix: self.prefix.clone() })),
+                        Phase::Held => {
+                            self.phase = Phase::Confirming(out.request(EtcdRequest::RangePrefix {
+                                prefix: self.prefix.clone(),
+                            }))
+                        }
                         Phase::Waiting(watches) => {
                             cancel_all(watches, out);
                             self.range(out);
@@ -236,12 +275,17 @@ impl Hold {
                 }
             };
         }
-        let Phase::Waiting(watches) = &self.phase else { return None };
+        let Phase::Waiting(watches) = &self.phase else {
+            return None;
+        };
         if !watches.contains(&id) {
             return None;
         }
         match event {
-            WatchEvent::Put(_) | WatchEvent::Delete { .. } | WatchEvent::Compacted | WatchEvent::Broken(_) => {
+            WatchEvent::Put(_)
+            | WatchEvent::Delete { .. }
+            | WatchEvent::Compacted
+            | WatchEvent::Broken(_) => {
                 if let Phase::Waiting(watches) = std::mem::replace(&mut self.phase, Phase::Idle) {
                     cancel_all(watches, out);
                 }
@@ -258,7 +302,11 @@ impl Hold {
             match self.phase {
                 Phase::Putting(_) => self.put(out),
                 Phase::Ranging(_) => self.range(out),
-                Phase::Confirming(_) => self.phase = Phase::Confirming(out.request(EtcdRequest::RangePrefix { prefix: self.prefix.clone() })),
+                Phase::Confirming(_) => {
+                    self.phase = Phase::Confirming(out.request(EtcdRequest::RangePrefix {
+                        prefix: self.prefix.clone(),
+                    }))
+                }
                 _ => {}
             }
         }
@@ -282,7 +330,10 @@ impl Hold {
             out.push(Output::CancelWatch(id));
         }
         self.retry_at = None;
-        Some(EtcdRequest::DeleteIfCreateRev { key: self.key.clone()?, create_rev: self.create_rev? })
+        Some(EtcdRequest::DeleteIfCreateRev {
+            key: self.key.clone()?,
+            create_rev: self.create_rev?,
+        })
     }
 
     /// When [`Hold::handle_timeout`] must run next.
@@ -291,13 +342,21 @@ impl Hold {
     }
 
     fn put(&mut self, out: &mut Outbox) {
-        let (Some(key), Some(lease)) = (self.key.clone(), self.lease) else { return };
-        let id = out.request(EtcdRequest::PutIfAbsent { key, value: self.value.clone(), lease });
+        let (Some(key), Some(lease)) = (self.key.clone(), self.lease) else {
+            return;
+        };
+        let id = out.request(EtcdRequest::PutIfAbsent {
+            key,
+            value: self.value.clone(),
+            lease,
+        });
         self.phase = Phase::Putting(id);
     }
 
     fn range(&mut self, out: &mut Outbox) {
-        self.phase = Phase::Ranging(out.request(EtcdRequest::RangePrefix { prefix: self.prefix.clone() }));
+        self.phase = Phase::Ranging(out.request(EtcdRequest::RangePrefix {
+            prefix: self.prefix.clone(),
+        }));
     }
 
     fn watch_own_key(&mut self, after: Revision, out: &mut Outbox) {
@@ -306,13 +365,22 @@ impl Hold {
         }
     }
 
-    fn handle_error(&mut self, now: Instant, error: EtcdError, out: &mut Outbox) -> Option<HoldEvent> {
+    fn handle_error(
+        &mut self,
+        now: Instant,
+        error: EtcdError,
+        out: &mut Outbox,
+    ) -> Option<HoldEvent> {
         match error {
             EtcdError::LeaseNotFound => self.lose(out, LossReason::LeaseGone),
             EtcdError::Unavailable(msg) if self.attempts < ATTEMPTS_MAX => {
                 self.attempts += 1;
-                out.log(Event::warn("etcd-retry").with("error", msg).with("attempt", self.attempts));
-                self.retry_at = Some(now.add(RETRY_DELAY));
+                out.log(
+                    Event::warn("etcd-retry")
+                        .with("error", msg)
+                        .with("attempt", self.attempts),
+                );
+                self.retry_at = Some(now.plus(RETRY_DELAY));
                 None
             }
             EtcdError::Unavailable(msg) | EtcdError::Fatal(msg) => self.fail(out, msg),

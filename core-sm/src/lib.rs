@@ -12,8 +12,8 @@
 //! [`drive::drain`] is the one helper both drivers use for this.
 #![forbid(unsafe_code)]
 
-pub mod duration;
 pub mod drive;
+pub mod duration;
 pub mod etcd;
 pub mod hold;
 pub mod ids;
@@ -25,6 +25,7 @@ pub mod session;
 pub mod supervision;
 pub mod time;
 pub mod values;
+pub mod who;
 
 pub use drive::{drain, Machine};
 pub use etcd::{EtcdError, EtcdRequest, EtcdResponse, Kv, WatchEvent};
@@ -33,6 +34,6 @@ pub use ids::{LeaseId, ReqId, Revision, WatchId};
 pub use output::{Event, ExitCode, Level, Output, SpawnSpec};
 pub use runner::{RunConfig, Runner};
 pub use session::LossReason;
-pub use session::{Timings, TimingError};
+pub use session::{TimingError, Timings};
 pub use supervision::{ChildStatus, WrapperSignal};
 pub use time::Instant;

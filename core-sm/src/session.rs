@@ -90,7 +90,12 @@ impl Timings {
         let reserved = kill_after + margin + BUDGET_MIN;
         if reserved > ttl {
             let kill_after_max = ttl.saturating_sub(margin + BUDGET_MIN);
-            return Err(TimingError { ttl, kill_after, margin, kill_after_max });
+            return Err(TimingError {
+                ttl,
+                kill_after,
+                margin,
+                kill_after_max,
+            });
         }
         let budget = ttl - kill_after - margin;
         Ok(Timings {
@@ -104,12 +109,12 @@ impl Timings {
 
     /// `D − kill_after − margin`.
     pub fn term_at(&self, deadline: Instant) -> Instant {
-        deadline.sub(self.kill_after + self.margin)
+        deadline.minus(self.kill_after + self.margin)
     }
 
     /// `D − margin`.
     pub fn kill_at(&self, deadline: Instant) -> Instant {
-        deadline.sub(self.margin)
+        deadline.minus(self.margin)
     }
 }
 
@@ -211,7 +216,13 @@ impl Session {
     }
 
     /// Feeds the answer to one of this session's requests.
-    pub fn handle_response(&mut self, now: Instant, id: ReqId, response: EtcdResponse, out: &mut Outbox) -> Option<SessionEvent> {
+    pub fn handle_response(
+        &mut self,
+        now: Instant,
+        id: ReqId,
+        response: EtcdResponse,
+        out: &mut Outbox,
+    ) -> Option<SessionEvent> {
         if let Some((grant_id, sent_at)) = self.grant {
             if grant_id == id {
                 self.grant = None;
@@ -227,8 +238,8 @@ impl Session {
         }
         match response {
             EtcdResponse::KeepAlive { ttl_s } if ttl_s > 0 => {
-                let candidate = sent_at.add(Duration::from_secs(ttl_s.unsigned_abs()));
-                self.next_send_at = Some(sent_at.add(self.timings?.keepalive_interval).max(now));
+                let candidate = sent_at.plus(Duration::from_secs(ttl_s.unsigned_abs()));
+                self.next_send_at = Some(sent_at.plus(self.timings?.keepalive_interval).max(now));
                 if self.deadline.is_none_or(|d| candidate > d) {
                     self.deadline = Some(candidate);
                     return Some(SessionEvent::Extended);
@@ -249,7 +260,12 @@ impl Session {
         }
     }
 
-    fn handle_grant(&mut self, sent_at: Instant, response: EtcdResponse, out: &mut Outbox) -> SessionEvent {
+    fn handle_grant(
+        &mut self,
+        sent_at: Instant,
+        response: EtcdResponse,
+        out: &mut Outbox,
+    ) -> SessionEvent {
         match response {
             EtcdResponse::Granted { lease, ttl_s } if ttl_s > 0 => {
                 self.lease = Some(lease);
@@ -262,11 +278,15 @@ impl Session {
                     }
                 };
                 if ttl != self.requested_ttl {
-                    out.log(Event::warn("ttl-adjusted").with("asked", format(self.requested_ttl)).with("granted", format(ttl)));
+                    out.log(
+                        Event::warn("ttl-adjusted")
+                            .with("asked", format(self.requested_ttl))
+                            .with("granted", format(ttl)),
+                    );
                 }
                 self.timings = Some(timings);
-                self.deadline = Some(sent_at.add(ttl));
-                self.next_send_at = Some(sent_at.add(timings.keepalive_interval));
+                self.deadline = Some(sent_at.plus(ttl));
+                self.next_send_at = Some(sent_at.plus(timings.keepalive_interval));
                 SessionEvent::Granted
             }
             EtcdResponse::Error(e) => SessionEvent::GrantFailed(format!("{e:?}")),
@@ -286,12 +306,15 @@ impl Session {
         }
         if self.next_send_at.is_some_and(|at| now >= at) {
             let fresh_stream = !self.inflight.is_empty();
-            let id = out.request(EtcdRequest::KeepAlive { lease, fresh_stream });
+            let id = out.request(EtcdRequest::KeepAlive {
+                lease,
+                fresh_stream,
+            });
             if self.inflight.len() >= INFLIGHT_MAX {
                 self.inflight.pop_front();
             }
             self.inflight.push_back((id, now));
-            self.next_send_at = Some(now.add(timings.retry_after));
+            self.next_send_at = Some(now.plus(timings.retry_after));
         }
         None
     }
@@ -334,7 +357,10 @@ mod tests {
     fn timings_at_the_defaults() {
         let t = Timings::derive(Duration::from_secs(10), Duration::from_secs(5)).unwrap();
         assert_eq!(t.margin, ms(250));
-        assert_eq!(t.keepalive_interval, ms(1583) + Duration::from_nanos(333_333));
+        assert_eq!(
+            t.keepalive_interval,
+            ms(1583) + Duration::from_nanos(333_333)
+        );
         assert_eq!(t.retry_after, ms(593) + Duration::from_nanos(750_000));
         let d = at(10_000);
         assert_eq!(t.term_at(d), at(4_750));
@@ -343,12 +369,31 @@ mod tests {
 
     #[test]
     fn infeasible_timings_name_the_numbers() {
-        let table: &[(u64, u64, bool)] = &[(10_000, 5_000, true), (10_000, 10_000, false), (10_000, 8_750, true), (10_000, 8_751, false), (2_000, 0, true), (1_000, 0, false)];
+        let table: &[(u64, u64, bool)] = &[
+            (10_000, 5_000, true),
+            (10_000, 10_000, false),
+            (10_000, 8_750, true),
+            (10_000, 8_751, false),
+            (2_000, 0, true),
+            (1_000, 0, false),
+        ];
         for (ttl, kill_after, ok) in table {
-            assert_eq!(Timings::derive(ms(*ttl), ms(*kill_after)).is_ok(), *ok, "ttl {ttl} kill-after {kill_after}");
+            assert_eq!(
+                Timings::derive(ms(*ttl), ms(*kill_after)).is_ok(),
+                *ok,
+                "ttl {ttl} kill-after {kill_after}"
+            );
         }
-        let msg = Timings::derive(ms(10_000), ms(10_000)).unwrap_err().to_string();
-        assert!(msg.contains("--kill-after 10s") && msg.contains("--ttl 10s") && msg.contains("250ms") && msg.contains("8s750ms"), "{msg}");
+        let msg = Timings::derive(ms(10_000), ms(10_000))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("--kill-after 10s")
+                && msg.contains("--ttl 10s")
+                && msg.contains("250ms")
+                && msg.contains("8s750ms"),
+            "{msg}"
+        );
     }
 
     fn drain_requests(out: &mut Outbox) -> Vec<(ReqId, EtcdRequest)> {
@@ -365,7 +410,15 @@ mod tests {
         let mut s = Session::new(Duration::from_secs(10), Duration::from_secs(5));
         s.start(at(0), out);
         let (id, _) = drain_requests(out)[0].clone();
-        let ev = s.handle_response(at(3), id, EtcdResponse::Granted { lease: LeaseId(7), ttl_s: 10 }, out);
+        let ev = s.handle_response(
+            at(3),
+            id,
+            EtcdResponse::Granted {
+                lease: LeaseId(7),
+                ttl_s: 10,
+            },
+            out,
+        );
         assert_eq!(ev, Some(SessionEvent::Granted));
         s
     }
@@ -382,9 +435,20 @@ mod tests {
         assert_eq!(s.handle_timeout(at(1_600), &mut out), None);
         let reqs = drain_requests(&mut out);
         assert_eq!(reqs.len(), 1);
-        assert_eq!(reqs[0].1, EtcdRequest::KeepAlive { lease: LeaseId(7), fresh_stream: false });
+        assert_eq!(
+            reqs[0].1,
+            EtcdRequest::KeepAlive {
+                lease: LeaseId(7),
+                fresh_stream: false
+            }
+        );
         // Acknowledged late: D still counts from the send instant.
-        let ev = s.handle_response(at(2_500), reqs[0].0, EtcdResponse::KeepAlive { ttl_s: 10 }, &mut out);
+        let ev = s.handle_response(
+            at(2_500),
+            reqs[0].0,
+            EtcdResponse::KeepAlive { ttl_s: 10 },
+            &mut out,
+        );
         assert_eq!(ev, Some(SessionEvent::Extended));
         assert_eq!(s.deadline(), Some(at(11_600)));
     }
@@ -397,22 +461,50 @@ mod tests {
         let first = drain_requests(&mut out)[0].0;
         s.handle_timeout(at(2_200), &mut out); // unanswered: retry on a fresh stream
         let second = drain_requests(&mut out);
-        assert_eq!(second[0].1, EtcdRequest::KeepAlive { lease: LeaseId(7), fresh_stream: true });
+        assert_eq!(
+            second[0].1,
+            EtcdRequest::KeepAlive {
+                lease: LeaseId(7),
+                fresh_stream: true
+            }
+        );
         // A smaller TTL in a later answer does not pull D back.
-        assert_eq!(s.handle_response(at(2_300), second[0].0, EtcdResponse::KeepAlive { ttl_s: 10 }, &mut out), Some(SessionEvent::Extended));
-        assert_eq!(s.handle_response(at(2_400), first, EtcdResponse::KeepAlive { ttl_s: 1 }, &mut out), None);
+        assert_eq!(
+            s.handle_response(
+                at(2_300),
+                second[0].0,
+                EtcdResponse::KeepAlive { ttl_s: 10 },
+                &mut out
+            ),
+            Some(SessionEvent::Extended)
+        );
+        assert_eq!(
+            s.handle_response(
+                at(2_400),
+                first,
+                EtcdResponse::KeepAlive { ttl_s: 1 },
+                &mut out
+            ),
+            None
+        );
         assert_eq!(s.deadline(), Some(at(12_200)));
     }
 
     #[test]
     fn explicit_losses_act_at_once() {
-        let table = [EtcdResponse::KeepAlive { ttl_s: 0 }, EtcdResponse::Error(EtcdError::LeaseNotFound)];
+        let table = [
+            EtcdResponse::KeepAlive { ttl_s: 0 },
+            EtcdResponse::Error(EtcdError::LeaseNotFound),
+        ];
         for response in table {
             let mut out = Outbox::default();
             let mut s = granted_session(&mut out);
             s.handle_timeout(at(1_600), &mut out);
             let id = drain_requests(&mut out)[0].0;
-            assert_eq!(s.handle_response(at(1_601), id, response, &mut out), Some(SessionEvent::Lost(LossReason::LeaseGone)));
+            assert_eq!(
+                s.handle_response(at(1_601), id, response, &mut out),
+                Some(SessionEvent::Lost(LossReason::LeaseGone))
+            );
             assert_eq!(s.poll_timeout(), None);
         }
     }
@@ -448,7 +540,7 @@ mod tests {
         let mut pending: Vec<ReqId> = Vec::new();
         for _ in 0..1000 {
             let next = s.poll_timeout().unwrap();
-            now = next.max(now.add(ms(1)));
+            now = next.max(now.plus(ms(1)));
             if now > at(8_000) {
                 break;
             }

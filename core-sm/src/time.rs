@@ -20,12 +20,12 @@ impl Instant {
     }
 
     /// `self + d`, saturating at the end of time.
-    pub fn add(self, d: Duration) -> Instant {
+    pub fn plus(self, d: Duration) -> Instant {
         Instant(self.0.saturating_add(duration_nanos(d)))
     }
 
     /// `self - d`, saturating at the origin.
-    pub fn sub(self, d: Duration) -> Instant {
+    pub fn minus(self, d: Duration) -> Instant {
         Instant(self.0.saturating_sub(duration_nanos(d)))
     }
 
@@ -46,8 +46,13 @@ mod tests {
     #[test]
     fn arithmetic_saturates() {
         let t = Instant::from_nanos(5);
-        assert_eq!(t.sub(Duration::from_secs(1)), Instant::from_nanos(0));
-        assert_eq!(Instant::from_nanos(u64::MAX).add(Duration::from_secs(1)).as_nanos(), u64::MAX);
+        assert_eq!(t.minus(Duration::from_secs(1)), Instant::from_nanos(0));
+        assert_eq!(
+            Instant::from_nanos(u64::MAX)
+                .plus(Duration::from_secs(1))
+                .as_nanos(),
+            u64::MAX
+        );
         assert_eq!(t.since(Instant::from_nanos(10)), Duration::ZERO);
         assert_eq!(Instant::from_nanos(10).since(t), Duration::from_nanos(5));
     }

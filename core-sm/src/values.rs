@@ -54,7 +54,12 @@ mod tests {
 
     #[test]
     fn encodes_in_the_documented_order() {
-        let h = Holder { host: "node2".into(), pid: 4242, started: "2026-06-12T10:15:00Z".into(), cmd: Some("my-daemon --port 8080".into()) };
+        let h = Holder {
+            host: "node2".into(),
+            pid: 4242,
+            started: "2026-06-12T10:15:00Z".into(),
+            cmd: Some("my-daemon --port 8080".into()),
+        };
         assert_eq!(
             String::from_utf8(h.encode()).unwrap(),
             r#"{"host":"node2","pid":4242,"started":"2026-06-12T10:15:00Z","cmd":"my-daemon --port 8080"}"#
@@ -73,7 +78,12 @@ mod tests {
             (b"\xff\xfe", false),
         ];
         for (value, ok) in table {
-            assert_eq!(Holder::decode(value).is_some(), *ok, "{:?}", String::from_utf8_lossy(value));
+            assert_eq!(
+                Holder::decode(value).is_some(),
+                *ok,
+                "{:?}",
+                String::from_utf8_lossy(value)
+            );
         }
     }
 

@@ -1,1 +1,25 @@
-//! placeholder
+//! Runs conch's core machines against real etcd, real processes and real signals.
+//!
+//! * [`connect`] — etcd endpoints, dial timeout, the client.
+//! * [`calls`] — one [`conch_core::EtcdRequest`] becomes one etcd call.
+//! * [`keepalive`] — the lease keepalive stream, answers paired with requests in order.
+//! * [`watches`] — one task per single-key watch.
+//! * [`shim`] — the hidden `conch __shim` mode that owns the child's process group.
+//! * [`shim_link`] — the wrapper's end of the shim pipe.
+//! * [`run`] — the event loop for one [`conch_core::Runner`].
+//! * [`query`] — read-only queries (`--who`).
+//! * [`clock`] — `CLOCK_BOOTTIME` as the core's [`conch_core::Instant`].
+//!
+//! A driver only translates; every rule lives in `conch-core`.
+
+pub mod calls;
+pub mod clock;
+pub mod connect;
+pub mod keepalive;
+pub mod query;
+pub mod run;
+pub mod shim;
+pub mod shim_link;
+pub mod watches;
+
+pub use connect::EtcdConfig;

@@ -1,0 +1,161 @@
+//! One [`EtcdRequest`] becomes one etcd call; its result becomes one [`EtcdResponse`].
+use std::time::Duration;
+
+use conch_core::{EtcdError, EtcdRequest, EtcdResponse, Kv, LeaseId, Revision};
+use etcd_client::{
+    Client, Compare, CompareOp, GetOptions, PutOptions, SortOrder, SortTarget, Txn, TxnOp,
+    TxnOpResponse,
+};
+use tonic::Code;
+
+/// Makes the call, bounded by `timeout` (a timeout is [`EtcdError::Unavailable`]).
+pub async fn call(mut client: Client, request: EtcdRequest, timeout: Duration) -> EtcdResponse {
+    match tokio::time::timeout(timeout, dispatch(&mut client, request)).await {
+        Ok(Ok(response)) => response,
+        Ok(Err(e)) => EtcdResponse::Error(map_error(&e)),
+        Err(_) => EtcdResponse::Error(EtcdError::Unavailable(format!(
+            "no answer within {}ms",
+            timeout.as_millis()
+        ))),
+    }
+}
+
+async fn dispatch(
+    client: &mut Client,
+    request: EtcdRequest,
+) -> Result<EtcdResponse, etcd_client::Error> {
+    Ok(match request {
+        EtcdRequest::Grant { ttl_s } => {
+            let r = client.lease_grant(ttl_s, None).await?;
+            EtcdResponse::Granted {
+                lease: LeaseId(r.id()),
+                ttl_s: r.ttl(),
+            }
+        }
+        EtcdRequest::PutIfAbsent { key, value, lease } => {
+            let txn = Txn::new()
+                .when([Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
+                .and_then([TxnOp::put(
+                    key.clone(),
+                    value,
+                    Some(PutOptions::new().with_lease(lease.0)),
+                )])
+                .or_else([TxnOp::get(key, None)]);
+            let r = client.txn(txn).await?;
+            let header_rev = r.header().map_or(0, |h| h.revision());
+            if r.succeeded() {
+                EtcdResponse::Put {
+                    created: true,
+                    create_rev: Revision(header_rev),
+                    lease,
+                }
+            } else {
+                let existing = r.op_responses().into_iter().find_map(|op| match op {
+                    TxnOpResponse::Get(g) => {
+                        g.kvs().first().map(|kv| (kv.create_revision(), kv.lease()))
+                    }
+                    _ => None,
+                });
+                match existing {
+                    Some((create_rev, owner)) => EtcdResponse::Put {
+                        created: false,
+                        create_rev: Revision(create_rev),
+                        lease: LeaseId(owner),
+                    },
+                    // Deleted between compare and get cannot happen inside one txn.
+                    None => EtcdResponse::Error(EtcdError::Unavailable(
+                        "put-if-absent: key vanished".into(),
+                    )),
+                }
+            }
+        }
+        EtcdRequest::TouchIfCreateRev {
+            key,
+            value,
+            lease,
+            create_rev,
+        } => {
+            let txn = Txn::new()
+                .when([Compare::create_revision(
+                    key.clone(),
+                    CompareOp::Equal,
+                    create_rev.0,
+                )])
+                .and_then([TxnOp::put(
+                    key,
+                    value,
+                    Some(PutOptions::new().with_lease(lease.0)),
+                )]);
+            EtcdResponse::Touched {
+                touched: client.txn(txn).await?.succeeded(),
+            }
+        }
+        EtcdRequest::RangePrefix { prefix } => {
+            let options = GetOptions::new()
+                .with_prefix()
+                .with_sort(SortTarget::Create, SortOrder::Ascend);
+            let r = client.get(prefix, Some(options)).await?;
+            let kvs = r.kvs().iter().map(to_kv).collect();
+            EtcdResponse::Range {
+                header_rev: Revision(r.header().map_or(0, |h| h.revision())),
+                kvs,
+            }
+        }
+        EtcdRequest::DeleteIfCreateRev { key, create_rev } => {
+            let txn = Txn::new()
+                .when([Compare::create_revision(
+                    key.clone(),
+                    CompareOp::Equal,
+                    create_rev.0,
+                )])
+                .and_then([TxnOp::delete(key, None)]);
+            EtcdResponse::Deleted {
+                deleted: client.txn(txn).await?.succeeded(),
+            }
+        }
+        EtcdRequest::Revoke { lease } => match client.lease_revoke(lease.0).await {
+            Ok(_) => EtcdResponse::Revoked,
+            Err(e) if map_error(&e) == EtcdError::LeaseNotFound => EtcdResponse::Revoked,
+            Err(e) => return Err(e),
+        },
+        // Keepalives go over the stream (see keepalive.rs), never through here.
+        EtcdRequest::KeepAlive { .. } => {
+            EtcdResponse::Error(EtcdError::Fatal("keepalive is a stream".into()))
+        }
+        _ => EtcdResponse::Error(EtcdError::Fatal(
+            "request not supported by this driver".into(),
+        )),
+    })
+}
+
+/// A key-value pair from etcd-client into the core's form.
+pub fn to_kv(kv: &etcd_client::KeyValue) -> Kv {
+    Kv {
+        key: String::from_utf8_lossy(kv.key()).into_owned(),
+        create_rev: Revision(kv.create_revision()),
+        mod_rev: Revision(kv.mod_revision()),
+        lease: LeaseId(kv.lease()),
+        value: kv.value().to_vec(),
+    }
+}
+
+/// Sorts an etcd-client error into the core's three kinds.
+pub fn map_error(error: &etcd_client::Error) -> EtcdError {
+    let text = error.to_string();
+    if text.contains("requested lease not found") || text.contains("lease not found") {
+        return EtcdError::LeaseNotFound;
+    }
+    match error {
+        etcd_client::Error::GRpcStatus(status) => match status.code() {
+            Code::InvalidArgument
+            | Code::PermissionDenied
+            | Code::Unauthenticated
+            | Code::FailedPrecondition => EtcdError::Fatal(text),
+            _ => EtcdError::Unavailable(text),
+        },
+        etcd_client::Error::InvalidArgs(_) | etcd_client::Error::InvalidUri(_) => {
+            EtcdError::Fatal(text)
+        }
+        _ => EtcdError::Unavailable(text),
+    }
+}

@@ -1,0 +1,183 @@
+//! The lease keepalive stream: answers come back in request order and are paired with
+//! the core's request ids here, so the core can apply the deadline rule to send times.
+//!
+//! etcd-client opens a stream by sending the first keepalive and awaiting its answer;
+//! that first request is the one that asked for a fresh stream. A stream that errors or
+//! ends fails every request still waiting on it.
+use std::collections::VecDeque;
+
+use conch_core::{EtcdError, EtcdResponse, LeaseId, ReqId};
+use etcd_client::{Client, LeaseKeeper};
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::calls::map_error;
+use crate::run::DriverEvent;
+
+/// What a stream task reports to the event loop.
+#[derive(Debug)]
+pub enum StreamNews {
+    /// The stream is open; later keepalives go through this keeper.
+    Opened(LeaseKeeper),
+    /// One answer, in order.
+    Answer(EtcdResponse),
+    /// The stream failed or ended.
+    Closed(String),
+}
+
+/// The wrapper's keepalive state.
+pub struct KeepAlives {
+    client: Client,
+    generation: u64,
+    keeper: Option<LeaseKeeper>,
+    /// Requests sent on the current stream, oldest first, awaiting answers.
+    pending: VecDeque<ReqId>,
+    /// Requests made before the current stream finished opening.
+    unsent: usize,
+    task: Option<tokio::task::JoinHandle<()>>,
+    granted_ttl_s: i64,
+}
+
+impl KeepAlives {
+    /// Keepalives through `client`.
+    pub fn new(client: Client) -> KeepAlives {
+        KeepAlives {
+            client,
+            generation: 0,
+            keeper: None,
+            pending: VecDeque::new(),
+            unsent: 0,
+            task: None,
+            granted_ttl_s: 0,
+        }
+    }
+
+    /// Records the TTL etcd granted (every renewal restores it).
+    pub fn set_granted_ttl(&mut self, ttl_s: i64) {
+        self.granted_ttl_s = ttl_s;
+    }
+
+    /// Sends one keepalive for request `id`.
+    pub async fn send(
+        &mut self,
+        id: ReqId,
+        lease: LeaseId,
+        fresh_stream: bool,
+        events: &UnboundedSender<DriverEvent>,
+    ) {
+        if fresh_stream || self.task.is_none() {
+            self.open(id, lease, events);
+            return;
+        }
+        self.pending.push_back(id);
+        match self.keeper.as_mut() {
+            Some(keeper) => {
+                if let Err(e) = keeper.keep_alive().await {
+                    let _ = events.send(DriverEvent::KeepAlive(
+                        self.generation,
+                        StreamNews::Closed(e.to_string()),
+                    ));
+                }
+            }
+            None => self.unsent += 1,
+        }
+    }
+
+    /// Handles news from a stream task; returns the answers to feed the core.
+    pub async fn handle(
+        &mut self,
+        generation: u64,
+        news: StreamNews,
+    ) -> Vec<(ReqId, EtcdResponse)> {
+        if generation != self.generation {
+            return Vec::new();
+        }
+        match news {
+            StreamNews::Opened(mut keeper) => {
+                for _ in 0..std::mem::take(&mut self.unsent) {
+                    if keeper.keep_alive().await.is_err() {
+                        break;
+                    }
+                }
+                self.keeper = Some(keeper);
+                Vec::new()
+            }
+            StreamNews::Answer(response) => self
+                .pending
+                .pop_front()
+                .map(|id| (id, response))
+                .into_iter()
+                .collect(),
+            StreamNews::Closed(why) => {
+                self.keeper = None;
+                self.task = None;
+                self.unsent = 0;
+                self.pending
+                    .drain(..)
+                    .map(|id| (id, EtcdResponse::Error(EtcdError::Unavailable(why.clone()))))
+                    .collect()
+            }
+        }
+    }
+
+    fn open(&mut self, id: ReqId, lease: LeaseId, events: &UnboundedSender<DriverEvent>) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+        self.generation += 1;
+        self.keeper = None;
+        self.unsent = 0;
+        // Answers of the old stream will never come; the core already counts them missed.
+        self.pending.clear();
+        self.pending.push_back(id);
+        let generation = self.generation;
+        let granted_ttl_s = self.granted_ttl_s;
+        let mut client = self.client.clone();
+        let events = events.clone();
+        self.task = Some(tokio::spawn(async move {
+            let send = |news| {
+                events
+                    .send(DriverEvent::KeepAlive(generation, news))
+                    .is_ok()
+            };
+            let (keeper, mut stream) = match client.lease_keep_alive(lease.0).await {
+                Ok(pair) => pair,
+                Err(e) => {
+                    let response = match map_error(&e) {
+                        EtcdError::LeaseNotFound => EtcdResponse::KeepAlive { ttl_s: 0 },
+                        other => EtcdResponse::Error(other),
+                    };
+                    send(StreamNews::Answer(response));
+                    send(StreamNews::Closed(e.to_string()));
+                    return;
+                }
+            };
+            // etcd-client consumed the first answer while opening and checked it was
+            // positive; a keepalive renews a lease to its full granted TTL.
+            if !send(StreamNews::Answer(EtcdResponse::KeepAlive {
+                ttl_s: granted_ttl_s,
+            })) || !send(StreamNews::Opened(keeper))
+            {
+                return;
+            }
+            loop {
+                match stream.message().await {
+                    Ok(Some(r)) => {
+                        if !send(StreamNews::Answer(EtcdResponse::KeepAlive {
+                            ttl_s: r.ttl(),
+                        })) {
+                            return;
+                        }
+                    }
+                    Ok(None) => {
+                        send(StreamNews::Closed("keepalive stream ended".into()));
+                        return;
+                    }
+                    Err(e) => {
+                        send(StreamNews::Closed(e.to_string()));
+                        return;
+                    }
+                }
+            }
+        }));
+    }
+}

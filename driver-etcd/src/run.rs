@@ -1,0 +1,239 @@
+//! The event loop for one [`Runner`]: a current-thread tokio runtime, one channel of
+//! [`DriverEvent`]s, and the drain contract from `conch_core::drive`.
+use conch_core::{
+    drain, ChildStatus, EtcdRequest, EtcdResponse, ExitCode, Level, Output, ReqId, RunConfig,
+    Runner, WatchEvent, WatchId, WrapperSignal,
+};
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
+
+use crate::calls::call;
+use crate::clock::{now, to_tokio};
+use crate::connect::{connect, EtcdConfig};
+use crate::keepalive::{KeepAlives, StreamNews};
+use crate::shim_link::ShimLink;
+use crate::watches::Watches;
+
+/// Everything that can wake the loop.
+#[derive(Debug)]
+pub enum DriverEvent {
+    /// The answer to an etcd call.
+    Etcd(ReqId, EtcdResponse),
+    /// News from a keepalive stream of some generation.
+    KeepAlive(u64, StreamNews),
+    /// A watch event.
+    Watch(WatchId, WatchEvent),
+    /// The shim started the command.
+    ChildStarted(u32),
+    /// The command and its group are gone.
+    ChildExit(ChildStatus),
+}
+
+struct Io {
+    config: EtcdConfig,
+    client: etcd_client::Client,
+    events: UnboundedSender<DriverEvent>,
+    keepalives: KeepAlives,
+    watches: Watches,
+    shim: Option<ShimLink>,
+    exit: Option<ExitCode>,
+}
+
+/// Runs one wrapper to its end and returns its exit code.
+pub fn run(config: EtcdConfig, run_config: RunConfig) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the runtime");
+            return ExitCode::LOST;
+        }
+    };
+    runtime.block_on(run_async(config, run_config))
+}
+
+async fn run_async(config: EtcdConfig, run_config: RunConfig) -> ExitCode {
+    let client = match connect(&config).await {
+        Ok(client) => client,
+        Err(e) => {
+            tracing::error!(error = %e, "etcd unreachable");
+            return ExitCode::UNAVAILABLE;
+        }
+    };
+    let (events, mut inbox) = unbounded_channel();
+    let mut io = Io {
+        config,
+        keepalives: KeepAlives::new(client.clone()),
+        client,
+        events,
+        watches: Watches::default(),
+        shim: None,
+        exit: None,
+    };
+    let mut signals = match Signals::new() {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot install signal handlers");
+            return ExitCode::LOST;
+        }
+    };
+    let mut machine = Runner::new(run_config);
+    machine.start(now());
+    loop {
+        let mut outputs = Vec::new();
+        let timeout = drain(&mut machine, |o| outputs.push(o));
+        for output in outputs {
+            io.perform(output, &mut machine).await;
+        }
+        if let Some(code) = io.exit {
+            return code;
+        }
+        let sleep_until = timeout.map(to_tokio);
+        tokio::select! {
+            event = inbox.recv() => match event {
+                Some(event) => io.feed(&mut machine, event).await,
+                None => return ExitCode::LOST,
+            },
+            signal = signals.next() => machine.handle_signal(now(), signal),
+            _ = sleep(sleep_until) => machine.handle_timeout(now()),
+        }
+        // Anything else already queued is handled before the next drain wait.
+        while let Ok(event) = inbox.try_recv() {
+            io.feed(&mut machine, event).await;
+        }
+    }
+}
+
+async fn sleep(until: Option<tokio::time::Instant>) {
+    match until {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+impl Io {
+    async fn feed(&mut self, machine: &mut Runner, event: DriverEvent) {
+        match event {
+            DriverEvent::Etcd(id, response) => {
+                if let EtcdResponse::Granted { ttl_s, .. } = response {
+                    self.keepalives.set_granted_ttl(ttl_s);
+                }
+                machine.handle_response(now(), id, response);
+            }
+            DriverEvent::KeepAlive(generation, news) => {
+                for (id, response) in self.keepalives.handle(generation, news).await {
+                    machine.handle_response(now(), id, response);
+                }
+            }
+            DriverEvent::Watch(id, event) => {
+                if self.watches.is_live(id) {
+                    machine.handle_watch(now(), id, event);
+                }
+            }
+            DriverEvent::ChildStarted(pid) => machine.handle_child_started(now(), pid),
+            DriverEvent::ChildExit(status) => {
+                self.shim = None;
+                machine.handle_child_exit(now(), status);
+            }
+        }
+    }
+
+    async fn perform(&mut self, output: Output, machine: &mut Runner) {
+        match output {
+            Output::Etcd {
+                id,
+                request:
+                    EtcdRequest::KeepAlive {
+                        lease,
+                        fresh_stream,
+                    },
+            } => {
+                self.keepalives
+                    .send(id, lease, fresh_stream, &self.events)
+                    .await;
+            }
+            Output::Etcd { id, request } => {
+                let timeout = if matches!(request, EtcdRequest::Grant { .. }) {
+                    self.config.dial_timeout
+                } else {
+                    self.config.call_timeout()
+                };
+                let (client, events) = (self.client.clone(), self.events.clone());
+                tokio::spawn(async move {
+                    let response = call(client, request, timeout).await;
+                    let _ = events.send(DriverEvent::Etcd(id, response));
+                });
+            }
+            Output::Watch { id, key, start_rev } => {
+                self.watches
+                    .start(&self.client, id, key, start_rev, &self.events)
+            }
+            Output::CancelWatch(id) => self.watches.cancel(id),
+            Output::Spawn(spec) => match ShimLink::spawn(&spec, &self.events) {
+                Ok(link) => self.shim = Some(link),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot start the shim");
+                    machine.handle_child_exit(now(), ChildStatus::Vanished);
+                }
+            },
+            Output::Deadlines { term_at, kill_at } => {
+                if let Some(shim) = self.shim.as_mut() {
+                    shim.deadlines(term_at, kill_at).await;
+                }
+            }
+            Output::Terminate { kill_at } => {
+                if let Some(shim) = self.shim.as_mut() {
+                    shim.terminate(kill_at).await;
+                }
+            }
+            Output::KillGroup => {
+                if let Some(shim) = self.shim.as_ref() {
+                    shim.kill_group();
+                }
+            }
+            Output::Print(line) => println!("{line}"),
+            Output::Exit(code) => self.exit = Some(code),
+            Output::Log(event) => log_event(&event),
+            _ => tracing::warn!(?output, "output not handled by this driver"),
+        }
+    }
+}
+
+/// One log line for one core event, through `tracing`.
+pub fn log_event(event: &conch_core::Event) {
+    let line = std::iter::once(event.kind.to_string())
+        .chain(event.fields.iter().map(|(k, v)| format!("{k}={v}")))
+        .collect::<Vec<_>>()
+        .join(" ");
+    match event.level {
+        Level::Info => tracing::info!("{line}"),
+        Level::Warn => tracing::warn!("{line}"),
+        Level::Error => tracing::error!("{line}"),
+    }
+}
+
+struct Signals {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> std::io::Result<Signals> {
+        Ok(Signals {
+            int: signal(SignalKind::interrupt())?,
+            term: signal(SignalKind::terminate())?,
+            hup: signal(SignalKind::hangup())?,
+        })
+    }
+
+    async fn next(&mut self) -> WrapperSignal {
+        tokio::select! {
+            _ = self.int.recv() => WrapperSignal::Interrupt,
+            _ = self.term.recv() => WrapperSignal::Terminate,
+            _ = self.hup.recv() => WrapperSignal::Hangup,
+        }
+    }
+}

@@ -1,0 +1,428 @@
+//! The shim: `conch __shim <fd> <term_at_ns> <kill_at_ns> <kill_after_ms> -- cmd...`.
+//!
+//! A small synchronous process (no async runtime) between the wrapper and the child. It
+//! leads a new process group, is a child subreaper, starts the command inside its group,
+//! and enforces the deadlines on its own clock (`CLOCK_BOOTTIME`, as the wrapper's):
+//!
+//! * at `term_at` SIGTERM every descendant, at `kill_at` SIGKILL them — even when the
+//!   wrapper is frozen (SIGSTOP) and sends nothing;
+//! * when the pipe closes without an order (wrapper SIGKILLed or crashed): SIGTERM at
+//!   once, SIGKILL after kill-after or at `kill_at`, whichever is first;
+//! * when the command exits: whatever of it is left is stopped the same way, then the
+//!   status is reported and the shim exits.
+//!
+//! "Every descendant" is found by walking `/proc`, so processes that left the group with
+//! `setsid` die too; being subreaper, the shim inherits and reaps them once their parent
+//! is gone. The pipe protocol is one line per message:
+//!
+//! ```text
+//! wrapper → shim   D <term_at_ns> <kill_at_ns>   new deadlines
+//!                  T <kill_at_ns>                terminate now, SIGKILL by kill_at
+//! shim → wrapper   P <pid>                       the command started
+//!                  X exit <code> | X signal <n>  the command and its group are gone
+//! ```
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, RawFd};
+use std::os::unix::net::UnixStream;
+use std::process::Command;
+use std::time::Duration;
+
+use conch_core::Instant;
+use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{kill, Signal};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::{getpid, setpgid, Pid};
+
+use crate::clock::now;
+
+/// Re-walk the process tree this often while stopping, to catch processes forked late.
+const REWALK_INTERVAL: Duration = Duration::from_millis(50);
+
+/// The shim's command line.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ShimArgs {
+    /// The wrapper's end of the socket pair, inherited.
+    pub fd: RawFd,
+    /// First `term_at`.
+    pub term_at: Instant,
+    /// First `kill_at`.
+    pub kill_at: Instant,
+    /// Grace between SIGTERM and SIGKILL.
+    pub kill_after: Duration,
+    /// The command.
+    pub argv: Vec<String>,
+}
+
+/// The hidden subcommand name.
+pub const SHIM_ARG: &str = "__shim";
+
+/// Builds the shim's arguments (after the executable).
+pub fn encode_args(
+    fd: RawFd,
+    term_at: Instant,
+    kill_at: Instant,
+    kill_after: Duration,
+    argv: &[String],
+) -> Vec<String> {
+    let mut args = vec![
+        SHIM_ARG.to_string(),
+        fd.to_string(),
+        term_at.as_nanos().to_string(),
+        kill_at.as_nanos().to_string(),
+        kill_after.as_millis().to_string(),
+        "--".to_string(),
+    ];
+    args.extend(argv.iter().cloned());
+    args
+}
+
+/// Parses the shim's arguments (after the executable and [`SHIM_ARG`]).
+pub fn parse_args(args: &[String]) -> Result<ShimArgs, String> {
+    let bad = || {
+        "usage: conch __shim <fd> <term_at_ns> <kill_at_ns> <kill_after_ms> -- cmd...".to_string()
+    };
+    let [fd, term_at, kill_at, kill_after, dashes, argv @ ..] = args else {
+        return Err(bad());
+    };
+    if dashes != "--" || argv.is_empty() {
+        return Err(bad());
+    }
+    Ok(ShimArgs {
+        fd: fd.parse().map_err(|_| bad())?,
+        term_at: Instant::from_nanos(term_at.parse().map_err(|_| bad())?),
+        kill_at: Instant::from_nanos(kill_at.parse().map_err(|_| bad())?),
+        kill_after: Duration::from_millis(kill_after.parse().map_err(|_| bad())?),
+        argv: argv.to_vec(),
+    })
+}
+
+struct Shim {
+    link: Option<UnixStream>,
+    inbox: Vec<u8>,
+    term_at: Instant,
+    kill_at: Instant,
+    kill_after: Duration,
+    /// Set once stopping began: SIGKILL everything by then.
+    kill_by: Option<Instant>,
+    main: Pid,
+    main_status: Option<String>,
+    me: Pid,
+}
+
+/// Runs the shim; returns the process exit code.
+pub fn main(args: ShimArgs) -> i32 {
+    // SAFETY: the wrapper passed this descriptor, the socket it created for us, open and
+    // not close-on-exec; nothing else in this process owns it.
+    #[allow(unsafe_code)]
+    let link = unsafe { UnixStream::from_raw_fd(args.fd) };
+    // Keep it from the command we are about to start.
+    let _ = nix::fcntl::fcntl(
+        link.as_raw_fd(),
+        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+    );
+    let _ = link.set_nonblocking(true);
+    let me = getpid();
+    let _ = setpgid(Pid::from_raw(0), Pid::from_raw(0));
+    if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
+        tracing::warn!(error = %e, "shim: cannot become child subreaper");
+    }
+    // Signals reach the shim through handlers, never its signal mask: a blocked or
+    // ignored signal would be inherited by the command, a handler is reset by exec.
+    // SIGCHLD wakes the poll through a pipe; SIGTERM & co. (a group-wide kill, a
+    // terminal's ^C) are only noted: the shim stops on the wrapper's order or deadline.
+    let Ok((sigpipe, sigpipe_writer)) = UnixStream::pair() else {
+        return 70;
+    };
+    let _ = sigpipe.set_nonblocking(true);
+    if signal_hook::low_level::pipe::register(signal_hook::consts::SIGCHLD, sigpipe_writer).is_err()
+    {
+        return 70;
+    }
+    let noted = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for sig in [
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGHUP,
+        signal_hook::consts::SIGQUIT,
+    ] {
+        let _ = signal_hook::flag::register(sig, noted.clone());
+    }
+    let mut shim = Shim {
+        link: Some(link),
+        inbox: Vec::new(),
+        term_at: args.term_at,
+        kill_at: args.kill_at,
+        kill_after: args.kill_after,
+        kill_by: None,
+        main: Pid::from_raw(0),
+        main_status: None,
+        me,
+    };
+    match Command::new(&args.argv[0]).args(&args.argv[1..]).spawn() {
+        Ok(child) => {
+            shim.main = Pid::from_raw(child.id() as i32);
+            shim.send(&format!("P {}", child.id()));
+        }
+        Err(e) => {
+            tracing::error!(error = %e, cmd = %args.argv[0], "shim: cannot start the command");
+            let code = if e.kind() == std::io::ErrorKind::NotFound {
+                127
+            } else {
+                126
+            };
+            shim.send(&format!("X exit {code}"));
+            return 0;
+        }
+    }
+    shim.run(&sigpipe);
+    0
+}
+
+impl Shim {
+    fn run(&mut self, sigpipe: &UnixStream) {
+        loop {
+            let now = now();
+            self.enforce(now);
+            let no_children_left = self.reap();
+            if self.main_status.is_some() && self.kill_by.is_none() {
+                // The command is gone; stop whatever it left behind.
+                self.begin_stop(now, now.plus(self.kill_after), "command exited");
+            }
+            if no_children_left && self.main_status.is_some() {
+                if let Some(status) = self.main_status.clone() {
+                    self.send(&format!("X {status}"));
+                }
+                return;
+            }
+            self.wait(now, sigpipe);
+        }
+    }
+
+    /// Deadlines first: they hold whatever the wrapper does.
+    fn enforce(&mut self, now: Instant) {
+        if self.kill_by.is_none() && now >= self.term_at {
+            self.begin_stop(now, self.kill_at, "term_at reached");
+        }
+        let kill_by = self.kill_by.map_or(self.kill_at, |k| k.min(self.kill_at));
+        if now >= kill_by {
+            self.signal_all(Signal::SIGKILL);
+        }
+    }
+
+    fn begin_stop(&mut self, now: Instant, kill_by: Instant, why: &str) {
+        let kill_by = kill_by.min(self.kill_at).max(now);
+        if self.kill_by.is_some_and(|k| k <= kill_by) {
+            return;
+        }
+        let first = self.kill_by.is_none();
+        self.kill_by = Some(kill_by);
+        if first {
+            let targets = self.signal_all(Signal::SIGTERM);
+            if targets > 0 {
+                tracing::info!(
+                    why,
+                    processes = targets,
+                    kill_in_ms = kill_by.since(now).as_millis() as u64,
+                    "term-sent"
+                );
+            }
+        }
+    }
+
+    /// Signals every descendant; returns how many there were.
+    fn signal_all(&self, signal: Signal) -> usize {
+        let targets = descendants(self.me);
+        for pid in &targets {
+            let _ = kill(*pid, signal);
+        }
+        if signal == Signal::SIGKILL && !targets.is_empty() {
+            tracing::warn!(processes = targets.len(), "kill-sent");
+        }
+        targets.len()
+    }
+
+    /// Reaps every exited child; returns true when no child is left at all.
+    fn reap(&mut self) -> bool {
+        for _ in 0..10_000 {
+            match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(pid, code)) if pid == self.main => {
+                    self.main_status = Some(format!("exit {code}"))
+                }
+                Ok(WaitStatus::Signaled(pid, sig, _)) if pid == self.main => {
+                    self.main_status = Some(format!("signal {}", sig as i32))
+                }
+                Ok(WaitStatus::StillAlive) => return false,
+                Ok(_) => {}
+                Err(Errno::ECHILD) => return true,
+                Err(_) => return false,
+            }
+        }
+        false
+    }
+
+    fn wait(&mut self, now: Instant, sigpipe: &UnixStream) {
+        let mut next = if self.kill_by.is_none() {
+            self.term_at.min(self.kill_at)
+        } else {
+            self.kill_by
+                .unwrap_or(self.kill_at)
+                .min(now.plus(REWALK_INTERVAL))
+        };
+        if self.main_status.is_some() {
+            next = next.min(now.plus(REWALK_INTERVAL));
+        }
+        let millis = next.since(now).as_millis().min(60_000) as u16;
+        let timeout = PollTimeout::from(millis.max(if next > now { 1 } else { 0 }));
+        let link_ready = {
+            let mut fds = vec![PollFd::new(sigpipe.as_fd(), PollFlags::POLLIN)];
+            if let Some(link) = self.link.as_ref() {
+                fds.push(PollFd::new(link.as_fd(), PollFlags::POLLIN));
+            }
+            let _ = poll(&mut fds, timeout);
+            fds.get(1)
+                .and_then(|f| f.revents())
+                .is_some_and(|r| !r.is_empty())
+        };
+        let mut drain = [0u8; 256];
+        while matches!((&*sigpipe).read(&mut drain), Ok(n) if n > 0) {}
+        if link_ready {
+            // The poll may have slept long: orders count from when they arrive.
+            self.read_link(crate::clock::now());
+        }
+    }
+
+    fn read_link(&mut self, now: Instant) {
+        let Some(link) = self.link.as_mut() else {
+            return;
+        };
+        let mut buf = [0u8; 4096];
+        let closed = match link.read(&mut buf) {
+            Ok(0) => true,
+            Ok(n) => {
+                self.inbox.extend_from_slice(&buf[..n]);
+                false
+            }
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::Interrupted =>
+            {
+                false
+            }
+            Err(_) => true,
+        };
+        while let Some(end) = self.inbox.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = self.inbox.drain(..=end).collect();
+            self.handle_line(now, String::from_utf8_lossy(&line).trim());
+        }
+        if closed {
+            self.link = None;
+            self.begin_stop(now, now.plus(self.kill_after), "wrapper gone");
+        }
+    }
+
+    fn handle_line(&mut self, now: Instant, line: &str) {
+        let fields: Vec<u64> = line
+            .split(' ')
+            .skip(1)
+            .filter_map(|f| f.parse().ok())
+            .collect();
+        match (line.split(' ').next(), fields.as_slice()) {
+            (Some("D"), [term_at, kill_at]) => {
+                if self.kill_by.is_none() {
+                    self.term_at = Instant::from_nanos(*term_at);
+                    self.kill_at = Instant::from_nanos(*kill_at);
+                }
+            }
+            (Some("T"), [kill_at]) => self.begin_stop(
+                now,
+                Instant::from_nanos(*kill_at).min(now.plus(self.kill_after)),
+                "ordered",
+            ),
+            _ => tracing::warn!(line, "shim: unknown message"),
+        }
+    }
+
+    fn send(&mut self, line: &str) {
+        if let Some(link) = self.link.as_mut() {
+            let _ = link.set_nonblocking(false);
+            let _ = link.write_all(format!("{line}\n").as_bytes());
+            let _ = link.set_nonblocking(true);
+        }
+    }
+}
+
+/// Every live descendant of `root`, found through `/proc` (parents before children).
+pub fn descendants(root: Pid) -> Vec<Pid> {
+    let mut children: BTreeMap<i32, Vec<i32>> = BTreeMap::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        if let Some(ppid) = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .as_deref()
+            .and_then(parent_of)
+        {
+            children.entry(ppid).or_default().push(pid);
+        }
+    }
+    let mut out = Vec::new();
+    let mut queue = vec![root.as_raw()];
+    while let Some(pid) = queue.pop() {
+        for child in children.get(&pid).into_iter().flatten() {
+            out.push(Pid::from_raw(*child));
+            queue.push(*child);
+        }
+    }
+    out
+}
+
+/// The parent pid from a `/proc/<pid>/stat` line (the command name may hold `)` and spaces).
+fn parent_of(stat: &str) -> Option<i32> {
+    let after = &stat[stat.rfind(')')? + 1..];
+    after.split_whitespace().nth(1)?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn args_round_trip() {
+        let argv = vec!["sh".to_string(), "-c".to_string(), "exit 3".to_string()];
+        let encoded = encode_args(
+            5,
+            Instant::from_nanos(10),
+            Instant::from_nanos(20),
+            Duration::from_millis(1500),
+            &argv,
+        );
+        let parsed = parse_args(&encoded[1..]).unwrap();
+        assert_eq!(
+            parsed,
+            ShimArgs {
+                fd: 5,
+                term_at: Instant::from_nanos(10),
+                kill_at: Instant::from_nanos(20),
+                kill_after: Duration::from_millis(1500),
+                argv
+            }
+        );
+        assert!(parse_args(&["5".into()]).is_err());
+    }
+
+    #[test]
+    fn parent_from_stat() {
+        assert_eq!(parent_of("123 (a) b) c) S 77 123 123 0"), Some(77));
+        assert_eq!(parent_of("garbage"), None);
+    }
+}

@@ -1,0 +1,108 @@
+//! The wrapper's end of the shim: start it, send deadlines and orders, read its reports.
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream as StdUnixStream;
+use std::process::Command;
+
+use conch_core::{ChildStatus, Instant, SpawnSpec};
+use nix::fcntl::{fcntl, FcntlArg, FdFlag};
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::unix::OwnedWriteHalf;
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::run::DriverEvent;
+use crate::shim::encode_args;
+
+/// A running shim.
+pub struct ShimLink {
+    pid: Pid,
+    writer: OwnedWriteHalf,
+}
+
+impl ShimLink {
+    /// Starts `conch __shim` for `spec`; its reports arrive as [`DriverEvent`]s.
+    pub fn spawn(
+        spec: &SpawnSpec,
+        events: &UnboundedSender<DriverEvent>,
+    ) -> std::io::Result<ShimLink> {
+        let (ours, theirs) = StdUnixStream::pair()?;
+        // The shim's end must survive exec; ours must not.
+        fcntl(theirs.as_raw_fd(), FcntlArg::F_SETFD(FdFlag::empty()))
+            .map_err(std::io::Error::from)?;
+        let exe = std::env::current_exe()?;
+        let args = encode_args(
+            theirs.as_raw_fd(),
+            spec.term_at,
+            spec.kill_at,
+            spec.kill_after,
+            &spec.argv,
+        );
+        let spawned = Command::new(exe)
+            .args(args)
+            .envs(spec.env.iter().cloned())
+            .spawn();
+        drop(theirs);
+        let child = spawned?;
+        let pid = Pid::from_raw(child.id() as i32);
+        ours.set_nonblocking(true)?;
+        let (reader, writer) = tokio::net::UnixStream::from_std(ours)?.into_split();
+        let events = events.clone();
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(reader).lines();
+            let mut status = ChildStatus::Vanished;
+            while let Ok(Some(line)) = lines.next_line().await {
+                let parts: Vec<&str> = line.split(' ').collect();
+                match parts.as_slice() {
+                    ["P", pid] => {
+                        if let Ok(pid) = pid.parse() {
+                            let _ = events.send(DriverEvent::ChildStarted(pid));
+                        }
+                    }
+                    ["X", "exit", code] => {
+                        status = code
+                            .parse()
+                            .map_or(ChildStatus::Vanished, ChildStatus::Exited)
+                    }
+                    ["X", "signal", sig] => {
+                        status = sig
+                            .parse()
+                            .map_or(ChildStatus::Vanished, ChildStatus::Signaled)
+                    }
+                    _ => tracing::warn!(line, "unknown message from the shim"),
+                }
+            }
+            // The shim exits right after its report; reap it so no zombie is left.
+            let mut child = child;
+            let _ = tokio::task::spawn_blocking(move || child.wait()).await;
+            let _ = events.send(DriverEvent::ChildExit(status));
+        });
+        Ok(ShimLink { pid, writer })
+    }
+
+    /// Sends new deadlines.
+    pub async fn deadlines(&mut self, term_at: Instant, kill_at: Instant) {
+        self.send(&format!(
+            "D {} {}\n",
+            term_at.as_nanos(),
+            kill_at.as_nanos()
+        ))
+        .await;
+    }
+
+    /// Orders a termination.
+    pub async fn terminate(&mut self, kill_at: Instant) {
+        self.send(&format!("T {}\n", kill_at.as_nanos())).await;
+    }
+
+    /// SIGKILLs the shim's whole process group (the shim did not act in time).
+    pub fn kill_group(&self) {
+        let _ = killpg(self.pid, Signal::SIGKILL);
+    }
+
+    async fn send(&mut self, line: &str) {
+        if let Err(e) = self.writer.write_all(line.as_bytes()).await {
+            tracing::warn!(error = %e, "cannot reach the shim");
+        }
+    }
+}
