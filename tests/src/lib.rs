@@ -1,1 +1,230 @@
-//! placeholder
+//! Test support: a throwaway single-node etcd on free loopback ports, and helpers to run
+//! the real `conch` binary and watch what its children do.
+//!
+//! Every helper is bounded in time; every process started here is killed by pid.
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+/// A single-node etcd in a temp dir, stopped and wiped on drop.
+pub struct Etcd {
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+    client_port: u16,
+    peer_port: u16,
+}
+
+impl Etcd {
+    /// Starts etcd from `$PATH` and waits until it answers (at most 30 s).
+    pub fn start() -> Etcd {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (client_port, peer_port) = (free_port(), free_port());
+        let mut etcd = Etcd { child: None, dir, client_port, peer_port };
+        etcd.launch();
+        etcd
+    }
+
+    /// The client URL.
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.client_port)
+    }
+
+    /// Stops etcd (SIGTERM, then SIGKILL after 5 s), keeping its data.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
+            if wait_child(&mut child, Duration::from_secs(5)).is_none() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+
+    /// Starts etcd again on the same ports and data.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.launch();
+    }
+
+    fn launch(&mut self) {
+        let peer = format!("http://127.0.0.1:{}", self.peer_port);
+        let log = std::fs::File::create(self.dir.path().join("etcd.log")).expect("log file");
+        let child = Command::new("etcd")
+            .args(["--name", "default", "--data-dir"])
+            .arg(self.dir.path().join("data"))
+            .args(["--listen-client-urls", &self.endpoint(), "--advertise-client-urls", &self.endpoint()])
+            .args(["--listen-peer-urls", &peer, "--initial-advertise-peer-urls", &peer])
+            .args(["--initial-cluster", &format!("default={peer}")])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("etcd on $PATH (apt-get install etcd-server)");
+        self.child = Some(child);
+        let ready = wait_until(Duration::from_secs(30), || self.etcdctl(&["endpoint", "health"]).status.success());
+        assert!(ready, "etcd did not become healthy; log in {}", self.dir.path().display());
+    }
+
+    /// Runs `etcdctl` against this etcd.
+    pub fn etcdctl(&self, args: &[&str]) -> Output {
+        Command::new("etcdctl")
+            .env("ETCDCTL_API", "3")
+            .args(["--endpoints", &self.endpoint(), "--dial-timeout", "2s", "--command-timeout", "5s"])
+            .args(args)
+            .output()
+            .expect("etcdctl on $PATH (apt-get install etcd-client)")
+    }
+
+    /// Starts a long-running `etcdctl` (lock, elect) against this etcd, stdout to `out`.
+    pub fn etcdctl_spawn(&self, args: &[&str], out: &Path) -> Child {
+        Command::new("etcdctl")
+            .env("ETCDCTL_API", "3")
+            .args(["--endpoints", &self.endpoint()])
+            .args(args)
+            .stdout(std::fs::File::create(out).expect("stdout file"))
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("etcdctl")
+    }
+
+    /// Every key under a prefix.
+    pub fn keys(&self, prefix: &str) -> Vec<String> {
+        let out = self.etcdctl(&["get", "--prefix", prefix, "--keys-only"]);
+        String::from_utf8_lossy(&out.stdout).lines().filter(|l| !l.is_empty()).map(str::to_string).collect()
+    }
+
+    /// The create revision of a key, if it exists.
+    pub fn create_revision(&self, key: &str) -> Option<i64> {
+        let out = self.etcdctl(&["get", key, "-w", "json"]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        v["kvs"][0]["create_revision"].as_i64()
+    }
+
+    /// Ids of all live leases (hex).
+    pub fn leases(&self) -> Vec<String> {
+        let out = self.etcdctl(&["lease", "list"]);
+        String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| l.strip_prefix("id(")).map(|l| l.trim_end_matches(')').to_string()).collect()
+    }
+
+    /// Remaining TTL of a lease in seconds; `None` when it is gone.
+    pub fn lease_ttl(&self, lease_hex: &str) -> Option<i64> {
+        let out = self.etcdctl(&["lease", "timetolive", lease_hex, "-w", "json"]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        v["ttl"].as_i64().filter(|t| *t > 0)
+    }
+
+    /// Whether etcd still has the lease (even with under a second left).
+    pub fn lease_exists(&self, lease_hex: &str) -> bool {
+        let out = self.etcdctl(&["lease", "timetolive", lease_hex, "-w", "json"]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        v["ttl"].as_i64().is_some_and(|t| t >= 0)
+    }
+
+    /// Revokes a lease (as an administrator would).
+    pub fn revoke(&self, lease_hex: &str) {
+        let out = self.etcdctl(&["lease", "revoke", lease_hex]);
+        assert!(out.status.success(), "revoke failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+}
+
+/// The `conch` binary built next to this test binary (`cargo build` builds it first).
+pub fn conch_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("test exe");
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let bin = dir.join("conch");
+    assert!(bin.exists(), "{} missing: run `cargo build --bins` first", bin.display());
+    bin
+}
+
+/// A unique name per call, so tests can share an etcd or run in parallel.
+pub fn unique(prefix: &str) -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    format!("{prefix}-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+/// A `conch` command pointed at `etcd`, with fast test timings.
+pub fn conch(etcd: &Etcd) -> Command {
+    let mut cmd = Command::new(conch_bin());
+    cmd.env("CONCH_ENDPOINTS", etcd.endpoint()).env("CONCH_DIAL_TIMEOUT", "2s").stdin(Stdio::null());
+    cmd
+}
+
+/// Polls `check` every 10 ms until it holds or `timeout` passes.
+pub fn wait_until(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + timeout;
+    loop {
+        if check() {
+            return true;
+        }
+        if Instant::now() >= end {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Waits for a child at most `timeout`.
+pub fn wait_child(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+    let mut status = None;
+    wait_until(timeout, || {
+        status = child.try_wait().ok().flatten();
+        status.is_some()
+    });
+    status
+}
+
+/// Whether a process exists (and is not a zombie).
+pub fn alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat.rsplit(')').next().and_then(|rest| rest.split_whitespace().next()).is_some_and(|state| state != "Z"),
+        Err(_) => false,
+    }
+}
+
+/// Reads a file of a child's, or empty.
+pub fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+/// Pids written one per line by children (`echo $$ >> file`).
+pub fn pids_in(path: &Path) -> Vec<i32> {
+    read(path).lines().filter_map(|l| l.trim().parse().ok()).collect()
+}
+
+/// Kills a child by pid (SIGKILL) and reaps it; for cleanup.
+pub fn kill_child(child: &mut Child) {
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Sends a signal to a child by pid.
+pub fn signal(child: &Child, signal: Signal) {
+    let _ = kill(Pid::from_raw(child.id() as i32), signal);
+}
+
+/// Kills every process whose pid is listed in `path`, for cleanup after a failed test.
+pub fn kill_pids_in(path: &Path) {
+    for pid in pids_in(path) {
+        let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+    }
+}
+
+/// Nanoseconds on the realtime clock, as `date +%s%N` prints them.
+pub fn now_ns() -> u128 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
+}
