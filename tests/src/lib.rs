@@ -107,7 +107,9 @@ impl Etcd {
     /// Ids of all live leases (hex).
     pub fn leases(&self) -> Vec<String> {
         let out = self.etcdctl(&["lease", "list"]);
-        String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| l.strip_prefix("id(")).map(|l| l.trim_end_matches(')').to_string()).collect()
+        assert!(out.status.success(), "etcdctl lease list failed");
+        // "found N leases" then one hex id per line.
+        String::from_utf8_lossy(&out.stdout).lines().filter(|l| !l.is_empty() && !l.starts_with("found ")).map(str::to_string).collect()
     }
 
     /// Remaining TTL of a lease in seconds; `None` when it is gone.
