@@ -25,10 +25,10 @@ pub struct GlobalArgs {
     )]
     pub endpoints: String,
     /// No endpoint reachable within this ⇒ exit 69, nothing written.
-    #[arg(long, global = true, env = "CONCH_DIAL_TIMEOUT", default_value = "5s")]
+    #[arg(long, global = true, env = "CONCH_DIAL_TIMEOUT", default_value = "5s", allow_hyphen_values = true)]
     pub dial_timeout: String,
     /// Session lease TTL, whole seconds (the TTL etcd grants is the one used).
-    #[arg(long, global = true, env = "CONCH_TTL", default_value = "10s")]
+    #[arg(long, global = true, env = "CONCH_TTL", default_value = "10s", allow_hyphen_values = true)]
     pub ttl: String,
     /// Log only warnings and errors.
     #[arg(long, global = true, env = "CONCH_QUIET")]
@@ -66,13 +66,13 @@ pub enum Tool {
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// Give up after waiting this long for the hold (exit 75).
-    #[arg(long, env = "CONCH_WAIT", conflicts_with = "nonblock")]
+    #[arg(long, env = "CONCH_WAIT", conflicts_with = "nonblock", allow_hyphen_values = true)]
     pub wait: Option<String>,
     /// Do not wait: exit 75 at once if the hold is taken.
     #[arg(long, env = "CONCH_NONBLOCK")]
     pub nonblock: bool,
     /// Grace between SIGTERM and SIGKILL when the child must stop.
-    #[arg(long, env = "CONCH_KILL_AFTER", default_value = "5s")]
+    #[arg(long, env = "CONCH_KILL_AFTER", default_value = "5s", allow_hyphen_values = true)]
     pub kill_after: String,
     /// Print who holds instead of running a command (exit 1 when vacant).
     #[arg(long, env = "CONCH_WHO")]

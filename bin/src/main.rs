@@ -27,13 +27,10 @@ fn main() -> ProcessExit {
             return ProcessExit::SUCCESS;
         }
         Err(e) => {
+            // clap's message folded into one line; the usage block after it is dropped.
             let text = e.render().to_string();
-            let first = text
-                .lines()
-                .next()
-                .unwrap_or("invalid arguments")
-                .trim_start_matches("error: ");
-            return fail(ExitCode::USAGE, first);
+            let message: Vec<&str> = text.lines().take_while(|l| !l.trim().is_empty()).map(str::trim).collect();
+            return fail(ExitCode::USAGE, message.join(" ").trim_start_matches("error: "));
         }
     };
     init_logging(cli.global.quiet, cli.global.log_format);

@@ -69,6 +69,7 @@ pub struct Runner {
     release_delete: Option<(ReqId, EtcdRequest)>,
     release_retry_at: Option<Instant>,
     release_until: Option<Instant>,
+    aborted: Option<ExitCode>,
 }
 
 impl Runner {
@@ -92,6 +93,7 @@ impl Runner {
             release_delete: None,
             release_retry_at: None,
             release_until: None,
+            aborted: None,
         }
     }
 
@@ -107,6 +109,9 @@ impl Runner {
 
     /// Feeds an etcd answer.
     pub fn handle_response(&mut self, now: Instant, id: ReqId, response: EtcdResponse) {
+        if self.stage == Stage::Done {
+            return;
+        }
         if self.session.owns(id) {
             if let Some(event) = self
                 .session
@@ -125,6 +130,9 @@ impl Runner {
 
     /// Feeds a watch event.
     pub fn handle_watch(&mut self, now: Instant, id: WatchId, event: WatchEvent) {
+        if self.stage == Stage::Done {
+            return;
+        }
         if let Some(event) = self.hold.handle_watch(now, id, event, &mut self.out) {
             self.on_hold(now, event);
         }
@@ -157,7 +165,9 @@ impl Runner {
                 .with("signal", signal.number()),
         );
         match self.stage {
-            Stage::Idle | Stage::Granting => self.finish(code),
+            Stage::Idle => self.finish(code),
+            // The grant may still be answered: revoke it then, or exit if it fails.
+            Stage::Granting => self.aborted = Some(code),
             Stage::Campaigning => self.begin_release(now, code),
             Stage::Running => {
                 let kill_at = self.kill_at_from(now);
@@ -171,6 +181,9 @@ impl Runner {
 
     /// Timers: keepalives, deadlines, retries, `--wait`, escalation, release timeout.
     pub fn handle_timeout(&mut self, now: Instant) {
+        if self.stage == Stage::Done {
+            return;
+        }
         if let Some(event) = self.session.handle_timeout(now, &mut self.out) {
             self.on_session(now, event);
         }
@@ -236,7 +249,7 @@ impl Runner {
             }
             SessionEvent::GrantFailed(why) => {
                 self.out.log(Event::error("no-session").with("error", why));
-                self.finish(ExitCode::UNAVAILABLE);
+                self.finish(self.aborted.unwrap_or(ExitCode::UNAVAILABLE));
             }
             SessionEvent::Infeasible(error) => {
                 self.out
@@ -473,3 +486,7 @@ impl Machine for Runner {
         .min()
     }
 }
+
+#[cfg(test)]
+#[path = "runner_tests.rs"]
+mod tests;
