@@ -17,12 +17,7 @@ pub struct Cli {
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
     /// Comma-separated etcd endpoints.
-    #[arg(
-        long,
-        global = true,
-        env = "CONCH_ENDPOINTS",
-        default_value = "http://127.0.0.1:2379"
-    )]
+    #[arg(long, global = true, env = "CONCH_ENDPOINTS", default_value = "http://127.0.0.1:2379")]
     pub endpoints: String,
     /// No endpoint reachable within this ⇒ exit 69, nothing written.
     #[arg(long, global = true, env = "CONCH_DIAL_TIMEOUT", default_value = "5s", allow_hyphen_values = true)]
@@ -34,13 +29,7 @@ pub struct GlobalArgs {
     #[arg(long, global = true, env = "CONCH_QUIET")]
     pub quiet: bool,
     /// Log format on stderr.
-    #[arg(
-        long,
-        global = true,
-        env = "CONCH_LOG_FORMAT",
-        value_enum,
-        default_value = "text"
-    )]
+    #[arg(long, global = true, env = "CONCH_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
 }
 

@@ -47,19 +47,12 @@ pub fn validate(cli: Cli) -> Result<Config, String> {
         Tool::Elect(a) => (HoldSpec::office(name(&a.office)?), a.run),
         Tool::Sema(a) => {
             if a.max == 0 || a.max > MAX_SLOTS {
-                return Err(format!(
-                    "--max {} is out of range: use 1 to {MAX_SLOTS}",
-                    a.max
-                ));
+                return Err(format!("--max {} is out of range: use 1 to {MAX_SLOTS}", a.max));
             }
             (HoldSpec::semaphore(name(&a.name)?, a.max), a.run)
         }
     };
-    let action = if run.who {
-        who(spec, run)?
-    } else {
-        run_action(spec, run, ttl)?
-    };
+    let action = if run.who { who(spec, run)? } else { run_action(spec, run, ttl)? };
     Ok(Config { etcd, action })
 }
 
@@ -70,18 +63,12 @@ fn who(spec: HoldSpec, run: RunArgs) -> Result<Action, String> {
     if run.nonblock || run.wait.is_some() {
         return Err("--who does not wait: drop --nonblock/--wait".to_string());
     }
-    Ok(Action::Who {
-        spec,
-        json: run.json,
-    })
+    Ok(Action::Who { spec, json: run.json })
 }
 
 fn run_action(spec: HoldSpec, run: RunArgs, ttl: Duration) -> Result<Action, String> {
     if run.cmd.is_empty() {
-        return Err(
-            "missing command: put it after --, as in: conch elect office -- my-daemon --flag"
-                .to_string(),
-        );
+        return Err("missing command: put it after --, as in: conch elect office -- my-daemon --flag".to_string());
     }
     let kill_after = parse_duration("--kill-after", &run.kill_after)?;
     Timings::derive(ttl, kill_after).map_err(|e| e.to_string())?;
@@ -90,20 +77,9 @@ fn run_action(spec: HoldSpec, run: RunArgs, ttl: Duration) -> Result<Action, Str
         (false, Some(w)) => Some(parse_duration("--wait", &w)?),
         (false, None) => None,
     };
-    let holder = Holder {
-        host: hostname(),
-        pid: std::process::id(),
-        started: now_rfc3339(),
-        cmd: Some(cmd_field(&run.cmd)),
-    };
-    Ok(Action::Run(RunConfig {
-        spec,
-        holder,
-        argv: run.cmd,
-        ttl,
-        kill_after,
-        wait,
-    }))
+    let holder =
+        Holder { host: hostname(), pid: std::process::id(), started: now_rfc3339(), cmd: Some(cmd_field(&run.cmd)) };
+    Ok(Action::Run(RunConfig { spec, holder, argv: run.cmd, ttl, kill_after, wait }))
 }
 
 fn name(text: &str) -> Result<Name, String> {
@@ -125,9 +101,7 @@ fn positive(flag: &str, text: &str) -> Result<Duration, String> {
 fn parse_ttl(text: &str) -> Result<Duration, String> {
     let ttl = positive("--ttl", text)?;
     if ttl.subsec_nanos() != 0 {
-        return Err(format!(
-            "--ttl {text} is not a whole number of seconds (etcd's unit): use e.g. 10s"
-        ));
+        return Err(format!("--ttl {text} is not a whole number of seconds (etcd's unit): use e.g. 10s"));
     }
     Ok(ttl)
 }
@@ -136,9 +110,7 @@ fn parse_ttl(text: &str) -> Result<Duration, String> {
 fn parse_endpoints(text: &str) -> Result<Vec<String>, String> {
     let mut out = Vec::new();
     for endpoint in text.split(',').map(str::trim) {
-        let bad = |why: &str| {
-            format!("--endpoints: {endpoint:?} {why} (expected like http://127.0.0.1:2379)")
-        };
+        let bad = |why: &str| format!("--endpoints: {endpoint:?} {why} (expected like http://127.0.0.1:2379)");
         let rest = if let Some(rest) = endpoint.strip_prefix("http://") {
             rest
         } else if endpoint.starts_with("https://") {
@@ -147,9 +119,7 @@ fn parse_endpoints(text: &str) -> Result<Vec<String>, String> {
             return Err(bad("is not an http:// URL"));
         };
         let authority = rest.strip_suffix('/').unwrap_or(rest);
-        let (host, port) = authority
-            .rsplit_once(':')
-            .ok_or_else(|| bad("has no port"))?;
+        let (host, port) = authority.rsplit_once(':').ok_or_else(|| bad("has no port"))?;
         if host.is_empty() || host.contains('/') || host.contains(' ') {
             return Err(bad("has no valid host"));
         }
@@ -167,10 +137,7 @@ fn hostname() -> String {
             return h;
         }
     }
-    nix::unistd::gethostname()
-        .ok()
-        .and_then(|h| h.into_string().ok())
-        .unwrap_or_else(|| "unknown".to_string())
+    nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_else(|| "unknown".to_string())
 }
 
 fn now_rfc3339() -> String {
@@ -185,10 +152,7 @@ mod tests {
     fn endpoints() {
         assert_eq!(
             parse_endpoints("http://127.0.0.1:2379,http://localhost:2380/"),
-            Ok(vec![
-                "http://127.0.0.1:2379".into(),
-                "http://localhost:2380/".into()
-            ])
+            Ok(vec!["http://127.0.0.1:2379".into(), "http://localhost:2380/".into()])
         );
         for bad in [
             "127.0.0.1:2379",

@@ -79,15 +79,8 @@ fn format_from_env() -> LogFormat {
 
 /// Logs on stderr only: one line per state transition.
 fn init_logging(quiet: bool, format: LogFormat) {
-    let level = if quiet {
-        tracing::Level::WARN
-    } else {
-        tracing::Level::INFO
-    };
-    let builder = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_max_level(level)
-        .with_target(false);
+    let level = if quiet { tracing::Level::WARN } else { tracing::Level::INFO };
+    let builder = tracing_subscriber::fmt().with_writer(std::io::stderr).with_max_level(level).with_target(false);
     let _ = match format {
         LogFormat::Text => builder.with_ansi(false).try_init(),
         LogFormat::Json => builder.json().try_init(),

@@ -21,10 +21,7 @@ const MILLIS_MAX: u64 = 100 * 24 * 3_600_000;
 
 /// Parses a human duration.
 pub fn parse(input: &str) -> Result<Duration, DurationError> {
-    let err = |reason| DurationError {
-        input: input.to_string(),
-        reason,
-    };
+    let err = |reason| DurationError { input: input.to_string(), reason };
     if input.is_empty() {
         return Err(err("empty"));
     }
@@ -43,9 +40,7 @@ pub fn parse(input: &str) -> Result<Duration, DurationError> {
         if start == i {
             return Err(err("expected a number"));
         }
-        let number: u64 = input[start..i]
-            .parse()
-            .map_err(|_| err("number too large"))?;
+        let number: u64 = input[start..i].parse().map_err(|_| err("number too large"))?;
         let unit_start = i;
         while i < bytes.len() && bytes[i].is_ascii_alphabetic() {
             i += 1;
@@ -61,9 +56,7 @@ pub fn parse(input: &str) -> Result<Duration, DurationError> {
             return Err(err("units must go from larger to smaller, each once"));
         }
         last_unit_rank = Some(rank);
-        let millis = number
-            .checked_mul(UNITS[rank].1)
-            .ok_or_else(|| err("too large"))?;
+        let millis = number.checked_mul(UNITS[rank].1).ok_or_else(|| err("too large"))?;
         total = total.checked_add(millis).ok_or_else(|| err("too large"))?;
     }
     if total > MILLIS_MAX {
@@ -111,19 +104,7 @@ mod tests {
 
     #[test]
     fn refuses_what_is_ambiguous_or_wrong() {
-        for input in [
-            "",
-            "10",
-            "-1s",
-            "1x",
-            "s",
-            "1s1m",
-            "1s1s",
-            "1.5s",
-            " 1s",
-            "99999999999999999999h",
-            "2401h",
-        ] {
+        for input in ["", "10", "-1s", "1x", "s", "1s1m", "1s1s", "1.5s", " 1s", "99999999999999999999h", "2401h"] {
             assert!(parse(input).is_err(), "{input} should be refused");
         }
         let msg = parse("10").map(|_| ()).unwrap_err().to_string();

@@ -40,20 +40,12 @@ pub struct HoldSpec {
 impl HoldSpec {
     /// An office: one holder.
     pub fn office(name: Name) -> HoldSpec {
-        HoldSpec {
-            name,
-            slots: 1,
-            is_office: true,
-        }
+        HoldSpec { name, slots: 1, is_office: true }
     }
 
     /// A semaphore of capacity `max`.
     pub fn semaphore(name: Name, max: u32) -> HoldSpec {
-        HoldSpec {
-            name,
-            slots: max.max(1),
-            is_office: false,
-        }
+        HoldSpec { name, slots: max.max(1), is_office: false }
     }
 
     /// The prefix the contenders live under.
@@ -177,20 +169,10 @@ impl Hold {
         }
         self.attempts = 0;
         match (&self.phase, response) {
-            (
-                Phase::Putting(r),
-                EtcdResponse::Put {
-                    create_rev, lease, ..
-                },
-            ) if *r == id => {
+            (Phase::Putting(r), EtcdResponse::Put { create_rev, lease, .. }) if *r == id => {
                 if Some(lease) != self.lease {
-                    return self.fail(
-                        out,
-                        format!(
-                            "key {} belongs to another lease",
-                            self.key.as_deref().unwrap_or("")
-                        ),
-                    );
+                    return self
+                        .fail(out, format!("key {} belongs to another lease", self.key.as_deref().unwrap_or("")));
                 }
                 self.create_rev = Some(create_rev);
                 self.own_watch_wanted = true;
@@ -220,10 +202,8 @@ impl Hold {
                     }
                     Standing::Waits { rank, watch } => {
                         self.was_waiting = true;
-                        let watches = watch
-                            .into_iter()
-                            .map(|(key, _)| out.watch(key, Revision(header_rev.0 + 1)))
-                            .collect();
+                        let watches =
+                            watch.into_iter().map(|(key, _)| out.watch(key, Revision(header_rev.0 + 1))).collect();
                         self.phase = Phase::Waiting(watches);
                         Some(HoldEvent::Queued { rank })
                     }
@@ -260,9 +240,8 @@ impl Hold {
                     self.own_watch = None;
                     match std::mem::replace(&mut self.phase, Phase::Idle) {
                         Phase::Held => {
-                            self.phase = Phase::Confirming(out.request(EtcdRequest::RangePrefix {
-                                prefix: self.prefix.clone(),
-                            }))
+                            self.phase =
+                                Phase::Confirming(out.request(EtcdRequest::RangePrefix { prefix: self.prefix.clone() }))
                         }
                         Phase::Waiting(watches) => {
                             cancel_all(watches, out);
@@ -282,10 +261,7 @@ impl Hold {
             return None;
         }
         match event {
-            WatchEvent::Put(_)
-            | WatchEvent::Delete { .. }
-            | WatchEvent::Compacted
-            | WatchEvent::Broken(_) => {
+            WatchEvent::Put(_) | WatchEvent::Delete { .. } | WatchEvent::Compacted | WatchEvent::Broken(_) => {
                 if let Phase::Waiting(watches) = std::mem::replace(&mut self.phase, Phase::Idle) {
                     cancel_all(watches, out);
                 }
@@ -303,9 +279,8 @@ impl Hold {
                 Phase::Putting(_) => self.put(out),
                 Phase::Ranging(_) => self.range(out),
                 Phase::Confirming(_) => {
-                    self.phase = Phase::Confirming(out.request(EtcdRequest::RangePrefix {
-                        prefix: self.prefix.clone(),
-                    }))
+                    self.phase =
+                        Phase::Confirming(out.request(EtcdRequest::RangePrefix { prefix: self.prefix.clone() }))
                 }
                 _ => {}
             }
@@ -330,10 +305,7 @@ impl Hold {
             out.push(Output::CancelWatch(id));
         }
         self.retry_at = None;
-        Some(EtcdRequest::DeleteIfCreateRev {
-            key: self.key.clone()?,
-            create_rev: self.create_rev?,
-        })
+        Some(EtcdRequest::DeleteIfCreateRev { key: self.key.clone()?, create_rev: self.create_rev? })
     }
 
     /// When [`Hold::handle_timeout`] must run next.
@@ -345,18 +317,12 @@ impl Hold {
         let (Some(key), Some(lease)) = (self.key.clone(), self.lease) else {
             return;
         };
-        let id = out.request(EtcdRequest::PutIfAbsent {
-            key,
-            value: self.value.clone(),
-            lease,
-        });
+        let id = out.request(EtcdRequest::PutIfAbsent { key, value: self.value.clone(), lease });
         self.phase = Phase::Putting(id);
     }
 
     fn range(&mut self, out: &mut Outbox) {
-        self.phase = Phase::Ranging(out.request(EtcdRequest::RangePrefix {
-            prefix: self.prefix.clone(),
-        }));
+        self.phase = Phase::Ranging(out.request(EtcdRequest::RangePrefix { prefix: self.prefix.clone() }));
     }
 
     fn watch_own_key(&mut self, after: Revision, out: &mut Outbox) {
@@ -365,21 +331,12 @@ impl Hold {
         }
     }
 
-    fn handle_error(
-        &mut self,
-        now: Instant,
-        error: EtcdError,
-        out: &mut Outbox,
-    ) -> Option<HoldEvent> {
+    fn handle_error(&mut self, now: Instant, error: EtcdError, out: &mut Outbox) -> Option<HoldEvent> {
         match error {
             EtcdError::LeaseNotFound => self.lose(out, LossReason::LeaseGone),
             EtcdError::Unavailable(msg) if self.attempts < ATTEMPTS_MAX => {
                 self.attempts += 1;
-                out.log(
-                    Event::warn("etcd-retry")
-                        .with("error", msg)
-                        .with("attempt", self.attempts),
-                );
+                out.log(Event::warn("etcd-retry").with("error", msg).with("attempt", self.attempts));
                 self.retry_at = Some(now.plus(RETRY_DELAY));
                 None
             }

@@ -50,10 +50,7 @@ impl Name {
             return Err(NameError::TooLong { len: name.len() });
         }
         if let Some(bad) = name.chars().find(|c| !is_name_char(*c)) {
-            return Err(NameError::BadChar {
-                name: name.to_string(),
-                bad,
-            });
+            return Err(NameError::BadChar { name: name.to_string(), bad });
         }
         Ok(Name(name.to_string()))
     }
@@ -93,9 +90,7 @@ pub fn parse_lease_hex(text: &str) -> Option<LeaseId> {
     let canonical = !text.is_empty()
         && text.len() <= 16
         && !(text.len() > 1 && text.starts_with('0'))
-        && text
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        && text.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
     if !canonical {
         return None;
     }
@@ -155,10 +150,9 @@ pub fn parse_key(key: &str) -> Result<ParsedKey, KeyError> {
         None => Member::Other(text.to_string()),
     };
     match parts.as_slice() {
-        ["elect", office, last] if !last.is_empty() => Ok(ParsedKey::Elect {
-            office: Name::new(office).map_err(|_| KeyError::Malformed)?,
-            member: member(last),
-        }),
+        ["elect", office, last] if !last.is_empty() => {
+            Ok(ParsedKey::Elect { office: Name::new(office).map_err(|_| KeyError::Malformed)?, member: member(last) })
+        }
         ["sema", name, max, last] if !last.is_empty() => Ok(ParsedKey::Sema {
             name: Name::new(name).map_err(|_| KeyError::Malformed)?,
             max: parse_max(max).ok_or(KeyError::Malformed)?,
@@ -187,35 +181,14 @@ mod tests {
         }
         let table: &[(&str, NameError)] = &[
             ("", NameError::Empty),
-            (
-                "a/b",
-                NameError::BadChar {
-                    name: "a/b".into(),
-                    bad: '/',
-                },
-            ),
-            (
-                "a b",
-                NameError::BadChar {
-                    name: "a b".into(),
-                    bad: ' ',
-                },
-            ),
-            (
-                "é",
-                NameError::BadChar {
-                    name: "é".into(),
-                    bad: 'é',
-                },
-            ),
+            ("a/b", NameError::BadChar { name: "a/b".into(), bad: '/' }),
+            ("a b", NameError::BadChar { name: "a b".into(), bad: ' ' }),
+            ("é", NameError::BadChar { name: "é".into(), bad: 'é' }),
         ];
         for (name, err) in table {
             assert_eq!(Name::new(name).as_ref().err(), Some(err), "{name}");
         }
-        assert_eq!(
-            Name::new(&"x".repeat(129)),
-            Err(NameError::TooLong { len: 129 })
-        );
+        assert_eq!(Name::new(&"x".repeat(129)), Err(NameError::TooLong { len: 129 }));
     }
 
     #[test]
@@ -243,36 +216,21 @@ mod tests {
         assert_eq!(key, "/conch/v1/elect/db-primary/abc");
         assert_eq!(
             parse_key(&key),
-            Ok(ParsedKey::Elect {
-                office: office.clone(),
-                member: Member::Lease(LeaseId(0xabc))
-            })
+            Ok(ParsedKey::Elect { office: office.clone(), member: Member::Lease(LeaseId(0xabc)) })
         );
         let sema = Name::new("backup").unwrap();
         let key = member_key(&sema_prefix(&sema, 3), LeaseId(0x10));
         assert_eq!(key, "/conch/v1/sema/backup/3/10");
         assert_eq!(
             parse_key(&key),
-            Ok(ParsedKey::Sema {
-                name: sema.clone(),
-                max: 3,
-                member: Member::Lease(LeaseId(16))
-            })
+            Ok(ParsedKey::Sema { name: sema.clone(), max: 3, member: Member::Lease(LeaseId(16)) })
         );
         assert_eq!(
             parse_key("/conch/v1/sema/backup/3/node1"),
-            Ok(ParsedKey::Sema {
-                name: sema,
-                max: 3,
-                member: Member::Other("node1".into())
-            })
+            Ok(ParsedKey::Sema { name: sema, max: 3, member: Member::Other("node1".into()) })
         );
-        for bad in [
-            "/conch/v1/sema/backup/0/1",
-            "/conch/v1/elect/x",
-            "/conch/v1/sema/a/03/1",
-            "/conch/v1/elect/a/b/c",
-        ] {
+        for bad in ["/conch/v1/sema/backup/0/1", "/conch/v1/elect/x", "/conch/v1/sema/a/03/1", "/conch/v1/elect/a/b/c"]
+        {
             assert_eq!(parse_key(bad), Err(KeyError::Malformed), "{bad}");
         }
         assert_eq!(parse_key("/other"), Err(KeyError::NotOurs));

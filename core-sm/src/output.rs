@@ -111,29 +111,17 @@ pub struct Event {
 impl Event {
     /// An info event.
     pub fn info(kind: &'static str) -> Event {
-        Event {
-            level: Level::Info,
-            kind,
-            fields: Vec::new(),
-        }
+        Event { level: Level::Info, kind, fields: Vec::new() }
     }
 
     /// A warning.
     pub fn warn(kind: &'static str) -> Event {
-        Event {
-            level: Level::Warn,
-            kind,
-            fields: Vec::new(),
-        }
+        Event { level: Level::Warn, kind, fields: Vec::new() }
     }
 
     /// An error.
     pub fn error(kind: &'static str) -> Event {
-        Event {
-            level: Level::Error,
-            kind,
-            fields: Vec::new(),
-        }
+        Event { level: Level::Error, kind, fields: Vec::new() }
     }
 
     /// Adds a field.

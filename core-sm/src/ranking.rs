@@ -45,10 +45,7 @@ pub enum Standing {
 /// Ranks `own_key` among `kvs` for a capacity of `slots` (at least 1).
 pub fn standing(kvs: &[Kv], own_key: &str, slots: usize) -> Standing {
     let slots = slots.max(1);
-    let mut order: Vec<(Revision, &str)> = kvs
-        .iter()
-        .map(|kv| (kv.create_rev, kv.key.as_str()))
-        .collect();
+    let mut order: Vec<(Revision, &str)> = kvs.iter().map(|kv| (kv.create_rev, kv.key.as_str())).collect();
     order.sort_unstable();
     let Some(rank) = order.iter().position(|(_, key)| *key == own_key) else {
         return Standing::Missing;
@@ -56,18 +53,8 @@ pub fn standing(kvs: &[Kv], own_key: &str, slots: usize) -> Standing {
     if rank < slots {
         return Standing::Holds { rank };
     }
-    let watched = if rank == slots {
-        &order[..slots]
-    } else {
-        &order[rank - 1..rank]
-    };
-    Standing::Waits {
-        rank,
-        watch: watched
-            .iter()
-            .map(|(rev, key)| (key.to_string(), *rev))
-            .collect(),
-    }
+    let watched = if rank == slots { &order[..slots] } else { &order[rank - 1..rank] };
+    Standing::Waits { rank, watch: watched.iter().map(|(rev, key)| (key.to_string(), *rev)).collect() }
 }
 
 #[cfg(test)]
@@ -88,9 +75,7 @@ mod tests {
     }
 
     fn w(keys: &[(&str, i64)]) -> Vec<(String, Revision)> {
-        keys.iter()
-            .map(|(k, r)| (k.to_string(), Revision(*r)))
-            .collect()
+        keys.iter().map(|(k, r)| (k.to_string(), Revision(*r))).collect()
     }
 
     #[test]
@@ -98,57 +83,27 @@ mod tests {
         // (keys with create revisions, in any order), own key, slots => standing
         let table: Vec<(Vec<Kv>, &str, usize, Standing)> = vec![
             (kvs(&[("a", 5)]), "a", 1, Standing::Holds { rank: 0 }),
-            (
-                kvs(&[("b", 9), ("a", 5)]),
-                "b",
-                1,
-                Standing::Waits {
-                    rank: 1,
-                    watch: w(&[("a", 5)]),
-                },
-            ),
-            (
-                kvs(&[("a", 5), ("b", 9), ("c", 12)]),
-                "c",
-                1,
-                Standing::Waits {
-                    rank: 2,
-                    watch: w(&[("b", 9)]),
-                },
-            ),
-            (
-                kvs(&[("a", 5), ("b", 9), ("c", 12)]),
-                "b",
-                2,
-                Standing::Holds { rank: 1 },
-            ),
+            (kvs(&[("b", 9), ("a", 5)]), "b", 1, Standing::Waits { rank: 1, watch: w(&[("a", 5)]) }),
+            (kvs(&[("a", 5), ("b", 9), ("c", 12)]), "c", 1, Standing::Waits { rank: 2, watch: w(&[("b", 9)]) }),
+            (kvs(&[("a", 5), ("b", 9), ("c", 12)]), "b", 2, Standing::Holds { rank: 1 }),
             (
                 kvs(&[("a", 5), ("b", 9), ("c", 12)]),
                 "c",
                 2,
-                Standing::Waits {
-                    rank: 2,
-                    watch: w(&[("a", 5), ("b", 9)]),
-                },
+                Standing::Waits { rank: 2, watch: w(&[("a", 5), ("b", 9)]) },
             ),
             (
                 kvs(&[("a", 5), ("b", 9), ("c", 12), ("d", 13)]),
                 "d",
                 2,
-                Standing::Waits {
-                    rank: 3,
-                    watch: w(&[("c", 12)]),
-                },
+                Standing::Waits { rank: 3, watch: w(&[("c", 12)]) },
             ),
             // A foreign key (any value) still counts.
             (
                 kvs(&[("etcdctl-key", 3), ("ours", 4)]),
                 "ours",
                 1,
-                Standing::Waits {
-                    rank: 1,
-                    watch: w(&[("etcdctl-key", 3)]),
-                },
+                Standing::Waits { rank: 1, watch: w(&[("etcdctl-key", 3)]) },
             ),
             (kvs(&[("a", 5)]), "gone", 1, Standing::Missing),
             (kvs(&[]), "gone", 3, Standing::Missing),
@@ -174,8 +129,7 @@ mod tests {
                     // watchers: key -> keys it watches (None when it holds)
                     let mut watching = std::collections::BTreeMap::<String, Vec<String>>::new();
                     let rerank = |live: &Vec<(String, i64)>, key: &str| {
-                        let refs: Vec<(&str, i64)> =
-                            live.iter().map(|(k, r)| (k.as_str(), *r)).collect();
+                        let refs: Vec<(&str, i64)> = live.iter().map(|(k, r)| (k.as_str(), *r)).collect();
                         standing(&kvs(&refs), key, slots)
                     };
                     let mut holders = std::collections::BTreeSet::new();
@@ -185,30 +139,22 @@ mod tests {
                                 holders.insert(k.clone());
                             }
                             Standing::Waits { watch, .. } => {
-                                watching
-                                    .insert(k.clone(), watch.into_iter().map(|(k, _)| k).collect());
+                                watching.insert(k.clone(), watch.into_iter().map(|(k, _)| k).collect());
                             }
                             Standing::Missing => unreachable!(),
                         }
                     }
-                    let mut x = seed
-                        .wrapping_mul(6364136223846793005)
-                        .wrapping_add(1442695040888963407);
+                    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
                     while !live.is_empty() {
-                        x = x
-                            .wrapping_mul(6364136223846793005)
-                            .wrapping_add(1442695040888963407);
+                        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
                         let gone = live.remove((x >> 33) as usize % live.len()).0;
                         holders.remove(&gone);
                         watching.remove(&gone);
                         // Wake whoever watched the departed key, and cascade touches.
                         let mut changed = vec![gone];
                         while let Some(c) = changed.pop() {
-                            let woken: Vec<String> = watching
-                                .iter()
-                                .filter(|(_, ws)| ws.contains(&c))
-                                .map(|(k, _)| k.clone())
-                                .collect();
+                            let woken: Vec<String> =
+                                watching.iter().filter(|(_, ws)| ws.contains(&c)).map(|(k, _)| k.clone()).collect();
                             for k in woken {
                                 match rerank(&live, &k) {
                                     Standing::Holds { .. } => {
@@ -219,15 +165,18 @@ mod tests {
                                         }
                                     }
                                     Standing::Waits { watch, .. } => {
-                                        watching
-                                            .insert(k, watch.into_iter().map(|(k, _)| k).collect());
+                                        watching.insert(k, watch.into_iter().map(|(k, _)| k).collect());
                                     }
                                     Standing::Missing => unreachable!(),
                                 }
                             }
                         }
                         let expected = live.len().min(slots);
-                        assert_eq!(holders.len(), expected, "slots {slots} len {len} seed {seed}: holders {holders:?} live {live:?}");
+                        assert_eq!(
+                            holders.len(),
+                            expected,
+                            "slots {slots} len {len} seed {seed}: holders {holders:?} live {live:?}"
+                        );
                     }
                 }
             }

@@ -113,10 +113,7 @@ impl Runner {
             return;
         }
         if self.session.owns(id) {
-            if let Some(event) = self
-                .session
-                .handle_response(now, id, response, &mut self.out)
-            {
+            if let Some(event) = self.session.handle_response(now, id, response, &mut self.out) {
                 self.on_session(now, event);
             }
         } else if self.hold.owns(id) {
@@ -149,21 +146,14 @@ impl Runner {
             return;
         }
         self.child.handle_exit(now, status, &mut self.out);
-        let code = if self.loss.is_some() {
-            ExitCode::LOST
-        } else {
-            status.exit_code()
-        };
+        let code = if self.loss.is_some() { ExitCode::LOST } else { status.exit_code() };
         self.begin_release(now, code);
     }
 
     /// A signal reached the wrapper.
     pub fn handle_signal(&mut self, now: Instant, signal: WrapperSignal) {
         let code = ExitCode(128 + signal.number());
-        self.out.log(
-            self.event(Event::info("signal"))
-                .with("signal", signal.number()),
-        );
+        self.out.log(self.event(Event::info("signal")).with("signal", signal.number()));
         match self.stage {
             Stage::Idle => self.finish(code),
             // The grant may still be answered: revoke it then, or exit if it fails.
@@ -192,18 +182,12 @@ impl Runner {
         }
         self.child.handle_timeout(now, &mut self.out);
         if self.stage == Stage::Campaigning && self.wait_until.is_some_and(|at| now >= at) {
-            self.out.log(
-                self.event(Event::info("not-acquired"))
-                    .with("waited", format(self.waited(now))),
-            );
+            self.out.log(self.event(Event::info("not-acquired")).with("waited", format(self.waited(now))));
             self.begin_release(now, ExitCode::NOT_ACQUIRED);
         }
         if self.stage == Stage::Releasing {
             if self.release_until.is_some_and(|at| now >= at) {
-                self.out.log(
-                    self.event(Event::warn("release-timeout"))
-                        .with("note", "the lease expires on its own"),
-                );
+                self.out.log(self.event(Event::warn("release-timeout")).with("note", "the lease expires on its own"));
                 self.finish(self.exit.unwrap_or(ExitCode::LOST));
             } else if self.release_retry_at.is_some_and(|at| now >= at) {
                 self.release_retry_at = None;
@@ -234,16 +218,11 @@ impl Runner {
                 self.stage = Stage::Campaigning;
                 self.campaign_at = Some(now);
                 self.wait_until = self.cfg.wait.map(|w| now.plus(w));
-                self.out.log(
-                    self.event(Event::info("campaign"))
-                        .with("prefix", self.cfg.spec.prefix()),
-                );
+                self.out.log(self.event(Event::info("campaign")).with("prefix", self.cfg.spec.prefix()));
                 self.hold.campaign(now, lease, &mut self.out);
             }
             SessionEvent::Extended => {
-                if let (Some(term_at), Some(kill_at)) =
-                    (self.session.term_at(), self.session.kill_at())
-                {
+                if let (Some(term_at), Some(kill_at)) = (self.session.term_at(), self.session.kill_at()) {
                     self.child.set_deadlines(term_at, kill_at, &mut self.out);
                 }
             }
@@ -252,8 +231,7 @@ impl Runner {
                 self.finish(self.aborted.unwrap_or(ExitCode::UNAVAILABLE));
             }
             SessionEvent::Infeasible(error) => {
-                self.out
-                    .log(Event::error("no-session").with("error", error.to_string()));
+                self.out.log(Event::error("no-session").with("error", error.to_string()));
                 self.begin_release(now, ExitCode::UNAVAILABLE);
             }
             SessionEvent::Lost(reason) => self.on_loss(now, reason),
@@ -264,28 +242,18 @@ impl Runner {
         match event {
             HoldEvent::Queued { rank } => {
                 if self.cfg.wait == Some(Duration::ZERO) {
-                    self.out.log(
-                        self.event(Event::info("not-acquired"))
-                            .with("rank", rank)
-                            .with("why", "nonblock"),
-                    );
+                    self.out.log(self.event(Event::info("not-acquired")).with("rank", rank).with("why", "nonblock"));
                     self.begin_release(now, ExitCode::NOT_ACQUIRED);
                 } else if !self.queued_logged {
                     self.queued_logged = true;
-                    self.out
-                        .log(self.event(Event::info("waiting")).with("rank", rank));
+                    self.out.log(self.event(Event::info("waiting")).with("rank", rank));
                 }
             }
             HoldEvent::Acquired { rev } => self.on_acquired(now, rev),
             HoldEvent::Lost(reason) => self.on_loss(now, reason),
             HoldEvent::Failed(why) => {
-                self.out
-                    .log(self.event(Event::error("etcd-failed")).with("error", why));
-                let code = if self.stage == Stage::Running {
-                    ExitCode::LOST
-                } else {
-                    ExitCode::UNAVAILABLE
-                };
+                self.out.log(self.event(Event::error("etcd-failed")).with("error", why));
+                let code = if self.stage == Stage::Running { ExitCode::LOST } else { ExitCode::UNAVAILABLE };
                 self.stop_child_then_release(now, code, "etcd-failed");
             }
         }
@@ -295,11 +263,9 @@ impl Runner {
         if self.stage != Stage::Campaigning {
             return;
         }
-        let (Some(term_at), Some(kill_at), Some(lease)) = (
-            self.session.term_at(),
-            self.session.kill_at(),
-            self.session.lease(),
-        ) else {
+        let (Some(term_at), Some(kill_at), Some(lease)) =
+            (self.session.term_at(), self.session.kill_at(), self.session.lease())
+        else {
             return;
         };
         // Re-check our own deadline after the wait (etcd issue 11456).
@@ -314,23 +280,14 @@ impl Runner {
                 .with("before_term", format(term_at.since(now))),
         );
         let mut env = vec![
-            (
-                "CONCH_NAME".to_string(),
-                self.cfg.spec.name.as_str().to_string(),
-            ),
+            ("CONCH_NAME".to_string(), self.cfg.spec.name.as_str().to_string()),
             ("CONCH_REV".to_string(), rev.to_string()),
             ("CONCH_LEASE".to_string(), lease.to_string()),
         ];
         if self.cfg.spec.is_office {
             env.push(("CONCH_LEADER".to_string(), "1".to_string()));
         }
-        let spec = SpawnSpec {
-            argv: self.cfg.argv.clone(),
-            env,
-            term_at,
-            kill_at,
-            kill_after: self.cfg.kill_after,
-        };
+        let spec = SpawnSpec { argv: self.cfg.argv.clone(), env, term_at, kill_at, kill_after: self.cfg.kill_after };
         self.child.spawn(now, spec, &mut self.out);
     }
 
@@ -338,18 +295,11 @@ impl Runner {
         if matches!(self.stage, Stage::Releasing | Stage::Done) || self.loss.is_some() {
             return;
         }
-        self.out.log(
-            self.event(Event::error("lost"))
-                .with("reason", reason.as_str()),
-        );
+        self.out.log(self.event(Event::error("lost")).with("reason", reason.as_str()));
         self.session.stop();
         self.loss = Some(reason.clone());
         // A waiter that lost its session could not acquire (75); a holder lost its hold (70).
-        let code = if self.stage == Stage::Running {
-            ExitCode::LOST
-        } else {
-            ExitCode::NOT_ACQUIRED
-        };
+        let code = if self.stage == Stage::Running { ExitCode::LOST } else { ExitCode::NOT_ACQUIRED };
         self.stop_child_then_release(now, code, reason.as_str());
     }
 
@@ -401,14 +351,12 @@ impl Runner {
             EtcdResponse::Error(EtcdError::Unavailable(why)) if is_delete => {
                 // Ambiguous: it may have taken effect. The retry compares the create
                 // revision, so it can never delete a newer key (etcd issue 22082).
-                self.out
-                    .log(self.event(Event::warn("etcd-retry")).with("error", why));
+                self.out.log(self.event(Event::warn("etcd-retry")).with("error", why));
                 self.release_retry_at = Some(now.plus(RETRY_DELAY));
                 return;
             }
             EtcdResponse::Error(EtcdError::Unavailable(why)) => {
-                self.out
-                    .log(self.event(Event::warn("revoke-failed")).with("error", why));
+                self.out.log(self.event(Event::warn("revoke-failed")).with("error", why));
             }
             _ => {}
         }
@@ -417,11 +365,7 @@ impl Runner {
             self.release_delete = None;
         }
         if self.release_pending.is_empty() {
-            let kind = if self.cfg.spec.is_office {
-                "resigned"
-            } else {
-                "released"
-            };
+            let kind = if self.cfg.spec.is_office { "resigned" } else { "released" };
             self.out.log(self.event(Event::info(kind)));
             self.finish(self.exit.unwrap_or(ExitCode::LOST));
         }
@@ -461,29 +405,16 @@ impl Machine for Runner {
         if self.stage == Stage::Done {
             return None;
         }
-        let wait = if self.stage == Stage::Campaigning {
-            self.wait_until
-        } else {
-            None
-        };
+        let wait = if self.stage == Stage::Campaigning { self.wait_until } else { None };
         let release = if self.stage == Stage::Releasing {
-            [self.release_until, self.release_retry_at]
-                .into_iter()
-                .flatten()
-                .min()
+            [self.release_until, self.release_retry_at].into_iter().flatten().min()
         } else {
             None
         };
-        [
-            self.session.poll_timeout(),
-            self.hold.poll_timeout(),
-            self.child.poll_timeout(),
-            wait,
-            release,
-        ]
-        .into_iter()
-        .flatten()
-        .min()
+        [self.session.poll_timeout(), self.hold.poll_timeout(), self.child.poll_timeout(), wait, release]
+            .into_iter()
+            .flatten()
+            .min()
     }
 }
 

@@ -42,7 +42,13 @@ fn request_id(outputs: &[Output], pick: impl Fn(&EtcdRequest) -> bool) -> ReqId 
 }
 
 fn own_kv(rev: i64) -> Kv {
-    Kv { key: "/conch/v1/elect/x/10".into(), create_rev: Revision(rev), mod_rev: Revision(rev), lease: LeaseId(0x10), value: vec![] }
+    Kv {
+        key: "/conch/v1/elect/x/10".into(),
+        create_rev: Revision(rev),
+        mod_rev: Revision(rev),
+        lease: LeaseId(0x10),
+        value: vec![],
+    }
 }
 
 /// Grant, put and range: the runner holds `/conch/v1/elect/x/10` at revision 5.
@@ -55,15 +61,21 @@ fn holding(wait: Option<Duration>) -> (Runner, Vec<Output>) {
     let put = request_id(&out, |q| matches!(q, EtcdRequest::PutIfAbsent { key, .. } if key == "/conch/v1/elect/x/10"));
     r.handle_response(at(2), put, EtcdResponse::Put { created: true, create_rev: Revision(5), lease: LeaseId(0x10) });
     let out = actions(&mut r);
-    assert!(out.contains(&Output::Watch { id: WatchId(1), key: "/conch/v1/elect/x/10".into(), start_rev: Revision(6) }), "{out:?}");
-    let range = request_id(&out, |q| matches!(q, EtcdRequest::RangePrefix { prefix } if prefix == "/conch/v1/elect/x/"));
+    assert!(
+        out.contains(&Output::Watch { id: WatchId(1), key: "/conch/v1/elect/x/10".into(), start_rev: Revision(6) }),
+        "{out:?}"
+    );
+    let range =
+        request_id(&out, |q| matches!(q, EtcdRequest::RangePrefix { prefix } if prefix == "/conch/v1/elect/x/"));
     r.handle_response(at(3), range, EtcdResponse::Range { header_rev: Revision(5), kvs: vec![own_kv(5)] });
     let out = actions(&mut r);
     (r, out)
 }
 
 fn release_and_exit(r: &mut Runner, now: Instant, out: &[Output]) -> Vec<Output> {
-    let delete = request_id(out, |q| *q == EtcdRequest::DeleteIfCreateRev { key: "/conch/v1/elect/x/10".into(), create_rev: Revision(5) });
+    let delete = request_id(out, |q| {
+        *q == EtcdRequest::DeleteIfCreateRev { key: "/conch/v1/elect/x/10".into(), create_rev: Revision(5) }
+    });
     let revoke = request_id(out, |q| *q == EtcdRequest::Revoke { lease: LeaseId(0x10) });
     r.handle_response(now, delete, EtcdResponse::Deleted { deleted: true });
     assert!(actions(r).is_empty(), "exit must wait for the revoke too");
@@ -74,10 +86,17 @@ fn release_and_exit(r: &mut Runner, now: Instant, out: &[Output]) -> Vec<Output>
 #[test]
 fn acquire_run_release_exit_with_the_childs_code() {
     let (mut r, out) = holding(None);
-    let Some(Output::Spawn(spec)) = out.iter().find(|o| matches!(o, Output::Spawn(_))) else { panic!("no spawn: {out:?}") };
+    let Some(Output::Spawn(spec)) = out.iter().find(|o| matches!(o, Output::Spawn(_))) else {
+        panic!("no spawn: {out:?}")
+    };
     assert_eq!(
         spec.env,
-        vec![("CONCH_NAME".into(), "x".into()), ("CONCH_REV".into(), "5".into()), ("CONCH_LEASE".into(), "10".into()), ("CONCH_LEADER".into(), "1".into())]
+        vec![
+            ("CONCH_NAME".into(), "x".into()),
+            ("CONCH_REV".into(), "5".into()),
+            ("CONCH_LEASE".into(), "10".into()),
+            ("CONCH_LEADER".into(), "1".into())
+        ]
     );
     // D counts from the grant's send time (0): term_at = 10 s - 5 s - 250 ms.
     assert_eq!((spec.term_at, spec.kill_at), (at(4_750), at(9_750)));
@@ -108,7 +127,11 @@ fn nonblock_with_the_office_taken_withdraws_and_exits_75() {
 #[test]
 fn key_deleted_while_running_terminates_then_exits_70() {
     let (mut r, _) = holding(None);
-    r.handle_watch(at(100), WatchId(1), WatchEvent::Delete { key: "/conch/v1/elect/x/10".into(), mod_rev: Revision(9) });
+    r.handle_watch(
+        at(100),
+        WatchId(1),
+        WatchEvent::Delete { key: "/conch/v1/elect/x/10".into(), mod_rev: Revision(9) },
+    );
     let out = actions(&mut r);
     // kill by min(now + kill_after, kill_at) = min(5.1 s, 9.75 s)
     assert!(out.contains(&Output::Terminate { kill_at: at(5_100) }), "{out:?}");
@@ -126,7 +149,9 @@ fn silent_etcd_terminates_the_child_at_term_at() {
         let Some(next) = r.poll_timeout() else { break };
         now = next.max(now);
         r.handle_timeout(now);
-        if let Some(Output::Terminate { kill_at }) = actions(&mut r).into_iter().find(|o| matches!(o, Output::Terminate { .. })) {
+        if let Some(Output::Terminate { kill_at }) =
+            actions(&mut r).into_iter().find(|o| matches!(o, Output::Terminate { .. }))
+        {
             terminated = Some((now, kill_at));
             break;
         }
@@ -163,7 +188,10 @@ fn a_release_answer_lost_is_retried_with_the_same_compare() {
     r.handle_timeout(at(11 + 200));
     let retry = actions(&mut r);
     assert_eq!(retry.len(), 1);
-    assert!(matches!(&retry[0], Output::Etcd { request: EtcdRequest::DeleteIfCreateRev { create_rev: Revision(5), .. }, .. }));
+    assert!(matches!(
+        &retry[0],
+        Output::Etcd { request: EtcdRequest::DeleteIfCreateRev { create_rev: Revision(5), .. }, .. }
+    ));
 }
 
 #[derive(Clone, Debug)]
@@ -188,12 +216,23 @@ fn input() -> impl Strategy<Value = Input> {
 }
 
 fn response(kind: u8, n: i64) -> EtcdResponse {
-    let kv = Kv { key: if n % 2 == 0 { "/conch/v1/sema/x/1/10".into() } else { "k".into() }, create_rev: Revision(n), mod_rev: Revision(n), lease: LeaseId(n), value: vec![] };
+    let kv = Kv {
+        key: if n % 2 == 0 { "/conch/v1/sema/x/1/10".into() } else { "k".into() },
+        create_rev: Revision(n),
+        mod_rev: Revision(n),
+        lease: LeaseId(n),
+        value: vec![],
+    };
     match kind {
         0 => EtcdResponse::Granted { lease: LeaseId(0x10), ttl_s: n },
         1 => EtcdResponse::KeepAlive { ttl_s: n },
-        2 => EtcdResponse::Put { created: n > 0, create_rev: Revision(n), lease: LeaseId(if n > 5 { 0x10 } else { n }) },
-        3 => EtcdResponse::Range { header_rev: Revision(n), kvs: vec![kv.clone(), Kv { create_rev: Revision(n / 2), ..kv }] },
+        2 => {
+            EtcdResponse::Put { created: n > 0, create_rev: Revision(n), lease: LeaseId(if n > 5 { 0x10 } else { n }) }
+        }
+        3 => EtcdResponse::Range {
+            header_rev: Revision(n),
+            kvs: vec![kv.clone(), Kv { create_rev: Revision(n / 2), ..kv }],
+        },
         4 => EtcdResponse::Deleted { deleted: n > 0 },
         5 => EtcdResponse::Revoked,
         6 => EtcdResponse::Touched { touched: n > 0 },

@@ -90,12 +90,7 @@ impl Timings {
         let reserved = kill_after + margin + BUDGET_MIN;
         if reserved > ttl {
             let kill_after_max = ttl.saturating_sub(margin + BUDGET_MIN);
-            return Err(TimingError {
-                ttl,
-                kill_after,
-                margin,
-                kill_after_max,
-            });
+            return Err(TimingError { ttl, kill_after, margin, kill_after_max });
         }
         let budget = ttl - kill_after - margin;
         Ok(Timings {
@@ -260,12 +255,7 @@ impl Session {
         }
     }
 
-    fn handle_grant(
-        &mut self,
-        sent_at: Instant,
-        response: EtcdResponse,
-        out: &mut Outbox,
-    ) -> SessionEvent {
+    fn handle_grant(&mut self, sent_at: Instant, response: EtcdResponse, out: &mut Outbox) -> SessionEvent {
         match response {
             EtcdResponse::Granted { lease, ttl_s } if ttl_s > 0 => {
                 self.lease = Some(lease);
@@ -306,10 +296,7 @@ impl Session {
         }
         if self.next_send_at.is_some_and(|at| now >= at) {
             let fresh_stream = !self.inflight.is_empty();
-            let id = out.request(EtcdRequest::KeepAlive {
-                lease,
-                fresh_stream,
-            });
+            let id = out.request(EtcdRequest::KeepAlive { lease, fresh_stream });
             if self.inflight.len() >= INFLIGHT_MAX {
                 self.inflight.pop_front();
             }
@@ -357,10 +344,7 @@ mod tests {
     fn timings_at_the_defaults() {
         let t = Timings::derive(Duration::from_secs(10), Duration::from_secs(5)).unwrap();
         assert_eq!(t.margin, ms(250));
-        assert_eq!(
-            t.keepalive_interval,
-            ms(1583) + Duration::from_nanos(333_333)
-        );
+        assert_eq!(t.keepalive_interval, ms(1583) + Duration::from_nanos(333_333));
         assert_eq!(t.retry_after, ms(593) + Duration::from_nanos(750_000));
         let d = at(10_000);
         assert_eq!(t.term_at(d), at(4_750));
@@ -378,15 +362,9 @@ mod tests {
             (1_000, 0, false),
         ];
         for (ttl, kill_after, ok) in table {
-            assert_eq!(
-                Timings::derive(ms(*ttl), ms(*kill_after)).is_ok(),
-                *ok,
-                "ttl {ttl} kill-after {kill_after}"
-            );
+            assert_eq!(Timings::derive(ms(*ttl), ms(*kill_after)).is_ok(), *ok, "ttl {ttl} kill-after {kill_after}");
         }
-        let msg = Timings::derive(ms(10_000), ms(10_000))
-            .unwrap_err()
-            .to_string();
+        let msg = Timings::derive(ms(10_000), ms(10_000)).unwrap_err().to_string();
         assert!(
             msg.contains("--kill-after 10s")
                 && msg.contains("--ttl 10s")
@@ -410,15 +388,7 @@ mod tests {
         let mut s = Session::new(Duration::from_secs(10), Duration::from_secs(5));
         s.start(at(0), out);
         let (id, _) = drain_requests(out)[0].clone();
-        let ev = s.handle_response(
-            at(3),
-            id,
-            EtcdResponse::Granted {
-                lease: LeaseId(7),
-                ttl_s: 10,
-            },
-            out,
-        );
+        let ev = s.handle_response(at(3), id, EtcdResponse::Granted { lease: LeaseId(7), ttl_s: 10 }, out);
         assert_eq!(ev, Some(SessionEvent::Granted));
         s
     }
@@ -435,20 +405,9 @@ mod tests {
         assert_eq!(s.handle_timeout(at(1_600), &mut out), None);
         let reqs = drain_requests(&mut out);
         assert_eq!(reqs.len(), 1);
-        assert_eq!(
-            reqs[0].1,
-            EtcdRequest::KeepAlive {
-                lease: LeaseId(7),
-                fresh_stream: false
-            }
-        );
+        assert_eq!(reqs[0].1, EtcdRequest::KeepAlive { lease: LeaseId(7), fresh_stream: false });
         // Acknowledged late: D still counts from the send instant.
-        let ev = s.handle_response(
-            at(2_500),
-            reqs[0].0,
-            EtcdResponse::KeepAlive { ttl_s: 10 },
-            &mut out,
-        );
+        let ev = s.handle_response(at(2_500), reqs[0].0, EtcdResponse::KeepAlive { ttl_s: 10 }, &mut out);
         assert_eq!(ev, Some(SessionEvent::Extended));
         assert_eq!(s.deadline(), Some(at(11_600)));
     }
@@ -461,41 +420,19 @@ mod tests {
         let first = drain_requests(&mut out)[0].0;
         s.handle_timeout(at(2_200), &mut out); // unanswered: retry on a fresh stream
         let second = drain_requests(&mut out);
-        assert_eq!(
-            second[0].1,
-            EtcdRequest::KeepAlive {
-                lease: LeaseId(7),
-                fresh_stream: true
-            }
-        );
+        assert_eq!(second[0].1, EtcdRequest::KeepAlive { lease: LeaseId(7), fresh_stream: true });
         // A smaller TTL in a later answer does not pull D back.
         assert_eq!(
-            s.handle_response(
-                at(2_300),
-                second[0].0,
-                EtcdResponse::KeepAlive { ttl_s: 10 },
-                &mut out
-            ),
+            s.handle_response(at(2_300), second[0].0, EtcdResponse::KeepAlive { ttl_s: 10 }, &mut out),
             Some(SessionEvent::Extended)
         );
-        assert_eq!(
-            s.handle_response(
-                at(2_400),
-                first,
-                EtcdResponse::KeepAlive { ttl_s: 1 },
-                &mut out
-            ),
-            None
-        );
+        assert_eq!(s.handle_response(at(2_400), first, EtcdResponse::KeepAlive { ttl_s: 1 }, &mut out), None);
         assert_eq!(s.deadline(), Some(at(12_200)));
     }
 
     #[test]
     fn explicit_losses_act_at_once() {
-        let table = [
-            EtcdResponse::KeepAlive { ttl_s: 0 },
-            EtcdResponse::Error(EtcdError::LeaseNotFound),
-        ];
+        let table = [EtcdResponse::KeepAlive { ttl_s: 0 }, EtcdResponse::Error(EtcdError::LeaseNotFound)];
         for response in table {
             let mut out = Outbox::default();
             let mut s = granted_session(&mut out);

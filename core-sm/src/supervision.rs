@@ -60,14 +60,8 @@ impl WrapperSignal {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Phase {
     Idle,
-    Running {
-        term_at: Instant,
-        kill_at: Instant,
-    },
-    Stopping {
-        backup_at: Instant,
-        backup_sent: bool,
-    },
+    Running { term_at: Instant, kill_at: Instant },
+    Stopping { backup_at: Instant, backup_sent: bool },
     Exited(ChildStatus),
 }
 
@@ -81,11 +75,7 @@ pub struct Supervisor {
 
 impl Default for Supervisor {
     fn default() -> Self {
-        Supervisor {
-            phase: Phase::Idle,
-            pid: None,
-            started_at: None,
-        }
+        Supervisor { phase: Phase::Idle, pid: None, started_at: None }
     }
 }
 
@@ -126,30 +116,17 @@ impl Supervisor {
         let event = match status {
             ChildStatus::Exited(code) => Event::info("child-exit").with("code", code),
             ChildStatus::Signaled(sig) => Event::info("child-exit").with("signal", sig),
-            ChildStatus::Vanished => {
-                Event::error("child-exit").with("status", "unknown: the shim vanished")
-            }
+            ChildStatus::Vanished => Event::error("child-exit").with("status", "unknown: the shim vanished"),
         };
         out.log(event.with("ran", crate::duration::format(ran)));
     }
 
     /// Wrapper-side escalation: kill the group if the shim has not reported in time.
     pub fn handle_timeout(&mut self, now: Instant, out: &mut Outbox) {
-        if let Phase::Stopping {
-            backup_at,
-            backup_sent: false,
-        } = self.phase
-        {
+        if let Phase::Stopping { backup_at, backup_sent: false } = self.phase {
             if now >= backup_at {
-                self.phase = Phase::Stopping {
-                    backup_at,
-                    backup_sent: true,
-                };
-                out.log(
-                    Event::warn("kill-sent")
-                        .with("by", "wrapper")
-                        .with("why", "shim did not report by kill_at"),
-                );
+                self.phase = Phase::Stopping { backup_at, backup_sent: true };
+                out.log(Event::warn("kill-sent").with("by", "wrapper").with("why", "shim did not report by kill_at"));
                 out.push(Output::KillGroup);
             }
         }
@@ -160,21 +137,14 @@ impl Supervisor {
         if self.phase != Phase::Idle {
             return;
         }
-        self.phase = Phase::Running {
-            term_at: spec.term_at,
-            kill_at: spec.kill_at,
-        };
+        self.phase = Phase::Running { term_at: spec.term_at, kill_at: spec.kill_at };
         self.started_at = Some(now);
         out.push(Output::Spawn(spec));
     }
 
     /// Passes moved deadlines on to the shim.
     pub fn set_deadlines(&mut self, term_at: Instant, kill_at: Instant, out: &mut Outbox) {
-        if let Phase::Running {
-            term_at: t,
-            kill_at: k,
-        } = self.phase
-        {
+        if let Phase::Running { term_at: t, kill_at: k } = self.phase {
             if (t, k) != (term_at, kill_at) {
                 self.phase = Phase::Running { term_at, kill_at };
                 out.push(Output::Deadlines { term_at, kill_at });
@@ -186,14 +156,9 @@ impl Supervisor {
     pub fn terminate(&mut self, now: Instant, kill_at: Instant, why: &str, out: &mut Outbox) {
         if let Phase::Running { .. } = self.phase {
             let kill_at = kill_at.max(now);
-            self.phase = Phase::Stopping {
-                backup_at: kill_at.plus(BACKUP_GRACE),
-                backup_sent: false,
-            };
+            self.phase = Phase::Stopping { backup_at: kill_at.plus(BACKUP_GRACE), backup_sent: false };
             out.log(
-                Event::info("term-sent")
-                    .with("why", why)
-                    .with("kill_in", crate::duration::format(kill_at.since(now))),
+                Event::info("term-sent").with("why", why).with("kill_in", crate::duration::format(kill_at.since(now))),
             );
             out.push(Output::Terminate { kill_at });
         }
@@ -202,10 +167,7 @@ impl Supervisor {
     /// When [`Supervisor::handle_timeout`] must run next.
     pub fn poll_timeout(&self) -> Option<Instant> {
         match self.phase {
-            Phase::Stopping {
-                backup_at,
-                backup_sent: false,
-            } => Some(backup_at),
+            Phase::Stopping { backup_at, backup_sent: false } => Some(backup_at),
             _ => None,
         }
     }
@@ -230,9 +192,7 @@ mod tests {
     }
 
     fn actions(out: &mut Outbox) -> Vec<Output> {
-        std::iter::from_fn(|| out.pop())
-            .filter(|o| !matches!(o, Output::Log(_)))
-            .collect()
+        std::iter::from_fn(|| out.pop()).filter(|o| !matches!(o, Output::Log(_))).collect()
     }
 
     #[test]
@@ -250,18 +210,9 @@ mod tests {
         let table: Vec<(Vec<Step>, Vec<Output>)> = vec![
             (vec![spawn], vec![Output::Spawn(spec())]),
             (vec![spawn, spawn], vec![]),
-            (
-                vec![spawn, started, extend],
-                vec![Output::Deadlines {
-                    term_at: at(6_000),
-                    kill_at: at(11_000),
-                }],
-            ),
+            (vec![spawn, started, extend], vec![Output::Deadlines { term_at: at(6_000), kill_at: at(11_000) }]),
             (vec![spawn, same], vec![]),
-            (
-                vec![spawn, term],
-                vec![Output::Terminate { kill_at: at(5_100) }],
-            ),
+            (vec![spawn, term], vec![Output::Terminate { kill_at: at(5_100) }]),
             (vec![spawn, term, term], vec![]),
             (vec![spawn, term, extend], vec![]),
             (vec![spawn, term, early], vec![]),

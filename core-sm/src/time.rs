@@ -47,12 +47,7 @@ mod tests {
     fn arithmetic_saturates() {
         let t = Instant::from_nanos(5);
         assert_eq!(t.minus(Duration::from_secs(1)), Instant::from_nanos(0));
-        assert_eq!(
-            Instant::from_nanos(u64::MAX)
-                .plus(Duration::from_secs(1))
-                .as_nanos(),
-            u64::MAX
-        );
+        assert_eq!(Instant::from_nanos(u64::MAX).plus(Duration::from_secs(1)).as_nanos(), u64::MAX);
         assert_eq!(t.since(Instant::from_nanos(10)), Duration::ZERO);
         assert_eq!(Instant::from_nanos(10).since(t), Duration::from_nanos(5));
     }

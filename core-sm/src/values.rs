@@ -78,12 +78,7 @@ mod tests {
             (b"\xff\xfe", false),
         ];
         for (value, ok) in table {
-            assert_eq!(
-                Holder::decode(value).is_some(),
-                *ok,
-                "{:?}",
-                String::from_utf8_lossy(value)
-            );
+            assert_eq!(Holder::decode(value).is_some(), *ok, "{:?}", String::from_utf8_lossy(value));
         }
     }
 

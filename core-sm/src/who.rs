@@ -32,20 +32,11 @@ impl Entry<'_> {
             Some(h) => (h.host.clone(), h.pid.to_string(), h.started.clone()),
             None => ("?".to_string(), "?".to_string(), "?".to_string()),
         };
-        format!(
-            "{host} pid={pid} since={started} rev={}",
-            self.kv.create_rev
-        )
+        format!("{host} pid={pid} since={started} rev={}", self.kv.create_rev)
     }
 
     fn json(&self) -> Value {
-        let lease = self
-            .kv
-            .key
-            .rsplit('/')
-            .next()
-            .and_then(parse_lease_hex)
-            .map(|l| l.to_string());
+        let lease = self.kv.key.rsplit('/').next().and_then(parse_lease_hex).map(|l| l.to_string());
         match &self.holder {
             Some(h) => {
                 json!({"host": h.host, "pid": h.pid, "started": h.started, "cmd": h.cmd, "rev": self.kv.create_rev.0, "lease": lease, "key": self.kv.key})
@@ -61,26 +52,13 @@ impl Entry<'_> {
 pub fn report(spec: &HoldSpec, kvs: &[Kv]) -> WhoReport {
     let mut sorted: Vec<&Kv> = kvs.iter().collect();
     sorted.sort_by(|a, b| (a.create_rev, &a.key).cmp(&(b.create_rev, &b.key)));
-    let entries: Vec<Entry> = sorted
-        .into_iter()
-        .map(|kv| Entry {
-            kv,
-            holder: Holder::decode(&kv.value),
-        })
-        .collect();
+    let entries: Vec<Entry> = sorted.into_iter().map(|kv| Entry { kv, holder: Holder::decode(&kv.value) }).collect();
     let slots = (spec.slots as usize).max(1);
     let (held, waiting) = entries.split_at(entries.len().min(slots));
-    let code = if held.is_empty() {
-        ExitCode::VACANT
-    } else {
-        ExitCode::OK
-    };
+    let code = if held.is_empty() { ExitCode::VACANT } else { ExitCode::OK };
     let name = spec.name.as_str();
     if spec.is_office {
-        let lines = held
-            .iter()
-            .map(|e| format!("{name} {}", e.text()))
-            .collect();
+        let lines = held.iter().map(|e| format!("{name} {}", e.text())).collect();
         let json = match held.first() {
             Some(e) => {
                 let mut v = e.json();
@@ -129,17 +107,8 @@ mod tests {
     #[test]
     fn office_report() {
         let spec = HoldSpec::office(Name::new("db").unwrap());
-        let r = report(
-            &spec,
-            &[
-                kv("/conch/v1/elect/db/2b", 12, "x"),
-                kv("/conch/v1/elect/db/1a", 10, H),
-            ],
-        );
-        assert_eq!(
-            r.lines,
-            vec!["db n1 pid=7 since=2026-01-01T00:00:00Z rev=10"]
-        );
+        let r = report(&spec, &[kv("/conch/v1/elect/db/2b", 12, "x"), kv("/conch/v1/elect/db/1a", 10, H)]);
+        assert_eq!(r.lines, vec!["db n1 pid=7 since=2026-01-01T00:00:00Z rev=10"]);
         assert_eq!(r.code, ExitCode::OK);
         assert_eq!(r.json["office"], "db");
         assert_eq!(r.json["lease"], "1a");

@@ -3,8 +3,7 @@ use std::time::Duration;
 
 use conch_core::{EtcdError, EtcdRequest, EtcdResponse, Kv, LeaseId, Revision};
 use etcd_client::{
-    Client, Compare, CompareOp, GetOptions, PutOptions, SortOrder, SortTarget, Txn, TxnOp,
-    TxnOpResponse,
+    Client, Compare, CompareOp, GetOptions, PutOptions, SortOrder, SortTarget, Txn, TxnOp, TxnOpResponse,
 };
 use tonic::Code;
 
@@ -13,105 +12,56 @@ pub async fn call(mut client: Client, request: EtcdRequest, timeout: Duration) -
     match tokio::time::timeout(timeout, dispatch(&mut client, request)).await {
         Ok(Ok(response)) => response,
         Ok(Err(e)) => EtcdResponse::Error(map_error(&e)),
-        Err(_) => EtcdResponse::Error(EtcdError::Unavailable(format!(
-            "no answer within {}ms",
-            timeout.as_millis()
-        ))),
+        Err(_) => EtcdResponse::Error(EtcdError::Unavailable(format!("no answer within {}ms", timeout.as_millis()))),
     }
 }
 
-async fn dispatch(
-    client: &mut Client,
-    request: EtcdRequest,
-) -> Result<EtcdResponse, etcd_client::Error> {
+async fn dispatch(client: &mut Client, request: EtcdRequest) -> Result<EtcdResponse, etcd_client::Error> {
     Ok(match request {
         EtcdRequest::Grant { ttl_s } => {
             let r = client.lease_grant(ttl_s, None).await?;
-            EtcdResponse::Granted {
-                lease: LeaseId(r.id()),
-                ttl_s: r.ttl(),
-            }
+            EtcdResponse::Granted { lease: LeaseId(r.id()), ttl_s: r.ttl() }
         }
         EtcdRequest::PutIfAbsent { key, value, lease } => {
             let txn = Txn::new()
                 .when([Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
-                .and_then([TxnOp::put(
-                    key.clone(),
-                    value,
-                    Some(PutOptions::new().with_lease(lease.0)),
-                )])
+                .and_then([TxnOp::put(key.clone(), value, Some(PutOptions::new().with_lease(lease.0)))])
                 .or_else([TxnOp::get(key, None)]);
             let r = client.txn(txn).await?;
             let header_rev = r.header().map_or(0, |h| h.revision());
             if r.succeeded() {
-                EtcdResponse::Put {
-                    created: true,
-                    create_rev: Revision(header_rev),
-                    lease,
-                }
+                EtcdResponse::Put { created: true, create_rev: Revision(header_rev), lease }
             } else {
                 let existing = r.op_responses().into_iter().find_map(|op| match op {
-                    TxnOpResponse::Get(g) => {
-                        g.kvs().first().map(|kv| (kv.create_revision(), kv.lease()))
-                    }
+                    TxnOpResponse::Get(g) => g.kvs().first().map(|kv| (kv.create_revision(), kv.lease())),
                     _ => None,
                 });
                 match existing {
-                    Some((create_rev, owner)) => EtcdResponse::Put {
-                        created: false,
-                        create_rev: Revision(create_rev),
-                        lease: LeaseId(owner),
-                    },
+                    Some((create_rev, owner)) => {
+                        EtcdResponse::Put { created: false, create_rev: Revision(create_rev), lease: LeaseId(owner) }
+                    }
                     // Deleted between compare and get cannot happen inside one txn.
-                    None => EtcdResponse::Error(EtcdError::Unavailable(
-                        "put-if-absent: key vanished".into(),
-                    )),
+                    None => EtcdResponse::Error(EtcdError::Unavailable("put-if-absent: key vanished".into())),
                 }
             }
         }
-        EtcdRequest::TouchIfCreateRev {
-            key,
-            value,
-            lease,
-            create_rev,
-        } => {
+        EtcdRequest::TouchIfCreateRev { key, value, lease, create_rev } => {
             let txn = Txn::new()
-                .when([Compare::create_revision(
-                    key.clone(),
-                    CompareOp::Equal,
-                    create_rev.0,
-                )])
-                .and_then([TxnOp::put(
-                    key,
-                    value,
-                    Some(PutOptions::new().with_lease(lease.0)),
-                )]);
-            EtcdResponse::Touched {
-                touched: client.txn(txn).await?.succeeded(),
-            }
+                .when([Compare::create_revision(key.clone(), CompareOp::Equal, create_rev.0)])
+                .and_then([TxnOp::put(key, value, Some(PutOptions::new().with_lease(lease.0)))]);
+            EtcdResponse::Touched { touched: client.txn(txn).await?.succeeded() }
         }
         EtcdRequest::RangePrefix { prefix } => {
-            let options = GetOptions::new()
-                .with_prefix()
-                .with_sort(SortTarget::Create, SortOrder::Ascend);
+            let options = GetOptions::new().with_prefix().with_sort(SortTarget::Create, SortOrder::Ascend);
             let r = client.get(prefix, Some(options)).await?;
             let kvs = r.kvs().iter().map(to_kv).collect();
-            EtcdResponse::Range {
-                header_rev: Revision(r.header().map_or(0, |h| h.revision())),
-                kvs,
-            }
+            EtcdResponse::Range { header_rev: Revision(r.header().map_or(0, |h| h.revision())), kvs }
         }
         EtcdRequest::DeleteIfCreateRev { key, create_rev } => {
             let txn = Txn::new()
-                .when([Compare::create_revision(
-                    key.clone(),
-                    CompareOp::Equal,
-                    create_rev.0,
-                )])
+                .when([Compare::create_revision(key.clone(), CompareOp::Equal, create_rev.0)])
                 .and_then([TxnOp::delete(key, None)]);
-            EtcdResponse::Deleted {
-                deleted: client.txn(txn).await?.succeeded(),
-            }
+            EtcdResponse::Deleted { deleted: client.txn(txn).await?.succeeded() }
         }
         EtcdRequest::Revoke { lease } => match client.lease_revoke(lease.0).await {
             Ok(_) => EtcdResponse::Revoked,
@@ -119,12 +69,8 @@ async fn dispatch(
             Err(e) => return Err(e),
         },
         // Keepalives go over the stream (see keepalive.rs), never through here.
-        EtcdRequest::KeepAlive { .. } => {
-            EtcdResponse::Error(EtcdError::Fatal("keepalive is a stream".into()))
-        }
-        _ => EtcdResponse::Error(EtcdError::Fatal(
-            "request not supported by this driver".into(),
-        )),
+        EtcdRequest::KeepAlive { .. } => EtcdResponse::Error(EtcdError::Fatal("keepalive is a stream".into())),
+        _ => EtcdResponse::Error(EtcdError::Fatal("request not supported by this driver".into())),
     })
 }
 
@@ -147,15 +93,12 @@ pub fn map_error(error: &etcd_client::Error) -> EtcdError {
     }
     match error {
         etcd_client::Error::GRpcStatus(status) => match status.code() {
-            Code::InvalidArgument
-            | Code::PermissionDenied
-            | Code::Unauthenticated
-            | Code::FailedPrecondition => EtcdError::Fatal(text),
+            Code::InvalidArgument | Code::PermissionDenied | Code::Unauthenticated | Code::FailedPrecondition => {
+                EtcdError::Fatal(text)
+            }
             _ => EtcdError::Unavailable(text),
         },
-        etcd_client::Error::InvalidArgs(_) | etcd_client::Error::InvalidUri(_) => {
-            EtcdError::Fatal(text)
-        }
+        etcd_client::Error::InvalidArgs(_) | etcd_client::Error::InvalidUri(_) => EtcdError::Fatal(text),
         _ => EtcdError::Unavailable(text),
     }
 }

@@ -10,9 +10,7 @@ use nix::time::{clock_gettime, ClockId};
 pub fn now() -> Instant {
     match clock_gettime(ClockId::CLOCK_BOOTTIME) {
         Ok(ts) => {
-            let nanos = (ts.tv_sec() as u64)
-                .saturating_mul(1_000_000_000)
-                .saturating_add(ts.tv_nsec() as u64);
+            let nanos = (ts.tv_sec() as u64).saturating_mul(1_000_000_000).saturating_add(ts.tv_nsec() as u64);
             Instant::from_nanos(nanos)
         }
         // CLOCK_BOOTTIME exists on every Linux since 2.6.39; never reached in practice.

@@ -29,10 +29,5 @@ pub async fn connect(config: &EtcdConfig) -> Result<Client, String> {
     let options = ConnectOptions::new().with_connect_timeout(config.dial_timeout);
     Client::connect(&config.endpoints, Some(options))
         .await
-        .map_err(|e| {
-            format!(
-                "cannot connect to etcd at {}: {e}",
-                config.endpoints.join(",")
-            )
-        })
+        .map_err(|e| format!("cannot connect to etcd at {}: {e}", config.endpoints.join(",")))
 }

@@ -57,13 +57,7 @@ impl KeepAlives {
     }
 
     /// Sends one keepalive for request `id`.
-    pub async fn send(
-        &mut self,
-        id: ReqId,
-        lease: LeaseId,
-        fresh_stream: bool,
-        events: &UnboundedSender<DriverEvent>,
-    ) {
+    pub async fn send(&mut self, id: ReqId, lease: LeaseId, fresh_stream: bool, events: &UnboundedSender<DriverEvent>) {
         if fresh_stream || self.task.is_none() {
             self.open(id, lease, events);
             return;
@@ -72,10 +66,7 @@ impl KeepAlives {
         match self.keeper.as_mut() {
             Some(keeper) => {
                 if let Err(e) = keeper.keep_alive().await {
-                    let _ = events.send(DriverEvent::KeepAlive(
-                        self.generation,
-                        StreamNews::Closed(e.to_string()),
-                    ));
+                    let _ = events.send(DriverEvent::KeepAlive(self.generation, StreamNews::Closed(e.to_string())));
                 }
             }
             None => self.unsent += 1,
@@ -83,11 +74,7 @@ impl KeepAlives {
     }
 
     /// Handles news from a stream task; returns the answers to feed the core.
-    pub async fn handle(
-        &mut self,
-        generation: u64,
-        news: StreamNews,
-    ) -> Vec<(ReqId, EtcdResponse)> {
+    pub async fn handle(&mut self, generation: u64, news: StreamNews) -> Vec<(ReqId, EtcdResponse)> {
         if generation != self.generation {
             return Vec::new();
         }
@@ -101,12 +88,7 @@ impl KeepAlives {
                 self.keeper = Some(keeper);
                 Vec::new()
             }
-            StreamNews::Answer(response) => self
-                .pending
-                .pop_front()
-                .map(|id| (id, response))
-                .into_iter()
-                .collect(),
+            StreamNews::Answer(response) => self.pending.pop_front().map(|id| (id, response)).into_iter().collect(),
             StreamNews::Closed(why) => {
                 self.keeper = None;
                 self.task = None;
@@ -134,11 +116,7 @@ impl KeepAlives {
         let mut client = self.client.clone();
         let events = events.clone();
         self.task = Some(tokio::spawn(async move {
-            let send = |news| {
-                events
-                    .send(DriverEvent::KeepAlive(generation, news))
-                    .is_ok()
-            };
+            let send = |news| events.send(DriverEvent::KeepAlive(generation, news)).is_ok();
             let (keeper, mut stream) = match client.lease_keep_alive(lease.0).await {
                 Ok(pair) => pair,
                 Err(e) => {
@@ -153,18 +131,15 @@ impl KeepAlives {
             };
             // etcd-client consumed the first answer while opening and checked it was
             // positive; a keepalive renews a lease to its full granted TTL.
-            if !send(StreamNews::Answer(EtcdResponse::KeepAlive {
-                ttl_s: granted_ttl_s,
-            })) || !send(StreamNews::Opened(keeper))
+            if !send(StreamNews::Answer(EtcdResponse::KeepAlive { ttl_s: granted_ttl_s }))
+                || !send(StreamNews::Opened(keeper))
             {
                 return;
             }
             loop {
                 match stream.message().await {
                     Ok(Some(r)) => {
-                        if !send(StreamNews::Answer(EtcdResponse::KeepAlive {
-                            ttl_s: r.ttl(),
-                        })) {
+                        if !send(StreamNews::Answer(EtcdResponse::KeepAlive { ttl_s: r.ttl() })) {
                             return;
                         }
                     }

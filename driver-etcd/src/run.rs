@@ -1,8 +1,8 @@
 //! The event loop for one [`Runner`]: a current-thread tokio runtime, one channel of
 //! [`DriverEvent`]s, and the drain contract from `conch_core::drive`.
 use conch_core::{
-    drain, ChildStatus, EtcdRequest, EtcdResponse, ExitCode, Level, Output, ReqId, RunConfig,
-    Runner, WatchEvent, WatchId, WrapperSignal,
+    drain, ChildStatus, EtcdRequest, EtcdResponse, ExitCode, Level, Output, ReqId, RunConfig, Runner, WatchEvent,
+    WatchId, WrapperSignal,
 };
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
@@ -41,10 +41,7 @@ struct Io {
 
 /// Runs one wrapper to its end and returns its exit code.
 pub fn run(config: EtcdConfig, run_config: RunConfig) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             tracing::error!(error = %e, "cannot start the runtime");
@@ -142,17 +139,8 @@ impl Io {
 
     async fn perform(&mut self, output: Output, machine: &mut Runner) {
         match output {
-            Output::Etcd {
-                id,
-                request:
-                    EtcdRequest::KeepAlive {
-                        lease,
-                        fresh_stream,
-                    },
-            } => {
-                self.keepalives
-                    .send(id, lease, fresh_stream, &self.events)
-                    .await;
+            Output::Etcd { id, request: EtcdRequest::KeepAlive { lease, fresh_stream } } => {
+                self.keepalives.send(id, lease, fresh_stream, &self.events).await;
             }
             Output::Etcd { id, request } => {
                 let timeout = if matches!(request, EtcdRequest::Grant { .. }) {
@@ -166,10 +154,7 @@ impl Io {
                     let _ = events.send(DriverEvent::Etcd(id, response));
                 });
             }
-            Output::Watch { id, key, start_rev } => {
-                self.watches
-                    .start(&self.client, id, key, start_rev, &self.events)
-            }
+            Output::Watch { id, key, start_rev } => self.watches.start(&self.client, id, key, start_rev, &self.events),
             Output::CancelWatch(id) => self.watches.cancel(id),
             Output::Spawn(spec) => match ShimLink::spawn(&spec, &self.events) {
                 Ok(link) => self.shim = Some(link),

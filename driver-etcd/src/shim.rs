@@ -80,9 +80,7 @@ pub fn encode_args(
 
 /// Parses the shim's arguments (after the executable and [`SHIM_ARG`]).
 pub fn parse_args(args: &[String]) -> Result<ShimArgs, String> {
-    let bad = || {
-        "usage: conch __shim <fd> <term_at_ns> <kill_at_ns> <kill_after_ms> -- cmd...".to_string()
-    };
+    let bad = || "usage: conch __shim <fd> <term_at_ns> <kill_at_ns> <kill_after_ms> -- cmd...".to_string();
     let [fd, term_at, kill_at, kill_after, dashes, argv @ ..] = args else {
         return Err(bad());
     };
@@ -118,10 +116,7 @@ pub fn main(args: ShimArgs) -> i32 {
     #[allow(unsafe_code)]
     let link = unsafe { UnixStream::from_raw_fd(args.fd) };
     // Keep it from the command we are about to start.
-    let _ = nix::fcntl::fcntl(
-        link.as_raw_fd(),
-        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
-    );
+    let _ = nix::fcntl::fcntl(link.as_raw_fd(), nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC));
     let _ = link.set_nonblocking(true);
     let me = getpid();
     let _ = setpgid(Pid::from_raw(0), Pid::from_raw(0));
@@ -136,8 +131,7 @@ pub fn main(args: ShimArgs) -> i32 {
         return 70;
     };
     let _ = sigpipe.set_nonblocking(true);
-    if signal_hook::low_level::pipe::register(signal_hook::consts::SIGCHLD, sigpipe_writer).is_err()
-    {
+    if signal_hook::low_level::pipe::register(signal_hook::consts::SIGCHLD, sigpipe_writer).is_err() {
         return 70;
     }
     let noted = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -167,11 +161,7 @@ pub fn main(args: ShimArgs) -> i32 {
         }
         Err(e) => {
             tracing::error!(error = %e, cmd = %args.argv[0], "shim: cannot start the command");
-            let code = if e.kind() == std::io::ErrorKind::NotFound {
-                127
-            } else {
-                126
-            };
+            let code = if e.kind() == std::io::ErrorKind::NotFound { 127 } else { 126 };
             shim.send(&format!("X exit {code}"));
             return 0;
         }
@@ -266,9 +256,7 @@ impl Shim {
         let mut next = if self.kill_by.is_none() {
             self.term_at.min(self.kill_at)
         } else {
-            self.kill_by
-                .unwrap_or(self.kill_at)
-                .min(now.plus(REWALK_INTERVAL))
+            self.kill_by.unwrap_or(self.kill_at).min(now.plus(REWALK_INTERVAL))
         };
         if self.main_status.is_some() {
             next = next.min(now.plus(REWALK_INTERVAL));
@@ -281,9 +269,7 @@ impl Shim {
                 fds.push(PollFd::new(link.as_fd(), PollFlags::POLLIN));
             }
             let _ = poll(&mut fds, timeout);
-            fds.get(1)
-                .and_then(|f| f.revents())
-                .is_some_and(|r| !r.is_empty())
+            fds.get(1).and_then(|f| f.revents()).is_some_and(|r| !r.is_empty())
         };
         let mut drain = [0u8; 256];
         while matches!((&*sigpipe).read(&mut drain), Ok(n) if n > 0) {}
@@ -304,10 +290,7 @@ impl Shim {
                 self.inbox.extend_from_slice(&buf[..n]);
                 false
             }
-            Err(e)
-                if e.kind() == std::io::ErrorKind::WouldBlock
-                    || e.kind() == std::io::ErrorKind::Interrupted =>
-            {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::Interrupted => {
                 false
             }
             Err(_) => true,
@@ -323,11 +306,7 @@ impl Shim {
     }
 
     fn handle_line(&mut self, now: Instant, line: &str) {
-        let fields: Vec<u64> = line
-            .split(' ')
-            .skip(1)
-            .filter_map(|f| f.parse().ok())
-            .collect();
+        let fields: Vec<u64> = line.split(' ').skip(1).filter_map(|f| f.parse().ok()).collect();
         match (line.split(' ').next(), fields.as_slice()) {
             (Some("D"), [term_at, kill_at]) => {
                 if self.kill_by.is_none() {
@@ -335,11 +314,9 @@ impl Shim {
                     self.kill_at = Instant::from_nanos(*kill_at);
                 }
             }
-            (Some("T"), [kill_at]) => self.begin_stop(
-                now,
-                Instant::from_nanos(*kill_at).min(now.plus(self.kill_after)),
-                "ordered",
-            ),
+            (Some("T"), [kill_at]) => {
+                self.begin_stop(now, Instant::from_nanos(*kill_at).min(now.plus(self.kill_after)), "ordered")
+            }
             _ => tracing::warn!(line, "shim: unknown message"),
         }
     }
@@ -360,18 +337,10 @@ pub fn descendants(root: Pid) -> Vec<Pid> {
         return Vec::new();
     };
     for entry in entries.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<i32>().ok())
-        else {
+        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
             continue;
         };
-        if let Some(ppid) = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .ok()
-            .as_deref()
-            .and_then(parent_of)
-        {
+        if let Some(ppid) = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok().as_deref().and_then(parent_of) {
             children.entry(ppid).or_default().push(pid);
         }
     }
@@ -399,13 +368,8 @@ mod tests {
     #[test]
     fn args_round_trip() {
         let argv = vec!["sh".to_string(), "-c".to_string(), "exit 3".to_string()];
-        let encoded = encode_args(
-            5,
-            Instant::from_nanos(10),
-            Instant::from_nanos(20),
-            Duration::from_millis(1500),
-            &argv,
-        );
+        let encoded =
+            encode_args(5, Instant::from_nanos(10), Instant::from_nanos(20), Duration::from_millis(1500), &argv);
         let parsed = parse_args(&encoded[1..]).unwrap();
         assert_eq!(
             parsed,

@@ -22,26 +22,13 @@ pub struct ShimLink {
 
 impl ShimLink {
     /// Starts `conch __shim` for `spec`; its reports arrive as [`DriverEvent`]s.
-    pub fn spawn(
-        spec: &SpawnSpec,
-        events: &UnboundedSender<DriverEvent>,
-    ) -> std::io::Result<ShimLink> {
+    pub fn spawn(spec: &SpawnSpec, events: &UnboundedSender<DriverEvent>) -> std::io::Result<ShimLink> {
         let (ours, theirs) = StdUnixStream::pair()?;
         // The shim's end must survive exec; ours must not.
-        fcntl(theirs.as_raw_fd(), FcntlArg::F_SETFD(FdFlag::empty()))
-            .map_err(std::io::Error::from)?;
+        fcntl(theirs.as_raw_fd(), FcntlArg::F_SETFD(FdFlag::empty())).map_err(std::io::Error::from)?;
         let exe = std::env::current_exe()?;
-        let args = encode_args(
-            theirs.as_raw_fd(),
-            spec.term_at,
-            spec.kill_at,
-            spec.kill_after,
-            &spec.argv,
-        );
-        let spawned = Command::new(exe)
-            .args(args)
-            .envs(spec.env.iter().cloned())
-            .spawn();
+        let args = encode_args(theirs.as_raw_fd(), spec.term_at, spec.kill_at, spec.kill_after, &spec.argv);
+        let spawned = Command::new(exe).args(args).envs(spec.env.iter().cloned()).spawn();
         drop(theirs);
         let child = spawned?;
         let pid = Pid::from_raw(child.id() as i32);
@@ -59,16 +46,8 @@ impl ShimLink {
                             let _ = events.send(DriverEvent::ChildStarted(pid));
                         }
                     }
-                    ["X", "exit", code] => {
-                        status = code
-                            .parse()
-                            .map_or(ChildStatus::Vanished, ChildStatus::Exited)
-                    }
-                    ["X", "signal", sig] => {
-                        status = sig
-                            .parse()
-                            .map_or(ChildStatus::Vanished, ChildStatus::Signaled)
-                    }
+                    ["X", "exit", code] => status = code.parse().map_or(ChildStatus::Vanished, ChildStatus::Exited),
+                    ["X", "signal", sig] => status = sig.parse().map_or(ChildStatus::Vanished, ChildStatus::Signaled),
                     _ => tracing::warn!(line, "unknown message from the shim"),
                 }
             }
@@ -82,12 +61,7 @@ impl ShimLink {
 
     /// Sends new deadlines.
     pub async fn deadlines(&mut self, term_at: Instant, kill_at: Instant) {
-        self.send(&format!(
-            "D {} {}\n",
-            term_at.as_nanos(),
-            kill_at.as_nanos()
-        ))
-        .await;
+        self.send(&format!("D {} {}\n", term_at.as_nanos(), kill_at.as_nanos())).await;
     }
 
     /// Orders a termination.

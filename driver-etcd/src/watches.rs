@@ -47,20 +47,16 @@ impl Watches {
                             let Some(kv) = event.kv() else { continue };
                             let event = match event.event_type() {
                                 EventType::Put => WatchEvent::Put(to_kv(kv)),
-                                EventType::Delete => WatchEvent::Delete {
-                                    key: key.clone(),
-                                    mod_rev: Revision(kv.mod_revision()),
-                                },
+                                EventType::Delete => {
+                                    WatchEvent::Delete { key: key.clone(), mod_rev: Revision(kv.mod_revision()) }
+                                }
                             };
                             if !send(event) {
                                 return;
                             }
                         }
                         if response.canceled() {
-                            send(WatchEvent::Broken(format!(
-                                "watch cancelled: {}",
-                                response.cancel_reason()
-                            )));
+                            send(WatchEvent::Broken(format!("watch cancelled: {}", response.cancel_reason())));
                             return;
                         }
                     }

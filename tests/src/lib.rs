@@ -109,7 +109,11 @@ impl Etcd {
         let out = self.etcdctl(&["lease", "list"]);
         assert!(out.status.success(), "etcdctl lease list failed");
         // "found N leases" then one hex id per line.
-        String::from_utf8_lossy(&out.stdout).lines().filter(|l| !l.is_empty() && !l.starts_with("found ")).map(str::to_string).collect()
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| !l.is_empty() && !l.starts_with("found "))
+            .map(str::to_string)
+            .collect()
     }
 
     /// Remaining TTL of a lease in seconds; `None` when it is gone.
@@ -193,7 +197,9 @@ pub fn wait_child(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
 /// Whether a process exists (and is not a zombie).
 pub fn alive(pid: i32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat.rsplit(')').next().and_then(|rest| rest.split_whitespace().next()).is_some_and(|state| state != "Z"),
+        Ok(stat) => {
+            stat.rsplit(')').next().and_then(|rest| rest.split_whitespace().next()).is_some_and(|state| state != "Z")
+        }
         Err(_) => false,
     }
 }

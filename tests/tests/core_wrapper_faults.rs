@@ -1,5 +1,7 @@
 //! Wrapper faults: SIGKILL and SIGSTOP of the wrapper alone. The shim must have the
 //! child's group dead before etcd can expire the lease — zero overlap.
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -17,8 +19,13 @@ fn wrapper_sigkilled_leaves_no_child_and_the_lease_outlives_the_group() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().display();
     let office = unique("wkill");
-    let script = format!("echo $$ >> {d}/pids; sleep 1001 & echo $! >> {d}/pids; setsid sleep 1002 & echo $! >> {d}/pids; wait");
-    let mut wrapper = conch(&etcd).args(["--ttl", "5s", "elect", &office, "--kill-after", "1s", "--", "sh", "-c", &script]).stderr(Stdio::null()).spawn().unwrap();
+    let script =
+        format!("echo $$ >> {d}/pids; sleep 1001 & echo $! >> {d}/pids; setsid sleep 1002 & echo $! >> {d}/pids; wait");
+    let mut wrapper = conch(&etcd)
+        .args(["--ttl", "5s", "elect", &office, "--kill-after", "1s", "--", "sh", "-c", &script])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     assert!(wait_until(Duration::from_secs(10), || pids_in(&dir.path().join("pids")).len() == 3));
     let lease = lease_of(&etcd, &office);
     kill_child(&mut wrapper);
@@ -40,7 +47,11 @@ fn wrapper_sigstopped_child_dies_by_the_deadline_before_the_lease_expires() {
     let office = unique("wstop");
     // Ignores SIGTERM: only the SIGKILL at kill_at ends it.
     let script = format!("trap '' TERM; echo $$ >> {d}/pids; for i in $(seq 6000); do sleep 0.01; done");
-    let mut wrapper = conch(&etcd).args(["--ttl", "5s", "elect", &office, "--kill-after", "1s", "--", "sh", "-c", &script]).stderr(Stdio::null()).spawn().unwrap();
+    let mut wrapper = conch(&etcd)
+        .args(["--ttl", "5s", "elect", &office, "--kill-after", "1s", "--", "sh", "-c", &script])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     assert!(wait_until(Duration::from_secs(10), || pids_in(&dir.path().join("pids")).len() == 1));
     let child = pids_in(&dir.path().join("pids"))[0];
     let lease = lease_of(&etcd, &office);

@@ -1,5 +1,7 @@
 //! `conch elect`: the winner's environment, a clean handoff, `--who`, and `etcdctl elect`
 //! as a rival candidate.
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -20,8 +22,13 @@ fn winner_child_sees_its_fencing_token_and_lease() {
     let etcd = Etcd::start();
     let dir = tempfile::tempdir().unwrap();
     let office = unique("rev");
-    let mut wrapper = conch(&etcd).args(["elect", &office, "--", "sh", "-c", &holder(dir.path(), "a")]).stderr(Stdio::null()).spawn().unwrap();
-    assert!(wait_until(Duration::from_secs(10), || dir.path().join("a.env").exists() && !read(&dir.path().join("a.env")).is_empty()));
+    let mut wrapper = conch(&etcd)
+        .args(["elect", &office, "--", "sh", "-c", &holder(dir.path(), "a")])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(wait_until(Duration::from_secs(10), || dir.path().join("a.env").exists()
+        && !read(&dir.path().join("a.env")).is_empty()));
     let env = read(&dir.path().join("a.env"));
     let fields: Vec<&str> = env.split_whitespace().collect();
     let keys = etcd.keys(&format!("/conch/v1/elect/{office}/"));
@@ -41,9 +48,17 @@ fn clean_exit_hands_over_in_well_under_a_ttl() {
     let dir = tempfile::tempdir().unwrap();
     let office = unique("handoff");
     let prefix = format!("/conch/v1/elect/{office}/");
-    let mut a = conch(&etcd).args(["elect", &office, "--", "sh", "-c", &holder(dir.path(), "a")]).stderr(Stdio::null()).spawn().unwrap();
+    let mut a = conch(&etcd)
+        .args(["elect", &office, "--", "sh", "-c", &holder(dir.path(), "a")])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     assert!(wait_until(Duration::from_secs(10), || dir.path().join("a.start").exists()));
-    let mut b = conch(&etcd).args(["elect", &office, "--", "sh", "-c", &holder(dir.path(), "b")]).stderr(Stdio::null()).spawn().unwrap();
+    let mut b = conch(&etcd)
+        .args(["elect", &office, "--", "sh", "-c", &holder(dir.path(), "b")])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     assert!(wait_until(Duration::from_secs(10), || etcd.keys(&prefix).len() == 2));
     std::thread::sleep(Duration::from_millis(200));
     assert!(!dir.path().join("b.start").exists(), "b ran while a held");
@@ -56,7 +71,9 @@ fn clean_exit_hands_over_in_well_under_a_ttl() {
     std::fs::write(dir.path().join("b.release"), "").unwrap();
     assert_eq!(wait_child(&mut a, Duration::from_secs(10)).and_then(|s| s.code()), Some(0));
     assert_eq!(wait_child(&mut b, Duration::from_secs(10)).and_then(|s| s.code()), Some(0));
-    let rev = |id: &str| read(&dir.path().join(format!("{id}.env"))).split_whitespace().nth(1).unwrap().parse::<i64>().unwrap();
+    let rev = |id: &str| {
+        read(&dir.path().join(format!("{id}.env"))).split_whitespace().nth(1).unwrap().parse::<i64>().unwrap()
+    };
     assert!(rev("b") > rev("a"), "fencing tokens must increase");
 }
 
@@ -84,7 +101,11 @@ fn etcdctl_elect_is_a_rival_candidate_both_ways() {
     // etcdctl leads first: conch must wait.
     let mut rival = etcd.etcdctl_spawn(&["elect", &prefix, "etcdctl-value"], &dir.path().join("rival.out"));
     assert!(wait_until(Duration::from_secs(10), || !read(&dir.path().join("rival.out")).is_empty()));
-    let mut ours = conch(&etcd).args(["elect", &office, "--", "sh", "-c", &holder(dir.path(), "a")]).stderr(Stdio::null()).spawn().unwrap();
+    let mut ours = conch(&etcd)
+        .args(["elect", &office, "--", "sh", "-c", &holder(dir.path(), "a")])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     assert!(wait_until(Duration::from_secs(10), || etcd.keys(&prefix).len() == 2));
     std::thread::sleep(Duration::from_millis(500));
     assert!(!dir.path().join("a.start").exists(), "conch ran while etcdctl elect led");
@@ -102,7 +123,10 @@ fn etcdctl_elect_is_a_rival_candidate_both_ways() {
     assert!(read(&dir.path().join("rival2.out")).is_empty(), "etcdctl elect won while conch led");
     std::fs::write(dir.path().join("a.release"), "").unwrap();
     assert_eq!(wait_child(&mut ours, Duration::from_secs(10)).and_then(|s| s.code()), Some(0));
-    assert!(wait_until(Duration::from_secs(5), || !read(&dir.path().join("rival2.out")).is_empty()), "etcdctl elect did not take over");
+    assert!(
+        wait_until(Duration::from_secs(5), || !read(&dir.path().join("rival2.out")).is_empty()),
+        "etcdctl elect did not take over"
+    );
     signal(&rival2, Signal::SIGINT);
     let _ = wait_child(&mut rival2, Duration::from_secs(10));
     kill_child(&mut rival2);

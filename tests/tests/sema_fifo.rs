@@ -1,5 +1,7 @@
 //! `conch sema`: capacity, FIFO promotion with strictly increasing fencing tokens,
 //! `--nonblock`, and `etcdctl lock` as a rival contender both ways.
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
 use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::Duration;
@@ -14,7 +16,13 @@ fn holder(dir: &Path, id: &str) -> String {
 }
 
 fn contender(etcd: &Etcd, name: &str, max: &str, dir: &Path, id: &str, extra: &[&str]) -> Child {
-    conch(etcd).args(["sema", name, "--max", max]).args(extra).args(["--", "sh", "-c", &holder(dir, id)]).stderr(Stdio::null()).spawn().unwrap()
+    conch(etcd)
+        .args(["sema", name, "--max", max])
+        .args(extra)
+        .args(["--", "sh", "-c", &holder(dir, id)])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
 }
 
 fn started(dir: &Path, id: &str) -> bool {
@@ -68,7 +76,10 @@ fn a_release_promotes_exactly_the_next_waiter_by_revision() {
     // Release the *second* holder first: the first waiter (c) must be promoted, only it.
     for (gone, next, not_yet) in [("b", "c", &["d", "e"][..]), ("a", "d", &["e"][..]), ("d", "e", &[][..])] {
         release(dir.path(), gone);
-        assert!(wait_until(Duration::from_secs(5), || started(dir.path(), next)), "{next} not promoted after {gone} left");
+        assert!(
+            wait_until(Duration::from_secs(5), || started(dir.path(), next)),
+            "{next} not promoted after {gone} left"
+        );
         std::thread::sleep(Duration::from_millis(300));
         for id in not_yet {
             assert!(!started(dir.path(), id), "{id} started out of order");
@@ -80,7 +91,8 @@ fn a_release_promotes_exactly_the_next_waiter_by_revision() {
     for w in &mut wrappers {
         assert_eq!(wait_child(w, Duration::from_secs(15)).and_then(|s| s.code()), Some(0));
     }
-    let revs: Vec<i64> = ids.iter().map(|id| read(&dir.path().join(format!("{id}.start"))).trim().parse().unwrap()).collect();
+    let revs: Vec<i64> =
+        ids.iter().map(|id| read(&dir.path().join(format!("{id}.start"))).trim().parse().unwrap()).collect();
     assert!(revs.windows(2).all(|w| w[0] < w[1]), "fencing tokens not increasing: {revs:?}");
     assert!(etcd.leases().is_empty());
 }
@@ -93,7 +105,11 @@ fn nonblock_exits_75_fast_and_leaves_no_key() {
     let mut holder = contender(&etcd, &name, "1", dir.path(), "a", &[]);
     assert!(wait_until(Duration::from_secs(10), || started(dir.path(), "a")));
     let t0 = std::time::Instant::now();
-    let out = conch(&etcd).args(["sema", &name, "--max", "1", "--nonblock", "--", "touch"]).arg(dir.path().join("ran")).output().unwrap();
+    let out = conch(&etcd)
+        .args(["sema", &name, "--max", "1", "--nonblock", "--", "touch"])
+        .arg(dir.path().join("ran"))
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(75));
     assert!(t0.elapsed() < Duration::from_secs(2), "nonblock took {:?}", t0.elapsed());
     assert!(!dir.path().join("ran").exists());
@@ -118,7 +134,9 @@ fn etcdctl_lock_is_a_rival_contender_both_ways() {
     let name = unique("lock");
     let lock = format!("/conch/v1/sema/{name}/1");
     // etcdctl holds: conch waits.
-    let script = format!("touch {d}/etcdctl.start; for i in $(seq 3000); do [ -e {d}/etcdctl.release ] && exit 0; sleep 0.01; done");
+    let script = format!(
+        "touch {d}/etcdctl.start; for i in $(seq 3000); do [ -e {d}/etcdctl.release ] && exit 0; sleep 0.01; done"
+    );
     let mut rival = etcd.etcdctl_spawn(&["lock", &lock, "--", "sh", "-c", &script], &dir.path().join("rival.out"));
     assert!(wait_until(Duration::from_secs(10), || dir.path().join("etcdctl.start").exists()));
     let mut ours = contender(&etcd, &name, "1", dir.path(), "a", &[]);
@@ -136,7 +154,10 @@ fn etcdctl_lock_is_a_rival_contender_both_ways() {
     assert!(!dir.path().join("etcdctl2.start").exists(), "etcdctl lock ran while conch held");
     release(dir.path(), "a");
     assert_eq!(wait_child(&mut ours, Duration::from_secs(10)).and_then(|s| s.code()), Some(0));
-    assert!(wait_until(Duration::from_secs(5), || dir.path().join("etcdctl2.start").exists()), "etcdctl did not take the lock");
+    assert!(
+        wait_until(Duration::from_secs(5), || dir.path().join("etcdctl2.start").exists()),
+        "etcdctl did not take the lock"
+    );
     if wait_child(&mut rival2, Duration::from_secs(10)).is_none() {
         signal(&rival2, Signal::SIGKILL);
         kill_child(&mut rival2);

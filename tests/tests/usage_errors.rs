@@ -1,5 +1,7 @@
 //! Bad input exits 64 with one line naming the problem; etcd down exits 69. Neither
 //! writes anything to etcd.
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
 use std::time::Duration;
 
 use conch_tests::*;
@@ -41,7 +43,12 @@ fn etcd_down_at_start_exits_69_and_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let marker = dir.path().join("ran");
     let t0 = std::time::Instant::now();
-    let out = conch(&etcd).env("CONCH_DIAL_TIMEOUT", "1s").args(["elect", "down", "--", "touch"]).arg(&marker).output().unwrap();
+    let out = conch(&etcd)
+        .env("CONCH_DIAL_TIMEOUT", "1s")
+        .args(["elect", "down", "--", "touch"])
+        .arg(&marker)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(69), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(t0.elapsed() < Duration::from_secs(5), "took {:?}", t0.elapsed());
     assert!(!marker.exists(), "the child ran without etcd");
