@@ -21,10 +21,14 @@ use crate::ranking::{standing, Standing};
 use crate::session::LossReason;
 use crate::time::Instant;
 
-/// Delay before re-sending a request that failed with a transient error.
+/// Delay before re-sending a request that failed with a transient error; doubled per
+/// attempt up to [`RETRY_DELAY_MAX`].
 pub const RETRY_DELAY: Duration = Duration::from_millis(200);
-/// Attempts per request before the hold gives up.
-pub const ATTEMPTS_MAX: u32 = 25;
+/// Longest delay between two attempts.
+pub const RETRY_DELAY_MAX: Duration = Duration::from_secs(1);
+/// Attempts per request before the hold gives up. Long before this the session's deadline
+/// decides: a session whose keepalives fail too ends the run at `term_at`.
+pub const ATTEMPTS_MAX: u32 = 600;
 
 /// What is being held: an office or a semaphore.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -336,8 +340,10 @@ impl Hold {
             EtcdError::LeaseNotFound => self.lose(out, LossReason::LeaseGone),
             EtcdError::Unavailable(msg) if self.attempts < ATTEMPTS_MAX => {
                 self.attempts += 1;
-                out.log(Event::warn("etcd-retry").with("error", msg).with("attempt", self.attempts));
-                self.retry_at = Some(now.plus(RETRY_DELAY));
+                if self.attempts == 1 || self.attempts % 10 == 0 {
+                    out.log(Event::warn("etcd-retry").with("error", msg).with("attempt", self.attempts));
+                }
+                self.retry_at = Some(now.plus(retry_delay(self.attempts)));
                 None
             }
             EtcdError::Unavailable(msg) | EtcdError::Fatal(msg) => self.fail(out, msg),
@@ -363,6 +369,11 @@ impl Hold {
         }
         self.retry_at = None;
     }
+}
+
+/// Delay before attempt `attempts + 1`: doubling from [`RETRY_DELAY`], capped.
+pub fn retry_delay(attempts: u32) -> Duration {
+    RETRY_DELAY.saturating_mul(1 << attempts.saturating_sub(1).min(8)).min(RETRY_DELAY_MAX)
 }
 
 fn cancel_all(watches: Vec<WatchId>, out: &mut Outbox) {

@@ -162,6 +162,7 @@ pub struct Session {
     inflight: VecDeque<(ReqId, Instant)>,
     next_send_at: Option<Instant>,
     stopped: bool,
+    failing: bool,
 }
 
 impl Session {
@@ -177,6 +178,7 @@ impl Session {
             inflight: VecDeque::new(),
             next_send_at: None,
             stopped: false,
+            failing: false,
         }
     }
 
@@ -233,6 +235,9 @@ impl Session {
         }
         match response {
             EtcdResponse::KeepAlive { ttl_s } if ttl_s > 0 => {
+                if std::mem::take(&mut self.failing) {
+                    out.log(Event::info("keepalive-recovered"));
+                }
                 let candidate = sent_at.plus(Duration::from_secs(ttl_s.unsigned_abs()));
                 self.next_send_at = Some(sent_at.plus(self.timings?.keepalive_interval).max(now));
                 if self.deadline.is_none_or(|d| candidate > d) {
@@ -246,9 +251,12 @@ impl Session {
                 Some(SessionEvent::Lost(LossReason::LeaseGone))
             }
             EtcdResponse::Error(e) => {
-                out.log(Event::warn("keepalive-failed").with("error", format!("{e:?}")));
-                // Retry soon; handle_timeout sends it on a fresh stream.
-                self.next_send_at = Some(now);
+                // The retry is already due at send + retry_after, on a fresh stream; an
+                // instant error must not turn that into a busy loop. Log once per outage.
+                if !self.failing {
+                    self.failing = true;
+                    out.log(Event::warn("keepalive-failed").with("error", format!("{e:?}")));
+                }
                 None
             }
             _ => None,

@@ -36,12 +36,27 @@ impl Etcd {
 
     /// Stops etcd (SIGTERM, then SIGKILL after 5 s), keeping its data.
     pub fn stop(&mut self) {
+        self.thaw();
         if let Some(mut child) = self.child.take() {
             let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
             if wait_child(&mut child, Duration::from_secs(5)).is_none() {
                 let _ = child.kill();
                 let _ = child.wait();
             }
+        }
+    }
+
+    /// Freezes etcd (SIGSTOP): connections stay open, nothing is answered.
+    pub fn freeze(&self) {
+        if let Some(child) = &self.child {
+            let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGSTOP);
+        }
+    }
+
+    /// Thaws a frozen etcd (SIGCONT).
+    pub fn thaw(&self) {
+        if let Some(child) = &self.child {
+            let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGCONT);
         }
     }
 
