@@ -340,7 +340,7 @@ impl Hold {
             EtcdError::LeaseNotFound => self.lose(out, LossReason::LeaseGone),
             EtcdError::Unavailable(msg) if self.attempts < ATTEMPTS_MAX => {
                 self.attempts += 1;
-                if self.attempts == 1 || self.attempts % 10 == 0 {
+                if self.attempts == 1 || self.attempts.is_multiple_of(10) {
                     out.log(Event::warn("etcd-retry").with("error", msg).with("attempt", self.attempts));
                 }
                 self.retry_at = Some(now.plus(retry_delay(self.attempts)));
