@@ -12,15 +12,18 @@
 //! [`drive::drain`] is the one helper both drivers use for this.
 #![forbid(unsafe_code)]
 
+pub mod backoff;
 pub mod drive;
 pub mod duration;
 pub mod etcd;
 pub mod hold;
+pub mod hooks;
 pub mod ids;
 pub mod keys;
 pub mod output;
 pub mod ranking;
 pub mod runner;
+pub mod service;
 pub mod session;
 pub mod supervision;
 pub mod time;
@@ -30,7 +33,8 @@ pub mod who;
 pub use drive::{drain, Machine};
 pub use etcd::{EtcdError, EtcdRequest, EtcdResponse, Kv, WatchEvent};
 pub use hold::HoldSpec;
-pub use ids::{LeaseId, ReqId, Revision, WatchId};
+pub use hooks::{HookConfig, HookKind, HookSpec};
+pub use ids::{HookId, LeaseId, ReqId, Revision, WatchId};
 pub use output::{Event, ExitCode, Level, Output, SpawnSpec};
 pub use runner::{RunConfig, Runner};
 pub use session::LossReason;

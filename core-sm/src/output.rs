@@ -44,6 +44,10 @@ pub enum Output {
     },
     /// SIGKILL the child's process group directly (the shim did not act in time).
     KillGroup,
+    /// Run a hook: `sh -c cmd` in its own process group; report its exit with the same id.
+    RunHook(crate::hooks::HookSpec),
+    /// SIGKILL a hook's whole process group.
+    KillHook(crate::ids::HookId),
     /// Print a line on stdout (query results).
     Print(String),
     /// Exit the process with this code; the machine is done.
@@ -143,6 +147,12 @@ pub struct Outbox {
 }
 
 impl Outbox {
+    /// An outbox whose request and watch ids start after `base` (ids stay unique across
+    /// the successive runs of one process).
+    pub fn with_id_base(base: u64) -> Outbox {
+        Outbox { queue: VecDeque::new(), next_req: base, next_watch: base }
+    }
+
     /// Queues an etcd request and returns its id.
     pub fn request(&mut self, request: EtcdRequest) -> ReqId {
         self.next_req += 1;

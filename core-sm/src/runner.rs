@@ -13,7 +13,8 @@ use crate::drive::Machine;
 use crate::duration::format;
 use crate::etcd::{EtcdError, EtcdRequest, EtcdResponse, WatchEvent};
 use crate::hold::{Hold, HoldEvent, HoldSpec, RETRY_DELAY};
-use crate::ids::{ReqId, WatchId};
+use crate::hooks::{HookConfig, HookKind, Hooks};
+use crate::ids::{HookId, ReqId, WatchId};
 use crate::output::{Event, ExitCode, Outbox, Output, SpawnSpec};
 use crate::session::{LossReason, Session, SessionEvent};
 use crate::supervision::{ChildStatus, Supervisor, WrapperSignal};
@@ -39,6 +40,8 @@ pub struct RunConfig {
     pub kill_after: Duration,
     /// How long to wait for the hold: `None` forever, zero for `--nonblock`.
     pub wait: Option<Duration>,
+    /// `--on-acquire`, `--on-lose`, `--hook-timeout`.
+    pub hooks: HookConfig,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,7 +49,11 @@ enum Stage {
     Idle,
     Granting,
     Campaigning,
+    /// The on-acquire hook runs; the child starts when it succeeds.
+    AcquireHook,
     Running,
+    /// The child is gone; the on-lose hook runs before the release.
+    LoseHook,
     Releasing,
     Done,
 }
@@ -70,11 +77,22 @@ pub struct Runner {
     release_retry_at: Option<Instant>,
     release_until: Option<Instant>,
     aborted: Option<ExitCode>,
+    hooks: Hooks,
+    child_env: Vec<(String, String)>,
+    /// The exit code to release with once the running hook is gone.
+    after_hook: Option<ExitCode>,
+    lost_while_waiting: bool,
 }
 
 impl Runner {
     /// A runner for `cfg`; call [`Runner::start`] to begin.
     pub fn new(cfg: RunConfig) -> Runner {
+        Runner::with_id_base(cfg, 0)
+    }
+
+    /// A runner whose ids start after `id_base`, for the successive runs of one process.
+    pub fn with_id_base(cfg: RunConfig, id_base: u64) -> Runner {
+        let hooks = Hooks::new(cfg.hooks.clone(), id_base);
         let session = Session::new(cfg.ttl, cfg.kill_after);
         let hold = Hold::new(cfg.spec.clone(), cfg.holder.encode());
         Runner {
@@ -82,7 +100,7 @@ impl Runner {
             session,
             hold,
             child: Supervisor::default(),
-            out: Outbox::default(),
+            out: Outbox::with_id_base(id_base),
             stage: Stage::Idle,
             campaign_at: None,
             wait_until: None,
@@ -94,12 +112,21 @@ impl Runner {
             release_retry_at: None,
             release_until: None,
             aborted: None,
+            hooks,
+            child_env: Vec::new(),
+            after_hook: None,
+            lost_while_waiting: false,
         }
     }
 
     /// The hold in hand: our key's create revision (the fencing token).
     pub fn revision(&self) -> Option<crate::ids::Revision> {
         self.hold.create_rev()
+    }
+
+    /// Whether the session was lost while waiting for the hold (never held).
+    pub fn lost_while_waiting(&self) -> bool {
+        self.lost_while_waiting
     }
 
     /// Whether the machine has emitted its exit.
@@ -147,7 +174,32 @@ impl Runner {
         }
         self.child.handle_exit(now, status, &mut self.out);
         let code = if self.loss.is_some() { ExitCode::LOST } else { status.exit_code() };
-        self.begin_release(now, code);
+        if self.hooks.start(now, HookKind::OnLose, self.child_env.clone(), None, &mut self.out) {
+            self.stage = Stage::LoseHook;
+            self.after_hook = Some(code);
+        } else {
+            self.begin_release(now, code);
+        }
+    }
+
+    /// A hook exited (or was killed).
+    pub fn handle_hook_exit(&mut self, now: Instant, id: HookId, status: ChildStatus) {
+        let Some((kind, ok)) = self.hooks.handle_exit(now, id, status, &mut self.out) else { return };
+        match (kind, self.stage) {
+            (HookKind::OnAcquire, Stage::AcquireHook) => match self.after_hook.take() {
+                Some(code) => self.begin_release(now, code),
+                None if ok => self.spawn_child(now),
+                None => {
+                    self.out.log(self.event(Event::error("campaign-failed")).with("why", "on-acquire hook failed"));
+                    self.begin_release(now, ExitCode::LOST);
+                }
+            },
+            (HookKind::OnLose, Stage::LoseHook) => {
+                let code = self.after_hook.take().unwrap_or(ExitCode::LOST);
+                self.begin_release(now, code);
+            }
+            _ => {}
+        }
     }
 
     /// A signal reached the wrapper.
@@ -163,6 +215,12 @@ impl Runner {
                 let kill_at = self.kill_at_from(now);
                 self.child.terminate(now, kill_at, "signal", &mut self.out);
             }
+            Stage::AcquireHook => {
+                self.after_hook.get_or_insert(code);
+                self.hooks.kill(&mut self.out);
+            }
+            // The on-lose hook is bounded by its timeout; the release follows it.
+            Stage::LoseHook => {}
             // A second signal: stop waiting for etcd.
             Stage::Releasing => self.finish(self.exit.unwrap_or(code)),
             Stage::Done => {}
@@ -181,6 +239,7 @@ impl Runner {
             self.on_hold(now, event);
         }
         self.child.handle_timeout(now, &mut self.out);
+        self.hooks.handle_timeout(now, &mut self.out);
         if self.stage == Stage::Campaigning && self.wait_until.is_some_and(|at| now >= at) {
             self.out.log(self.event(Event::info("not-acquired")).with("waited", format(self.waited(now))));
             self.begin_release(now, ExitCode::NOT_ACQUIRED);
@@ -263,17 +322,12 @@ impl Runner {
         if self.stage != Stage::Campaigning {
             return;
         }
-        let (Some(term_at), Some(kill_at), Some(lease)) =
-            (self.session.term_at(), self.session.kill_at(), self.session.lease())
-        else {
-            return;
-        };
+        let (Some(term_at), Some(lease)) = (self.session.term_at(), self.session.lease()) else { return };
         // Re-check our own deadline after the wait (etcd issue 11456).
         if now >= term_at {
             self.on_loss(now, LossReason::DeadlinePassed);
             return;
         }
-        self.stage = Stage::Running;
         self.out.log(
             self.event(Event::info("acquired"))
                 .with("waited", format(self.waited(now)))
@@ -287,7 +341,23 @@ impl Runner {
         if self.cfg.spec.is_office {
             env.push(("CONCH_LEADER".to_string(), "1".to_string()));
         }
-        let spec = SpawnSpec { argv: self.cfg.argv.clone(), env, term_at, kill_at, kill_after: self.cfg.kill_after };
+        self.child_env = env.clone();
+        if self.hooks.start(now, HookKind::OnAcquire, env, Some(term_at), &mut self.out) {
+            self.stage = Stage::AcquireHook;
+        } else {
+            self.spawn_child(now);
+        }
+    }
+
+    fn spawn_child(&mut self, now: Instant) {
+        let (Some(term_at), Some(kill_at)) = (self.session.term_at(), self.session.kill_at()) else { return };
+        self.stage = Stage::Running;
+        if now >= term_at {
+            self.on_loss(now, LossReason::DeadlinePassed);
+            return;
+        }
+        let argv = self.cfg.argv.clone();
+        let spec = SpawnSpec { argv, env: self.child_env.clone(), term_at, kill_at, kill_after: self.cfg.kill_after };
         self.child.spawn(now, spec, &mut self.out);
     }
 
@@ -299,7 +369,12 @@ impl Runner {
         self.session.stop();
         self.loss = Some(reason.clone());
         // A waiter that lost its session could not acquire (75); a holder lost its hold (70).
-        let code = if self.stage == Stage::Running { ExitCode::LOST } else { ExitCode::NOT_ACQUIRED };
+        self.lost_while_waiting = self.stage == Stage::Campaigning;
+        let code = if self.stage == Stage::Campaigning { ExitCode::NOT_ACQUIRED } else { ExitCode::LOST };
+        if self.stage == Stage::LoseHook {
+            // The child is already gone; the on-lose hook and the release follow.
+            return;
+        }
         self.stop_child_then_release(now, code, reason.as_str());
     }
 
@@ -312,6 +387,9 @@ impl Runner {
                 self.loss = Some(LossReason::DeadlinePassed);
             }
             // handle_child_exit releases once the group is gone.
+        } else if self.stage == Stage::AcquireHook {
+            self.after_hook.get_or_insert(code);
+            self.hooks.kill(&mut self.out);
         } else {
             self.begin_release(now, code);
         }
@@ -411,10 +489,17 @@ impl Machine for Runner {
         } else {
             None
         };
-        [self.session.poll_timeout(), self.hold.poll_timeout(), self.child.poll_timeout(), wait, release]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.session.poll_timeout(),
+            self.hold.poll_timeout(),
+            self.child.poll_timeout(),
+            self.hooks.poll_timeout(),
+            wait,
+            release,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 }
 

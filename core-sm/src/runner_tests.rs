@@ -23,6 +23,7 @@ fn config(office: bool, wait: Option<Duration>) -> RunConfig {
         ttl: Duration::from_secs(10),
         kill_after: Duration::from_secs(5),
         wait,
+        hooks: HookConfig::default(),
     }
 }
 
