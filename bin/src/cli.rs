@@ -16,7 +16,7 @@ pub struct Cli {
 /// Flags every tool shares.
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
-    /// Comma-separated etcd endpoints.
+    /// Comma-separated etcd endpoints (http:// or https://).
     #[arg(long, global = true, env = "CONCH_ENDPOINTS", default_value = "http://127.0.0.1:2379")]
     pub endpoints: String,
     /// No endpoint reachable within this ⇒ exit 69, nothing written.
@@ -25,6 +25,18 @@ pub struct GlobalArgs {
     /// Session lease TTL, whole seconds (the TTL etcd grants is the one used).
     #[arg(long, global = true, env = "CONCH_TTL", default_value = "10s", allow_hyphen_values = true)]
     pub ttl: String,
+    /// etcd user as name:password.
+    #[arg(long, global = true, env = "CONCH_USER")]
+    pub user: Option<String>,
+    /// CA certificate (PEM) to verify etcd's TLS certificate.
+    #[arg(long, global = true, env = "CONCH_CACERT")]
+    pub cacert: Option<String>,
+    /// Client certificate (PEM) for TLS client authentication.
+    #[arg(long, global = true, env = "CONCH_CERT", requires = "key")]
+    pub cert: Option<String>,
+    /// Client key (PEM) for TLS client authentication.
+    #[arg(long, global = true, env = "CONCH_KEY", requires = "cert")]
+    pub key: Option<String>,
     /// Log only warnings and errors.
     #[arg(long, global = true, env = "CONCH_QUIET")]
     pub quiet: bool,
@@ -45,10 +57,17 @@ pub enum LogFormat {
 /// The tools.
 #[derive(Debug, Subcommand)]
 pub enum Tool {
-    /// Run a command only while leader of an office (or: who leads).
+    /// Run a command only while leader of an office (or: who leads, watch, assert).
     Elect(ElectArgs),
     /// Run a command while holding one of N slots of a semaphore (or: who holds).
     Sema(SemaArgs),
+    /// Print shell completions for conch.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print conch's man page (roff).
+    Man,
 }
 
 /// Flags of a run (shared by elect and sema).
@@ -66,8 +85,8 @@ pub struct RunArgs {
     /// Print who holds instead of running a command (exit 1 when vacant).
     #[arg(long, env = "CONCH_WHO")]
     pub who: bool,
-    /// With --who: one JSON document.
-    #[arg(long, env = "CONCH_JSON", requires = "who")]
+    /// With --who, --watch, --assert: JSON output.
+    #[arg(long, env = "CONCH_JSON")]
     pub json: bool,
     /// The command to run, after `--`.
     #[arg(last = true)]
@@ -82,6 +101,27 @@ pub struct ElectArgs {
     /// Run flags.
     #[command(flatten)]
     pub run: RunArgs,
+    /// Service mode: campaign and run again after every exit, until signalled.
+    #[arg(long, env = "CONCH_RESTART")]
+    pub restart: bool,
+    /// Shell command run after winning, before the child; failing it fails the campaign.
+    #[arg(long, env = "CONCH_ON_ACQUIRE")]
+    pub on_acquire: Option<String>,
+    /// Shell command run after the child is gone, before resigning (best effort).
+    #[arg(long, env = "CONCH_ON_LOSE")]
+    pub on_lose: Option<String>,
+    /// Longest a hook may run; it is killed whole after that.
+    #[arg(long, env = "CONCH_HOOK_TIMEOUT", default_value = "30s", allow_hyphen_values = true)]
+    pub hook_timeout: String,
+    /// Stream leadership changes: the current state first, then one line per change.
+    #[arg(long, env = "CONCH_WATCH")]
+    pub watch: bool,
+    /// Exit 0 if this host leads the office (exit 1 otherwise, 69 if etcd is unreachable).
+    #[arg(long, env = "CONCH_ASSERT")]
+    pub assert: bool,
+    /// With --assert: also require the leader's revision to be at least this.
+    #[arg(long, env = "CONCH_MIN_REV", requires = "assert")]
+    pub min_rev: Option<i64>,
 }
 
 /// `conch sema <name> --max N ...`
@@ -92,6 +132,9 @@ pub struct SemaArgs {
     /// Capacity: at most this many holders at once (part of the semaphore's identity).
     #[arg(long, env = "CONCH_MAX")]
     pub max: u32,
+    /// At most one slot per host (the key is the hostname).
+    #[arg(long, env = "CONCH_SPREAD")]
+    pub spread: bool,
     /// Run flags.
     #[command(flatten)]
     pub run: RunArgs,

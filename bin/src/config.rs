@@ -1,13 +1,14 @@
 //! `validate`: parsed flags → a checked [`Config`]. Every usage error is found here,
 //! before any etcd call, and reported in one line (exit 64).
+use std::hash::{BuildHasher, Hasher};
 use std::time::Duration;
 
 use conch_core::keys::Name;
 use conch_core::values::{cmd_field, Holder};
-use conch_core::{duration, HoldSpec, RunConfig, Timings};
-use conch_driver_etcd::EtcdConfig;
+use conch_core::{duration, HoldSpec, HookConfig, RunConfig, ServiceConfig, Timings};
+use conch_driver_etcd::connect::{EtcdConfig, TlsFiles};
 
-use crate::cli::{Cli, RunArgs, Tool};
+use crate::cli::{Cli, GlobalArgs, RunArgs, Tool};
 
 /// Largest `--max` accepted: the first waiter watches every holder's key.
 pub const MAX_SLOTS: u32 = 1000;
@@ -15,8 +16,8 @@ pub const MAX_SLOTS: u32 = 1000;
 /// What to do, fully checked.
 #[derive(Debug)]
 pub enum Action {
-    /// Hold and run.
-    Run(RunConfig),
+    /// Hold and run (once, or as a service).
+    Run(ServiceConfig),
     /// Print who holds.
     Who {
         /// The office or semaphore.
@@ -24,6 +25,28 @@ pub enum Action {
         /// One JSON document instead of text lines.
         json: bool,
     },
+    /// Stream leadership changes.
+    Watch {
+        /// The office.
+        spec: HoldSpec,
+        /// One JSON object per line.
+        json: bool,
+    },
+    /// Does this host lead?
+    Assert {
+        /// The office.
+        spec: HoldSpec,
+        /// This host's name.
+        host: String,
+        /// Smallest acceptable revision.
+        min_rev: Option<i64>,
+        /// JSON output.
+        json: bool,
+    },
+    /// Print completions.
+    Completions(clap_complete::Shell),
+    /// Print the man page.
+    Man,
 }
 
 /// The checked command line.
@@ -37,36 +60,74 @@ pub struct Config {
 
 /// Checks everything; the error is the one line to print.
 pub fn validate(cli: Cli) -> Result<Config, String> {
-    let g = &cli.global;
-    let etcd = EtcdConfig {
-        endpoints: parse_endpoints(&g.endpoints)?,
-        dial_timeout: positive("--dial-timeout", &g.dial_timeout)?,
-    };
-    let ttl = parse_ttl(&g.ttl)?;
-    let (spec, run) = match cli.command {
-        Tool::Elect(a) => (HoldSpec::office(name(&a.office)?), a.run),
+    let etcd = etcd_config(&cli.global)?;
+    let ttl = parse_ttl(&cli.global.ttl)?;
+    let action = match cli.command {
+        Tool::Completions { shell } => Action::Completions(shell),
+        Tool::Man => Action::Man,
+        Tool::Elect(a) => {
+            let spec = HoldSpec::office(name(&a.office)?);
+            let modes = [a.run.who, a.watch, a.assert].iter().filter(|m| **m).count();
+            if modes > 1 {
+                return Err("--who, --watch and --assert are different modes: use one".to_string());
+            }
+            if a.watch || a.assert {
+                query_only(&a.run, if a.watch { "--watch" } else { "--assert" })?;
+                if a.restart || a.on_acquire.is_some() || a.on_lose.is_some() {
+                    return Err("--restart and hooks belong to a run, not to a query".to_string());
+                }
+                if a.watch {
+                    Action::Watch { spec, json: a.run.json }
+                } else {
+                    Action::Assert { spec, host: hostname(), min_rev: a.min_rev, json: a.run.json }
+                }
+            } else if a.run.who {
+                query_only(&a.run, "--who")?;
+                Action::Who { spec, json: a.run.json }
+            } else {
+                let hooks = HookConfig {
+                    on_acquire: a.on_acquire.filter(|c| !c.is_empty()),
+                    on_lose: a.on_lose.filter(|c| !c.is_empty()),
+                    timeout: positive("--hook-timeout", &a.hook_timeout)?,
+                };
+                run_action(spec, a.run, ttl, hooks, a.restart)?
+            }
+        }
         Tool::Sema(a) => {
             if a.max == 0 || a.max > MAX_SLOTS {
                 return Err(format!("--max {} is out of range: use 1 to {MAX_SLOTS}", a.max));
             }
-            (HoldSpec::semaphore(name(&a.name)?, a.max), a.run)
+            let mut spec = HoldSpec::semaphore(name(&a.name)?, a.max);
+            if a.spread {
+                let host = hostname();
+                Name::new(&host).map_err(|e| format!("--spread uses the hostname as a key, but {e}"))?;
+                spec = spec.spread(host);
+            }
+            if a.run.who {
+                query_only(&a.run, "--who")?;
+                Action::Who { spec, json: a.run.json }
+            } else {
+                run_action(spec, a.run, ttl, HookConfig::default(), false)?
+            }
         }
     };
-    let action = if run.who { who(spec, run)? } else { run_action(spec, run, ttl)? };
     Ok(Config { etcd, action })
 }
 
-fn who(spec: HoldSpec, run: RunArgs) -> Result<Action, String> {
+fn query_only(run: &RunArgs, mode: &str) -> Result<(), String> {
     if !run.cmd.is_empty() {
-        return Err("--who takes no command: drop the part after --".to_string());
+        return Err(format!("{mode} takes no command: drop the part after --"));
     }
     if run.nonblock || run.wait.is_some() {
-        return Err("--who does not wait: drop --nonblock/--wait".to_string());
+        return Err(format!("{mode} does not wait: drop --nonblock/--wait"));
     }
-    Ok(Action::Who { spec, json: run.json })
+    Ok(())
 }
 
-fn run_action(spec: HoldSpec, run: RunArgs, ttl: Duration) -> Result<Action, String> {
+fn run_action(spec: HoldSpec, run: RunArgs, ttl: Duration, hooks: HookConfig, restart: bool) -> Result<Action, String> {
+    if run.json {
+        return Err("--json goes with --who, --watch or --assert".to_string());
+    }
     if run.cmd.is_empty() {
         return Err("missing command: put it after --, as in: conch elect office -- my-daemon --flag".to_string());
     }
@@ -79,7 +140,34 @@ fn run_action(spec: HoldSpec, run: RunArgs, ttl: Duration) -> Result<Action, Str
     };
     let holder =
         Holder { host: hostname(), pid: std::process::id(), started: now_rfc3339(), cmd: Some(cmd_field(&run.cmd)) };
-    Ok(Action::Run(RunConfig { spec, holder, argv: run.cmd, ttl, kill_after, wait }))
+    let run = RunConfig { spec, holder, argv: run.cmd, ttl, kill_after, wait, hooks };
+    Ok(Action::Run(ServiceConfig { run, restart, seed: random_seed() }))
+}
+
+fn etcd_config(g: &GlobalArgs) -> Result<EtcdConfig, String> {
+    let endpoints = parse_endpoints(&g.endpoints)?;
+    let https = endpoints.iter().any(|e| e.starts_with("https://"));
+    if https && endpoints.iter().any(|e| e.starts_with("http://")) {
+        return Err("--endpoints: mix of http:// and https:// endpoints; use one scheme".to_string());
+    }
+    let tls = if https {
+        let ca = g.cacert.clone().ok_or("--endpoints uses https://: give the CA certificate with --cacert")?;
+        let client = g.cert.clone().zip(g.key.clone());
+        Some(TlsFiles::load(&ca, client.as_ref().map(|(c, k)| (c.as_str(), k.as_str())))?)
+    } else {
+        if g.cacert.is_some() || g.cert.is_some() {
+            return Err("--cacert/--cert/--key need https:// endpoints".to_string());
+        }
+        None
+    };
+    let user = match &g.user {
+        Some(u) => match u.split_once(':') {
+            Some((name, password)) if !name.is_empty() => Some((name.to_string(), password.to_string())),
+            _ => return Err("--user must be name:password".to_string()),
+        },
+        None => None,
+    };
+    Ok(EtcdConfig { endpoints, dial_timeout: positive("--dial-timeout", &g.dial_timeout)?, user, tls })
 }
 
 fn name(text: &str) -> Result<Name, String> {
@@ -106,18 +194,15 @@ fn parse_ttl(text: &str) -> Result<Duration, String> {
     Ok(ttl)
 }
 
-/// Endpoints: `http://host:port`, comma-separated.
+/// Endpoints: `http(s)://host:port`, comma-separated.
 fn parse_endpoints(text: &str) -> Result<Vec<String>, String> {
     let mut out = Vec::new();
     for endpoint in text.split(',').map(str::trim) {
         let bad = |why: &str| format!("--endpoints: {endpoint:?} {why} (expected like http://127.0.0.1:2379)");
-        let rest = if let Some(rest) = endpoint.strip_prefix("http://") {
-            rest
-        } else if endpoint.starts_with("https://") {
-            return Err(bad("uses https, and TLS to etcd is not supported yet"));
-        } else {
-            return Err(bad("is not an http:// URL"));
-        };
+        let rest = endpoint
+            .strip_prefix("http://")
+            .or_else(|| endpoint.strip_prefix("https://"))
+            .ok_or_else(|| bad("is not an http:// or https:// URL"))?;
         let authority = rest.strip_suffix('/').unwrap_or(rest);
         let (host, port) = authority.rsplit_once(':').ok_or_else(|| bad("has no port"))?;
         if host.is_empty() || host.contains('/') || host.contains(' ') {
@@ -131,7 +216,8 @@ fn parse_endpoints(text: &str) -> Result<Vec<String>, String> {
     Ok(out)
 }
 
-fn hostname() -> String {
+/// This host's name; `CONCH_HOSTNAME` overrides it (tests, containers).
+pub fn hostname() -> String {
     if let Ok(h) = std::env::var("CONCH_HOSTNAME") {
         if !h.is_empty() {
             return h;
@@ -144,6 +230,13 @@ fn now_rfc3339() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
+/// A seed for the backoff's draws, from the OS's per-process random hash keys.
+fn random_seed() -> u64 {
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u32(std::process::id());
+    hasher.finish()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -151,19 +244,12 @@ mod tests {
     #[test]
     fn endpoints() {
         assert_eq!(
-            parse_endpoints("http://127.0.0.1:2379,http://localhost:2380/"),
-            Ok(vec!["http://127.0.0.1:2379".into(), "http://localhost:2380/".into()])
+            parse_endpoints("http://127.0.0.1:2379,https://localhost:2380/"),
+            Ok(vec!["http://127.0.0.1:2379".into(), "https://localhost:2380/".into()])
         );
-        for bad in [
-            "127.0.0.1:2379",
-            "http://127.0.0.1",
-            "http://:2379",
-            "http://h:0",
-            "http://h:99999",
-            "ftp://h:1",
-            "https://h:2379",
-            "",
-        ] {
+        for bad in
+            ["127.0.0.1:2379", "http://127.0.0.1", "http://:2379", "http://h:0", "http://h:99999", "ftp://h:1", ""]
+        {
             assert!(parse_endpoints(bad).is_err(), "{bad}");
         }
     }

@@ -4,7 +4,7 @@ mod config;
 
 use std::process::ExitCode as ProcessExit;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use conch_core::ExitCode;
 use conch_driver_etcd::{query, run, shim};
 
@@ -39,9 +39,12 @@ fn main() -> ProcessExit {
         Err(e) => return fail(ExitCode::USAGE, &e),
     };
     match config.action {
-        Action::Run(run_config) => exit(run::run(config.etcd, run_config)),
+        Action::Run(service) => exit(run::run(config.etcd, service)),
         Action::Who { spec, json } => match query::who(&config.etcd, &spec) {
-            Ok(report) => {
+            Ok((report, others)) => {
+                for (max, keys) in others {
+                    eprintln!("conch: warning: {} is also used with --max {max} ({keys} keys): contenders that disagree on --max do not exclude each other", spec.name.as_str());
+                }
                 if json {
                     println!("{}", report.json);
                 } else {
@@ -52,6 +55,24 @@ fn main() -> ProcessExit {
                 exit(report.code)
             }
             Err(e) => fail(ExitCode::UNAVAILABLE, &e),
+        },
+        Action::Assert { spec, host, min_rev, json } => match query::assert(&config.etcd, &spec, &host, min_rev) {
+            Ok((code, answer)) => {
+                if json {
+                    println!("{answer}");
+                }
+                exit(code)
+            }
+            Err(e) => fail(ExitCode::UNAVAILABLE, &e),
+        },
+        Action::Watch { spec, json } => exit(query::watch(&config.etcd, &spec, json)),
+        Action::Completions(shell) => {
+            clap_complete::generate(shell, &mut Cli::command(), "conch", &mut std::io::stdout());
+            exit(ExitCode::OK)
+        }
+        Action::Man => match clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()) {
+            Ok(()) => exit(ExitCode::OK),
+            Err(e) => fail(ExitCode::LOST, &e.to_string()),
         },
     }
 }
@@ -81,6 +102,7 @@ fn format_from_env() -> LogFormat {
 fn init_logging(quiet: bool, format: LogFormat) {
     let level = if quiet { tracing::Level::WARN } else { tracing::Level::INFO };
     let builder = tracing_subscriber::fmt().with_writer(std::io::stderr).with_max_level(level).with_target(false);
+    conch_driver_etcd::run::use_json_logs(format == LogFormat::Json);
     let _ = match format {
         LogFormat::Text => builder.with_ansi(false).try_init(),
         LogFormat::Json => builder.json().try_init(),

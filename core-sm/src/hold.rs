@@ -39,17 +39,25 @@ pub struct HoldSpec {
     pub slots: u32,
     /// Whether this is an office (`elect`).
     pub is_office: bool,
+    /// `--spread`: the key's last segment is this hostname instead of the lease id, so a
+    /// host holds or waits for at most one slot.
+    pub host_key: Option<String>,
 }
 
 impl HoldSpec {
     /// An office: one holder.
     pub fn office(name: Name) -> HoldSpec {
-        HoldSpec { name, slots: 1, is_office: true }
+        HoldSpec { name, slots: 1, is_office: true, host_key: None }
     }
 
     /// A semaphore of capacity `max`.
     pub fn semaphore(name: Name, max: u32) -> HoldSpec {
-        HoldSpec { name, slots: max.max(1), is_office: false }
+        HoldSpec { name, slots: max.max(1), is_office: false, host_key: None }
+    }
+
+    /// The same semaphore with one slot per host (`--spread`).
+    pub fn spread(self, host: String) -> HoldSpec {
+        HoldSpec { host_key: Some(host), ..self }
     }
 
     /// The prefix the contenders live under.
@@ -75,6 +83,8 @@ pub enum HoldEvent {
         /// Create revision of our key.
         rev: Revision,
     },
+    /// `--spread`: another contender of this host holds or waits; we wait for its key to go.
+    HostTaken,
     /// Our key is gone.
     Lost(LossReason),
     /// etcd kept refusing or failing; the hold cannot go on.
@@ -87,6 +97,8 @@ enum Phase {
     Putting(ReqId),
     Ranging(ReqId),
     Waiting(Vec<WatchId>),
+    /// `--spread`: our host's key belongs to another contender; waiting for it to go.
+    HostTaken(WatchId),
     Held,
     /// Held, re-reading the prefix to confirm our key after our own watch broke.
     Confirming(ReqId),
@@ -175,8 +187,12 @@ impl Hold {
         match (&self.phase, response) {
             (Phase::Putting(r), EtcdResponse::Put { create_rev, lease, .. }) if *r == id => {
                 if Some(lease) != self.lease {
-                    return self
-                        .fail(out, format!("key {} belongs to another lease", self.key.as_deref().unwrap_or("")));
+                    let Some(key) = self.key.clone().filter(|_| self.spec.host_key.is_some()) else {
+                        let msg = format!("key {} belongs to another lease", self.key.as_deref().unwrap_or(""));
+                        return self.fail(out, msg);
+                    };
+                    self.phase = Phase::HostTaken(out.watch(key, Revision(create_rev.0 + 1)));
+                    return Some(HoldEvent::HostTaken);
                 }
                 self.create_rev = Some(create_rev);
                 self.own_watch_wanted = true;
@@ -258,6 +274,14 @@ impl Hold {
                 }
             };
         }
+        if self.phase == Phase::HostTaken(id) {
+            // Only the deletion frees our host's key; anything uncertain re-checks with a put.
+            if !matches!(event, WatchEvent::Put(_)) {
+                out.push(Output::CancelWatch(id));
+                self.put(out);
+            }
+            return None;
+        }
         let Phase::Waiting(watches) = &self.phase else {
             return None;
         };
@@ -295,15 +319,24 @@ impl Hold {
     /// Starts campaigning with the session lease.
     pub fn campaign(&mut self, _now: Instant, lease: LeaseId, out: &mut Outbox) {
         self.lease = Some(lease);
-        self.key = Some(member_key(&self.prefix, lease));
+        self.key = Some(match &self.spec.host_key {
+            Some(host) => format!("{}{host}", self.prefix),
+            None => member_key(&self.prefix, lease),
+        });
         self.put(out);
     }
 
     /// Stops everything and returns the request that deletes our key, if it may exist.
     /// A key whose put is still in flight is not deleted here: revoking the lease removes it.
     pub fn release(&mut self, out: &mut Outbox) -> Option<EtcdRequest> {
-        if let Phase::Waiting(watches) = std::mem::replace(&mut self.phase, Phase::Done) {
-            cancel_all(watches, out);
+        match std::mem::replace(&mut self.phase, Phase::Done) {
+            Phase::Waiting(watches) => cancel_all(watches, out),
+            // The host's key is someone else's: never delete it.
+            Phase::HostTaken(watch) => {
+                out.push(Output::CancelWatch(watch));
+                self.create_rev = None;
+            }
+            _ => {}
         }
         if let Some(id) = self.own_watch.take() {
             out.push(Output::CancelWatch(id));
@@ -361,8 +394,10 @@ impl Hold {
     }
 
     fn stop(&mut self, out: &mut Outbox) {
-        if let Phase::Waiting(watches) = std::mem::replace(&mut self.phase, Phase::Done) {
-            cancel_all(watches, out);
+        match std::mem::replace(&mut self.phase, Phase::Done) {
+            Phase::Waiting(watches) => cancel_all(watches, out),
+            Phase::HostTaken(watch) => out.push(Output::CancelWatch(watch)),
+            _ => {}
         }
         if let Some(id) = self.own_watch.take() {
             out.push(Output::CancelWatch(id));

@@ -37,6 +37,7 @@ pub use hooks::{HookConfig, HookKind, HookSpec};
 pub use ids::{HookId, LeaseId, ReqId, Revision, WatchId};
 pub use output::{Event, ExitCode, Level, Output, SpawnSpec};
 pub use runner::{RunConfig, Runner};
+pub use service::{Service, ServiceConfig};
 pub use session::LossReason;
 pub use session::{TimingError, Timings};
 pub use supervision::{ChildStatus, WrapperSignal};

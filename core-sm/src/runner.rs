@@ -308,6 +308,16 @@ impl Runner {
                     self.out.log(self.event(Event::info("waiting")).with("rank", rank));
                 }
             }
+            HoldEvent::HostTaken => {
+                if self.cfg.wait == Some(Duration::ZERO) {
+                    let why = "nonblock, this host already holds or waits";
+                    self.out.log(self.event(Event::info("not-acquired")).with("why", why));
+                    self.begin_release(now, ExitCode::NOT_ACQUIRED);
+                } else if !self.queued_logged {
+                    self.queued_logged = true;
+                    self.out.log(self.event(Event::info("waiting")).with("why", "this host already holds or waits"));
+                }
+            }
             HoldEvent::Acquired { rev } => self.on_acquired(now, rev),
             HoldEvent::Lost(reason) => self.on_loss(now, reason),
             HoldEvent::Failed(why) => {

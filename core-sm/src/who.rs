@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 
 use crate::etcd::Kv;
 use crate::hold::HoldSpec;
-use crate::keys::parse_lease_hex;
+use crate::keys::{parse_key, parse_lease_hex, ParsedKey};
 use crate::output::ExitCode;
 use crate::values::Holder;
 
@@ -86,6 +86,40 @@ pub fn report(spec: &HoldSpec, kvs: &[Kv]) -> WhoReport {
     WhoReport { lines, json, code }
 }
 
+/// `--assert`: whether `host` leads the office (with a revision of at least `min_rev`),
+/// and the JSON answer `{"held":…,"rev":…,"host":…}`.
+pub fn assert_leader(spec: &HoldSpec, kvs: &[Kv], host: &str, min_rev: Option<i64>) -> (bool, Value) {
+    let report = report(spec, kvs);
+    let leader_host = report.json["host"].as_str().map(str::to_string);
+    let rev = report.json["rev"].as_i64();
+    let held = leader_host.as_deref() == Some(host) && rev.is_some_and(|r| min_rev.is_none_or(|m| r >= m));
+    (held, json!({"held": held, "rev": rev, "host": leader_host}))
+}
+
+/// The leader line `--watch` prints for one state: the `--who` line, or `<office> -`.
+pub fn watch_line(spec: &HoldSpec, kvs: &[Kv], as_json: bool) -> String {
+    let report = report(spec, kvs);
+    match (as_json, report.lines.first()) {
+        (true, _) => report.json.to_string(),
+        (false, Some(line)) => line.clone(),
+        (false, None) => format!("{} -", spec.name.as_str()),
+    }
+}
+
+/// Other capacities in use under a semaphore's name, as (max, keys), from a range read of
+/// [`crate::keys::sema_name_prefix`].
+pub fn other_capacities(spec: &HoldSpec, kvs: &[Kv]) -> Vec<(u32, usize)> {
+    let mut counts = std::collections::BTreeMap::new();
+    for kv in kvs {
+        if let Ok(ParsedKey::Sema { max, .. }) = parse_key(&kv.key) {
+            if max != spec.slots {
+                *counts.entry(max).or_insert(0) += 1;
+            }
+        }
+    }
+    counts.into_iter().collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -139,5 +173,29 @@ mod tests {
         );
         assert_eq!(r.json["holders"][0]["foreign"], true);
         assert_eq!(r.json["waiters"].as_array().map(Vec::len), Some(1));
+    }
+
+    #[test]
+    fn assert_watch_and_capacities() {
+        let office = HoldSpec::office(Name::new("db").unwrap());
+        let kvs = [kv("/conch/v1/elect/db/1a", 10, H)];
+        let table: &[(&str, Option<i64>, bool)] =
+            &[("n1", None, true), ("n1", Some(10), true), ("n1", Some(11), false), ("n2", None, false)];
+        for (host, min_rev, held) in table {
+            let (got, json) = assert_leader(&office, &kvs, host, *min_rev);
+            assert_eq!(got, *held, "{host} {min_rev:?}");
+            assert_eq!(json, json!({"held": held, "rev": 10, "host": "n1"}));
+        }
+        assert_eq!(assert_leader(&office, &[], "n1", None).1, json!({"held": false, "rev": null, "host": null}));
+        assert_eq!(watch_line(&office, &[], false), "db -");
+        assert_eq!(watch_line(&office, &kvs, false), "db n1 pid=7 since=2026-01-01T00:00:00Z rev=10");
+        let sema = HoldSpec::semaphore(Name::new("s").unwrap(), 2);
+        let family = [
+            kv("/conch/v1/sema/s/2/a", 1, H),
+            kv("/conch/v1/sema/s/3/b", 2, H),
+            kv("/conch/v1/sema/s/3/c", 3, H),
+            kv("/conch/v1/sema/s/1/d", 4, H),
+        ];
+        assert_eq!(other_capacities(&sema, &family), vec![(1, 1), (3, 2)]);
     }
 }

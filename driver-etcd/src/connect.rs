@@ -1,15 +1,47 @@
-//! Connecting to etcd: endpoints, dial timeout, per-call timeouts.
+//! Connecting to etcd: endpoints, dial timeout, auth, TLS, per-call timeouts.
 use std::time::Duration;
 
-use etcd_client::{Client, ConnectOptions};
+use etcd_client::{Certificate, Client, ConnectOptions, Identity, TlsOptions};
+
+/// PEM material for TLS to etcd.
+#[derive(Clone, Debug)]
+pub struct TlsFiles {
+    /// CA certificate(s) that sign etcd's server certificate.
+    pub ca_pem: Vec<u8>,
+    /// Client certificate and key, for etcd's `--client-cert-auth`.
+    pub client_pem: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+impl TlsFiles {
+    /// Reads the files; the error names the file and what is wrong.
+    pub fn load(ca: &str, client: Option<(&str, &str)>) -> Result<TlsFiles, String> {
+        let read = |flag: &str, path: &str| {
+            let pem = std::fs::read(path).map_err(|e| format!("{flag} {path}: {e}"))?;
+            if !pem.windows(10).any(|w| w == b"-----BEGIN") {
+                return Err(format!("{flag} {path}: not a PEM file"));
+            }
+            Ok(pem)
+        };
+        let ca_pem = read("--cacert", ca)?;
+        let client_pem = match client {
+            Some((cert, key)) => Some((read("--cert", cert)?, read("--key", key)?)),
+            None => None,
+        };
+        Ok(TlsFiles { ca_pem, client_pem })
+    }
+}
 
 /// How to reach etcd.
 #[derive(Clone, Debug)]
 pub struct EtcdConfig {
-    /// Endpoint URLs (`http://host:port`).
+    /// Endpoint URLs (`http://host:port` or `https://host:port`).
     pub endpoints: Vec<String>,
     /// No endpoint answering within this ⇒ etcd is unreachable (exit 69).
     pub dial_timeout: Duration,
+    /// `--user name:password`.
+    pub user: Option<(String, String)>,
+    /// TLS material for `https://` endpoints.
+    pub tls: Option<TlsFiles>,
 }
 
 /// Longest a single unary call may take before it counts as failed (then retried by the
@@ -17,17 +49,36 @@ pub struct EtcdConfig {
 pub const CALL_TIMEOUT_MAX: Duration = Duration::from_secs(2);
 
 impl EtcdConfig {
+    /// A plain `http://` configuration.
+    pub fn plain(endpoints: Vec<String>, dial_timeout: Duration) -> EtcdConfig {
+        EtcdConfig { endpoints, dial_timeout, user: None, tls: None }
+    }
+
     /// Timeout for one unary call.
     pub fn call_timeout(&self) -> Duration {
         self.dial_timeout.min(CALL_TIMEOUT_MAX)
     }
 }
 
-/// Builds the client. The channel is lazy: reachability shows in the first call, which
-/// the caller bounds by the dial timeout.
+/// Builds the client. Without auth the channel is lazy: reachability shows in the first
+/// call, which the caller bounds by the dial timeout. With auth, connecting authenticates,
+/// bounded here by the dial timeout.
 pub async fn connect(config: &EtcdConfig) -> Result<Client, String> {
-    let options = ConnectOptions::new().with_connect_timeout(config.dial_timeout);
-    Client::connect(&config.endpoints, Some(options))
-        .await
-        .map_err(|e| format!("cannot connect to etcd at {}: {e}", config.endpoints.join(",")))
+    let mut options = ConnectOptions::new().with_connect_timeout(config.dial_timeout);
+    if let Some(tls) = &config.tls {
+        let mut tls_options = TlsOptions::new().ca_certificate(Certificate::from_pem(&tls.ca_pem));
+        if let Some((cert, key)) = &tls.client_pem {
+            tls_options = tls_options.identity(Identity::from_pem(cert, key));
+        }
+        options = options.with_tls(tls_options);
+    }
+    if let Some((name, password)) = &config.user {
+        options = options.with_user(name, password);
+    }
+    let endpoints = config.endpoints.join(",");
+    match tokio::time::timeout(config.dial_timeout, Client::connect(&config.endpoints, Some(options))).await {
+        Ok(Ok(client)) => Ok(client),
+        Ok(Err(e)) => Err(format!("cannot connect to etcd at {endpoints}: {e}")),
+        Err(_) => Err(format!("no answer from etcd at {endpoints} within {}ms", config.dial_timeout.as_millis())),
+    }
 }

@@ -15,6 +15,7 @@
 pub mod calls;
 pub mod clock;
 pub mod connect;
+pub mod hooks;
 pub mod keepalive;
 pub mod query;
 pub mod run;

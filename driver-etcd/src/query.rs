@@ -1,19 +1,135 @@
-//! Read-only queries: one sorted range read, no lease, nothing written.
-use conch_core::who::{report, WhoReport};
-use conch_core::{EtcdRequest, EtcdResponse, HoldSpec};
+//! Read-only queries: `--who`, `--assert`, `--watch`. No lease, nothing written.
+use std::time::Duration;
+
+use conch_core::keys::sema_name_prefix;
+use conch_core::who::{assert_leader, other_capacities, report, watch_line, WhoReport};
+use conch_core::{EtcdRequest, EtcdResponse, ExitCode, HoldSpec, Kv, Revision};
+use etcd_client::{Client, WatchOptions};
+use tokio::signal::unix::{signal, SignalKind};
 
 use crate::calls::call;
 use crate::connect::{connect, EtcdConfig};
 
-/// `--who`: the holders (and waiters) of an office or semaphore.
-pub fn who(config: &EtcdConfig, spec: &HoldSpec) -> Result<WhoReport, String> {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
-    runtime.block_on(async {
+/// Pause between attempts to re-list after `--watch` lost etcd.
+const RELIST_DELAY: Duration = Duration::from_millis(500);
+
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())
+}
+
+async fn range(client: &Client, config: &EtcdConfig, prefix: String) -> Result<(Revision, Vec<Kv>), String> {
+    match call(client.clone(), EtcdRequest::RangePrefix { prefix }, config.dial_timeout).await {
+        EtcdResponse::Range { header_rev, kvs } => Ok((header_rev, kvs)),
+        EtcdResponse::Error(e) => Err(format!("etcd unreachable at {}: {e:?}", config.endpoints.join(","))),
+        other => Err(format!("unexpected answer {other:?}")),
+    }
+}
+
+/// `--who`: the holders (and waiters); for a semaphore also the other capacities in use
+/// under its name, which the caller warns about.
+pub fn who(config: &EtcdConfig, spec: &HoldSpec) -> Result<(WhoReport, Vec<(u32, usize)>), String> {
+    runtime()?.block_on(async {
         let client = connect(config).await?;
-        match call(client, EtcdRequest::RangePrefix { prefix: spec.prefix() }, config.dial_timeout).await {
-            EtcdResponse::Range { kvs, .. } => Ok(report(spec, &kvs)),
-            EtcdResponse::Error(e) => Err(format!("etcd unreachable at {}: {e:?}", config.endpoints.join(","))),
-            other => Err(format!("unexpected answer {other:?}")),
+        if spec.is_office {
+            let (_, kvs) = range(&client, config, spec.prefix()).await?;
+            return Ok((report(spec, &kvs), Vec::new()));
+        }
+        // One read of the whole name: our capacity's keys, and any others.
+        let (_, family) = range(&client, config, sema_name_prefix(&spec.name)).await?;
+        let prefix = spec.prefix();
+        let ours: Vec<Kv> = family.iter().filter(|kv| kv.key.starts_with(&prefix)).cloned().collect();
+        Ok((report(spec, &ours), other_capacities(spec, &family)))
+    })
+}
+
+/// `--assert`: 0 if `host` leads (with a revision ≥ `min_rev`), 1 if not; the JSON answer.
+pub fn assert(
+    config: &EtcdConfig,
+    spec: &HoldSpec,
+    host: &str,
+    min_rev: Option<i64>,
+) -> Result<(ExitCode, String), String> {
+    runtime()?.block_on(async {
+        let client = connect(config).await?;
+        let (_, kvs) = range(&client, config, spec.prefix()).await?;
+        let (held, json) = assert_leader(spec, &kvs, host, min_rev);
+        Ok((if held { ExitCode::OK } else { ExitCode::VACANT }, json.to_string()))
+    })
+}
+
+/// `--watch`: prints the current leader line, then one line per change, until SIGINT or
+/// SIGTERM (exit 0). Survives etcd restarts and compaction by re-listing.
+pub fn watch(config: &EtcdConfig, spec: &HoldSpec, as_json: bool) -> ExitCode {
+    let Ok(rt) = runtime() else { return ExitCode::LOST };
+    rt.block_on(async {
+        let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+            return ExitCode::LOST;
+        };
+        tokio::select! {
+            code = watch_loop(config, spec, as_json) => code,
+            _ = int.recv() => ExitCode::OK,
+            _ = term.recv() => ExitCode::OK,
         }
     })
+}
+
+async fn watch_loop(config: &EtcdConfig, spec: &HoldSpec, as_json: bool) -> ExitCode {
+    let client = match connect(config).await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "etcd unreachable");
+            return ExitCode::UNAVAILABLE;
+        }
+    };
+    let prefix = spec.prefix();
+    let mut last: Option<String> = None;
+    let mut print = |kvs: &[Kv]| {
+        let line = watch_line(spec, kvs, as_json);
+        if last.as_ref() != Some(&line) {
+            println!("{line}");
+            last = Some(line);
+        }
+    };
+    let mut first = true;
+    loop {
+        let (rev, kvs) = match range(&client, config, prefix.clone()).await {
+            Ok(answer) => answer,
+            Err(e) if first => {
+                tracing::error!(error = %e, "etcd unreachable");
+                return ExitCode::UNAVAILABLE;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "re-list failed; retrying");
+                tokio::time::sleep(RELIST_DELAY).await;
+                continue;
+            }
+        };
+        first = false;
+        print(&kvs);
+        let options = WatchOptions::new().with_prefix().with_start_revision(rev.0 + 1);
+        let mut stream = match client.clone().watch(prefix.clone(), Some(options)).await {
+            Ok(stream) => stream,
+            Err(e) => {
+                tracing::warn!(error = %e, "watch failed; re-listing");
+                tokio::time::sleep(RELIST_DELAY).await;
+                continue;
+            }
+        };
+        // Any event, or the end of the stream (compaction, restart), means: re-list.
+        loop {
+            match stream.message().await {
+                Ok(Some(r)) if r.compact_revision() == 0 && !r.canceled() => {
+                    if r.events().is_empty() {
+                        continue;
+                    }
+                    match range(&client, config, prefix.clone()).await {
+                        Ok((_, kvs)) => print(&kvs),
+                        Err(_) => break,
+                    }
+                }
+                _ => break,
+            }
+        }
+        tokio::time::sleep(RELIST_DELAY).await;
+    }
 }

@@ -1,8 +1,8 @@
 //! The event loop for one [`Runner`]: a current-thread tokio runtime, one channel of
 //! [`DriverEvent`]s, and the drain contract from `conch_core::drive`.
 use conch_core::{
-    drain, ChildStatus, EtcdRequest, EtcdResponse, ExitCode, Level, Output, ReqId, RunConfig, Runner, WatchEvent,
-    WatchId, WrapperSignal,
+    drain, ChildStatus, EtcdRequest, EtcdResponse, ExitCode, HookId, Level, Output, ReqId, Service, ServiceConfig,
+    WatchEvent, WatchId, WrapperSignal,
 };
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
@@ -10,6 +10,7 @@ use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
 use crate::calls::call;
 use crate::clock::{now, to_tokio};
 use crate::connect::{connect, EtcdConfig};
+use crate::hooks::Hooks;
 use crate::keepalive::{KeepAlives, StreamNews};
 use crate::shim_link::ShimLink;
 use crate::watches::Watches;
@@ -27,6 +28,8 @@ pub enum DriverEvent {
     ChildStarted(u32),
     /// The command and its group are gone.
     ChildExit(ChildStatus),
+    /// A hook exited.
+    HookExit(HookId, ChildStatus),
 }
 
 struct Io {
@@ -36,11 +39,12 @@ struct Io {
     keepalives: KeepAlives,
     watches: Watches,
     shim: Option<ShimLink>,
+    hooks: Hooks,
     exit: Option<ExitCode>,
 }
 
 /// Runs one wrapper to its end and returns its exit code.
-pub fn run(config: EtcdConfig, run_config: RunConfig) -> ExitCode {
+pub fn run(config: EtcdConfig, service: ServiceConfig) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -48,10 +52,10 @@ pub fn run(config: EtcdConfig, run_config: RunConfig) -> ExitCode {
             return ExitCode::LOST;
         }
     };
-    runtime.block_on(run_async(config, run_config))
+    runtime.block_on(run_async(config, service))
 }
 
-async fn run_async(config: EtcdConfig, run_config: RunConfig) -> ExitCode {
+async fn run_async(config: EtcdConfig, service: ServiceConfig) -> ExitCode {
     let client = match connect(&config).await {
         Ok(client) => client,
         Err(e) => {
@@ -67,6 +71,7 @@ async fn run_async(config: EtcdConfig, run_config: RunConfig) -> ExitCode {
         events,
         watches: Watches::default(),
         shim: None,
+        hooks: Hooks::default(),
         exit: None,
     };
     let mut signals = match Signals::new() {
@@ -76,7 +81,7 @@ async fn run_async(config: EtcdConfig, run_config: RunConfig) -> ExitCode {
             return ExitCode::LOST;
         }
     };
-    let mut machine = Runner::new(run_config);
+    let mut machine = Service::new(service);
     machine.start(now());
     loop {
         let mut outputs = Vec::new();
@@ -111,7 +116,7 @@ async fn sleep(until: Option<tokio::time::Instant>) {
 }
 
 impl Io {
-    async fn feed(&mut self, machine: &mut Runner, event: DriverEvent) {
+    async fn feed(&mut self, machine: &mut Service, event: DriverEvent) {
         match event {
             DriverEvent::Etcd(id, response) => {
                 if let EtcdResponse::Granted { ttl_s, .. } = response {
@@ -134,10 +139,14 @@ impl Io {
                 self.shim = None;
                 machine.handle_child_exit(now(), status);
             }
+            DriverEvent::HookExit(id, status) => {
+                self.hooks.forget(id);
+                machine.handle_hook_exit(now(), id, status);
+            }
         }
     }
 
-    async fn perform(&mut self, output: Output, machine: &mut Runner) {
+    async fn perform(&mut self, output: Output, machine: &mut Service) {
         match output {
             Output::Etcd { id, request: EtcdRequest::KeepAlive { lease, fresh_stream } } => {
                 self.keepalives.send(id, lease, fresh_stream, &self.events).await;
@@ -178,6 +187,13 @@ impl Io {
                     shim.kill_group();
                 }
             }
+            Output::RunHook(spec) => {
+                if let Err(e) = self.hooks.spawn(&spec, &self.events) {
+                    tracing::error!(error = %e, hook = spec.kind.as_str(), "cannot start the hook");
+                    machine.handle_hook_exit(now(), spec.id, ChildStatus::Exited(127));
+                }
+            }
+            Output::KillHook(id) => self.hooks.kill(id),
             Output::Print(line) => println!("{line}"),
             Output::Exit(code) => self.exit = Some(code),
             Output::Log(event) => log_event(&event),
@@ -186,8 +202,34 @@ impl Io {
     }
 }
 
-/// One log line for one core event, through `tracing`.
+static JSON_LOGS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Switches core events to one JSON object per line on stderr (`--log-format json`).
+pub fn use_json_logs(on: bool) {
+    JSON_LOGS.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// One log line for one core event: `tracing` text, or a JSON object with the event's
+/// fields as keys (`{"ts":…,"level":"info","event":"acquired","name":…,"rev":…}`).
 pub fn log_event(event: &conch_core::Event) {
+    if JSON_LOGS.load(std::sync::atomic::Ordering::Relaxed) {
+        let level = match event.level {
+            Level::Info if !tracing::enabled!(tracing::Level::INFO) => return,
+            Level::Info => "info",
+            Level::Warn => "warn",
+            Level::Error => "error",
+        };
+        let mut line = serde_json::Map::new();
+        line.insert("ts".into(), chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true).into());
+        line.insert("level".into(), level.into());
+        line.insert("event".into(), event.kind.into());
+        for (key, value) in &event.fields {
+            let value = value.parse::<i64>().map_or_else(|_| value.clone().into(), serde_json::Value::from);
+            line.insert((*key).into(), value);
+        }
+        eprintln!("{}", serde_json::Value::Object(line));
+        return;
+    }
     let line = std::iter::once(event.kind.to_string())
         .chain(event.fields.iter().map(|(k, v)| format!("{k}={v}")))
         .collect::<Vec<_>>()
