@@ -276,7 +276,8 @@ impl Runner {
                 };
                 self.stage = Stage::Campaigning;
                 self.campaign_at = Some(now);
-                self.wait_until = self.cfg.wait.map(|w| now.plus(w));
+                // --nonblock (a zero wait) is decided by the first ranking, not by a timer.
+                self.wait_until = self.cfg.wait.filter(|w| !w.is_zero()).map(|w| now.plus(w));
                 self.out.log(self.event(Event::info("campaign")).with("prefix", self.cfg.spec.prefix()));
                 self.hold.campaign(now, lease, &mut self.out);
             }

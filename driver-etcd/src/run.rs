@@ -224,7 +224,12 @@ pub fn log_event(event: &conch_core::Event) {
         line.insert("level".into(), level.into());
         line.insert("event".into(), event.kind.into());
         for (key, value) in &event.fields {
-            let value = value.parse::<i64>().map_or_else(|_| value.clone().into(), serde_json::Value::from);
+            // Counts and ids are numbers; everything else (lease hex, durations) stays text.
+            let numeric = matches!(*key, "rev" | "pid" | "code" | "signal" | "rank" | "attempt" | "processes");
+            let value = match value.parse::<i64>() {
+                Ok(n) if numeric => serde_json::Value::from(n),
+                _ => value.clone().into(),
+            };
             line.insert((*key).into(), value);
         }
         eprintln!("{}", serde_json::Value::Object(line));
