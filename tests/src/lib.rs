@@ -17,21 +17,53 @@ pub struct Etcd {
     dir: tempfile::TempDir,
     client_port: u16,
     peer_port: u16,
+    tls: bool,
+    user: Option<String>,
 }
 
 impl Etcd {
     /// Starts etcd from `$PATH` and waits until it answers (at most 30 s).
     pub fn start() -> Etcd {
+        Etcd::start_with(false)
+    }
+
+    /// Starts etcd serving TLS only, requiring client certificates: a CA, a server and a
+    /// client certificate are made with `openssl` in its temp dir (see [`Etcd::tls_file`]).
+    pub fn start_tls() -> Etcd {
+        Etcd::start_with(true)
+    }
+
+    fn start_with(tls: bool) -> Etcd {
         let dir = tempfile::tempdir().expect("temp dir");
+        if tls {
+            make_certificates(dir.path());
+        }
         let (client_port, peer_port) = (free_port(), free_port());
-        let mut etcd = Etcd { child: None, dir, client_port, peer_port };
+        let mut etcd = Etcd { child: None, dir, client_port, peer_port, tls, user: None };
         etcd.launch();
         etcd
     }
 
+    /// A file of the TLS material: `ca.crt`, `client.crt`, `client.key`.
+    pub fn tls_file(&self, name: &str) -> String {
+        self.dir.path().join(name).display().to_string()
+    }
+
+    /// Turns on etcd's authentication with a `root` user of this password; `etcdctl`
+    /// calls made here use it from now on.
+    pub fn enable_auth(&mut self, password: &str) {
+        let user = format!("root:{password}");
+        let out = self.etcdctl(&["user", "add", &user, "--interactive=false"]);
+        assert!(out.status.success(), "user add: {}", String::from_utf8_lossy(&out.stderr));
+        let out = self.etcdctl(&["auth", "enable"]);
+        assert!(out.status.success(), "auth enable: {}", String::from_utf8_lossy(&out.stderr));
+        self.user = Some(user);
+    }
+
     /// The client URL.
     pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.client_port)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.client_port)
     }
 
     /// Stops etcd (SIGTERM, then SIGKILL after 5 s), keeping its data.
@@ -69,7 +101,12 @@ impl Etcd {
     fn launch(&mut self) {
         let peer = format!("http://127.0.0.1:{}", self.peer_port);
         let log = std::fs::File::create(self.dir.path().join("etcd.log")).expect("log file");
-        let child = Command::new("etcd")
+        let mut etcd = Command::new("etcd");
+        if self.tls {
+            etcd.args(["--cert-file", &self.tls_file("server.crt"), "--key-file", &self.tls_file("server.key")])
+                .args(["--client-cert-auth", "--trusted-ca-file", &self.tls_file("ca.crt")]);
+        }
+        let child = etcd
             .args(["--name", "default", "--data-dir"])
             .arg(self.dir.path().join("data"))
             .args(["--listen-client-urls", &self.endpoint(), "--advertise-client-urls", &self.endpoint()])
@@ -89,9 +126,23 @@ impl Etcd {
         Command::new("etcdctl")
             .env("ETCDCTL_API", "3")
             .args(["--endpoints", &self.endpoint(), "--dial-timeout", "2s", "--command-timeout", "5s"])
+            .args(self.etcdctl_auth())
             .args(args)
             .output()
             .expect("etcdctl on $PATH (apt-get install etcd-client)")
+    }
+
+    fn etcdctl_auth(&self) -> Vec<String> {
+        let mut args = Vec::new();
+        if self.tls {
+            for (flag, file) in [("--cacert", "ca.crt"), ("--cert", "client.crt"), ("--key", "client.key")] {
+                args.push(format!("{flag}={}", self.tls_file(file)));
+            }
+        }
+        if let Some(user) = &self.user {
+            args.push(format!("--user={user}"));
+        }
+        args
     }
 
     /// Starts a long-running `etcdctl` (lock, elect) against this etcd, stdout to `out`.
@@ -155,6 +206,23 @@ impl Etcd {
 impl Drop for Etcd {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// Makes a CA, a server certificate for 127.0.0.1/localhost and a client certificate in
+/// `dir`, with `openssl`.
+fn make_certificates(dir: &Path) {
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl").current_dir(dir).args(args).output().expect("openssl on $PATH");
+        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    std::fs::write(dir.join("server.ext"), "subjectAltName=IP:127.0.0.1,DNS:localhost\n").expect("ext");
+    std::fs::write(dir.join("client.ext"), "extendedKeyUsage=clientAuth\n").expect("ext");
+    run(&["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt", "-days", "2", "-subj", "/CN=conch-test-ca"]);
+    for who in ["server", "client"] {
+        let (key, csr, crt, ext) = (format!("{who}.key"), format!("{who}.csr"), format!("{who}.crt"), format!("{who}.ext"));
+        run(&["req", "-newkey", "rsa:2048", "-nodes", "-keyout", &key, "-out", &csr, "-subj", &format!("/CN={who}")]);
+        run(&["x509", "-req", "-in", &csr, "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-out", &crt, "-days", "2", "-extfile", &ext]);
     }
 }
 
