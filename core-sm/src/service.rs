@@ -316,6 +316,30 @@ mod tests {
         }
     }
 
+    /// Delays grow while children die young, and fall back to 1-3 s after a child
+    /// stayed up 60 s (seed 1 is known to have grown past 3 s by the fifth quick cycle).
+    #[test]
+    fn backoff_resets_after_a_stable_child() {
+        let mut s = service(true, None);
+        s.start(at(0));
+        let mut now = at(0);
+        let mut delays = Vec::new();
+        for uptime in [10u64, 10, 10, 10, 10, 61_000] {
+            answer(&mut s, now, false);
+            s.handle_child_started(now, 9);
+            now = now.plus(Duration::from_millis(uptime));
+            s.handle_child_exit(now, ChildStatus::Exited(0));
+            answer(&mut s, now, false);
+            let restart = s.poll_timeout().unwrap();
+            delays.push(restart.since(now));
+            now = restart;
+            s.handle_timeout(now);
+        }
+        let (before, after) = delays.split_at(5);
+        assert!(before.iter().any(|d| *d > Duration::from_secs(3)), "{delays:?}");
+        assert!(after[0] <= Duration::from_secs(3), "no reset after a stable child: {delays:?}");
+    }
+
     #[test]
     fn a_signal_while_running_in_service_mode_ends_with_the_childs_code() {
         let mut s = service(true, None);
