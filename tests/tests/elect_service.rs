@@ -22,7 +22,10 @@ fn hooks_run_in_order_with_the_childs_environment() {
     let conch_bin = conch_bin();
     let acquire = format!("echo \"acquire $CONCH_REV $CONCH_LEADER $CONCH_HOOK\" >> {l}");
     // on-lose runs before the resignation: the office is still ours then.
-    let lose = format!("echo \"lose $CONCH_REV $CONCH_HOOK\" >> {l}; {} elect {office} --who >/dev/null && echo still-held >> {l}", conch_bin.display());
+    let lose = format!(
+        "echo \"lose $CONCH_REV $CONCH_HOOK\" >> {l}; {} elect {office} --who >/dev/null && echo still-held >> {l}",
+        conch_bin.display()
+    );
     let out = conch(&etcd)
         .args(["elect", &office, "--on-acquire", &acquire, "--on-lose", &lose, "--", "sh", "-c"])
         .arg(format!("echo \"child $CONCH_REV\" >> {l}; exit 4"))
@@ -32,7 +35,15 @@ fn hooks_run_in_order_with_the_childs_environment() {
     let got = lines(&log);
     assert_eq!(got.len(), 4, "{got:?}");
     let rev = got[1].split_whitespace().nth(1).unwrap().to_string();
-    assert_eq!(got, vec![format!("acquire {rev} 1 on-acquire"), format!("child {rev}"), format!("lose {rev} on-lose"), "still-held".to_string()]);
+    assert_eq!(
+        got,
+        vec![
+            format!("acquire {rev} 1 on-acquire"),
+            format!("child {rev}"),
+            format!("lose {rev} on-lose"),
+            "still-held".to_string()
+        ]
+    );
     assert!(etcd.keys("/conch/").is_empty());
     assert!(etcd.leases().is_empty());
 }
@@ -43,7 +54,8 @@ fn a_failing_on_acquire_fails_the_campaign_with_70() {
     let dir = tempfile::tempdir().unwrap();
     let marker = dir.path().join("ran");
     let office = unique("acq-fail");
-    let out = conch(&etcd).args(["elect", &office, "--on-acquire", "exit 3", "--", "touch"]).arg(&marker).output().unwrap();
+    let out =
+        conch(&etcd).args(["elect", &office, "--on-acquire", "exit 3", "--", "touch"]).arg(&marker).output().unwrap();
     assert_eq!(out.status.code(), Some(70));
     assert!(!marker.exists(), "the child ran after a failed on-acquire");
     assert!(etcd.keys("/conch/").is_empty());
@@ -101,7 +113,8 @@ fn restart_reruns_after_clean_exits_and_after_a_loss_until_signalled() {
     signal(&wrapper, Signal::SIGTERM);
     let status = wait_child(&mut wrapper, Duration::from_secs(10)).expect("service did not stop on SIGTERM");
     assert!(status.code().is_some());
-    let children: Vec<i32> = lines(&log).iter().map(|l| l.split_whitespace().nth(1).unwrap().parse().unwrap()).collect();
+    let children: Vec<i32> =
+        lines(&log).iter().map(|l| l.split_whitespace().nth(1).unwrap().parse().unwrap()).collect();
     assert!(children.iter().all(|p| !alive(*p)), "a child outlived the service");
     assert!(wait_until(Duration::from_secs(5), || etcd.keys("/conch/").is_empty() && etcd.leases().is_empty()));
 }

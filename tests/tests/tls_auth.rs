@@ -11,18 +11,33 @@ fn a_run_and_who_over_tls_with_client_certificates() {
     let dir = tempfile::tempdir().unwrap();
     let marker = dir.path().join("ran");
     let tls = |cmd: &mut std::process::Command| {
-        cmd.args(["--cacert", &etcd.tls_file("ca.crt"), "--cert", &etcd.tls_file("client.crt"), "--key", &etcd.tls_file("client.key")]);
+        cmd.args([
+            "--cacert",
+            &etcd.tls_file("ca.crt"),
+            "--cert",
+            &etcd.tls_file("client.crt"),
+            "--key",
+            &etcd.tls_file("client.key"),
+        ]);
     };
     let mut run = conch(&etcd);
     tls(&mut run);
-    let out = run.args(["elect", "tls-office", "--", "sh", "-c"]).arg(format!("echo $CONCH_REV > {}", marker.display())).output().unwrap();
+    let out = run
+        .args(["elect", "tls-office", "--", "sh", "-c"])
+        .arg(format!("echo $CONCH_REV > {}", marker.display()))
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(!read(&marker).trim().is_empty());
     let mut who = conch(&etcd);
     tls(&mut who);
     assert_eq!(who.args(["elect", "tls-office", "--who"]).output().unwrap().status.code(), Some(1));
     // Without the client certificate etcd refuses the handshake: unreachable, 69, nothing run.
-    let out = conch(&etcd).args(["--cacert", &etcd.tls_file("ca.crt"), "elect", "tls-office", "--", "touch"]).arg(dir.path().join("no")).output().unwrap();
+    let out = conch(&etcd)
+        .args(["--cacert", &etcd.tls_file("ca.crt"), "elect", "tls-office", "--", "touch"])
+        .arg(dir.path().join("no"))
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(69), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(!dir.path().join("no").exists());
     // https without --cacert is a usage error.
@@ -37,12 +52,20 @@ fn a_run_with_etcd_authentication() {
     etcd.enable_auth("s3cret");
     let dir = tempfile::tempdir().unwrap();
     let marker = dir.path().join("ran");
-    let out = conch(&etcd).args(["--user", "root:s3cret", "sema", "auth", "--max", "1", "--", "touch"]).arg(&marker).output().unwrap();
+    let out = conch(&etcd)
+        .args(["--user", "root:s3cret", "sema", "auth", "--max", "1", "--", "touch"])
+        .arg(&marker)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(marker.exists());
     let denied = dir.path().join("denied");
     let t0 = std::time::Instant::now();
-    let out = conch(&etcd).args(["--user", "root:wrong", "sema", "auth", "--max", "1", "--", "touch"]).arg(&denied).output().unwrap();
+    let out = conch(&etcd)
+        .args(["--user", "root:wrong", "sema", "auth", "--max", "1", "--", "touch"])
+        .arg(&denied)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(69), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(t0.elapsed() < Duration::from_secs(10));
     assert!(!denied.exists());

@@ -24,6 +24,17 @@ fn bad_names_flags_and_timings_exit_64_before_any_etcd_call() {
         (&["--ttl", "1500ms", "elect", "x", "--", "true"], "whole number of seconds"),
         (&["--endpoints", "not-a-url", "elect", "x", "--", "true"], "--endpoints"),
         (&["elect", "x", "--bogus", "--", "true"], "--bogus"),
+        (&["elect", "x", "--watch", "--", "true"], "--watch takes no command"),
+        (&["elect", "x", "--who", "--watch"], "different modes"),
+        (&["elect", "x", "--json", "--", "true"], "--json goes with"),
+        (&["elect", "x", "--min-rev", "3"], "--assert"),
+        (&["elect", "x", "--assert", "--restart"], "--restart"),
+        (&["elect", "x", "--hook-timeout", "0s", "--", "true"], "--hook-timeout"),
+        (&["--endpoints", "https://127.0.0.1:2379", "elect", "x", "--who"], "--cacert"),
+        (&["--cacert", "/nonexistent", "elect", "x", "--who"], "https://"),
+        (&["--endpoints", "https://127.0.0.1:2379", "--cacert", "/nonexistent", "elect", "x", "--who"], "/nonexistent"),
+        (&["--user", "nopassword", "elect", "x", "--who"], "name:password"),
+        (&["sema", "s", "--max", "1001", "--", "true"], "--max 1001"),
     ];
     for (args, needle) in cases {
         let out = conch(&etcd).args(*args).output().unwrap();
