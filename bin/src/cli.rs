@@ -1,4 +1,5 @@
 //! The clap definitions: every flag, its `CONCH_*` environment fallback, its help.
+use clap::builder::BoolishValueParser;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Run a command while holding something in etcd; kill it when the hold is gone.
@@ -38,7 +39,7 @@ pub struct GlobalArgs {
     #[arg(long, global = true, env = "CONCH_KEY", requires = "cert")]
     pub key: Option<String>,
     /// Log only warnings and errors.
-    #[arg(long, global = true, env = "CONCH_QUIET")]
+    #[arg(long, global = true, env = "CONCH_QUIET", value_parser = BoolishValueParser::new())]
     pub quiet: bool,
     /// Log format on stderr.
     #[arg(long, global = true, env = "CONCH_LOG_FORMAT", value_enum, default_value = "text")]
@@ -77,16 +78,16 @@ pub struct RunArgs {
     #[arg(long, env = "CONCH_WAIT", conflicts_with = "nonblock", allow_hyphen_values = true)]
     pub wait: Option<String>,
     /// Do not wait: exit 75 at once if the hold is taken.
-    #[arg(long, env = "CONCH_NONBLOCK")]
+    #[arg(long, env = "CONCH_NONBLOCK", value_parser = BoolishValueParser::new())]
     pub nonblock: bool,
     /// Grace between SIGTERM and SIGKILL when the child must stop.
     #[arg(long, env = "CONCH_KILL_AFTER", default_value = "5s", allow_hyphen_values = true)]
     pub kill_after: String,
     /// Print who holds instead of running a command (exit 1 when vacant).
-    #[arg(long, env = "CONCH_WHO")]
+    #[arg(long, env = "CONCH_WHO", value_parser = BoolishValueParser::new())]
     pub who: bool,
     /// With --who, --watch, --assert: JSON output.
-    #[arg(long, env = "CONCH_JSON")]
+    #[arg(long, env = "CONCH_JSON", value_parser = BoolishValueParser::new())]
     pub json: bool,
     /// The command to run, after `--`.
     #[arg(last = true)]
@@ -102,7 +103,7 @@ pub struct ElectArgs {
     #[command(flatten)]
     pub run: RunArgs,
     /// Service mode: campaign and run again after every exit, until signalled.
-    #[arg(long, env = "CONCH_RESTART")]
+    #[arg(long, env = "CONCH_RESTART", value_parser = BoolishValueParser::new())]
     pub restart: bool,
     /// Shell command run after winning, before the child; failing it fails the campaign.
     #[arg(long, env = "CONCH_ON_ACQUIRE")]
@@ -114,10 +115,10 @@ pub struct ElectArgs {
     #[arg(long, env = "CONCH_HOOK_TIMEOUT", default_value = "30s", allow_hyphen_values = true)]
     pub hook_timeout: String,
     /// Stream leadership changes: the current state first, then one line per change.
-    #[arg(long, env = "CONCH_WATCH")]
+    #[arg(long, env = "CONCH_WATCH", value_parser = BoolishValueParser::new())]
     pub watch: bool,
     /// Exit 0 if this host leads the office (exit 1 otherwise, 69 if etcd is unreachable).
-    #[arg(long, env = "CONCH_ASSERT")]
+    #[arg(long, env = "CONCH_ASSERT", value_parser = BoolishValueParser::new())]
     pub assert: bool,
     /// With --assert: also require the leader's revision to be at least this.
     #[arg(long, env = "CONCH_MIN_REV", requires = "assert")]
@@ -133,7 +134,7 @@ pub struct SemaArgs {
     #[arg(long, env = "CONCH_MAX")]
     pub max: u32,
     /// At most one slot per host (the key is the hostname).
-    #[arg(long, env = "CONCH_SPREAD")]
+    #[arg(long, env = "CONCH_SPREAD", value_parser = BoolishValueParser::new())]
     pub spread: bool,
     /// Run flags.
     #[command(flatten)]

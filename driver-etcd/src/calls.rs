@@ -87,7 +87,7 @@ pub fn to_kv(kv: &etcd_client::KeyValue) -> Kv {
 
 /// Sorts an etcd-client error into the core's three kinds.
 pub fn map_error(error: &etcd_client::Error) -> EtcdError {
-    let text = error.to_string();
+    let text = describe(error);
     if text.contains("requested lease not found") || text.contains("lease not found") {
         return EtcdError::LeaseNotFound;
     }
@@ -100,5 +100,22 @@ pub fn map_error(error: &etcd_client::Error) -> EtcdError {
         },
         etcd_client::Error::InvalidArgs(_) | etcd_client::Error::InvalidUri(_) => EtcdError::Fatal(text),
         _ => EtcdError::Unavailable(text),
+    }
+}
+
+/// One short line for an error: gRPC's message and the root cause (say, "Connection
+/// refused"), not the whole debug chain.
+fn describe(error: &etcd_client::Error) -> String {
+    let etcd_client::Error::GRpcStatus(status) = error else { return error.to_string() };
+    let mut root: &dyn std::error::Error = status;
+    while let Some(next) = root.source() {
+        root = next;
+    }
+    let head = status.message().to_string();
+    let root = root.to_string();
+    if root == head {
+        head
+    } else {
+        format!("{head}: {root}")
     }
 }

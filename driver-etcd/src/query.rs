@@ -3,7 +3,7 @@ use std::time::Duration;
 
 use conch_core::keys::sema_name_prefix;
 use conch_core::who::{assert_leader, other_capacities, report, watch_line, WhoReport};
-use conch_core::{EtcdRequest, EtcdResponse, ExitCode, HoldSpec, Kv, Revision};
+use conch_core::{EtcdError, EtcdRequest, EtcdResponse, ExitCode, HoldSpec, Kv, Revision};
 use etcd_client::{Client, WatchOptions};
 use tokio::signal::unix::{signal, SignalKind};
 
@@ -20,7 +20,11 @@ fn runtime() -> Result<tokio::runtime::Runtime, String> {
 async fn range(client: &Client, config: &EtcdConfig, prefix: String) -> Result<(Revision, Vec<Kv>), String> {
     match call(client.clone(), EtcdRequest::RangePrefix { prefix }, config.dial_timeout).await {
         EtcdResponse::Range { header_rev, kvs } => Ok((header_rev, kvs)),
-        EtcdResponse::Error(e) => Err(format!("etcd unreachable at {}: {e:?}", config.endpoints.join(","))),
+        EtcdResponse::Error(EtcdError::Unavailable(why)) => {
+            Err(format!("etcd unreachable at {}: {why}", config.endpoints.join(",")))
+        }
+        EtcdResponse::Error(EtcdError::Fatal(why)) => Err(format!("etcd refused the read: {why}")),
+        EtcdResponse::Error(e) => Err(format!("etcd error: {e:?}")),
         other => Err(format!("unexpected answer {other:?}")),
     }
 }

@@ -1,0 +1,41 @@
+//! Logs: one line per state transition on stderr, `--log-format json`, `--quiet`.
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
+use conch_tests::*;
+
+#[test]
+fn json_logs_are_one_object_per_transition_and_quiet_is_silent_on_the_happy_path() {
+    let etcd = Etcd::start();
+    let office = unique("logs");
+    let out = conch(&etcd).args(["--log-format", "json", "elect", &office, "--", "true"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(out.stdout.is_empty(), "logs go to stderr only");
+    let events: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON object per line"))
+        .collect();
+    let kinds: Vec<&str> = events.iter().map(|e| e["event"].as_str().unwrap()).collect();
+    assert_eq!(kinds, vec!["campaign", "acquired", "child-start", "child-exit", "resigned"]);
+    assert!(
+        events[1]["rev"].as_i64().is_some()
+            && events[1]["lease"].as_str().is_some()
+            && events[1]["name"] == office.as_str()
+    );
+    let quiet = conch(&etcd).args(["--quiet", "elect", &office, "--", "true"]).output().unwrap();
+    assert_eq!(quiet.status.code(), Some(0));
+    assert!(quiet.stderr.is_empty(), "{}", String::from_utf8_lossy(&quiet.stderr));
+    let text = conch(&etcd).env("CONCH_QUIET", "0").args(["elect", &office, "--", "true"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&text.stderr);
+    assert!(stderr.lines().any(|l| l.contains(" acquired ") && l.contains(&format!("name={office}"))), "{stderr}");
+}
+
+#[test]
+fn completions_and_man_page_come_from_the_clap_definitions() {
+    let etcd = Etcd::start();
+    let bash = conch(&etcd).args(["completions", "bash"]).output().unwrap();
+    assert_eq!(bash.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&bash.stdout).contains("--kill-after"));
+    let man = conch(&etcd).arg("man").output().unwrap();
+    assert_eq!(man.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&man.stdout).contains(".TH conch 1"));
+}
