@@ -23,6 +23,7 @@ pub mod keys;
 pub mod output;
 pub mod ranking;
 pub mod runner;
+pub mod schedule;
 pub mod service;
 pub mod session;
 pub mod supervision;
