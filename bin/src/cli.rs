@@ -62,6 +62,21 @@ pub enum Tool {
     Elect(ElectArgs),
     /// Run a command while holding one of N slots of a semaphore (or: who holds).
     Sema(SemaArgs),
+    /// Distributed cron: add, remove and inspect jobs that `conch conchd` runs.
+    Cron {
+        /// What to do.
+        #[command(subcommand)]
+        cmd: CronCmd,
+    },
+    /// The cron daemon: the same on every node; each tick runs on at most one node.
+    Conchd {
+        /// Serve JSON status and Prometheus metrics here (read-only; loopback by default).
+        #[arg(long, env = "CONCH_STATUS_ADDR")]
+        status_addr: Option<String>,
+        /// Grace between SIGTERM and SIGKILL when a run must stop.
+        #[arg(long, env = "CONCH_KILL_AFTER", default_value = "5s", allow_hyphen_values = true)]
+        kill_after: String,
+    },
     /// Print shell completions for conch.
     Completions {
         /// The shell.
@@ -139,4 +154,80 @@ pub struct SemaArgs {
     /// Run flags.
     #[command(flatten)]
     pub run: RunArgs,
+}
+
+/// `conch cron ...`
+#[derive(Debug, Subcommand)]
+pub enum CronCmd {
+    /// Add a job, or replace the job of that name (that is how you edit).
+    Add {
+        /// The job: 1-128 bytes of [A-Za-z0-9._:@-].
+        name: String,
+        /// Cron expression (5 fields), @daily & co, or @every <duration>.
+        #[arg(long, env = "CONCH_SCHEDULE")]
+        schedule: String,
+        /// IANA time zone of the schedule (default UTC, or a CRON_TZ= prefix).
+        #[arg(long, env = "CONCH_TZ")]
+        tz: Option<String>,
+        /// Longest a run may last; past it the run is killed (outcome timeout).
+        #[arg(long, env = "CONCH_RUN_TTL", default_value = "10m", allow_hyphen_values = true)]
+        run_ttl: String,
+        /// A tick that comes while an earlier run still runs: skip it, or allow it.
+        #[arg(long, env = "CONCH_OVERLAP", value_enum, default_value = "skip")]
+        overlap: OverlapArg,
+        /// The command, after `--`.
+        #[arg(last = true)]
+        cmd: Vec<String>,
+    },
+    /// Remove a job (a run in flight finishes).
+    Rm {
+        /// The job.
+        name: String,
+    },
+    /// List the jobs with their next and last ticks; zombies (claimed, no result) marked.
+    Ls {
+        /// Also show the last run's outcome and revision.
+        #[arg(long, env = "CONCH_LAST", value_parser = BoolishValueParser::new())]
+        last: bool,
+        /// JSON output.
+        #[arg(long, env = "CONCH_JSON", value_parser = BoolishValueParser::new())]
+        json: bool,
+    },
+    /// The kept run history of a job, newest first (zombies included).
+    Results {
+        /// The job.
+        name: String,
+        /// How many runs.
+        #[arg(long, env = "CONCH_COUNT", default_value_t = 20)]
+        count: usize,
+        /// JSON output.
+        #[arg(long, env = "CONCH_JSON", value_parser = BoolishValueParser::new())]
+        json: bool,
+    },
+    /// The next tick instants of an expression or a stored job (a dry run).
+    Next {
+        /// A cron expression, or a job name.
+        what: String,
+        /// IANA time zone (for an expression).
+        #[arg(long, env = "CONCH_TZ")]
+        tz: Option<String>,
+        /// Start from this instant (RFC 3339) instead of now.
+        #[arg(long, env = "CONCH_FROM")]
+        from: Option<String>,
+        /// How many ticks.
+        #[arg(long, env = "CONCH_COUNT", default_value_t = 5)]
+        count: usize,
+        /// JSON output.
+        #[arg(long, env = "CONCH_JSON", value_parser = BoolishValueParser::new())]
+        json: bool,
+    },
+}
+
+/// `--overlap`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OverlapArg {
+    /// Do not claim a tick while an earlier run still runs.
+    Skip,
+    /// Claim every tick.
+    Allow,
 }

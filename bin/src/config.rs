@@ -43,6 +43,15 @@ pub enum Action {
         /// JSON output.
         json: bool,
     },
+    /// A `cron` subcommand.
+    Cron(crate::cron::CronAction),
+    /// The cron daemon.
+    Conchd {
+        /// Who this daemon is, its timings.
+        cfg: conch_core::conchd::ConchdConfig,
+        /// Status API address.
+        status_addr: Option<std::net::SocketAddr>,
+    },
     /// Print completions.
     Completions(clap_complete::Shell),
     /// Print the man page.
@@ -64,6 +73,26 @@ pub fn validate(cli: Cli) -> Result<Config, String> {
     let ttl = parse_ttl(&cli.global.ttl)?;
     let action = match cli.command {
         Tool::Completions { shell } => Action::Completions(shell),
+        Tool::Cron { cmd } => Action::Cron(crate::cron::validate(cmd)?),
+        Tool::Conchd { status_addr, kill_after } => {
+            let kill_after = parse_duration("--kill-after", &kill_after)?;
+            Timings::derive(ttl, kill_after).map_err(|e| e.to_string())?;
+            let status_addr = match status_addr {
+                Some(a) => {
+                    Some(a.parse().map_err(|_| format!("--status-addr {a:?} is not an address like 127.0.0.1:9191"))?)
+                }
+                None => None,
+            };
+            let cfg = conch_core::conchd::ConchdConfig {
+                node: hostname(),
+                pid: std::process::id(),
+                started: now_rfc3339(),
+                ttl,
+                kill_after,
+                seed: random_seed(),
+            };
+            Action::Conchd { cfg, status_addr }
+        }
         Tool::Man => Action::Man,
         Tool::Elect(a) => {
             let spec = HoldSpec::office(name(&a.office)?);

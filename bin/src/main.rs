@@ -1,6 +1,8 @@
 //! `conch`: parse, validate, pick a driver, map the outcome to an exit code.
 mod cli;
 mod config;
+mod cron;
+mod status;
 
 use std::process::ExitCode as ProcessExit;
 
@@ -66,6 +68,11 @@ fn main() -> ProcessExit {
             Err(e) => fail(ExitCode::UNAVAILABLE, &e),
         },
         Action::Watch { spec, json } => exit(query::watch(&config.etcd, &spec, json)),
+        Action::Cron(action) => match cron::run(&config.etcd, action) {
+            Ok(code) => exit(code),
+            Err(e) => fail(ExitCode::UNAVAILABLE, &e),
+        },
+        Action::Conchd { cfg, status_addr } => exit(status::serve_conchd(config.etcd, cfg, status_addr)),
         Action::Completions(shell) => {
             clap_complete::generate(shell, &mut Cli::command(), "conch", &mut std::io::stdout());
             exit(ExitCode::OK)

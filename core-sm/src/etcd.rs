@@ -59,6 +59,32 @@ pub enum EtcdRequest {
         /// The lease.
         lease: LeaseId,
     },
+    /// `Put(key, value[, lease])`, unconditional (results, job specs).
+    Put {
+        /// The key.
+        key: String,
+        /// Its value.
+        value: Vec<u8>,
+        /// The lease to attach, if any.
+        lease: Option<LeaseId>,
+    },
+    /// The cron race: `Txn(if create_revision(fire) == 0 [and create_revision(running) == 0]
+    /// then put(fire, claim, claim_lease) [, put(running, claim, session)] else get(fire))`.
+    Claim {
+        /// The tick's fire key.
+        fire_key: String,
+        /// Claim JSON.
+        claim: Vec<u8>,
+        /// The claim lease (~25 h, never kept alive).
+        claim_lease: LeaseId,
+        /// With `--overlap skip`: the running key and the session lease it goes on.
+        running: Option<(String, LeaseId)>,
+    },
+    /// `Delete(key)`, unconditional (`cron rm`).
+    Delete {
+        /// The key.
+        key: String,
+    },
 }
 
 /// A key-value pair as etcd returns it.
@@ -120,6 +146,21 @@ pub enum EtcdResponse {
     },
     /// Answer to [`EtcdRequest::Revoke`] (also when the lease was already gone).
     Revoked,
+    /// Answer to [`EtcdRequest::Put`] and [`EtcdRequest::Delete`].
+    Written {
+        /// The store revision after the write.
+        rev: Revision,
+    },
+    /// Answer to [`EtcdRequest::Claim`].
+    Claimed {
+        /// Whether this call claimed the tick.
+        won: bool,
+        /// The claim's revision when won.
+        rev: Revision,
+        /// When lost: the fire key's value, if it exists (an earlier attempt of ours may
+        /// have won before its answer was lost).
+        existing: Option<Vec<u8>>,
+    },
     /// The call failed.
     Error(EtcdError),
 }

@@ -13,6 +13,8 @@
 #![forbid(unsafe_code)]
 
 pub mod backoff;
+pub mod conchd;
+pub mod cron;
 pub mod drive;
 pub mod duration;
 pub mod etcd;
@@ -31,11 +33,11 @@ pub mod time;
 pub mod values;
 pub mod who;
 
-pub use drive::{drain, Machine};
+pub use drive::{drain, Driven, Machine, Now};
 pub use etcd::{EtcdError, EtcdRequest, EtcdResponse, Kv, WatchEvent};
 pub use hold::HoldSpec;
 pub use hooks::{HookConfig, HookKind, HookSpec};
-pub use ids::{HookId, LeaseId, ReqId, Revision, WatchId};
+pub use ids::{ChildId, HookId, LeaseId, ReqId, Revision, WatchId};
 pub use output::{Event, ExitCode, Level, Output, SpawnSpec};
 pub use runner::{RunConfig, Runner};
 pub use service::{Service, ServiceConfig};

@@ -3,7 +3,7 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use crate::etcd::EtcdRequest;
-use crate::ids::{ReqId, WatchId};
+use crate::ids::{ChildId, ReqId, WatchId};
 use crate::time::Instant;
 
 /// One thing for the driver to do, carried out in poll order.
@@ -17,14 +17,17 @@ pub enum Output {
         /// The call.
         request: EtcdRequest,
     },
-    /// Watch one key from a revision; feed events back with the same id.
+    /// Watch one key (or, for conchd's job table, a prefix) from a revision; feed events
+    /// back with the same id. Holds only ever watch exact keys: no thundering herd.
     Watch {
         /// Correlation id.
         id: WatchId,
-        /// The exact key (no prefix watch: no thundering herd).
+        /// The key, or the prefix when `prefix` is set.
         key: String,
         /// First revision to report.
         start_rev: crate::ids::Revision,
+        /// Watch every key under `key`.
+        prefix: bool,
     },
     /// Stop a watch; events still in flight for it are ignored.
     CancelWatch(WatchId),
@@ -32,6 +35,8 @@ pub enum Output {
     Spawn(SpawnSpec),
     /// Tell the shim the current deadlines (it enforces them on its own).
     Deadlines {
+        /// Which child.
+        child: ChildId,
         /// SIGTERM the group no later than this.
         term_at: Instant,
         /// SIGKILL the group no later than this.
@@ -39,11 +44,13 @@ pub enum Output {
     },
     /// Order the shim to stop the child now: SIGTERM, SIGKILL at `kill_at`.
     Terminate {
+        /// Which child.
+        child: ChildId,
         /// SIGKILL no later than this.
         kill_at: Instant,
     },
     /// SIGKILL the child's process group directly (the shim did not act in time).
-    KillGroup,
+    KillGroup(ChildId),
     /// Run a hook: `sh -c cmd` in its own process group; report its exit with the same id.
     RunHook(crate::hooks::HookSpec),
     /// SIGKILL a hook's whole process group.
@@ -59,6 +66,8 @@ pub enum Output {
 /// How to start the child.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SpawnSpec {
+    /// Which child (reported back with its start and exit).
+    pub child: ChildId,
     /// The command and its arguments.
     pub argv: Vec<String>,
     /// Variables added to the inherited environment.
@@ -165,7 +174,15 @@ impl Outbox {
     pub fn watch(&mut self, key: String, start_rev: crate::ids::Revision) -> WatchId {
         self.next_watch += 1;
         let id = WatchId(self.next_watch);
-        self.push(Output::Watch { id, key, start_rev });
+        self.push(Output::Watch { id, key, start_rev, prefix: false });
+        id
+    }
+
+    /// Queues a watch of every key under `prefix` and returns its id.
+    pub fn watch_prefix(&mut self, prefix: String, start_rev: crate::ids::Revision) -> WatchId {
+        self.next_watch += 1;
+        let id = WatchId(self.next_watch);
+        self.push(Output::Watch { id, key: prefix, start_rev, prefix: true });
         id
     }
 

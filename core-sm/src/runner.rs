@@ -14,7 +14,7 @@ use crate::duration::format;
 use crate::etcd::{EtcdError, EtcdRequest, EtcdResponse, WatchEvent};
 use crate::hold::{Hold, HoldEvent, HoldSpec, RETRY_DELAY};
 use crate::hooks::{HookConfig, HookKind, Hooks};
-use crate::ids::{HookId, ReqId, WatchId};
+use crate::ids::{ChildId, HookId, ReqId, WatchId};
 use crate::output::{Event, ExitCode, Outbox, Output, SpawnSpec};
 use crate::session::{LossReason, Session, SessionEvent};
 use crate::supervision::{ChildStatus, Supervisor, WrapperSignal};
@@ -368,7 +368,9 @@ impl Runner {
             return;
         }
         let argv = self.cfg.argv.clone();
-        let spec = SpawnSpec { argv, env: self.child_env.clone(), term_at, kill_at, kill_after: self.cfg.kill_after };
+        let env = self.child_env.clone();
+        let spec =
+            SpawnSpec { child: ChildId::default(), argv, env, term_at, kill_at, kill_after: self.cfg.kill_after };
         self.child.spawn(now, spec, &mut self.out);
     }
 

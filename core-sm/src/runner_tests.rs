@@ -6,7 +6,7 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::etcd::Kv;
-use crate::ids::{LeaseId, Revision};
+use crate::ids::{ChildId, LeaseId, Revision};
 use crate::keys::Name;
 
 fn at(ms: u64) -> Instant {
@@ -63,7 +63,12 @@ fn holding(wait: Option<Duration>) -> (Runner, Vec<Output>) {
     r.handle_response(at(2), put, EtcdResponse::Put { created: true, create_rev: Revision(5), lease: LeaseId(0x10) });
     let out = actions(&mut r);
     assert!(
-        out.contains(&Output::Watch { id: WatchId(1), key: "/conch/v1/elect/x/10".into(), start_rev: Revision(6) }),
+        out.contains(&Output::Watch {
+            id: WatchId(1),
+            key: "/conch/v1/elect/x/10".into(),
+            start_rev: Revision(6),
+            prefix: false
+        }),
         "{out:?}"
     );
     let range =
@@ -135,7 +140,7 @@ fn key_deleted_while_running_terminates_then_exits_70() {
     );
     let out = actions(&mut r);
     // kill by min(now + kill_after, kill_at) = min(5.1 s, 9.75 s)
-    assert!(out.contains(&Output::Terminate { kill_at: at(5_100) }), "{out:?}");
+    assert!(out.contains(&Output::Terminate { child: ChildId(0), kill_at: at(5_100) }), "{out:?}");
     r.handle_child_exit(at(200), ChildStatus::Signaled(15));
     let out = actions(&mut r);
     assert_eq!(release_and_exit(&mut r, at(201), &out), vec![Output::Exit(ExitCode::LOST)]);
@@ -150,7 +155,7 @@ fn silent_etcd_terminates_the_child_at_term_at() {
         let Some(next) = r.poll_timeout() else { break };
         now = next.max(now);
         r.handle_timeout(now);
-        if let Some(Output::Terminate { kill_at }) =
+        if let Some(Output::Terminate { kill_at, .. }) =
             actions(&mut r).into_iter().find(|o| matches!(o, Output::Terminate { .. }))
         {
             terminated = Some((now, kill_at));
@@ -164,7 +169,7 @@ fn silent_etcd_terminates_the_child_at_term_at() {
 fn a_signal_while_running_forwards_and_returns_the_childs_code() {
     let (mut r, _) = holding(None);
     r.handle_signal(at(10), WrapperSignal::Terminate);
-    assert!(actions(&mut r).contains(&Output::Terminate { kill_at: at(5_010) }));
+    assert!(actions(&mut r).contains(&Output::Terminate { child: ChildId(0), kill_at: at(5_010) }));
     r.handle_child_exit(at(20), ChildStatus::Exited(7));
     let out = actions(&mut r);
     assert_eq!(release_and_exit(&mut r, at(21), &out), vec![Output::Exit(ExitCode(7))]);

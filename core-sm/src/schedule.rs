@@ -173,7 +173,10 @@ fn descriptor_kind(descriptor: &str, tz: Tz) -> Result<Kind, ScheduleError> {
             };
             let d = crate::duration::parse(duration.trim()).map_err(|e| ScheduleError::Every(e.to_string()))?;
             if d < Duration::from_secs(1) || d.subsec_nanos() != 0 {
-                return Err(ScheduleError::Every(format!("{} is not a whole number of seconds >= 1s", duration.trim())));
+                return Err(ScheduleError::Every(format!(
+                    "{} is not a whole number of seconds >= 1s",
+                    duration.trim()
+                )));
             }
             return Ok(Kind::Every(d.as_secs()));
         }
@@ -206,7 +209,15 @@ fn parse_fields(expr: &str, tz: Tz) -> Result<Fields, ScheduleError> {
         }
     }
     let fixup = tz != Tz::UTC && !parts[0].starts_with('*') && !parts[1].starts_with('*');
-    Ok(Fields { minutes: masks[0], hours: masks[1], days: masks[2], months: masks[3], weekdays: masks[4], day_and, fixup })
+    Ok(Fields {
+        minutes: masks[0],
+        hours: masks[1],
+        days: masks[2],
+        months: masks[3],
+        weekdays: masks[4],
+        day_and,
+        fixup,
+    })
 }
 
 fn parse_field(i: usize, text: &str) -> Result<u64, ScheduleError> {
@@ -432,7 +443,8 @@ impl<'a> Matcher<'a> {
             if has(needle.month()) {
                 break;
             }
-            let (y, m) = if needle.month() == 12 { (needle.year() + 1, 1) } else { (needle.year(), needle.month() + 1) };
+            let (y, m) =
+                if needle.month() == 12 { (needle.year() + 1, 1) } else { (needle.year(), needle.month() + 1) };
             needle = NaiveDate::from_ymd_opt(y, m, 1).unwrap_or(needle);
         }
         self.now = Wall { dt: needle.and_time(NaiveTime::MIN), fold: false };
@@ -457,7 +469,8 @@ fn to_utc(tz: Tz, wall: Wall) -> NaiveDateTime {
         LocalResult::Single(dt) => dt.naive_utc(),
         LocalResult::Ambiguous(early, late) => if wall.fold { late } else { early }.naive_utc(),
         LocalResult::None => {
-            let probe = if wall.fold { wall.dt + chrono::Duration::hours(12) } else { wall.dt - chrono::Duration::hours(12) };
+            let probe =
+                if wall.fold { wall.dt + chrono::Duration::hours(12) } else { wall.dt - chrono::Duration::hours(12) };
             let offset = match tz.from_local_datetime(&probe) {
                 LocalResult::Single(dt) | LocalResult::Ambiguous(dt, _) => dt.naive_local() - dt.naive_utc(),
                 LocalResult::None => chrono::Duration::zero(),

@@ -39,7 +39,12 @@ fn every_oracle_vector_matches() {
         checked += 1;
     }
     assert!(checked > 4000, "only {checked} vectors");
-    assert!(failures.is_empty(), "{} of {checked} vectors differ, e.g.:\n{}", failures.len(), failures[..failures.len().min(10)].join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {checked} vectors differ, e.g.:\n{}",
+        failures.len(),
+        failures[..failures.len().min(10)].join("\n")
+    );
 }
 
 #[test]
@@ -47,17 +52,42 @@ fn golden_dst_cases() {
     // (expr, zone, from, expected ticks as RFC 3339)
     let table: &[(&str, &str, &str, &[&str])] = &[
         // Berlin spring forward 2025-03-30 02:00 → 03:00: 02:30 runs once at the transition.
-        ("30 2 * * *", "Europe/Berlin", "2025-03-29T12:00:00Z", &["2025-03-30T03:00:00+02:00", "2025-03-31T02:30:00+02:00"]),
+        (
+            "30 2 * * *",
+            "Europe/Berlin",
+            "2025-03-29T12:00:00Z",
+            &["2025-03-30T03:00:00+02:00", "2025-03-31T02:30:00+02:00"],
+        ),
         // Berlin fall back 2025-10-26 03:00 → 02:00: 02:30 runs once (first occurrence).
-        ("30 2 * * *", "Europe/Berlin", "2025-10-25T12:00:00Z", &["2025-10-26T02:30:00+02:00", "2025-10-27T02:30:00+01:00"]),
+        (
+            "30 2 * * *",
+            "Europe/Berlin",
+            "2025-10-25T12:00:00Z",
+            &["2025-10-26T02:30:00+02:00", "2025-10-27T02:30:00+01:00"],
+        ),
         // Hourly-or-more-often jobs follow the real clock: the repeated hour runs twice.
-        ("30 * * * *", "Europe/Berlin", "2025-10-26T00:00:00Z", &["2025-10-26T02:30:00+02:00", "2025-10-26T02:30:00+01:00"]),
+        (
+            "30 * * * *",
+            "Europe/Berlin",
+            "2025-10-26T00:00:00Z",
+            &["2025-10-26T02:30:00+02:00", "2025-10-26T02:30:00+01:00"],
+        ),
         // Lord Howe: a 30-minute shift (2025-10-05 02:00 → 02:30).
-        ("15 2 * * *", "Australia/Lord_Howe", "2025-10-04T00:00:00Z", &["2025-10-05T02:30:00+11:00", "2025-10-06T02:15:00+11:00"]),
+        (
+            "15 2 * * *",
+            "Australia/Lord_Howe",
+            "2025-10-04T00:00:00Z",
+            &["2025-10-05T02:30:00+11:00", "2025-10-06T02:15:00+11:00"],
+        ),
         // @every ticks at multiples since the epoch, whatever the zone.
         ("@every 90s", "Asia/Kolkata", "1970-01-01T00:00:00Z", &["1970-01-01T00:01:30Z", "1970-01-01T00:03:00Z"]),
         // Vixie's OR rule when both day fields are restricted: the 1st, and every Friday.
-        ("0 0 1 * 5", "UTC", "2025-08-27T00:00:00Z", &["2025-08-29T00:00:00Z", "2025-09-01T00:00:00Z", "2025-09-05T00:00:00Z"]),
+        (
+            "0 0 1 * 5",
+            "UTC",
+            "2025-08-27T00:00:00Z",
+            &["2025-08-29T00:00:00Z", "2025-09-01T00:00:00Z", "2025-09-05T00:00:00Z"],
+        ),
     ];
     for (expr, tz, from, want) in table {
         let got = ticks(expr, tz, unix(from), want.len());

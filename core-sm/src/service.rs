@@ -12,10 +12,10 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use crate::backoff::{Backoff, SplitMix64, STABLE_AFTER};
-use crate::drive::Machine;
+use crate::drive::{Driven, Machine, Now};
 use crate::duration::format;
 use crate::etcd::{EtcdResponse, WatchEvent};
-use crate::ids::{HookId, ReqId, WatchId};
+use crate::ids::{ChildId, HookId, ReqId, WatchId};
 use crate::output::{Event, ExitCode, Output};
 use crate::runner::{RunConfig, Runner};
 use crate::supervision::{ChildStatus, WrapperSignal};
@@ -198,6 +198,36 @@ impl Service {
         self.done = true;
         self.restart_at = None;
         self.out.push_back(Output::Exit(code));
+    }
+}
+
+impl Driven for Service {
+    fn handle_response(&mut self, now: Now, id: ReqId, response: EtcdResponse) {
+        Service::handle_response(self, now.mono, id, response);
+    }
+
+    fn handle_watch(&mut self, now: Now, id: WatchId, event: WatchEvent) {
+        Service::handle_watch(self, now.mono, id, event);
+    }
+
+    fn handle_child_started(&mut self, now: Now, _child: ChildId, pid: u32) {
+        Service::handle_child_started(self, now.mono, pid);
+    }
+
+    fn handle_child_exit(&mut self, now: Now, _child: ChildId, status: ChildStatus) {
+        Service::handle_child_exit(self, now.mono, status);
+    }
+
+    fn handle_hook_exit(&mut self, now: Now, id: HookId, status: ChildStatus) {
+        Service::handle_hook_exit(self, now.mono, id, status);
+    }
+
+    fn handle_signal(&mut self, now: Now, signal: WrapperSignal) {
+        Service::handle_signal(self, now.mono, signal);
+    }
+
+    fn handle_timeout(&mut self, now: Now) {
+        Service::handle_timeout(self, now.mono);
     }
 }
 

@@ -7,6 +7,7 @@
 //! [`BACKUP_GRACE`] — kills the group itself.
 use std::time::Duration;
 
+use crate::ids::ChildId;
 use crate::output::{Event, ExitCode, Outbox, Output, SpawnSpec};
 use crate::time::Instant;
 
@@ -68,6 +69,7 @@ enum Phase {
 /// The wrapper's side of child supervision.
 #[derive(Debug)]
 pub struct Supervisor {
+    child: ChildId,
     phase: Phase,
     pid: Option<u32>,
     started_at: Option<Instant>,
@@ -75,11 +77,16 @@ pub struct Supervisor {
 
 impl Default for Supervisor {
     fn default() -> Self {
-        Supervisor { phase: Phase::Idle, pid: None, started_at: None }
+        Supervisor { child: ChildId::default(), phase: Phase::Idle, pid: None, started_at: None }
     }
 }
 
 impl Supervisor {
+    /// A supervisor for the child named `child`.
+    pub fn new(child: ChildId) -> Supervisor {
+        Supervisor { child, ..Supervisor::default() }
+    }
+
     /// Whether a child was started and has not been reported gone.
     pub fn is_alive(&self) -> bool {
         matches!(self.phase, Phase::Running { .. } | Phase::Stopping { .. })
@@ -127,7 +134,7 @@ impl Supervisor {
             if now >= backup_at {
                 self.phase = Phase::Stopping { backup_at, backup_sent: true };
                 out.log(Event::warn("kill-sent").with("by", "wrapper").with("why", "shim did not report by kill_at"));
-                out.push(Output::KillGroup);
+                out.push(Output::KillGroup(self.child));
             }
         }
     }
@@ -139,7 +146,7 @@ impl Supervisor {
         }
         self.phase = Phase::Running { term_at: spec.term_at, kill_at: spec.kill_at };
         self.started_at = Some(now);
-        out.push(Output::Spawn(spec));
+        out.push(Output::Spawn(SpawnSpec { child: self.child, ..spec }));
     }
 
     /// Passes moved deadlines on to the shim.
@@ -147,7 +154,7 @@ impl Supervisor {
         if let Phase::Running { term_at: t, kill_at: k } = self.phase {
             if (t, k) != (term_at, kill_at) {
                 self.phase = Phase::Running { term_at, kill_at };
-                out.push(Output::Deadlines { term_at, kill_at });
+                out.push(Output::Deadlines { child: self.child, term_at, kill_at });
             }
         }
     }
@@ -160,7 +167,7 @@ impl Supervisor {
             out.log(
                 Event::info("term-sent").with("why", why).with("kill_in", crate::duration::format(kill_at.since(now))),
             );
-            out.push(Output::Terminate { kill_at });
+            out.push(Output::Terminate { child: self.child, kill_at });
         }
     }
 
@@ -183,6 +190,7 @@ mod tests {
 
     fn spec() -> SpawnSpec {
         SpawnSpec {
+            child: ChildId(0),
             argv: vec!["true".into()],
             env: vec![],
             term_at: at(4_750),
@@ -210,13 +218,16 @@ mod tests {
         let table: Vec<(Vec<Step>, Vec<Output>)> = vec![
             (vec![spawn], vec![Output::Spawn(spec())]),
             (vec![spawn, spawn], vec![]),
-            (vec![spawn, started, extend], vec![Output::Deadlines { term_at: at(6_000), kill_at: at(11_000) }]),
+            (
+                vec![spawn, started, extend],
+                vec![Output::Deadlines { child: ChildId(0), term_at: at(6_000), kill_at: at(11_000) }],
+            ),
             (vec![spawn, same], vec![]),
-            (vec![spawn, term], vec![Output::Terminate { kill_at: at(5_100) }]),
+            (vec![spawn, term], vec![Output::Terminate { child: ChildId(0), kill_at: at(5_100) }]),
             (vec![spawn, term, term], vec![]),
             (vec![spawn, term, extend], vec![]),
             (vec![spawn, term, early], vec![]),
-            (vec![spawn, term, late], vec![Output::KillGroup]),
+            (vec![spawn, term, late], vec![Output::KillGroup(ChildId(0))]),
             (vec![spawn, term, late, late], vec![]),
             (vec![spawn, term, exit0, late], vec![]),
             (vec![spawn, exit0, term], vec![]),

@@ -68,6 +68,36 @@ async fn dispatch(client: &mut Client, request: EtcdRequest) -> Result<EtcdRespo
             Err(e) if map_error(&e) == EtcdError::LeaseNotFound => EtcdResponse::Revoked,
             Err(e) => return Err(e),
         },
+        EtcdRequest::Put { key, value, lease } => {
+            let options = lease.map(|l| PutOptions::new().with_lease(l.0));
+            let r = client.put(key, value, options).await?;
+            EtcdResponse::Written { rev: Revision(r.header().map_or(0, |h| h.revision())) }
+        }
+        EtcdRequest::Delete { key } => {
+            let r = client.delete(key, None).await?;
+            EtcdResponse::Written { rev: Revision(r.header().map_or(0, |h| h.revision())) }
+        }
+        EtcdRequest::Claim { fire_key, claim, claim_lease, running } => {
+            let mut when = vec![Compare::create_revision(fire_key.clone(), CompareOp::Equal, 0)];
+            let mut then =
+                vec![TxnOp::put(fire_key.clone(), claim.clone(), Some(PutOptions::new().with_lease(claim_lease.0)))];
+            if let Some((key, session)) = running {
+                when.push(Compare::create_revision(key.clone(), CompareOp::Equal, 0));
+                then.push(TxnOp::put(key, claim, Some(PutOptions::new().with_lease(session.0))));
+            }
+            let txn = Txn::new().when(when).and_then(then).or_else([TxnOp::get(fire_key, None)]);
+            let r = client.txn(txn).await?;
+            let rev = Revision(r.header().map_or(0, |h| h.revision()));
+            let existing = if r.succeeded() {
+                None
+            } else {
+                r.op_responses().into_iter().find_map(|op| match op {
+                    TxnOpResponse::Get(g) => g.kvs().first().map(|kv| kv.value().to_vec()),
+                    _ => None,
+                })
+            };
+            EtcdResponse::Claimed { won: r.succeeded(), rev, existing }
+        }
         // Keepalives go over the stream (see keepalive.rs), never through here.
         EtcdRequest::KeepAlive { .. } => EtcdResponse::Error(EtcdError::Fatal("keepalive is a stream".into())),
         _ => EtcdResponse::Error(EtcdError::Fatal("request not supported by this driver".into())),

@@ -34,7 +34,7 @@ pub struct KeepAlives {
     /// Requests made before the current stream finished opening.
     unsent: usize,
     task: Option<tokio::task::JoinHandle<()>>,
-    granted_ttl_s: i64,
+    granted_ttl_s: std::collections::BTreeMap<LeaseId, i64>,
 }
 
 impl KeepAlives {
@@ -47,13 +47,13 @@ impl KeepAlives {
             pending: VecDeque::new(),
             unsent: 0,
             task: None,
-            granted_ttl_s: 0,
+            granted_ttl_s: Default::default(),
         }
     }
 
     /// Records the TTL etcd granted (every renewal restores it).
-    pub fn set_granted_ttl(&mut self, ttl_s: i64) {
-        self.granted_ttl_s = ttl_s;
+    pub fn set_granted_ttl(&mut self, lease: LeaseId, ttl_s: i64) {
+        self.granted_ttl_s.insert(lease, ttl_s);
     }
 
     /// Sends one keepalive for request `id`.
@@ -112,7 +112,7 @@ impl KeepAlives {
         self.pending.clear();
         self.pending.push_back(id);
         let generation = self.generation;
-        let granted_ttl_s = self.granted_ttl_s;
+        let granted_ttl_s = self.granted_ttl_s.get(&lease).copied().unwrap_or(1);
         let mut client = self.client.clone();
         let events = events.clone();
         self.task = Some(tokio::spawn(async move {

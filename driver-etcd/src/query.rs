@@ -137,3 +137,25 @@ async fn watch_loop(config: &EtcdConfig, spec: &HoldSpec, as_json: bool) -> Exit
         tokio::time::sleep(RELIST_DELAY).await;
     }
 }
+
+/// One etcd call, bounded by the dial timeout (the `cron` subcommands are made of these).
+pub fn call_once(config: &EtcdConfig, request: EtcdRequest) -> Result<EtcdResponse, String> {
+    runtime()?.block_on(async {
+        let client = connect(config).await?;
+        match call(client, request, config.dial_timeout).await {
+            EtcdResponse::Error(EtcdError::Unavailable(why)) => {
+                Err(format!("etcd unreachable at {}: {why}", config.endpoints.join(",")))
+            }
+            EtcdResponse::Error(e) => Err(format!("etcd error: {e:?}")),
+            answer => Ok(answer),
+        }
+    })
+}
+
+/// Every key under `prefix`, sorted by create revision.
+pub fn list(config: &EtcdConfig, prefix: &str) -> Result<Vec<Kv>, String> {
+    match call_once(config, EtcdRequest::RangePrefix { prefix: prefix.to_string() })? {
+        EtcdResponse::Range { kvs, .. } => Ok(kvs),
+        other => Err(format!("unexpected answer {other:?}")),
+    }
+}

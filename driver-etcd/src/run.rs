@@ -1,11 +1,14 @@
 //! The event loop for one [`Runner`]: a current-thread tokio runtime, one channel of
 //! [`DriverEvent`]s, and the drain contract from `conch_core::drive`.
+use conch_core::conchd::{Conchd, ConchdConfig};
 use conch_core::{
-    drain, ChildStatus, EtcdRequest, EtcdResponse, ExitCode, HookId, Level, Output, ReqId, Service, ServiceConfig,
-    WatchEvent, WatchId, WrapperSignal,
+    drain, ChildId, ChildStatus, Driven, EtcdRequest, EtcdResponse, ExitCode, HookId, Level, Now, Output, ReqId,
+    Service, ServiceConfig, WatchEvent, WatchId, WrapperSignal,
 };
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
+
+use std::collections::BTreeMap;
 
 use crate::calls::call;
 use crate::clock::{now, to_tokio};
@@ -24,10 +27,10 @@ pub enum DriverEvent {
     KeepAlive(u64, StreamNews),
     /// A watch event.
     Watch(WatchId, WatchEvent),
-    /// The shim started the command.
-    ChildStarted(u32),
-    /// The command and its group are gone.
-    ChildExit(ChildStatus),
+    /// A shim started its command.
+    ChildStarted(ChildId, u32),
+    /// A command and its group are gone.
+    ChildExit(ChildId, ChildStatus),
     /// A hook exited.
     HookExit(HookId, ChildStatus),
 }
@@ -38,24 +41,67 @@ struct Io {
     events: UnboundedSender<DriverEvent>,
     keepalives: KeepAlives,
     watches: Watches,
-    shim: Option<ShimLink>,
+    shims: BTreeMap<ChildId, ShimLink>,
     hooks: Hooks,
     exit: Option<ExitCode>,
 }
 
-/// Runs one wrapper to its end and returns its exit code.
+/// Runs one wrapper (`elect`, `sema`) to its end and returns its exit code.
 pub fn run(config: EtcdConfig, service: ServiceConfig) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot start the runtime");
-            return ExitCode::LOST;
-        }
-    };
-    runtime.block_on(run_async(config, service))
+    block_on(async move {
+        let mut machine = Service::new(service);
+        drive(config, move |now| {
+            machine.start(now.mono);
+            machine
+        })
+        .await
+    })
 }
 
-async fn run_async(config: EtcdConfig, service: ServiceConfig) -> ExitCode {
+/// Runs conchd until it is signalled; `on_tick` sees the machine after every input
+/// (the status API reads it there).
+pub fn run_conchd(config: EtcdConfig, conchd: ConchdConfig, mut observe: impl FnMut(&Conchd) + 'static) -> ExitCode {
+    block_on(async move {
+        let mut machine = Conchd::new(conchd);
+        let code = drive_observed(
+            config,
+            move |now| {
+                machine.start(now);
+                machine
+            },
+            &mut observe,
+        )
+        .await;
+        code
+    })
+}
+
+fn block_on(future: impl std::future::Future<Output = ExitCode>) -> ExitCode {
+    match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt.block_on(future),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the runtime");
+            ExitCode::LOST
+        }
+    }
+}
+
+/// Both clocks, read together.
+pub fn now_both() -> Now {
+    let wall_ms =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+    Now { mono: now(), wall_ms }
+}
+
+async fn drive<M: Driven>(config: EtcdConfig, start: impl FnOnce(Now) -> M) -> ExitCode {
+    drive_observed(config, start, &mut |_: &M| {}).await
+}
+
+async fn drive_observed<M: Driven>(
+    config: EtcdConfig,
+    start: impl FnOnce(Now) -> M,
+    observe: &mut dyn FnMut(&M),
+) -> ExitCode {
     let client = match connect(&config).await {
         Ok(client) => client,
         Err(e) => {
@@ -70,7 +116,7 @@ async fn run_async(config: EtcdConfig, service: ServiceConfig) -> ExitCode {
         client,
         events,
         watches: Watches::default(),
-        shim: None,
+        shims: BTreeMap::new(),
         hooks: Hooks::default(),
         exit: None,
     };
@@ -81,14 +127,14 @@ async fn run_async(config: EtcdConfig, service: ServiceConfig) -> ExitCode {
             return ExitCode::LOST;
         }
     };
-    let mut machine = Service::new(service);
-    machine.start(now());
+    let mut machine = start(now_both());
     loop {
         let mut outputs = Vec::new();
         let timeout = drain(&mut machine, |o| outputs.push(o));
         for output in outputs {
             io.perform(output, &mut machine).await;
         }
+        observe(&machine);
         if let Some(code) = io.exit {
             return code;
         }
@@ -98,8 +144,8 @@ async fn run_async(config: EtcdConfig, service: ServiceConfig) -> ExitCode {
                 Some(event) => io.feed(&mut machine, event).await,
                 None => return ExitCode::LOST,
             },
-            signal = signals.next() => machine.handle_signal(now(), signal),
-            _ = sleep(sleep_until) => machine.handle_timeout(now()),
+            signal = signals.next() => machine.handle_signal(now_both(), signal),
+            _ = sleep(sleep_until) => machine.handle_timeout(now_both()),
         }
         // Anything else already queued is handled before the next drain wait.
         while let Ok(event) = inbox.try_recv() {
@@ -116,37 +162,37 @@ async fn sleep(until: Option<tokio::time::Instant>) {
 }
 
 impl Io {
-    async fn feed(&mut self, machine: &mut Service, event: DriverEvent) {
+    async fn feed<M: Driven>(&mut self, machine: &mut M, event: DriverEvent) {
         match event {
             DriverEvent::Etcd(id, response) => {
-                if let EtcdResponse::Granted { ttl_s, .. } = response {
-                    self.keepalives.set_granted_ttl(ttl_s);
+                if let EtcdResponse::Granted { lease, ttl_s } = response {
+                    self.keepalives.set_granted_ttl(lease, ttl_s);
                 }
-                machine.handle_response(now(), id, response);
+                machine.handle_response(now_both(), id, response);
             }
             DriverEvent::KeepAlive(generation, news) => {
                 for (id, response) in self.keepalives.handle(generation, news).await {
-                    machine.handle_response(now(), id, response);
+                    machine.handle_response(now_both(), id, response);
                 }
             }
             DriverEvent::Watch(id, event) => {
                 if self.watches.is_live(id) {
-                    machine.handle_watch(now(), id, event);
+                    machine.handle_watch(now_both(), id, event);
                 }
             }
-            DriverEvent::ChildStarted(pid) => machine.handle_child_started(now(), pid),
-            DriverEvent::ChildExit(status) => {
-                self.shim = None;
-                machine.handle_child_exit(now(), status);
+            DriverEvent::ChildStarted(child, pid) => machine.handle_child_started(now_both(), child, pid),
+            DriverEvent::ChildExit(child, status) => {
+                self.shims.remove(&child);
+                machine.handle_child_exit(now_both(), child, status);
             }
             DriverEvent::HookExit(id, status) => {
                 self.hooks.forget(id);
-                machine.handle_hook_exit(now(), id, status);
+                machine.handle_hook_exit(now_both(), id, status);
             }
         }
     }
 
-    async fn perform(&mut self, output: Output, machine: &mut Service) {
+    async fn perform<M: Driven>(&mut self, output: Output, machine: &mut M) {
         match output {
             Output::Etcd { id, request: EtcdRequest::KeepAlive { lease, fresh_stream } } => {
                 self.keepalives.send(id, lease, fresh_stream, &self.events).await;
@@ -163,34 +209,38 @@ impl Io {
                     let _ = events.send(DriverEvent::Etcd(id, response));
                 });
             }
-            Output::Watch { id, key, start_rev } => self.watches.start(&self.client, id, key, start_rev, &self.events),
+            Output::Watch { id, key, start_rev, prefix } => {
+                self.watches.start(&self.client, id, key, start_rev, prefix, &self.events)
+            }
             Output::CancelWatch(id) => self.watches.cancel(id),
             Output::Spawn(spec) => match ShimLink::spawn(&spec, &self.events) {
-                Ok(link) => self.shim = Some(link),
+                Ok(link) => {
+                    self.shims.insert(spec.child, link);
+                }
                 Err(e) => {
                     tracing::error!(error = %e, "cannot start the shim");
-                    machine.handle_child_exit(now(), ChildStatus::Vanished);
+                    machine.handle_child_exit(now_both(), spec.child, ChildStatus::Vanished);
                 }
             },
-            Output::Deadlines { term_at, kill_at } => {
-                if let Some(shim) = self.shim.as_mut() {
+            Output::Deadlines { child, term_at, kill_at } => {
+                if let Some(shim) = self.shims.get_mut(&child) {
                     shim.deadlines(term_at, kill_at).await;
                 }
             }
-            Output::Terminate { kill_at } => {
-                if let Some(shim) = self.shim.as_mut() {
+            Output::Terminate { child, kill_at } => {
+                if let Some(shim) = self.shims.get_mut(&child) {
                     shim.terminate(kill_at).await;
                 }
             }
-            Output::KillGroup => {
-                if let Some(shim) = self.shim.as_ref() {
+            Output::KillGroup(child) => {
+                if let Some(shim) = self.shims.get(&child) {
                     shim.kill_group();
                 }
             }
             Output::RunHook(spec) => {
                 if let Err(e) = self.hooks.spawn(&spec, &self.events) {
                     tracing::error!(error = %e, hook = spec.kind.as_str(), "cannot start the hook");
-                    machine.handle_hook_exit(now(), spec.id, ChildStatus::Exited(127));
+                    machine.handle_hook_exit(now_both(), spec.id, ChildStatus::Exited(127));
                 }
             }
             Output::KillHook(id) => self.hooks.kill(id),

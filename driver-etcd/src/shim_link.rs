@@ -35,6 +35,7 @@ impl ShimLink {
         ours.set_nonblocking(true)?;
         let (reader, writer) = tokio::net::UnixStream::from_std(ours)?.into_split();
         let events = events.clone();
+        let child_id = spec.child;
         tokio::spawn(async move {
             let mut lines = BufReader::new(reader).lines();
             let mut status = ChildStatus::Vanished;
@@ -43,7 +44,7 @@ impl ShimLink {
                 match parts.as_slice() {
                     ["P", pid] => {
                         if let Ok(pid) = pid.parse() {
-                            let _ = events.send(DriverEvent::ChildStarted(pid));
+                            let _ = events.send(DriverEvent::ChildStarted(child_id, pid));
                         }
                     }
                     ["X", "exit", code] => status = code.parse().map_or(ChildStatus::Vanished, ChildStatus::Exited),
@@ -54,7 +55,7 @@ impl ShimLink {
             // The shim exits right after its report; reap it so no zombie is left.
             let mut child = child;
             let _ = tokio::task::spawn_blocking(move || child.wait()).await;
-            let _ = events.send(DriverEvent::ChildExit(status));
+            let _ = events.send(DriverEvent::ChildExit(child_id, status));
         });
         Ok(ShimLink { pid, writer })
     }

@@ -15,20 +15,24 @@ pub struct Watches {
 }
 
 impl Watches {
-    /// Starts watching `key` from `start_rev`.
+    /// Starts watching `key` (every key under it with `prefix`) from `start_rev`.
     pub fn start(
         &mut self,
         client: &Client,
         id: WatchId,
         key: String,
         start_rev: Revision,
+        prefix: bool,
         events: &UnboundedSender<DriverEvent>,
     ) {
         let mut client = client.clone();
         let events = events.clone();
         let task = tokio::spawn(async move {
             let send = |event| events.send(DriverEvent::Watch(id, event)).is_ok();
-            let options = WatchOptions::new().with_start_revision(start_rev.0);
+            let mut options = WatchOptions::new().with_start_revision(start_rev.0);
+            if prefix {
+                options = options.with_prefix();
+            }
             let mut stream = match client.watch(key.clone(), Some(options)).await {
                 Ok(stream) => stream,
                 Err(e) => {
@@ -47,9 +51,10 @@ impl Watches {
                             let Some(kv) = event.kv() else { continue };
                             let event = match event.event_type() {
                                 EventType::Put => WatchEvent::Put(to_kv(kv)),
-                                EventType::Delete => {
-                                    WatchEvent::Delete { key: key.clone(), mod_rev: Revision(kv.mod_revision()) }
-                                }
+                                EventType::Delete => WatchEvent::Delete {
+                                    key: String::from_utf8_lossy(kv.key()).into_owned(),
+                                    mod_rev: Revision(kv.mod_revision()),
+                                },
                             };
                             if !send(event) {
                                 return;

@@ -1,0 +1,692 @@
+//! conchd: the identical cron daemon on every node. The race is the scheduler.
+//!
+//! Inputs: etcd answers and events, child reports, signals, timers, each with [`Now`] (the
+//! monotonic clock for deadlines, the wall clock for ticks). Outputs: etcd calls, watches,
+//! children through the shim, log events.
+//!
+//! * Job table: list, then watch `/conch/v1/cron/job/`; re-list after compaction or a
+//!   broken watch.
+//! * For each job the next tick `T` from its schedule (tick identity is the scheduled
+//!   instant). Never a tick before this daemon started.
+//! * At `T` + jitter (0–500 ms, drawn from a seeded generator): a tick reached more than
+//!   `min(60 s, period / 2)` late is skipped and logged; otherwise race the claim
+//!   transaction. Win ⇒ run the job under the standard supervision with the session's
+//!   deadlines and the job's `run_ttl`; on exit write the result.
+//! * Claims go on a claim lease rotated hourly, results on a result lease rotated daily:
+//!   live leases per node stay bounded, never O(ticks).
+//! * SIGTERM: stop claiming, stop running jobs (kill-after escalation), write their
+//!   results, revoke the session, exit 0.
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use crate::backoff::SplitMix64;
+use crate::cron::{
+    fire_key, job_prefix, result_key, rfc3339, rfc3339_ms, running_key, short_duration, Claim, Job, Overlap, RunResult,
+    CLAIM_LEASE_ROTATE, CLAIM_LEASE_TTL, RESULT_LEASE_ROTATE, RESULT_LEASE_TTL,
+};
+use crate::drive::{Driven, Machine, Now};
+use crate::etcd::{EtcdError, EtcdRequest, EtcdResponse, WatchEvent};
+use crate::ids::{ChildId, HookId, LeaseId, ReqId, Revision, WatchId};
+use crate::output::{Event, ExitCode, Outbox, Output, SpawnSpec};
+use crate::session::{Session, SessionEvent};
+use crate::supervision::{ChildStatus, Supervisor, WrapperSignal};
+use crate::time::Instant;
+use crate::values::cmd_field;
+
+/// Largest politeness delay after a tick.
+pub const JITTER_MAX_MS: u64 = 500;
+/// A tick reached later than this (or half the period, if less) is skipped.
+pub const LATE_MAX: Duration = Duration::from_secs(60);
+/// Pause before re-listing the job table after its watch broke.
+pub const RELIST_DELAY: Duration = Duration::from_millis(500);
+/// Longest the shutdown waits for result writes.
+pub const SHUTDOWN_WRITES_MAX: Duration = Duration::from_secs(2);
+
+/// Who this daemon is and how it runs jobs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConchdConfig {
+    /// This node's name (hostname).
+    pub node: String,
+    /// This daemon's pid.
+    pub pid: u32,
+    /// When it started, RFC 3339.
+    pub started: String,
+    /// Session TTL.
+    pub ttl: Duration,
+    /// Grace between SIGTERM and SIGKILL for job runs.
+    pub kill_after: Duration,
+    /// Seed of the jitter draws.
+    pub seed: u64,
+}
+
+/// Counters for `/metrics` and tests.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Ticks this node claimed.
+    pub claimed: u64,
+    /// Ticks another node claimed first.
+    pub lost: u64,
+    /// Ticks skipped because they were reached too late.
+    pub skipped_late: u64,
+    /// Ticks skipped because an earlier run still ran (`--overlap skip`).
+    pub skipped_overlap: u64,
+    /// Ticks skipped because this node had no session.
+    pub skipped_no_session: u64,
+    /// Finished runs by outcome.
+    pub runs: BTreeMap<&'static str, u64>,
+    /// Durations of finished runs, in ms (bounded: the newest 1000).
+    pub run_ms: Vec<u64>,
+}
+
+/// One job in the table.
+#[derive(Clone, Debug)]
+pub struct JobState {
+    /// The checked job.
+    pub job: Job,
+    /// The next tick to race for (Unix seconds).
+    pub next_tick: Option<i64>,
+    jitter_ms: u64,
+}
+
+#[derive(Debug)]
+struct Run {
+    name: String,
+    tick: i64,
+    rev: Revision,
+    supervisor: Supervisor,
+    started_wall_ms: i64,
+    started: Instant,
+    ttl_deadline: Instant,
+    outcome: Option<&'static str>,
+    running_key: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Slot {
+    Empty,
+    Granting(ReqId),
+    Ready(LeaseId, i64),
+}
+
+/// The daemon machine.
+#[derive(Debug)]
+pub struct Conchd {
+    cfg: ConchdConfig,
+    session: Session,
+    session_up: bool,
+    out: Outbox,
+    rng: SplitMix64,
+    clock: Now,
+    start_wall_s: i64,
+    jobs: BTreeMap<String, JobState>,
+    jobs_list: Option<ReqId>,
+    jobs_watch: Option<WatchId>,
+    relist_at: Option<Instant>,
+    claim_lease: Slot,
+    result_lease: Slot,
+    waiting_claims: Vec<(String, i64)>,
+    claims: BTreeMap<ReqId, (String, i64)>,
+    runs: BTreeMap<ChildId, Run>,
+    next_child: u64,
+    waiting_results: Vec<(String, i64, Vec<u8>)>,
+    writes: BTreeSet<ReqId>,
+    stopping: bool,
+    stop_deadline: Option<Instant>,
+    revoke: Option<ReqId>,
+    done: bool,
+    /// Counters.
+    pub stats: Stats,
+}
+
+impl Conchd {
+    /// A daemon; call [`Conchd::start`].
+    pub fn new(cfg: ConchdConfig) -> Conchd {
+        let session = Session::new(cfg.ttl, cfg.kill_after);
+        let rng = SplitMix64::new(cfg.seed);
+        Conchd {
+            cfg,
+            session,
+            session_up: false,
+            out: Outbox::default(),
+            rng,
+            clock: Now { mono: Instant::default(), wall_ms: 0 },
+            start_wall_s: 0,
+            jobs: BTreeMap::new(),
+            jobs_list: None,
+            jobs_watch: None,
+            relist_at: None,
+            claim_lease: Slot::Empty,
+            result_lease: Slot::Empty,
+            waiting_claims: Vec::new(),
+            claims: BTreeMap::new(),
+            runs: BTreeMap::new(),
+            next_child: 0,
+            waiting_results: Vec::new(),
+            writes: BTreeSet::new(),
+            stopping: false,
+            stop_deadline: None,
+            revoke: None,
+            done: false,
+            stats: Stats::default(),
+        }
+    }
+
+    /// The job table.
+    pub fn jobs(&self) -> &BTreeMap<String, JobState> {
+        &self.jobs
+    }
+
+    /// Whether the session lease is alive.
+    pub fn healthy(&self) -> bool {
+        self.session_up
+    }
+
+    /// Runs in flight: (job, tick).
+    pub fn running(&self) -> Vec<(String, i64)> {
+        self.runs.values().map(|r| (r.name.clone(), r.tick)).collect()
+    }
+
+    /// Begins: session grant and the job list.
+    pub fn start(&mut self, now: Now) {
+        self.clock = now;
+        self.start_wall_s = now.wall_ms.div_euclid(1000);
+        self.session.start(now.mono, &mut self.out);
+        self.list_jobs();
+        self.out.log(Event::info("conchd-start").with("node", &self.cfg.node));
+    }
+
+    fn list_jobs(&mut self) {
+        if let Some(w) = self.jobs_watch.take() {
+            self.out.push(Output::CancelWatch(w));
+        }
+        self.jobs_list = Some(self.out.request(EtcdRequest::RangePrefix { prefix: job_prefix() }));
+    }
+
+    fn on_response(&mut self, now: Now, id: ReqId, response: EtcdResponse) {
+        if self.session.owns(id) {
+            if let Some(event) = self.session.handle_response(now.mono, id, response, &mut self.out) {
+                self.on_session(now, event);
+            }
+            return;
+        }
+        if self.jobs_list == Some(id) {
+            self.jobs_list = None;
+            match response {
+                EtcdResponse::Range { header_rev, kvs } => {
+                    let names: BTreeSet<String> = kvs.iter().filter_map(|kv| job_name(&kv.key)).collect();
+                    self.jobs.retain(|name, _| names.contains(name));
+                    for kv in kvs {
+                        self.upsert_job(now, &kv.key, &kv.value);
+                    }
+                    self.jobs_watch = Some(self.out.watch_prefix(job_prefix(), Revision(header_rev.0 + 1)));
+                }
+                _ => self.relist_at = Some(now.mono.plus(RELIST_DELAY)),
+            }
+            return;
+        }
+        if let Some(is_claim) = self.lease_slot(id) {
+            self.on_lease_granted(now, is_claim, response);
+            return;
+        }
+        if let Some((name, tick)) = self.claims.remove(&id) {
+            self.on_claimed(now, name, tick, response);
+            return;
+        }
+        if self.writes.remove(&id) {
+            if let EtcdResponse::Error(e) = response {
+                self.out.log(Event::warn("write-failed").with("error", format!("{e:?}")));
+            }
+            self.maybe_finish(now);
+            return;
+        }
+        if self.revoke == Some(id) {
+            self.revoke = None;
+            self.finish();
+        }
+    }
+
+    /// Whether `id` grants the claim lease (true) or the result lease (false).
+    fn lease_slot(&self, id: ReqId) -> Option<bool> {
+        match (self.claim_lease, self.result_lease) {
+            (Slot::Granting(r), _) if r == id => Some(true),
+            (_, Slot::Granting(r)) if r == id => Some(false),
+            _ => None,
+        }
+    }
+
+    fn on_lease_granted(&mut self, now: Now, is_claim: bool, response: EtcdResponse) {
+        let slot = match response {
+            EtcdResponse::Granted { lease, .. } => Slot::Ready(lease, now.wall_ms),
+            other => {
+                self.out.log(Event::warn("lease-grant-failed").with("error", format!("{other:?}")));
+                Slot::Empty
+            }
+        };
+        if is_claim {
+            self.claim_lease = slot;
+            for (name, tick) in std::mem::take(&mut self.waiting_claims) {
+                if slot == Slot::Empty {
+                    self.stats.skipped_no_session += 1;
+                } else {
+                    self.claim(now, name, tick);
+                }
+            }
+        } else {
+            self.result_lease = slot;
+            for (name, tick, value) in std::mem::take(&mut self.waiting_results) {
+                self.write_result(now, name, tick, value);
+            }
+            self.maybe_finish(now);
+        }
+    }
+
+    /// The lease in `slot` if it is fresh; else asks for a new one (returns `None`).
+    fn fresh_lease(&mut self, now: Now, is_claim: bool) -> Option<LeaseId> {
+        let (slot, ttl, rotate) = if is_claim {
+            (self.claim_lease, CLAIM_LEASE_TTL, CLAIM_LEASE_ROTATE)
+        } else {
+            (self.result_lease, RESULT_LEASE_TTL, RESULT_LEASE_ROTATE)
+        };
+        match slot {
+            Slot::Ready(lease, at) if now.wall_ms - at < rotate.as_millis() as i64 => Some(lease),
+            Slot::Granting(_) => None,
+            _ => {
+                let id = self.out.request(EtcdRequest::Grant { ttl_s: ttl.as_secs() as i64 });
+                if is_claim {
+                    self.claim_lease = Slot::Granting(id);
+                } else {
+                    self.result_lease = Slot::Granting(id);
+                }
+                None
+            }
+        }
+    }
+
+    fn on_session(&mut self, now: Now, event: SessionEvent) {
+        match event {
+            SessionEvent::Granted => {
+                self.session_up = true;
+                self.out.log(
+                    Event::info("session")
+                        .with("lease", self.session.lease().map(|l| l.to_string()).unwrap_or_default()),
+                );
+            }
+            SessionEvent::Extended => {
+                if let (Some(term_at), Some(kill_at)) = (self.session.term_at(), self.session.kill_at()) {
+                    for run in self.runs.values_mut() {
+                        run.supervisor.set_deadlines(term_at, kill_at, &mut self.out);
+                    }
+                }
+            }
+            SessionEvent::GrantFailed(_) | SessionEvent::Infeasible(_) | SessionEvent::Lost(_) => {
+                self.session_up = false;
+                self.out.log(Event::error("session-lost").with("note", "runs stop; a new session is requested"));
+                let kill_at = now.mono.plus(self.cfg.kill_after);
+                for run in self.runs.values_mut() {
+                    run.outcome.get_or_insert("lost");
+                    run.supervisor.terminate(now.mono, kill_at, "session lost", &mut self.out);
+                }
+                if !self.stopping {
+                    self.session = Session::new(self.cfg.ttl, self.cfg.kill_after);
+                    self.session.start(now.mono, &mut self.out);
+                }
+            }
+        }
+    }
+
+    fn upsert_job(&mut self, now: Now, key: &str, value: &[u8]) {
+        let Some(name) = job_name(key) else { return };
+        match Job::decode(value) {
+            Ok(job) => {
+                let from = now.wall_ms.div_euclid(1000).max(self.start_wall_s) - 1;
+                let next_tick = job.schedule.next_after(from);
+                let jitter_ms = self.rng.next_u64() % (JITTER_MAX_MS + 1);
+                self.jobs.insert(name, JobState { job, next_tick, jitter_ms });
+            }
+            Err(e) => {
+                self.out.log(Event::warn("job-invalid").with("job", &name).with("error", e.to_string()));
+                self.jobs.remove(&name);
+            }
+        }
+    }
+
+    fn on_watch(&mut self, now: Now, id: WatchId, event: WatchEvent) {
+        if self.jobs_watch != Some(id) {
+            return;
+        }
+        match event {
+            WatchEvent::Put(kv) => self.upsert_job(now, &kv.key, &kv.value),
+            WatchEvent::Delete { key, .. } => {
+                if let Some(name) = job_name(&key) {
+                    self.jobs.remove(&name);
+                    self.out.log(Event::info("job-removed").with("job", name));
+                }
+            }
+            WatchEvent::Compacted | WatchEvent::Broken(_) => {
+                self.jobs_watch = None;
+                self.relist_at = Some(now.mono.plus(RELIST_DELAY));
+            }
+        }
+    }
+
+    fn due_ms(state: &JobState) -> Option<i64> {
+        state.next_tick.map(|t| t * 1000 + state.jitter_ms as i64)
+    }
+
+    fn on_timeout(&mut self, now: Now) {
+        if let Some(event) = self.session.handle_timeout(now.mono, &mut self.out) {
+            self.on_session(now, event);
+        }
+        if self.relist_at.is_some_and(|at| now.mono >= at) {
+            self.relist_at = None;
+            self.list_jobs();
+        }
+        let due: Vec<(String, i64)> = self
+            .jobs
+            .iter()
+            .filter(|(_, s)| Conchd::due_ms(s).is_some_and(|d| d <= now.wall_ms))
+            .filter_map(|(n, s)| Some((n.clone(), s.next_tick?)))
+            .collect();
+        for (name, tick) in due {
+            self.on_tick(now, name, tick);
+        }
+        for (child, run) in self.runs.iter_mut() {
+            run.supervisor.handle_timeout(now.mono, &mut self.out);
+            if run.outcome.is_none() && now.mono >= run.ttl_deadline {
+                run.outcome = Some("timeout");
+                let kill_at = now.mono.plus(self.cfg.kill_after);
+                let kill_at = self.session.kill_at().map_or(kill_at, |k| k.min(kill_at));
+                self.out.log(
+                    Event::warn("run-timeout").with("job", &run.name).with("tick", run.tick).with("child", child.0),
+                );
+                run.supervisor.terminate(now.mono, kill_at, "run_ttl", &mut self.out);
+            }
+        }
+        if self.stopping && self.stop_deadline.is_some_and(|at| now.mono >= at) {
+            self.writes.clear();
+            self.waiting_results.clear();
+            self.maybe_finish(now);
+        }
+    }
+
+    fn on_tick(&mut self, now: Now, name: String, tick: i64) {
+        let Some(state) = self.jobs.get_mut(&name) else { return };
+        let period = state.job.schedule.period_hint();
+        let late_ms = now.wall_ms - tick * 1000;
+        let limit_ms = LATE_MAX.min(period / 2).as_millis() as i64;
+        let now_s = now.wall_ms.div_euclid(1000);
+        state.jitter_ms = self.rng.next_u64() % (JITTER_MAX_MS + 1);
+        if late_ms > limit_ms.max(JITTER_MAX_MS as i64) {
+            // Reached too late (a pause, a clock jump): skip to the ticks still ahead.
+            state.next_tick = state.job.schedule.next_after(now_s);
+            self.stats.skipped_late += 1;
+            self.out.log(
+                Event::warn("skipped-late").with("job", &name).with("tick", rfc3339(tick)).with("late_ms", late_ms),
+            );
+            return;
+        }
+        state.next_tick = state.job.schedule.next_after(tick);
+        if self.stopping {
+            return;
+        }
+        if !self.session_up {
+            self.stats.skipped_no_session += 1;
+            self.out.log(Event::warn("skipped-no-session").with("job", &name).with("tick", rfc3339(tick)));
+            return;
+        }
+        self.claim(now, name, tick);
+    }
+
+    fn claim(&mut self, now: Now, name: String, tick: i64) {
+        let Some(claim_lease) = self.fresh_lease(now, true) else {
+            self.waiting_claims.push((name, tick));
+            return;
+        };
+        let (Some(state), Some(session)) = (self.jobs.get(&name), self.session.lease()) else { return };
+        let claim = Claim {
+            host: self.cfg.node.clone(),
+            pid: self.cfg.pid,
+            started: self.cfg.started.clone(),
+            cmd: Some(cmd_field(&state.job.spec.cmd)),
+            tick: rfc3339(tick),
+        };
+        let running = (state.job.spec.overlap == Overlap::Skip).then(|| (running_key(&name), session));
+        let request = EtcdRequest::Claim {
+            fire_key: fire_key(&name, tick),
+            claim: serde_json::to_vec(&claim).unwrap_or_default(),
+            claim_lease,
+            running,
+        };
+        let id = self.out.request(request);
+        self.claims.insert(id, (name, tick));
+    }
+
+    fn on_claimed(&mut self, now: Now, name: String, tick: i64, response: EtcdResponse) {
+        let tick_text = rfc3339(tick);
+        match response {
+            EtcdResponse::Claimed { won: true, rev, .. } => {
+                self.stats.claimed += 1;
+                self.out.log(Event::info("claimed").with("job", &name).with("tick", &tick_text).with("rev", rev));
+                self.start_run(now, name, tick, rev);
+            }
+            EtcdResponse::Claimed { won: false, existing: Some(value), .. } => {
+                let ours = serde_json::from_slice::<Claim>(&value)
+                    .is_ok_and(|c| c.host == self.cfg.node && c.pid == self.cfg.pid && c.started == self.cfg.started);
+                if ours {
+                    // Our earlier attempt won but its answer was lost: the run never
+                    // started, and starting it now could not be proven safe. A zombie.
+                    self.out.log(Event::warn("claim-orphaned").with("job", &name).with("tick", &tick_text));
+                } else {
+                    self.stats.lost += 1;
+                }
+            }
+            EtcdResponse::Claimed { won: false, existing: None, .. } => {
+                self.stats.skipped_overlap += 1;
+                self.out.log(Event::info("skipped-overlap").with("job", &name).with("tick", &tick_text));
+            }
+            EtcdResponse::Error(EtcdError::Unavailable(why)) => {
+                self.out
+                    .log(Event::warn("claim-failed").with("job", &name).with("tick", &tick_text).with("error", why));
+            }
+            other => {
+                self.out.log(
+                    Event::warn("claim-failed")
+                        .with("job", &name)
+                        .with("tick", &tick_text)
+                        .with("answer", format!("{other:?}")),
+                );
+            }
+        }
+    }
+
+    fn start_run(&mut self, now: Now, name: String, tick: i64, rev: Revision) {
+        let (Some(state), Some(term_at), Some(kill_at), Some(lease)) =
+            (self.jobs.get(&name), self.session.term_at(), self.session.kill_at(), self.session.lease())
+        else {
+            return;
+        };
+        self.next_child += 1;
+        let child = ChildId(self.next_child);
+        let running_key = (state.job.spec.overlap == Overlap::Skip).then(|| running_key(&name));
+        let env = vec![
+            ("CONCH_NAME".to_string(), name.clone()),
+            ("CONCH_REV".to_string(), rev.to_string()),
+            ("CONCH_TICK".to_string(), rfc3339(tick)),
+            ("CONCH_LEASE".to_string(), lease.to_string()),
+        ];
+        let spec = SpawnSpec {
+            child,
+            argv: state.job.spec.cmd.clone(),
+            env,
+            term_at,
+            kill_at,
+            kill_after: self.cfg.kill_after,
+        };
+        let mut supervisor = Supervisor::new(child);
+        supervisor.spawn(now.mono, spec, &mut self.out);
+        let ttl_deadline = now.mono.plus(state.job.run_ttl);
+        let run = Run {
+            name,
+            tick,
+            rev,
+            supervisor,
+            started_wall_ms: now.wall_ms,
+            started: now.mono,
+            ttl_deadline,
+            outcome: None,
+            running_key,
+        };
+        self.runs.insert(child, run);
+    }
+
+    fn on_child_exit(&mut self, now: Now, child: ChildId, status: ChildStatus) {
+        let Some(mut run) = self.runs.remove(&child) else { return };
+        run.supervisor.handle_exit(now.mono, status, &mut self.out);
+        let (exit, default_outcome) = match status {
+            ChildStatus::Exited(code) => (code, "exited"),
+            ChildStatus::Signaled(sig) => (128 + sig, "signaled"),
+            ChildStatus::Vanished => (ExitCode::LOST.0, "lost"),
+        };
+        let outcome = run.outcome.unwrap_or(default_outcome);
+        let ran = now.mono.since(run.started);
+        *self.stats.runs.entry(outcome).or_insert(0) += 1;
+        if self.stats.run_ms.len() >= 1000 {
+            self.stats.run_ms.remove(0);
+        }
+        self.stats.run_ms.push(ran.as_millis() as u64);
+        let result = RunResult {
+            node: self.cfg.node.clone(),
+            exit,
+            outcome: outcome.to_string(),
+            started: rfc3339_ms(run.started_wall_ms),
+            duration: short_duration(ran),
+            tick: rfc3339(run.tick),
+            rev: run.rev.0,
+        };
+        self.out.log(
+            Event::info("run-end")
+                .with("job", &run.name)
+                .with("tick", rfc3339(run.tick))
+                .with("outcome", outcome)
+                .with("exit", exit),
+        );
+        if let Some(key) = run.running_key.take() {
+            let id = self.out.request(EtcdRequest::DeleteIfCreateRev { key, create_rev: run.rev });
+            self.writes.insert(id);
+        }
+        self.write_result(now, run.name, run.tick, serde_json::to_vec(&result).unwrap_or_default());
+        self.maybe_finish(now);
+    }
+
+    fn write_result(&mut self, now: Now, name: String, tick: i64, value: Vec<u8>) {
+        match self.fresh_lease(now, false) {
+            Some(lease) => {
+                let id = self.out.request(EtcdRequest::Put { key: result_key(&name, tick), value, lease: Some(lease) });
+                self.writes.insert(id);
+            }
+            None => self.waiting_results.push((name, tick, value)),
+        }
+    }
+
+    fn on_signal(&mut self, now: Now, signal: WrapperSignal) {
+        if self.stopping {
+            return;
+        }
+        self.stopping = true;
+        self.stop_deadline = Some(now.mono.plus(self.cfg.kill_after + SHUTDOWN_WRITES_MAX + Duration::from_secs(1)));
+        self.out.log(Event::info("conchd-stop").with("signal", signal.number()).with("runs", self.runs.len()));
+        let kill_at = now.mono.plus(self.cfg.kill_after);
+        let kill_at = self.session.kill_at().map_or(kill_at, |k| k.min(kill_at));
+        for run in self.runs.values_mut() {
+            run.supervisor.terminate(now.mono, kill_at, "conchd stopping", &mut self.out);
+        }
+        self.maybe_finish(now);
+    }
+
+    fn maybe_finish(&mut self, _now: Now) {
+        if !self.stopping || self.done || self.revoke.is_some() {
+            return;
+        }
+        if !self.runs.is_empty() || !self.writes.is_empty() || !self.waiting_results.is_empty() {
+            return;
+        }
+        self.session.stop();
+        match self.session.lease() {
+            Some(lease) => self.revoke = Some(self.out.request(EtcdRequest::Revoke { lease })),
+            None => self.finish(),
+        }
+    }
+
+    fn finish(&mut self) {
+        if !self.done {
+            self.done = true;
+            self.out.log(Event::info("conchd-exit"));
+            self.out.push(Output::Exit(ExitCode::OK));
+        }
+    }
+}
+
+/// The job name of a key under [`job_prefix`].
+fn job_name(key: &str) -> Option<String> {
+    key.strip_prefix(&job_prefix()).filter(|n| !n.is_empty() && !n.contains('/')).map(str::to_string)
+}
+
+impl Machine for Conchd {
+    fn poll_output(&mut self) -> Option<Output> {
+        self.out.pop()
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        if self.done {
+            return None;
+        }
+        let to_mono = |wall_ms: i64| {
+            let ahead = (wall_ms - self.clock.wall_ms).max(0) as u64;
+            self.clock.mono.plus(Duration::from_millis(ahead))
+        };
+        let ticks = self.jobs.values().filter_map(Conchd::due_ms).min().map(to_mono);
+        let runs = self
+            .runs
+            .values()
+            .flat_map(|r| [r.supervisor.poll_timeout(), r.outcome.is_none().then_some(r.ttl_deadline)])
+            .flatten()
+            .min();
+        [self.session.poll_timeout(), self.relist_at, ticks, runs, self.stop_deadline].into_iter().flatten().min()
+    }
+}
+
+impl Driven for Conchd {
+    fn handle_response(&mut self, now: Now, id: ReqId, response: EtcdResponse) {
+        self.clock = now;
+        self.on_response(now, id, response);
+    }
+
+    fn handle_watch(&mut self, now: Now, id: WatchId, event: WatchEvent) {
+        self.clock = now;
+        self.on_watch(now, id, event);
+    }
+
+    fn handle_child_started(&mut self, now: Now, child: ChildId, pid: u32) {
+        self.clock = now;
+        if let Some(run) = self.runs.get_mut(&child) {
+            run.supervisor.handle_started(now.mono, pid, &mut self.out);
+        }
+    }
+
+    fn handle_child_exit(&mut self, now: Now, child: ChildId, status: ChildStatus) {
+        self.clock = now;
+        self.on_child_exit(now, child, status);
+    }
+
+    fn handle_hook_exit(&mut self, _now: Now, _id: HookId, _status: ChildStatus) {}
+
+    fn handle_signal(&mut self, now: Now, signal: WrapperSignal) {
+        self.clock = now;
+        self.on_signal(now, signal);
+    }
+
+    fn handle_timeout(&mut self, now: Now) {
+        self.clock = now;
+        self.on_timeout(now);
+    }
+}
