@@ -1,0 +1,223 @@
+//! `conch conchd` and `conch cron`: at most one run per tick across three daemons, zombies,
+//! `rm` during a run, overlap skip, no past ticks after a restart.
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
+use std::path::Path;
+use std::process::Child;
+use std::time::Duration;
+
+use conch_tests::*;
+use nix::sys::signal::Signal;
+
+fn conchd(etcd: &Etcd, log: &Path, host: &str) -> Child {
+    conch(etcd)
+        .env("CONCH_HOSTNAME", host)
+        .args(["--ttl", "5s", "conchd", "--kill-after", "1s"])
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap()
+}
+
+fn add(etcd: &Etcd, name: &str, schedule: &str, extra: &[&str], script: &str) {
+    let out = conch(etcd)
+        .args(["cron", "add", name, "--schedule", schedule])
+        .args(extra)
+        .args(["--", "sh", "-c", script])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+fn stop(children: &mut [Child]) {
+    for c in children.iter() {
+        signal(c, Signal::SIGTERM);
+    }
+    for c in children.iter_mut() {
+        assert_eq!(
+            wait_child(c, Duration::from_secs(15)).and_then(|s| s.code()),
+            Some(0),
+            "conchd did not stop cleanly"
+        );
+    }
+}
+
+fn ticks_in(etcd: &Etcd, prefix: &str) -> Vec<i64> {
+    etcd.keys(prefix).iter().filter_map(|k| k.rsplit('/').next()?.parse().ok()).collect()
+}
+
+#[test]
+fn three_daemons_run_each_tick_exactly_once() {
+    let etcd = Etcd::start();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("runs");
+    add(
+        &etcd,
+        "every-second",
+        "@every 1s",
+        &[],
+        &format!("echo \"$CONCH_TICK $CONCH_REV $CONCH_NAME\" >> {}", log.display()),
+    );
+    let mut daemons: Vec<Child> =
+        (0..3).map(|i| conchd(&etcd, &dir.path().join(format!("d{i}")), &format!("node{i}"))).collect();
+    assert!(wait_until(Duration::from_secs(20), || read(&log).lines().count() >= 5), "no ticks ran");
+    std::thread::sleep(Duration::from_millis(1500));
+    stop(&mut daemons);
+    let lines: Vec<String> = read(&log).lines().map(str::to_string).collect();
+    let mut ticks: Vec<&str> = lines.iter().map(|l| l.split_whitespace().next().unwrap()).collect();
+    let n = ticks.len();
+    ticks.sort();
+    ticks.dedup();
+    assert_eq!(ticks.len(), n, "a tick ran twice: {lines:?}");
+    assert!(lines.iter().all(|l| l.ends_with(" every-second")));
+    // Every claimed tick has exactly one result, and every run's tick was claimed.
+    let fires = ticks_in(&etcd, "/conch/v1/cron/fire/every-second/");
+    let results = ticks_in(&etcd, "/conch/v1/cron/result/every-second/");
+    assert_eq!(fires, results, "claims and results differ");
+    assert_eq!(fires.len(), n);
+    // Consecutive seconds: no tick was missed while three healthy daemons ran.
+    assert!(fires.windows(2).all(|w| w[1] == w[0] + 1), "missed ticks: {fires:?}");
+    assert!(etcd.keys("/conch/v1/cron/running/").is_empty());
+}
+
+#[test]
+fn a_killed_winner_leaves_a_claimed_tick_without_result_that_is_never_rerun() {
+    let etcd = Etcd::start();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display();
+    // Every 2 s; each run records its tick and pid, then sleeps.
+    add(
+        &etcd,
+        "slow",
+        "@every 2s",
+        &["--run-ttl", "1s", "--overlap", "allow"],
+        &format!("echo \"$CONCH_TICK $$\" >> {d}/runs; sleep 30"),
+    );
+    let mut daemon = conchd(&etcd, &dir.path().join("d0"), "node0");
+    assert!(wait_until(Duration::from_secs(10), || read(&dir.path().join("runs")).lines().count() == 1));
+    kill_child(&mut daemon);
+    let first = read(&dir.path().join("runs"));
+    let (tick, pid) = first.trim().split_once(' ').unwrap();
+    let pid: i32 = pid.parse().unwrap();
+    assert!(wait_until(Duration::from_secs(5), || !alive(pid)), "the run survived its daemon");
+    // Another daemon comes up: it never re-runs the claimed tick.
+    let mut other = conchd(&etcd, &dir.path().join("d1"), "node1");
+    std::thread::sleep(Duration::from_secs(3));
+    let tick_s = chrono_free_parse(tick);
+    assert!(read(&dir.path().join("runs")).lines().filter(|l| l.starts_with(tick)).count() == 1, "tick re-run");
+    assert!(ticks_in(&etcd, "/conch/v1/cron/fire/slow/").contains(&tick_s));
+    assert!(!ticks_in(&etcd, "/conch/v1/cron/result/slow/").contains(&tick_s), "a result for a killed run");
+    let ls = conch(&etcd).args(["cron", "ls"]).output().unwrap();
+    let results = conch(&etcd).args(["cron", "results", "slow", "--json"]).output().unwrap();
+    stop(std::slice::from_mut(&mut other));
+    let history: Vec<serde_json::Value> = serde_json::from_slice(&results.stdout).unwrap();
+    let row = history.iter().find(|r| r["tick"] == tick_s).unwrap();
+    assert_eq!(row["outcome"], "zombie", "{history:?}");
+    assert!(String::from_utf8_lossy(&ls.stdout).contains("slow"));
+    kill_pids_in_lines(&dir.path().join("runs"));
+}
+
+/// Unix seconds of an RFC 3339 UTC time like 2026-11-23T19:52:13Z.
+fn chrono_free_parse(text: &str) -> i64 {
+    let out = std::process::Command::new("date").args(["-u", "-d", text, "+%s"]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
+fn kill_pids_in_lines(path: &Path) {
+    for line in read(path).lines() {
+        if let Some(pid) = line.split_whitespace().nth(1).and_then(|p| p.parse::<i32>().ok()) {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL);
+        }
+    }
+}
+
+#[test]
+fn rm_during_a_run_lets_it_finish_and_stops_future_ticks() {
+    let etcd = Etcd::start();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display();
+    add(&etcd, "finish-me", "@every 1s", &[], &format!("echo start >> {d}/log; sleep 1.5; echo end >> {d}/log"));
+    let mut daemon = conchd(&etcd, &dir.path().join("d0"), "node0");
+    assert!(wait_until(Duration::from_secs(10), || read(&dir.path().join("log")).contains("start")));
+    let rm = conch(&etcd).args(["cron", "rm", "finish-me"]).output().unwrap();
+    assert_eq!(rm.status.code(), Some(0));
+    assert!(
+        wait_until(Duration::from_secs(5), || read(&dir.path().join("log")).contains("end")),
+        "the run in flight was stopped"
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    stop(std::slice::from_mut(&mut daemon));
+    assert_eq!(read(&dir.path().join("log")).matches("start").count(), 1, "ticks after rm");
+    assert_eq!(ticks_in(&etcd, "/conch/v1/cron/result/finish-me/").len(), 1);
+}
+
+#[test]
+fn overlap_skip_never_runs_two_at_once_and_counts_skipped_ticks() {
+    let etcd = Etcd::start();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display();
+    let script = format!(
+        "mkdir {d}/lock 2>/dev/null || echo OVERLAP >> {d}/log; echo run >> {d}/log; sleep 2.5; rmdir {d}/lock"
+    );
+    add(&etcd, "long", "@every 1s", &[], &script);
+    let mut daemons: Vec<Child> =
+        (0..2).map(|i| conchd(&etcd, &dir.path().join(format!("d{i}")), &format!("node{i}"))).collect();
+    std::thread::sleep(Duration::from_secs(7));
+    stop(&mut daemons);
+    let log = read(&dir.path().join("log"));
+    assert!(!log.contains("OVERLAP"), "two runs at once: {log}");
+    assert!(log.matches("run").count() >= 2, "{log}");
+    let skipped: usize =
+        (0..2).map(|i| read(&dir.path().join(format!("d{i}"))).matches("skipped-overlap").count()).sum();
+    assert!(skipped >= 2, "skipped ticks not logged");
+    assert!(etcd.keys("/conch/v1/cron/running/").is_empty());
+}
+
+#[test]
+fn a_restarted_daemon_claims_no_past_tick() {
+    let etcd = Etcd::start();
+    let dir = tempfile::tempdir().unwrap();
+    add(&etcd, "fresh", "@every 1s", &[], "true");
+    let mut first = conchd(&etcd, &dir.path().join("d0"), "node0");
+    assert!(wait_until(Duration::from_secs(10), || !ticks_in(&etcd, "/conch/v1/cron/fire/fresh/").is_empty()));
+    stop(std::slice::from_mut(&mut first));
+    std::thread::sleep(Duration::from_secs(3));
+    let before = ticks_in(&etcd, "/conch/v1/cron/fire/fresh/");
+    let restart_s = (now_ns() / 1_000_000_000) as i64;
+    let mut second = conchd(&etcd, &dir.path().join("d1"), "node0");
+    assert!(
+        wait_until(Duration::from_secs(10), || ticks_in(&etcd, "/conch/v1/cron/fire/fresh/").len() > before.len() + 1)
+    );
+    stop(std::slice::from_mut(&mut second));
+    let new: Vec<i64> =
+        ticks_in(&etcd, "/conch/v1/cron/fire/fresh/").into_iter().filter(|t| !before.contains(t)).collect();
+    assert!(new.iter().all(|t| *t >= restart_s), "past ticks claimed after restart at {restart_s}: {new:?}");
+}
+
+#[test]
+fn next_prints_ticks_in_the_zone_and_bad_specs_write_nothing() {
+    let etcd = Etcd::start();
+    let out = conch(&etcd)
+        .args(["cron", "next", "30 2 * * *", "--tz", "Europe/Berlin", "--from", "2025-03-29T12:00:00Z", "--count", "2"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "2025-03-30T03:00:00+02:00\n2025-03-31T02:30:00+02:00\n");
+    let json = conch(&etcd)
+        .args(["cron", "next", "@every 1h", "--from", "2025-01-01T00:30:00Z", "--count", "1", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&json.stdout).trim(), r#"["2025-01-01T01:00:00+00:00"]"#);
+    let cases: &[&[&str]] = &[
+        &["cron", "add", "bad", "--schedule", "61 * * * *", "--", "true"],
+        &["cron", "add", "bad", "--schedule", "0 0 * * *", "--tz", "Mars/Base", "--", "true"],
+        &["cron", "add", "bad", "--schedule", "@reboot", "--", "true"],
+        &["cron", "add", "bad/name", "--schedule", "@daily", "--", "true"],
+        &["cron", "add", "bad", "--schedule", "@daily"],
+        &["cron", "add", "bad", "--schedule", "@daily", "--run-ttl", "10", "--", "true"],
+    ];
+    for args in cases {
+        let out = conch(&etcd).args(*args).output().unwrap();
+        assert_eq!(out.status.code(), Some(64), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(String::from_utf8_lossy(&out.stderr).lines().count(), 1, "{args:?}");
+    }
+    assert!(etcd.keys("/").is_empty());
+}
