@@ -76,6 +76,8 @@ pub struct Stats {
     pub runs: BTreeMap<&'static str, u64>,
     /// Durations of finished runs, in ms (bounded: the newest 1000).
     pub run_ms: Vec<u64>,
+    /// Runs finished so far (the newest `run_ms` entries are the latest of these).
+    pub runs_finished: u64,
 }
 
 /// One job in the table.
@@ -179,6 +181,11 @@ impl Conchd {
     /// Whether the session lease is alive.
     pub fn healthy(&self) -> bool {
         self.session_up
+    }
+
+    /// Keepalive round trips of the session: (acknowledged so far, latest).
+    pub fn round_trips(&self) -> (u64, Duration) {
+        self.session.round_trips()
     }
 
     /// Runs in flight: (job, tick).
@@ -338,7 +345,8 @@ impl Conchd {
         let Some(name) = job_name(key) else { return };
         match Job::decode(value) {
             Ok(job) => {
-                let from = now.wall_ms.div_euclid(1000).max(self.start_wall_s) - 1;
+                // Ticks strictly after this second: never one before the daemon started.
+                let from = now.wall_ms.div_euclid(1000).max(self.start_wall_s);
                 let next_tick = job.schedule.next_after(from);
                 let jitter_ms = self.rng.next_u64() % (JITTER_MAX_MS + 1);
                 self.jobs.insert(name, JobState { job, next_tick, jitter_ms });
@@ -554,6 +562,7 @@ impl Conchd {
             self.stats.run_ms.remove(0);
         }
         self.stats.run_ms.push(ran.as_millis() as u64);
+        self.stats.runs_finished += 1;
         let result = RunResult {
             node: self.cfg.node.clone(),
             exit,

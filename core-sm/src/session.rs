@@ -163,6 +163,8 @@ pub struct Session {
     next_send_at: Option<Instant>,
     stopped: bool,
     failing: bool,
+    acks: u64,
+    last_rtt: Duration,
 }
 
 impl Session {
@@ -179,6 +181,8 @@ impl Session {
             next_send_at: None,
             stopped: false,
             failing: false,
+            acks: 0,
+            last_rtt: Duration::ZERO,
         }
     }
 
@@ -205,6 +209,11 @@ impl Session {
     /// `kill_at` for the current deadline.
     pub fn kill_at(&self) -> Option<Instant> {
         Some(self.timings?.kill_at(self.deadline?))
+    }
+
+    /// Acknowledged keepalives so far, and the round trip of the latest.
+    pub fn round_trips(&self) -> (u64, Duration) {
+        (self.acks, self.last_rtt)
     }
 
     /// Whether `id` is one of this session's requests.
@@ -238,6 +247,8 @@ impl Session {
                 if std::mem::take(&mut self.failing) {
                     out.log(Event::info("keepalive-recovered"));
                 }
+                self.acks += 1;
+                self.last_rtt = now.since(sent_at);
                 let candidate = sent_at.plus(Duration::from_secs(ttl_s.unsigned_abs()));
                 self.next_send_at = Some(sent_at.plus(self.timings?.keepalive_interval).max(now));
                 if self.deadline.is_none_or(|d| candidate > d) {

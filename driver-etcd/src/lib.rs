@@ -21,6 +21,7 @@ pub mod query;
 pub mod run;
 pub mod shim;
 pub mod shim_link;
+pub mod status;
 pub mod watches;
 
 pub use connect::EtcdConfig;

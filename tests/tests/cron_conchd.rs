@@ -221,3 +221,61 @@ fn next_prints_ticks_in_the_zone_and_bad_specs_write_nothing() {
     }
     assert!(etcd.keys("/").is_empty());
 }
+
+/// One HTTP/1.0 GET on loopback: (status code, body).
+fn http_get(port: u16, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).unwrap();
+    let code = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    (code, body)
+}
+
+#[test]
+fn the_status_api_answers_with_the_right_data() {
+    let etcd = Etcd::start();
+    let dir = tempfile::tempdir().unwrap();
+    add(&etcd, "status-job", "@every 1s", &[], "true");
+    let port = free_port();
+    let mut daemon = conch(&etcd)
+        .args(["--ttl", "5s", "conchd", "--kill-after", "1s", "--status-addr", &format!("127.0.0.1:{port}")])
+        .stderr(std::fs::File::create(dir.path().join("d")).unwrap())
+        .spawn()
+        .unwrap();
+    let mut leader = conch(&etcd)
+        .args(["elect", "status-office", "--", "sleep", "30"])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(wait_until(Duration::from_secs(10), || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()));
+    assert!(wait_until(Duration::from_secs(10), || http_get(port, "/healthz").0 == 200), "not healthy");
+    assert!(wait_until(Duration::from_secs(10), || ticks_in(&etcd, "/conch/v1/cron/result/status-job/").len() >= 2));
+    let (code, body) = http_get(port, "/cron");
+    assert_eq!(code, 200);
+    let cron: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(cron["jobs"][0]["name"], "status-job");
+    assert_eq!(cron["jobs"][0]["outcome"], "exited");
+    assert!(cron["jobs"][0]["next"].as_str().is_some());
+    assert!(wait_until(Duration::from_secs(10), || etcd.keys("/conch/v1/elect/status-office/").len() == 1));
+    let elect: serde_json::Value = serde_json::from_str(&http_get(port, "/elect").1).unwrap();
+    assert_eq!(elect["offices"][0]["office"], "status-office");
+    let sema: serde_json::Value = serde_json::from_str(&http_get(port, "/sema").1).unwrap();
+    assert_eq!(sema["semaphores"], serde_json::json!([]));
+    let (code, metrics) = http_get(port, "/metrics");
+    assert_eq!(code, 200);
+    assert!(metrics.contains("conch_cron_ticks_total{result=\"claimed\"}"), "{metrics}");
+    assert!(metrics.contains("conch_cron_runs_total{outcome=\"exited\"}"), "{metrics}");
+    assert!(metrics.contains("conch_session_up 1"), "{metrics}");
+    assert!(
+        metrics.contains("conch_keepalive_rtt_seconds_count")
+            && metrics.contains("conch_cron_run_duration_seconds_count")
+    );
+    assert_eq!(http_get(port, "/nope").0, 404);
+    signal(&leader, Signal::SIGTERM);
+    let _ = wait_child(&mut leader, Duration::from_secs(10));
+    stop(std::slice::from_mut(&mut daemon));
+}

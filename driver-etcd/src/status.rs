@@ -1,0 +1,232 @@
+//! conchd's status API: `GET /cron`, `/elect`, `/sema` (JSON), `/healthz`, `/metrics`
+//! (Prometheus text). Read-only, served by `tiny_http` on its own thread; the daemon's
+//! loop publishes a snapshot after every input, etcd is read per request for the rest.
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use conch_core::conchd::{Conchd, Stats};
+use conch_core::cron::{fire_prefix, result_prefix, rfc3339, runs};
+use conch_core::keys::{parse_key, Name, ParsedKey, ROOT};
+use conch_core::who::report;
+use conch_core::{HoldSpec, Kv};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+use serde_json::{json, Value};
+
+use crate::connect::EtcdConfig;
+use crate::query::list;
+
+/// What the daemon's loop publishes.
+#[derive(Clone, Debug, Default)]
+struct Snapshot {
+    healthy: bool,
+    jobs: Vec<(String, String, String, Option<i64>, std::time::Duration)>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabel {
+    result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabel {
+    outcome: String,
+}
+
+struct Metrics {
+    registry: Registry,
+    ticks: Family<ResultLabel, Counter>,
+    runs: Family<OutcomeLabel, Counter>,
+    run_seconds: Histogram,
+    keepalive_rtt_seconds: Histogram,
+    session_up: Gauge,
+    seen: Stats,
+    seen_acks: u64,
+}
+
+impl Metrics {
+    fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("conch");
+        let ticks = Family::<ResultLabel, Counter>::default();
+        let runs = Family::<OutcomeLabel, Counter>::default();
+        let run_seconds = Histogram::new(exponential_buckets(0.01, 2.0, 16));
+        let keepalive_rtt_seconds = Histogram::new(exponential_buckets(0.0005, 2.0, 14));
+        let session_up = Gauge::default();
+        registry.register(
+            "cron_ticks",
+            "Cron ticks by result: claimed, lost, skipped_late, skipped_overlap, skipped_no_session",
+            ticks.clone(),
+        );
+        registry.register("cron_runs", "Finished cron runs by outcome", runs.clone());
+        registry.register("cron_run_duration_seconds", "Durations of finished cron runs", run_seconds.clone());
+        registry.register(
+            "keepalive_rtt_seconds",
+            "Round trip of acknowledged session keepalives",
+            keepalive_rtt_seconds.clone(),
+        );
+        registry.register("session_up", "1 while conchd's session lease is alive", session_up.clone());
+        Metrics {
+            registry,
+            ticks,
+            runs,
+            run_seconds,
+            keepalive_rtt_seconds,
+            session_up,
+            seen: Stats::default(),
+            seen_acks: 0,
+        }
+    }
+
+    /// Moves the counters forward by what happened since the last look.
+    fn update(&mut self, conchd: &Conchd) {
+        let s = &conchd.stats;
+        let pairs = [
+            ("claimed", s.claimed, self.seen.claimed),
+            ("lost", s.lost, self.seen.lost),
+            ("skipped_late", s.skipped_late, self.seen.skipped_late),
+            ("skipped_overlap", s.skipped_overlap, self.seen.skipped_overlap),
+            ("skipped_no_session", s.skipped_no_session, self.seen.skipped_no_session),
+        ];
+        for (result, now, before) in pairs {
+            if now > before {
+                self.ticks.get_or_create(&ResultLabel { result: result.to_string() }).inc_by(now - before);
+            }
+        }
+        for (outcome, n) in &s.runs {
+            let before = self.seen.runs.get(outcome).copied().unwrap_or(0);
+            if *n > before {
+                self.runs.get_or_create(&OutcomeLabel { outcome: outcome.to_string() }).inc_by(n - before);
+            }
+        }
+        let new_runs = (s.runs_finished - self.seen.runs_finished).min(s.run_ms.len() as u64) as usize;
+        for ms in &s.run_ms[s.run_ms.len() - new_runs..] {
+            self.run_seconds.observe(*ms as f64 / 1000.0);
+        }
+        let (acks, rtt) = conchd.round_trips();
+        if acks > self.seen_acks {
+            self.keepalive_rtt_seconds.observe(rtt.as_secs_f64());
+            self.seen_acks = acks;
+        }
+        self.session_up.set(i64::from(conchd.healthy()));
+        self.seen = s.clone();
+    }
+}
+
+/// The shared state between the daemon loop and the HTTP thread.
+#[derive(Clone)]
+pub struct Status {
+    snapshot: Arc<Mutex<Snapshot>>,
+    metrics: Arc<Mutex<Metrics>>,
+}
+
+impl Status {
+    /// Binds `addr` and serves on a thread of its own; the error names the address.
+    pub fn serve(addr: SocketAddr, etcd: EtcdConfig) -> Result<Status, String> {
+        let server = tiny_http::Server::http(addr).map_err(|e| format!("--status-addr {addr}: {e}"))?;
+        let status = Status { snapshot: Arc::default(), metrics: Arc::new(Mutex::new(Metrics::new())) };
+        let shared = status.clone();
+        std::thread::spawn(move || {
+            for request in server.incoming_requests() {
+                let (code, body, kind) = shared.answer(request.url(), &etcd);
+                let header = tiny_http::Header::from_bytes(&b"Content-Type"[..], kind.as_bytes());
+                let mut response = tiny_http::Response::from_string(body).with_status_code(code);
+                if let Ok(h) = header {
+                    response = response.with_header(h);
+                }
+                let _ = request.respond(response);
+            }
+        });
+        Ok(status)
+    }
+
+    /// Publishes the daemon's state (called after every input).
+    pub fn observe(&self, conchd: &Conchd) {
+        let jobs = conchd
+            .jobs()
+            .iter()
+            .map(|(name, s)| {
+                (name.clone(), s.job.spec.schedule.clone(), s.job.spec.tz.clone(), s.next_tick, s.job.run_ttl)
+            })
+            .collect();
+        if let Ok(mut snap) = self.snapshot.lock() {
+            *snap = Snapshot { healthy: conchd.healthy(), jobs };
+        }
+        if let Ok(mut m) = self.metrics.lock() {
+            m.update(conchd);
+        }
+    }
+
+    fn answer(&self, url: &str, etcd: &EtcdConfig) -> (u16, String, &'static str) {
+        let snap = self.snapshot.lock().map(|s| s.clone()).unwrap_or_default();
+        let json_type = "application/json";
+        let result = match url.split('?').next().unwrap_or("") {
+            "/healthz" => {
+                return if snap.healthy {
+                    (200, "ok\n".into(), "text/plain")
+                } else {
+                    (503, "no session\n".into(), "text/plain")
+                }
+            }
+            "/metrics" => {
+                let mut text = String::new();
+                if let Ok(m) = self.metrics.lock() {
+                    let _ = prometheus_client::encoding::text::encode(&mut text, &m.registry);
+                }
+                return (200, text, "application/openmetrics-text; version=1.0.0; charset=utf-8");
+            }
+            "/cron" => cron_status(&snap, etcd),
+            "/elect" => list(etcd, &format!("{ROOT}elect/")).map(|kvs| elect_status(&kvs)),
+            "/sema" => list(etcd, &format!("{ROOT}sema/")).map(|kvs| sema_status(&kvs)),
+            _ => return (404, "not found: try /cron /elect /sema /healthz /metrics\n".into(), "text/plain"),
+        };
+        match result {
+            Ok(v) => (200, format!("{v}\n"), json_type),
+            Err(e) => (503, format!("{}\n", json!({"error": e})), json_type),
+        }
+    }
+}
+
+fn cron_status(snap: &Snapshot, etcd: &EtcdConfig) -> Result<Value, String> {
+    let now_s = chrono::Utc::now().timestamp();
+    let mut jobs = Vec::new();
+    for (name, schedule, tz, next, run_ttl) in &snap.jobs {
+        let rows = runs(&list(etcd, &fire_prefix(name))?, &list(etcd, &result_prefix(name))?, *run_ttl, now_s);
+        let last = rows.first();
+        jobs.push(json!({
+            "name": name, "schedule": schedule, "tz": tz, "next": next.map(rfc3339),
+            "last_tick": last.map(|r| rfc3339(r.tick)), "node": last.map(|r| r.node.clone()),
+            "exit": last.and_then(|r| r.exit), "outcome": last.map(|r| r.outcome.clone()),
+            "duration": last.and_then(|r| r.duration.clone()),
+        }));
+    }
+    Ok(json!({"jobs": jobs, "healthy": snap.healthy}))
+}
+
+fn elect_status(kvs: &[Kv]) -> Value {
+    let mut offices: BTreeMap<Name, Vec<Kv>> = BTreeMap::new();
+    for kv in kvs {
+        if let Ok(ParsedKey::Elect { office, .. }) = parse_key(&kv.key) {
+            offices.entry(office).or_default().push(kv.clone());
+        }
+    }
+    let list: Vec<Value> =
+        offices.into_iter().map(|(office, kvs)| report(&HoldSpec::office(office), &kvs).json).collect();
+    json!({"offices": list})
+}
+
+fn sema_status(kvs: &[Kv]) -> Value {
+    let mut semaphores: BTreeMap<(Name, u32), Vec<Kv>> = BTreeMap::new();
+    for kv in kvs {
+        if let Ok(ParsedKey::Sema { name, max, .. }) = parse_key(&kv.key) {
+            semaphores.entry((name, max)).or_default().push(kv.clone());
+        }
+    }
+    let list: Vec<Value> =
+        semaphores.into_iter().map(|((name, max), kvs)| report(&HoldSpec::semaphore(name, max), &kvs).json).collect();
+    json!({"semaphores": list})
+}
