@@ -699,3 +699,7 @@ impl Driven for Conchd {
         self.on_timeout(now);
     }
 }
+
+#[cfg(test)]
+#[path = "conchd_tests.rs"]
+mod tests;

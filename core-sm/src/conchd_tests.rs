@@ -1,0 +1,159 @@
+//! conchd's claim decisions over simulated hours: lease rotation, no gaps or repeats,
+//! late ticks skipped, shutdown.
+use super::*;
+use crate::etcd::Kv;
+
+fn cfg() -> ConchdConfig {
+    ConchdConfig {
+        node: "n1".into(),
+        pid: 7,
+        started: "s".into(),
+        ttl: Duration::from_secs(10),
+        kill_after: Duration::from_secs(1),
+        seed: 3,
+    }
+}
+
+struct Harness {
+    d: Conchd,
+    now: Now,
+    grants: Vec<i64>,
+    claims: Vec<i64>,
+    rev: i64,
+}
+
+impl Harness {
+    fn new(start_wall_ms: i64, schedule: &str) -> Harness {
+        let now = Now { mono: Instant::from_nanos(1_000_000_000), wall_ms: start_wall_ms };
+        let mut h = Harness { d: Conchd::new(cfg()), now, grants: Vec::new(), claims: Vec::new(), rev: 10 };
+        h.d.start(now);
+        h.pump(Some(schedule));
+        h
+    }
+
+    /// Answers every output like a healthy etcd in which this node always wins.
+    fn pump(&mut self, schedule: Option<&str>) {
+        for _ in 0..10_000 {
+            let Some(o) = self.d.poll_output() else { break };
+            let now = self.now;
+            match o {
+                Output::Etcd { id, request } => {
+                    self.rev += 1;
+                    let rev = Revision(self.rev);
+                    let answer = match request {
+                        EtcdRequest::Grant { ttl_s } => {
+                            self.grants.push(ttl_s);
+                            EtcdResponse::Granted { lease: LeaseId(self.rev), ttl_s }
+                        }
+                        EtcdRequest::RangePrefix { .. } => {
+                            let spec =
+                                format!(r#"{{"schedule":"{}","cmd":["true"]}}"#, schedule.unwrap_or("@every 1s"));
+                            let kv = Kv {
+                                key: format!("{}job", job_prefix()),
+                                create_rev: rev,
+                                mod_rev: rev,
+                                lease: LeaseId(0),
+                                value: spec.into_bytes(),
+                            };
+                            EtcdResponse::Range { header_rev: rev, kvs: vec![kv] }
+                        }
+                        EtcdRequest::Claim { fire_key, .. } => {
+                            self.claims.push(crate::cron::tick_of(&fire_key).unwrap());
+                            EtcdResponse::Claimed { won: true, rev, existing: None }
+                        }
+                        EtcdRequest::KeepAlive { .. } => EtcdResponse::KeepAlive { ttl_s: 10 },
+                        EtcdRequest::Revoke { .. } => EtcdResponse::Revoked,
+                        EtcdRequest::DeleteIfCreateRev { .. } => EtcdResponse::Deleted { deleted: true },
+                        _ => EtcdResponse::Written { rev },
+                    };
+                    self.d.handle_response(now, id, answer);
+                }
+                Output::Spawn(spec) => {
+                    self.d.handle_child_started(now, spec.child, 99);
+                    self.d.handle_child_exit(now, spec.child, ChildStatus::Exited(0));
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Advances both clocks to the next timer (or by `step_ms`) and fires it.
+    fn step(&mut self) {
+        let next = self.d.poll_timeout().unwrap();
+        let ahead = next.since(self.now.mono).max(Duration::from_millis(1));
+        self.now = Now { mono: self.now.mono.plus(ahead), wall_ms: self.now.wall_ms + ahead.as_millis() as i64 };
+        self.d.handle_timeout(self.now);
+        self.pump(None);
+    }
+}
+
+#[test]
+fn three_hours_of_every_second_ticks_keep_leases_bounded() {
+    let start = 1_800_000_000_400;
+    let mut h = Harness::new(start, "@every 1s");
+    for _ in 0..200_000 {
+        if h.now.wall_ms > start + 3 * 3600 * 1000 {
+            break;
+        }
+        h.step();
+    }
+    let claim_leases = h.grants.iter().filter(|t| **t == CLAIM_LEASE_TTL.as_secs() as i64).count();
+    let result_leases = h.grants.iter().filter(|t| **t == RESULT_LEASE_TTL.as_secs() as i64).count();
+    assert!((3..=4).contains(&claim_leases), "claim leases: {claim_leases}");
+    assert_eq!(result_leases, 1);
+    // Every second claimed once, none before the start.
+    assert_eq!(h.claims.first(), Some(&(start / 1000 + 1)));
+    assert!(h.claims.windows(2).all(|w| w[1] == w[0] + 1), "gaps or repeats");
+    assert!(h.claims.len() >= 3 * 3600 - 1);
+    assert_eq!(h.d.stats.claimed as usize, h.claims.len());
+    assert_eq!(h.d.stats.runs.get("exited").copied().unwrap_or(0) as usize, h.claims.len());
+}
+
+#[test]
+fn a_pause_skips_the_late_ticks_instead_of_replaying_them() {
+    let start = 1_800_000_000_000;
+    let mut h = Harness::new(start, "*/1 * * * *");
+    for _ in 0..1000 {
+        if !h.claims.is_empty() {
+            break;
+        }
+        h.step();
+    }
+    let claimed = h.claims.len();
+    assert_eq!(claimed, 1);
+    // The host is paused 10 minutes: wall time jumps, the monotonic clock too.
+    h.now = Now { mono: h.now.mono.plus(Duration::from_secs(600)), wall_ms: h.now.wall_ms + 600_000 };
+    h.d.handle_timeout(h.now);
+    h.pump(None);
+    assert_eq!(h.claims.len(), claimed, "a late tick was claimed");
+    assert_eq!(h.d.stats.skipped_late, 1);
+    for _ in 0..1000 {
+        if h.claims.len() > claimed {
+            break;
+        }
+        h.step();
+    }
+    let last = *h.claims.last().unwrap();
+    assert!(last * 1000 > h.now.wall_ms - 60_000, "the next claim is a current tick");
+    assert!(last * 1000 > start + 600_000);
+}
+
+#[test]
+fn a_signal_stops_claiming_and_exits_after_revoking() {
+    let mut h = Harness::new(1_800_000_000_000, "@every 1s");
+    h.step();
+    h.step();
+    let n = h.claims.len();
+    h.d.handle_signal(h.now, WrapperSignal::Terminate);
+    let mut exited = false;
+    for _ in 0..10 {
+        while let Some(o) = h.d.poll_output() {
+            if let Output::Etcd { id, request: EtcdRequest::Revoke { .. } } = o {
+                h.d.handle_response(h.now, id, EtcdResponse::Revoked);
+            }
+            exited |= o == Output::Exit(ExitCode::OK);
+        }
+    }
+    assert!(exited);
+    assert_eq!(h.claims.len(), n);
+}
