@@ -40,7 +40,18 @@ impl Etcd {
         }
         let (client_port, peer_port) = (free_port(), free_port());
         let mut etcd = Etcd { child: None, dir, client_port, peer_port, tls, user: None };
-        etcd.launch();
+        // A port taken by someone else between our probe and etcd's bind: try fresh ones.
+        for attempt in 1..=3 {
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| etcd.launch())) {
+                Ok(()) => return etcd,
+                Err(e) if attempt == 3 => std::panic::resume_unwind(e),
+                Err(_) => {
+                    etcd.stop();
+                    let _ = std::fs::remove_dir_all(etcd.dir.path().join("data"));
+                    (etcd.client_port, etcd.peer_port) = (free_port(), free_port());
+                }
+            }
+        }
         etcd
     }
 
@@ -117,8 +128,10 @@ impl Etcd {
             .spawn()
             .expect("etcd on $PATH (apt-get install etcd-server)");
         self.child = Some(child);
-        let ready = wait_until(Duration::from_secs(30), || self.etcdctl(&["endpoint", "health"]).status.success());
-        assert!(ready, "etcd did not become healthy; log in {}", self.dir.path().display());
+        let ready = wait_until(Duration::from_secs(20), || self.etcdctl(&["endpoint", "health"]).status.success());
+        let log = read(&self.dir.path().join("etcd.log"));
+        let tail: Vec<&str> = log.lines().rev().take(5).collect();
+        assert!(ready, "etcd did not become healthy; its log ends with:\n{}", tail.join("\n"));
     }
 
     /// Runs `etcdctl` against this etcd.
@@ -257,9 +270,18 @@ fn make_certificates(dir: &Path) {
     }
 }
 
-/// A port nobody listens on right now.
+/// A port nobody listens on right now, never handed out twice by this process (tests run
+/// in parallel threads; the kernel may give a just-released port again).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+    static USED: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    for _ in 0..100 {
+        let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port");
+        if USED.lock().map(|mut used| used.insert(port)).unwrap_or(true) {
+            return port;
+        }
+    }
+    panic!("no free loopback port after 100 tries");
 }
 
 /// The `conch` binary built next to this test binary (`cargo build` builds it first).
