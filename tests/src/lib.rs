@@ -372,3 +372,14 @@ pub fn kill_pids_in(path: &Path) {
 pub fn now_ns() -> u128 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
 }
+
+/// `CLOCK_BOOTTIME` in nanoseconds: the clock conch's wrapper and shim use, shared by
+/// every process on the machine.
+pub fn mono_ns() -> u64 {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_BOOTTIME)
+        .map(|ts| (ts.tv_sec() as u64) * 1_000_000_000 + ts.tv_nsec() as u64)
+        .unwrap_or(0)
+}
+
+pub mod invariant;
+pub mod proxy;
