@@ -87,6 +87,8 @@ pub struct Scenario {
     pub hold_ms: (u64, u64),
     /// How long a fault lasts before it is healed, drawn in this range (ms).
     pub fault_ms: (u64, u64),
+    /// Aim client faults at a client that holds right now (else any client).
+    pub target_holder: bool,
 }
 
 impl Scenario {
@@ -109,6 +111,7 @@ impl Scenario {
             holdlog,
             hold_ms: (200, 1100),
             fault_ms: (300, 2000),
+            target_holder: false,
         }
     }
 }
@@ -204,7 +207,12 @@ pub fn run(s: &Scenario) -> Report {
     // The storm: one fault at a time, bounded by the duration.
     while begin.elapsed() < s.duration && !s.faults.is_empty() {
         let kind = s.faults[rng.below(s.faults.len() as u64) as usize];
-        let client = rng.below(s.clients as u64) as usize;
+        let mut client = rng.below(s.clients as u64) as usize;
+        if s.target_holder {
+            if let Some(holder) = parse(&log).iter().rev().find(|iv| iv.end.is_none()) {
+                client = holder.client;
+            }
+        }
         let hold = Duration::from_millis(s.fault_ms.0 + rng.below(s.fault_ms.1 - s.fault_ms.0 + 1));
         if let Some(f) = inject(kind, client, hold, &mut etcd, &proxies, &shared, s.max) {
             faults.push(f);

@@ -60,6 +60,7 @@ fn a_build_without_shim_deadlines_is_caught() {
         faults: vec![FaultKind::WrapperStop],
         hold_ms: (6000, 7000),
         fault_ms: (4500, 5000),
+        target_holder: true,
         ..Scenario::new(21, 2, 1, Duration::from_secs(14), conch, holdlog())
     };
     let good = run(&scenario(conch_bin()));
