@@ -39,6 +39,8 @@ pub const JITTER_MAX_MS: u64 = 500;
 pub const LATE_MAX: Duration = Duration::from_secs(60);
 /// Pause before re-listing the job table after its watch broke.
 pub const RELIST_DELAY: Duration = Duration::from_millis(500);
+/// Pause before asking for a new session after the last one was lost or refused.
+pub const REGRANT_DELAY: Duration = Duration::from_secs(1);
 /// Longest the shutdown waits for result writes.
 pub const SHUTDOWN_WRITES_MAX: Duration = Duration::from_secs(2);
 
@@ -124,6 +126,7 @@ pub struct Conchd {
     jobs_list: Option<ReqId>,
     jobs_watch: Option<WatchId>,
     relist_at: Option<Instant>,
+    regrant_at: Option<Instant>,
     claim_lease: Slot,
     result_lease: Slot,
     waiting_claims: Vec<(String, i64)>,
@@ -157,6 +160,7 @@ impl Conchd {
             jobs_list: None,
             jobs_watch: None,
             relist_at: None,
+            regrant_at: None,
             claim_lease: Slot::Empty,
             result_lease: Slot::Empty,
             waiting_claims: Vec::new(),
@@ -334,8 +338,10 @@ impl Conchd {
                     run.supervisor.terminate(now.mono, kill_at, "session lost", &mut self.out);
                 }
                 if !self.stopping {
+                    // A new session after a pause: etcd may be down, and a grant that fails
+                    // at once must not turn into a busy loop.
                     self.session = Session::new(self.cfg.ttl, self.cfg.kill_after);
-                    self.session.start(now.mono, &mut self.out);
+                    self.regrant_at = Some(now.mono.plus(REGRANT_DELAY));
                 }
             }
         }
@@ -384,6 +390,12 @@ impl Conchd {
     fn on_timeout(&mut self, now: Now) {
         if let Some(event) = self.session.handle_timeout(now.mono, &mut self.out) {
             self.on_session(now, event);
+        }
+        if self.regrant_at.is_some_and(|at| now.mono >= at) {
+            self.regrant_at = None;
+            if !self.stopping {
+                self.session.start(now.mono, &mut self.out);
+            }
         }
         if self.relist_at.is_some_and(|at| now.mono >= at) {
             self.relist_at = None;
@@ -660,7 +672,10 @@ impl Machine for Conchd {
             .flat_map(|r| [r.supervisor.poll_timeout(), r.outcome.is_none().then_some(r.ttl_deadline)])
             .flatten()
             .min();
-        [self.session.poll_timeout(), self.relist_at, ticks, runs, self.stop_deadline].into_iter().flatten().min()
+        [self.session.poll_timeout(), self.relist_at, self.regrant_at, ticks, runs, self.stop_deadline]
+            .into_iter()
+            .flatten()
+            .min()
     }
 }
 

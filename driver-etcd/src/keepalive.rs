@@ -35,6 +35,8 @@ pub struct KeepAlives {
     unsent: usize,
     task: Option<tokio::task::JoinHandle<()>>,
     granted_ttl_s: std::collections::BTreeMap<LeaseId, i64>,
+    /// The lease the current stream keeps alive (a new session needs a new stream).
+    stream_lease: Option<LeaseId>,
 }
 
 impl KeepAlives {
@@ -48,6 +50,7 @@ impl KeepAlives {
             unsent: 0,
             task: None,
             granted_ttl_s: Default::default(),
+            stream_lease: None,
         }
     }
 
@@ -58,7 +61,7 @@ impl KeepAlives {
 
     /// Sends one keepalive for request `id`.
     pub async fn send(&mut self, id: ReqId, lease: LeaseId, fresh_stream: bool, events: &UnboundedSender<DriverEvent>) {
-        if fresh_stream || self.task.is_none() {
+        if fresh_stream || self.task.is_none() || self.stream_lease != Some(lease) {
             self.open(id, lease, events);
             return;
         }
@@ -106,6 +109,7 @@ impl KeepAlives {
             task.abort();
         }
         self.generation += 1;
+        self.stream_lease = Some(lease);
         self.keeper = None;
         self.unsent = 0;
         // Answers of the old stream will never come; the core already counts them missed.

@@ -279,3 +279,44 @@ fn the_status_api_answers_with_the_right_data() {
     let _ = wait_child(&mut leader, Duration::from_secs(10));
     stop(std::slice::from_mut(&mut daemon));
 }
+
+#[test]
+fn a_daemon_whose_session_is_revoked_gets_a_new_one_and_keeps_running_ticks() {
+    let etcd = Etcd::start();
+    let dir = tempfile::tempdir().unwrap();
+    add(&etcd, "survivor", "@every 1s", &[], "true");
+    let mut daemon = Reaped(conchd(&etcd, &dir.path().join("d0"), "node0"));
+    assert!(wait_until(Duration::from_secs(10), || ticks_in(&etcd, "/conch/v1/cron/result/survivor/").len() >= 2));
+    // The session lease is the one granted with the 5 s TTL (claims and results use days).
+    let session = etcd
+        .leases()
+        .into_iter()
+        .find(|l| {
+            let out = etcd.etcdctl(&["lease", "timetolive", l, "-w", "json"]);
+            let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+            v["granted-ttl"].as_i64() == Some(5)
+        })
+        .expect("session lease");
+    etcd.revoke(&session);
+    let after = (now_ns() / 1_000_000_000) as i64 + 1;
+    assert!(
+        wait_until(Duration::from_secs(10), || ticks_in(&etcd, "/conch/v1/cron/result/survivor/")
+            .iter()
+            .filter(|t| **t > after)
+            .count()
+            >= 2),
+        "no ticks after the session was revoked: {}",
+        read(&dir.path().join("d0"))
+    );
+    stop(std::slice::from_mut(&mut daemon.0));
+    assert!(read(&dir.path().join("d0")).contains("session-lost"));
+}
+
+/// Kills the daemon if the test fails before stopping it.
+struct Reaped(Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        kill_child(&mut self.0);
+    }
+}
