@@ -27,6 +27,14 @@ impl Etcd {
         Etcd::start_with(false)
     }
 
+    /// Starts etcd with its data in memory (`/dev/shm` when there is one): fsync is then
+    /// nearly free, for tests that make a hundred thousand writes.
+    pub fn start_in_memory() -> Etcd {
+        let shm = Path::new("/dev/shm");
+        let dir = if shm.is_dir() { tempfile::tempdir_in(shm) } else { tempfile::tempdir() }.expect("temp dir");
+        Etcd::launch_in(dir, false)
+    }
+
     /// Starts etcd serving TLS only, requiring client certificates: a CA, a server and a
     /// client certificate are made with `openssl` in its temp dir (see [`Etcd::tls_file`]).
     pub fn start_tls() -> Etcd {
@@ -34,7 +42,10 @@ impl Etcd {
     }
 
     fn start_with(tls: bool) -> Etcd {
-        let dir = tempfile::tempdir().expect("temp dir");
+        Etcd::launch_in(tempfile::tempdir().expect("temp dir"), tls)
+    }
+
+    fn launch_in(dir: tempfile::TempDir, tls: bool) -> Etcd {
         if tls {
             make_certificates(dir.path());
         }

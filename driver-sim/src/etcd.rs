@@ -1,0 +1,302 @@
+//! SimEtcd: one etcd member as a pure data structure — a global revision, keys with
+//! create/mod revisions and versions, leases with server-side expiry, the transactions
+//! conch sends, sorted range reads, watch history from a revision (with compaction), and
+//! revoke. It answers the same [`EtcdRequest`]s the drivers send, so a differential test
+//! can hold it against a real etcd field by field.
+//!
+//! Deterministic: `BTreeMap`s only, time comes in as an argument, lease ids from a counter.
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use conch_core::{EtcdError, EtcdRequest, EtcdResponse, Instant, Kv, LeaseId, Revision, WatchEvent};
+
+/// A key's state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Entry {
+    create_rev: i64,
+    mod_rev: i64,
+    version: i64,
+    lease: i64,
+    value: Vec<u8>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Lease {
+    ttl_s: i64,
+    expires_at: Instant,
+    keys: BTreeSet<String>,
+}
+
+/// One change in the history, as a watch reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Change {
+    /// The revision of the change.
+    pub rev: i64,
+    /// The event.
+    pub event: WatchEvent,
+}
+
+/// Bounds the kept history (older revisions are compacted away automatically).
+pub const HISTORY_MAX: usize = 100_000;
+
+/// The simulated etcd member.
+#[derive(Clone, Debug)]
+pub struct SimEtcd {
+    rev: i64,
+    kvs: BTreeMap<String, Entry>,
+    leases: BTreeMap<i64, Lease>,
+    next_lease: i64,
+    history: Vec<Change>,
+    compacted: i64,
+}
+
+impl Default for SimEtcd {
+    fn default() -> Self {
+        SimEtcd::new(0x694d_0000_0000)
+    }
+}
+
+impl SimEtcd {
+    /// A fresh store at revision 1 (as a new etcd) whose lease ids count up from `lease_base`.
+    pub fn new(lease_base: i64) -> SimEtcd {
+        SimEtcd {
+            rev: 1,
+            kvs: BTreeMap::new(),
+            leases: BTreeMap::new(),
+            next_lease: lease_base,
+            history: Vec::new(),
+            compacted: 0,
+        }
+    }
+
+    /// The current revision.
+    pub fn revision(&self) -> Revision {
+        Revision(self.rev)
+    }
+
+    /// Live lease ids.
+    pub fn leases(&self) -> Vec<LeaseId> {
+        self.leases.keys().map(|l| LeaseId(*l)).collect()
+    }
+
+    /// Answers one request at `now` (leases past their expiry are revoked first).
+    pub fn apply(&mut self, now: Instant, request: &EtcdRequest) -> EtcdResponse {
+        self.expire(now);
+        match request {
+            EtcdRequest::Grant { ttl_s } => {
+                self.next_lease += 1;
+                let id = self.next_lease;
+                let ttl_s = (*ttl_s).max(1);
+                self.leases.insert(id, Lease { ttl_s, expires_at: now.plus(secs(ttl_s)), keys: BTreeSet::new() });
+                EtcdResponse::Granted { lease: LeaseId(id), ttl_s }
+            }
+            EtcdRequest::KeepAlive { lease, .. } => match self.leases.get_mut(&lease.0) {
+                Some(l) => {
+                    l.expires_at = now.plus(secs(l.ttl_s));
+                    EtcdResponse::KeepAlive { ttl_s: l.ttl_s }
+                }
+                None => EtcdResponse::KeepAlive { ttl_s: 0 },
+            },
+            // conch's vocabulary: a lease already gone is revoked (the driver maps etcd's
+            // "lease not found" on revoke to this too).
+            EtcdRequest::Revoke { lease } => {
+                self.revoke(lease.0);
+                EtcdResponse::Revoked
+            }
+            EtcdRequest::PutIfAbsent { key, value, lease } => match self.kvs.get(key) {
+                Some(e) => {
+                    EtcdResponse::Put { created: false, create_rev: Revision(e.create_rev), lease: LeaseId(e.lease) }
+                }
+                None => {
+                    if !self.lease_ok(lease.0) {
+                        return EtcdResponse::Error(EtcdError::LeaseNotFound);
+                    }
+                    self.rev += 1;
+                    self.put(key, value, lease.0);
+                    EtcdResponse::Put { created: true, create_rev: Revision(self.rev), lease: *lease }
+                }
+            },
+            EtcdRequest::TouchIfCreateRev { key, value, lease, create_rev } => {
+                if self.create_rev_of(key) != create_rev.0 {
+                    return EtcdResponse::Touched { touched: false };
+                }
+                if !self.lease_ok(lease.0) {
+                    return EtcdResponse::Error(EtcdError::LeaseNotFound);
+                }
+                self.rev += 1;
+                self.put(key, value, lease.0);
+                EtcdResponse::Touched { touched: true }
+            }
+            EtcdRequest::Put { key, value, lease } => {
+                let lease = lease.map_or(0, |l| l.0);
+                if !self.lease_ok(lease) {
+                    return EtcdResponse::Error(EtcdError::LeaseNotFound);
+                }
+                self.rev += 1;
+                self.put(key, value, lease);
+                EtcdResponse::Written { rev: Revision(self.rev) }
+            }
+            EtcdRequest::RangePrefix { prefix } => {
+                let mut kvs: Vec<Kv> = self
+                    .kvs
+                    .range(prefix.clone()..)
+                    .take_while(|(k, _)| k.starts_with(prefix.as_str()))
+                    .map(|(k, e)| kv(k, e))
+                    .collect();
+                kvs.sort_by_key(|kv| kv.create_rev);
+                EtcdResponse::Range { header_rev: Revision(self.rev), kvs }
+            }
+            EtcdRequest::DeleteIfCreateRev { key, create_rev } => {
+                if self.create_rev_of(key) != create_rev.0 {
+                    return EtcdResponse::Deleted { deleted: false };
+                }
+                // The compare held; deleting nothing (create revision 0) writes nothing.
+                if self.kvs.contains_key(key) {
+                    self.rev += 1;
+                    self.delete(key);
+                }
+                EtcdResponse::Deleted { deleted: true }
+            }
+            EtcdRequest::Delete { key } => {
+                if self.kvs.contains_key(key) {
+                    self.rev += 1;
+                    self.delete(key);
+                }
+                EtcdResponse::Written { rev: Revision(self.rev) }
+            }
+            EtcdRequest::Claim { fire_key, claim, claim_lease, running } => {
+                let free =
+                    !self.kvs.contains_key(fire_key) && running.as_ref().is_none_or(|(k, _)| !self.kvs.contains_key(k));
+                if !free {
+                    let existing = self.kvs.get(fire_key).map(|e| e.value.clone());
+                    return EtcdResponse::Claimed { won: false, rev: Revision(self.rev), existing };
+                }
+                let leases_ok =
+                    self.lease_ok(claim_lease.0) && running.as_ref().is_none_or(|(_, l)| self.lease_ok(l.0));
+                if !leases_ok {
+                    return EtcdResponse::Error(EtcdError::LeaseNotFound);
+                }
+                // One transaction: both puts share its revision.
+                self.rev += 1;
+                self.put(fire_key, claim, claim_lease.0);
+                if let Some((key, lease)) = running {
+                    self.put(key, claim, lease.0);
+                }
+                EtcdResponse::Claimed { won: true, rev: Revision(self.rev), existing: None }
+            }
+            _ => EtcdResponse::Error(EtcdError::Fatal("not simulated".into())),
+        }
+    }
+
+    /// Events for `key` (every key under it with `prefix`) from `start_rev` on, or
+    /// [`WatchEvent::Compacted`] when that history is gone.
+    pub fn watch(&self, key: &str, prefix: bool, start_rev: Revision) -> Result<Vec<Change>, WatchEvent> {
+        // As etcd: watching from the compaction revision itself still works.
+        if start_rev.0 < self.compacted {
+            return Err(WatchEvent::Compacted);
+        }
+        let matches = |k: &str| if prefix { k.starts_with(key) } else { k == key };
+        Ok(self
+            .history
+            .iter()
+            .filter(|c| c.rev >= start_rev.0)
+            .filter(|c| match &c.event {
+                WatchEvent::Put(kv) => matches(&kv.key),
+                WatchEvent::Delete { key, .. } => matches(key),
+                _ => false,
+            })
+            .cloned()
+            .collect())
+    }
+
+    /// Compacts the history before `rev` (events at `rev` and later stay watchable).
+    pub fn compact(&mut self, rev: Revision) {
+        let rev = rev.0.min(self.rev);
+        self.compacted = self.compacted.max(rev);
+        let keep = self.compacted;
+        self.history.retain(|c| c.rev >= keep);
+    }
+
+    /// Revokes every lease whose deadline has passed (etcd's lessor).
+    pub fn expire(&mut self, now: Instant) {
+        let expired: Vec<i64> = self.leases.iter().filter(|(_, l)| now >= l.expires_at).map(|(id, _)| *id).collect();
+        for id in expired {
+            self.revoke(id);
+        }
+    }
+
+    /// A key's create revision as etcd compares it: 0 when the key does not exist.
+    fn create_rev_of(&self, key: &str) -> i64 {
+        self.kvs.get(key).map_or(0, |e| e.create_rev)
+    }
+
+    fn lease_ok(&self, lease: i64) -> bool {
+        lease == 0 || self.leases.contains_key(&lease)
+    }
+
+    /// Writes at the current revision (the caller bumped it).
+    fn put(&mut self, key: &str, value: &[u8], lease: i64) {
+        let rev = self.rev;
+        let entry = match self.kvs.get(key) {
+            Some(e) => {
+                Entry { create_rev: e.create_rev, mod_rev: rev, version: e.version + 1, lease, value: value.to_vec() }
+            }
+            None => Entry { create_rev: rev, mod_rev: rev, version: 1, lease, value: value.to_vec() },
+        };
+        if let Some(old) = self.kvs.get(key) {
+            if old.lease != lease {
+                if let Some(l) = self.leases.get_mut(&old.lease) {
+                    l.keys.remove(key);
+                }
+            }
+        }
+        if let Some(l) = self.leases.get_mut(&lease) {
+            l.keys.insert(key.to_string());
+        }
+        self.record(WatchEvent::Put(kv(key, &entry)));
+        self.kvs.insert(key.to_string(), entry);
+    }
+
+    fn delete(&mut self, key: &str) {
+        if let Some(e) = self.kvs.remove(key) {
+            if let Some(l) = self.leases.get_mut(&e.lease) {
+                l.keys.remove(key);
+            }
+            self.record(WatchEvent::Delete { key: key.to_string(), mod_rev: Revision(self.rev) });
+        }
+    }
+
+    /// Revokes a lease: its keys go in one revision, as in etcd.
+    fn revoke(&mut self, id: i64) -> bool {
+        let Some(lease) = self.leases.remove(&id) else { return false };
+        if !lease.keys.is_empty() {
+            self.rev += 1;
+            for key in lease.keys {
+                self.delete(&key);
+            }
+        }
+        true
+    }
+
+    fn record(&mut self, event: WatchEvent) {
+        if self.history.len() >= HISTORY_MAX {
+            let cut = self.history[HISTORY_MAX / 2].rev - 1;
+            self.compact(Revision(cut));
+        }
+        self.history.push(Change { rev: self.rev, event });
+    }
+}
+
+fn secs(s: i64) -> Duration {
+    Duration::from_secs(s.max(0) as u64)
+}
+
+fn kv(key: &str, e: &Entry) -> Kv {
+    Kv {
+        key: key.to_string(),
+        create_rev: Revision(e.create_rev),
+        mod_rev: Revision(e.mod_rev),
+        lease: LeaseId(e.lease),
+        value: e.value.clone(),
+    }
+}

@@ -1,0 +1,229 @@
+//! SimEtcd against a real etcd: the same random operation sequences (put-if-absent, touch,
+//! put, range, delete, compare-delete, claim, lease grant/keepalive/revoke, watch from a
+//! revision, compaction), results compared field by field. Lease ids differ between the
+//! two and are mapped; revisions must agree exactly.
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use conch_core::backoff::SplitMix64;
+use conch_core::{EtcdRequest, EtcdResponse, Instant, Kv, LeaseId, Revision, WatchEvent};
+use conch_driver_etcd::calls::{call, to_kv};
+use conch_driver_sim::etcd::SimEtcd;
+use conch_tests::Etcd;
+use etcd_client::{Client, EventType, WatchOptions};
+
+/// Operations per CI run (the issue asks for at least 100 000).
+const OPS: usize = 100_000;
+const KEYS: [&str; 8] = ["/d/k0", "/d/k1", "/d/k2", "/d/k3", "/d/k10", "/d/k11", "/d/x/k0", "/d/x/k1"];
+const PREFIXES: [&str; 4] = ["/d/", "/d/k1", "/d/x/", "/e/"];
+
+struct Leases {
+    sim_to_real: BTreeMap<i64, i64>,
+    real_to_sim: BTreeMap<i64, i64>,
+}
+
+impl Leases {
+    fn real(&self, sim: LeaseId) -> LeaseId {
+        LeaseId(self.sim_to_real.get(&sim.0).copied().unwrap_or(if sim.0 == 0 { 0 } else { 0x7777_0000 + sim.0 }))
+    }
+
+    fn sim(&self, real: LeaseId) -> LeaseId {
+        LeaseId(self.real_to_sim.get(&real.0).copied().unwrap_or(real.0))
+    }
+}
+
+fn to_real(req: &EtcdRequest, l: &Leases) -> EtcdRequest {
+    match req.clone() {
+        EtcdRequest::PutIfAbsent { key, value, lease } => EtcdRequest::PutIfAbsent { key, value, lease: l.real(lease) },
+        EtcdRequest::TouchIfCreateRev { key, value, lease, create_rev } => {
+            EtcdRequest::TouchIfCreateRev { key, value, lease: l.real(lease), create_rev }
+        }
+        EtcdRequest::Put { key, value, lease } => EtcdRequest::Put { key, value, lease: lease.map(|x| l.real(x)) },
+        EtcdRequest::Revoke { lease } => EtcdRequest::Revoke { lease: l.real(lease) },
+        EtcdRequest::KeepAlive { lease, fresh_stream } => EtcdRequest::KeepAlive { lease: l.real(lease), fresh_stream },
+        EtcdRequest::Claim { fire_key, claim, claim_lease, running } => EtcdRequest::Claim {
+            fire_key,
+            claim,
+            claim_lease: l.real(claim_lease),
+            running: running.map(|(k, x)| (k, l.real(x))),
+        },
+        other => other,
+    }
+}
+
+fn to_sim(resp: EtcdResponse, l: &Leases) -> EtcdResponse {
+    let kv = |kv: Kv| Kv { lease: l.sim(kv.lease), ..kv };
+    match resp {
+        EtcdResponse::Put { created, create_rev, lease } => {
+            EtcdResponse::Put { created, create_rev, lease: l.sim(lease) }
+        }
+        EtcdResponse::Granted { lease, ttl_s } => EtcdResponse::Granted { lease: l.sim(lease), ttl_s },
+        EtcdResponse::Range { header_rev, kvs } => {
+            EtcdResponse::Range { header_rev, kvs: kvs.into_iter().map(kv).collect() }
+        }
+        other => other,
+    }
+}
+
+/// Keepalive as the driver does it: open the stream, read the first answer.
+async fn keepalive(client: &mut Client, lease: LeaseId) -> EtcdResponse {
+    match client.lease_keep_alive(lease.0).await {
+        Ok((_keeper, _stream)) => EtcdResponse::KeepAlive { ttl_s: -1 },
+        Err(_) => EtcdResponse::KeepAlive { ttl_s: 0 },
+    }
+}
+
+/// Every event of a real watch from `start`, until `count` arrived (or a compaction).
+async fn real_watch(
+    client: &mut Client,
+    key: &str,
+    prefix: bool,
+    start: Revision,
+    count: usize,
+) -> Result<Vec<(i64, WatchEvent)>, WatchEvent> {
+    let mut options = WatchOptions::new().with_start_revision(start.0);
+    if prefix {
+        options = options.with_prefix();
+    }
+    let mut stream = client.watch(key, Some(options)).await.unwrap();
+    let mut out = Vec::new();
+    while out.len() < count {
+        let Ok(Ok(Some(r))) = tokio::time::timeout(Duration::from_secs(3), stream.message()).await else { break };
+        if r.compact_revision() > 0 {
+            return Err(WatchEvent::Compacted);
+        }
+        for e in r.events() {
+            let kv = e.kv().unwrap();
+            let event = match e.event_type() {
+                EventType::Put => WatchEvent::Put(to_kv(kv)),
+                EventType::Delete => WatchEvent::Delete {
+                    key: String::from_utf8_lossy(kv.key()).into(),
+                    mod_rev: Revision(kv.mod_revision()),
+                },
+            };
+            out.push((kv.mod_revision(), event));
+        }
+    }
+    Ok(out)
+}
+
+#[test]
+fn sim_etcd_answers_like_real_etcd() {
+    let etcd = Etcd::start_in_memory();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let mut client = Client::connect([etcd.endpoint()], None).await.unwrap();
+        let mut sim = SimEtcd::default();
+        let mut leases = Leases { sim_to_real: BTreeMap::new(), real_to_sim: BTreeMap::new() };
+        let mut rng = SplitMix64::new(0xC0_4C4);
+        let now = Instant::from_nanos(1);
+        let mut compared = 0usize;
+        let mut watches = 0usize;
+        let pick = |rng: &mut SplitMix64, n: usize| (rng.next_u64() % n as u64) as usize;
+        for op in 0..OPS {
+            let live = sim.leases();
+            let any_lease = |rng: &mut SplitMix64| -> LeaseId {
+                // Mostly a live lease, sometimes none or one that is gone.
+                match rng.next_u64() % 10 {
+                    0 => LeaseId(0),
+                    1 => LeaseId(0x694d_0000_0000 + 1 + (rng.next_u64() % (op as u64 + 1)) as i64),
+                    _ if !live.is_empty() => live[(rng.next_u64() % live.len() as u64) as usize],
+                    _ => LeaseId(0),
+                }
+            };
+            let key = KEYS[pick(&mut rng, KEYS.len())].to_string();
+            let value = format!("v{}", rng.next_u64() % 1000).into_bytes();
+            let create_rev = Revision(match &sim.apply(now, &EtcdRequest::RangePrefix { prefix: key.clone() }) {
+                EtcdResponse::Range { kvs, .. } if rng.next_u64() % 4 != 0 => {
+                    kvs.iter().find(|kv| kv.key == key).map_or(1, |kv| kv.create_rev.0)
+                }
+                _ => (rng.next_u64() % (sim.revision().0 as u64 + 1)) as i64,
+            });
+            // Watches (etcd syncs old-revision watchers every 100 ms) and compactions are
+            // rarer than plain requests: 0.3 % and 0.05 % of the operations.
+            let roll = rng.next_u64() % 10_000;
+            let class = if roll < 30 {
+                95
+            } else if roll < 35 {
+                99
+            } else {
+                rng.next_u64() % 95
+            };
+            let request = match class {
+                0..=17 => EtcdRequest::PutIfAbsent { key, value, lease: any_lease(&mut rng) },
+                18..=25 => EtcdRequest::TouchIfCreateRev { key, value, lease: any_lease(&mut rng), create_rev },
+                26..=33 => EtcdRequest::Put { key, value, lease: Some(any_lease(&mut rng)).filter(|l| l.0 != 0) },
+                34..=48 => EtcdRequest::RangePrefix { prefix: PREFIXES[pick(&mut rng, PREFIXES.len())].to_string() },
+                49..=58 => EtcdRequest::DeleteIfCreateRev { key, create_rev },
+                59..=62 => EtcdRequest::Delete { key },
+                63..=69 => EtcdRequest::Grant { ttl_s: 600 },
+                70..=75 => EtcdRequest::Revoke { lease: any_lease(&mut rng) },
+                76..=78 => EtcdRequest::KeepAlive { lease: any_lease(&mut rng), fresh_stream: true },
+                79..=94 => {
+                    // conch's fire and running keys never coincide (etcd refuses duplicate keys in a txn).
+                    let running = (rng.next_u64() % 2 == 0)
+                        .then(|| (format!("/d/x/k{}", rng.next_u64() % 2), any_lease(&mut rng)))
+                        .filter(|(k, _)| *k != key);
+                    EtcdRequest::Claim { fire_key: key, claim: value, claim_lease: any_lease(&mut rng), running }
+                }
+                95..=98 => {
+                    // Watch from a revision: the history must match, or both be compacted.
+                    let prefix = rng.next_u64() % 2 == 0;
+                    let target = if prefix { PREFIXES[pick(&mut rng, PREFIXES.len())].to_string() } else { key };
+                    let start = Revision(1 + (rng.next_u64() % sim.revision().0 as u64) as i64);
+                    let expected = sim
+                        .watch(&target, prefix, start)
+                        .map(|cs| cs.into_iter().map(|c| (c.rev, c.event)).collect::<Vec<_>>());
+                    let want = expected.as_ref().map_or(1, Vec::len);
+                    let got = real_watch(&mut client, &target, prefix, start, want).await;
+                    let got = got.map(|evs| {
+                        evs.into_iter()
+                            .map(|(rev, e)| {
+                                (
+                                    rev,
+                                    match e {
+                                        WatchEvent::Put(kv) => {
+                                            WatchEvent::Put(Kv { lease: leases.sim(kv.lease), ..kv })
+                                        }
+                                        other => other,
+                                    },
+                                )
+                            })
+                            .collect::<Vec<_>>()
+                    });
+                    assert_eq!(got, expected, "op {op}: watch {target} prefix={prefix} from {start}");
+                    watches += 1;
+                    continue;
+                }
+                _ => {
+                    let rev = Revision(1 + (rng.next_u64() % sim.revision().0 as u64) as i64);
+                    client.compact(rev.0, None).await.ok();
+                    sim.compact(rev);
+                    continue;
+                }
+            };
+            let real = match to_real(&request, &leases) {
+                EtcdRequest::KeepAlive { lease, .. } => keepalive(&mut client, lease).await,
+                other => call(client.clone(), other, Duration::from_secs(5)).await,
+            };
+            let mut expected = sim.apply(now, &request);
+            if let (EtcdResponse::Granted { lease: s, .. }, EtcdResponse::Granted { lease: r, .. }) = (&expected, &real)
+            {
+                leases.sim_to_real.insert(s.0, r.0);
+                leases.real_to_sim.insert(r.0, s.0);
+            }
+            // A keepalive's TTL is read from the stream by the driver; here only alive or not.
+            if let (EtcdResponse::KeepAlive { ttl_s }, EtcdResponse::KeepAlive { ttl_s: -1 }) = (&expected, &real) {
+                assert!(*ttl_s > 0, "op {op}: real etcd kept alive a lease the sim lost");
+                expected = real.clone();
+            }
+            assert_eq!(to_sim(real, &leases), expected, "op {op}: {request:?}");
+            compared += 1;
+        }
+        assert!(compared + watches > OPS * 9 / 10);
+        assert!(watches > OPS / 500, "only {watches} watch checks");
+        println!("{compared} results and {watches} watch histories matched");
+    });
+}
