@@ -136,7 +136,7 @@ fn sim_etcd_answers_like_real_etcd() {
             let key = KEYS[pick(&mut rng, KEYS.len())].to_string();
             let value = format!("v{}", rng.next_u64() % 1000).into_bytes();
             let create_rev = Revision(match &sim.apply(now, &EtcdRequest::RangePrefix { prefix: key.clone() }) {
-                EtcdResponse::Range { kvs, .. } if rng.next_u64() % 4 != 0 => {
+                EtcdResponse::Range { kvs, .. } if !rng.next_u64().is_multiple_of(4) => {
                     kvs.iter().find(|kv| kv.key == key).map_or(1, |kv| kv.create_rev.0)
                 }
                 _ => (rng.next_u64() % (sim.revision().0 as u64 + 1)) as i64,
@@ -163,14 +163,16 @@ fn sim_etcd_answers_like_real_etcd() {
                 76..=78 => EtcdRequest::KeepAlive { lease: any_lease(&mut rng), fresh_stream: true },
                 79..=94 => {
                     // conch's fire and running keys never coincide (etcd refuses duplicate keys in a txn).
-                    let running = (rng.next_u64() % 2 == 0)
+                    let running = rng
+                        .next_u64()
+                        .is_multiple_of(2)
                         .then(|| (format!("/d/x/k{}", rng.next_u64() % 2), any_lease(&mut rng)))
                         .filter(|(k, _)| *k != key);
                     EtcdRequest::Claim { fire_key: key, claim: value, claim_lease: any_lease(&mut rng), running }
                 }
                 95..=98 => {
                     // Watch from a revision: the history must match, or both be compacted.
-                    let prefix = rng.next_u64() % 2 == 0;
+                    let prefix = rng.next_u64().is_multiple_of(2);
                     let target = if prefix { PREFIXES[pick(&mut rng, PREFIXES.len())].to_string() } else { key };
                     let start = Revision(1 + (rng.next_u64() % sim.revision().0 as u64) as i64);
                     let expected = sim
