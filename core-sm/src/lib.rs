@@ -28,6 +28,7 @@ pub mod runner;
 pub mod schedule;
 pub mod service;
 pub mod session;
+pub mod shim_rules;
 pub mod supervision;
 pub mod time;
 pub mod values;

@@ -28,6 +28,7 @@ use std::os::unix::net::UnixStream;
 use std::process::Command;
 use std::time::Duration;
 
+use conch_core::shim_rules::{ShimRules, ShimSignal};
 use conch_core::Instant;
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -36,9 +37,6 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{getpid, setpgid, Pid};
 
 use crate::clock::now;
-
-/// Re-walk the process tree this often while stopping, to catch processes forked late.
-const REWALK_INTERVAL: Duration = Duration::from_millis(50);
 
 /// The shim's command line.
 #[derive(Debug, PartialEq, Eq)]
@@ -99,11 +97,8 @@ pub fn parse_args(args: &[String]) -> Result<ShimArgs, String> {
 struct Shim {
     link: Option<UnixStream>,
     inbox: Vec<u8>,
-    term_at: Instant,
-    kill_at: Instant,
-    kill_after: Duration,
-    /// Set once stopping began: SIGKILL everything by then.
-    kill_by: Option<Instant>,
+    /// When to signal: the rules live in the core, shared with the simulator.
+    rules: ShimRules,
     main: Pid,
     main_status: Option<String>,
     me: Pid,
@@ -146,10 +141,7 @@ pub fn main(args: ShimArgs) -> i32 {
     let mut shim = Shim {
         link: Some(link),
         inbox: Vec::new(),
-        term_at: args.term_at,
-        kill_at: args.kill_at,
-        kill_after: args.kill_after,
-        kill_by: None,
+        rules: ShimRules::new(args.term_at, args.kill_at, args.kill_after),
         main: Pid::from_raw(0),
         main_status: None,
         me,
@@ -174,11 +166,13 @@ impl Shim {
     fn run(&mut self, sigpipe: &UnixStream) {
         loop {
             let now = now();
-            self.enforce(now);
+            // Deadlines first: they hold whatever the wrapper does.
+            self.rules.handle_timeout(now);
+            self.perform(now);
             let no_children_left = self.reap();
-            if self.main_status.is_some() && self.kill_by.is_none() {
-                // The command is gone; stop whatever it left behind.
-                self.begin_stop(now, now.plus(self.kill_after), "command exited");
+            if self.main_status.is_some() {
+                self.rules.handle_main_exit(now);
+                self.perform(now);
             }
             if no_children_left && self.main_status.is_some() {
                 if let Some(status) = self.main_status.clone() {
@@ -190,37 +184,20 @@ impl Shim {
         }
     }
 
-    /// Deadlines first: they hold whatever the wrapper does.
-    fn enforce(&mut self, now: Instant) {
-        if cfg!(feature = "break-shim-deadline") {
-            // Deliberately broken build for the invariant suite's checker test.
-            return;
-        }
-        if self.kill_by.is_none() && now >= self.term_at {
-            self.begin_stop(now, self.kill_at, "term_at reached");
-        }
-        let kill_by = self.kill_by.map_or(self.kill_at, |k| k.min(self.kill_at));
-        if now >= kill_by {
-            self.signal_all(Signal::SIGKILL);
-        }
-    }
-
-    fn begin_stop(&mut self, now: Instant, kill_by: Instant, why: &str) {
-        let kill_by = kill_by.min(self.kill_at).max(now);
-        if self.kill_by.is_some_and(|k| k <= kill_by) {
-            return;
-        }
-        let first = self.kill_by.is_none();
-        self.kill_by = Some(kill_by);
-        if first {
-            let targets = self.signal_all(Signal::SIGTERM);
-            if targets > 0 {
-                tracing::info!(
-                    why,
-                    processes = targets,
-                    kill_in_ms = kill_by.since(now).as_millis() as u64,
-                    "term-sent"
-                );
+    /// Carries out the signals the rules ask for.
+    fn perform(&mut self, now: Instant) {
+        while let Some(action) = self.rules.poll_action() {
+            match action {
+                ShimSignal::Term(why) => {
+                    let targets = self.signal_all(Signal::SIGTERM);
+                    if targets > 0 {
+                        let kill_in_ms = self.rules.kill_by().map_or(0, |k| k.since(now).as_millis() as u64);
+                        tracing::info!(why, processes = targets, kill_in_ms, "term-sent");
+                    }
+                }
+                ShimSignal::Kill => {
+                    self.signal_all(Signal::SIGKILL);
+                }
             }
         }
     }
@@ -257,14 +234,7 @@ impl Shim {
     }
 
     fn wait(&mut self, now: Instant, sigpipe: &UnixStream) {
-        let mut next = if self.kill_by.is_none() {
-            self.term_at.min(self.kill_at)
-        } else {
-            self.kill_by.unwrap_or(self.kill_at).min(now.plus(REWALK_INTERVAL))
-        };
-        if self.main_status.is_some() {
-            next = next.min(now.plus(REWALK_INTERVAL));
-        }
+        let next = self.rules.poll_timeout(now);
         let millis = next.since(now).as_millis().min(60_000) as u16;
         let timeout = PollTimeout::from(millis.max(if next > now { 1 } else { 0 }));
         let link_ready = {
@@ -305,22 +275,18 @@ impl Shim {
         }
         if closed {
             self.link = None;
-            self.begin_stop(now, now.plus(self.kill_after), "wrapper gone");
+            self.rules.handle_link_closed(now);
         }
+        self.perform(now);
     }
 
     fn handle_line(&mut self, now: Instant, line: &str) {
         let fields: Vec<u64> = line.split(' ').skip(1).filter_map(|f| f.parse().ok()).collect();
         match (line.split(' ').next(), fields.as_slice()) {
             (Some("D"), [term_at, kill_at]) => {
-                if self.kill_by.is_none() {
-                    self.term_at = Instant::from_nanos(*term_at);
-                    self.kill_at = Instant::from_nanos(*kill_at);
-                }
+                self.rules.handle_deadlines(Instant::from_nanos(*term_at), Instant::from_nanos(*kill_at))
             }
-            (Some("T"), [kill_at]) => {
-                self.begin_stop(now, Instant::from_nanos(*kill_at).min(now.plus(self.kill_after)), "ordered")
-            }
+            (Some("T"), [kill_at]) => self.rules.handle_terminate(now, Instant::from_nanos(*kill_at)),
             _ => tracing::warn!(line, "shim: unknown message"),
         }
     }

@@ -1,0 +1,185 @@
+//! The shim's rules as a machine: when to SIGTERM and when to SIGKILL the child's
+//! processes, whatever the wrapper does. The real shim (`driver-etcd/src/shim.rs`) and the
+//! simulator's host both run this; they only carry out its signals and report what happens.
+//!
+//! * At `term_at` SIGTERM everything, at `kill_at` SIGKILL it — even when the wrapper is
+//!   frozen and sends nothing.
+//! * An order from the wrapper (`terminate`), the wrapper going away (pipe closed) or the
+//!   command exiting starts a stop: SIGTERM now, SIGKILL by `min(now + kill_after, kill_at)`.
+//! * Once stopping, SIGKILL is repeated at every wake after the kill deadline, so processes
+//!   forked late die too; deadline updates no longer move anything.
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use crate::time::Instant;
+
+/// How often a stopping shim wakes to look for late processes.
+pub const REWALK_INTERVAL: Duration = Duration::from_millis(50);
+
+/// A signal to every process of the child's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ShimSignal {
+    /// SIGTERM, with why.
+    Term(&'static str),
+    /// SIGKILL.
+    Kill,
+}
+
+/// The rules.
+#[derive(Debug)]
+pub struct ShimRules {
+    term_at: Instant,
+    kill_at: Instant,
+    kill_after: Duration,
+    kill_by: Option<Instant>,
+    main_exited: bool,
+    actions: VecDeque<ShimSignal>,
+}
+
+impl ShimRules {
+    /// Rules with the first deadlines.
+    pub fn new(term_at: Instant, kill_at: Instant, kill_after: Duration) -> ShimRules {
+        ShimRules { term_at, kill_at, kill_after, kill_by: None, main_exited: false, actions: VecDeque::new() }
+    }
+
+    /// Whether a stop has begun.
+    pub fn is_stopping(&self) -> bool {
+        self.kill_by.is_some()
+    }
+
+    /// New deadlines from the wrapper (ignored once stopping).
+    pub fn handle_deadlines(&mut self, term_at: Instant, kill_at: Instant) {
+        if self.kill_by.is_none() {
+            self.term_at = term_at;
+            self.kill_at = kill_at;
+        }
+    }
+
+    /// The wrapper orders a stop: SIGKILL by `kill_at` at the latest.
+    pub fn handle_terminate(&mut self, now: Instant, kill_at: Instant) {
+        self.begin_stop(now, kill_at.min(now.plus(self.kill_after)), "ordered");
+    }
+
+    /// The pipe to the wrapper closed: it crashed, was SIGKILLed or panicked.
+    pub fn handle_link_closed(&mut self, now: Instant) {
+        self.begin_stop(now, now.plus(self.kill_after), "wrapper gone");
+    }
+
+    /// The command exited: stop whatever it left behind.
+    pub fn handle_main_exit(&mut self, now: Instant) {
+        self.main_exited = true;
+        if self.kill_by.is_none() {
+            self.begin_stop(now, now.plus(self.kill_after), "command exited");
+        }
+    }
+
+    /// Deadlines: SIGTERM at `term_at`, SIGKILL at the kill deadline (repeated).
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if cfg!(feature = "break-shim-deadline") {
+            // Deliberately broken build for the invariant suite's checker test.
+            return;
+        }
+        if self.kill_by.is_none() && now >= self.term_at {
+            self.begin_stop(now, self.kill_at, "term_at reached");
+        }
+        let kill_by = self.kill_by.map_or(self.kill_at, |k| k.min(self.kill_at));
+        if now >= kill_by {
+            self.actions.push_back(ShimSignal::Kill);
+        }
+    }
+
+    fn begin_stop(&mut self, now: Instant, kill_by: Instant, why: &'static str) {
+        let kill_by = kill_by.min(self.kill_at).max(now);
+        if self.kill_by.is_some_and(|k| k <= kill_by) {
+            return;
+        }
+        let first = self.kill_by.is_none();
+        self.kill_by = Some(kill_by);
+        if first {
+            self.actions.push_back(ShimSignal::Term(why));
+        }
+    }
+
+    /// The next signal to send.
+    pub fn poll_action(&mut self) -> Option<ShimSignal> {
+        self.actions.pop_front()
+    }
+
+    /// When to wake next (given the current time, for the re-walk while stopping).
+    pub fn poll_timeout(&self, now: Instant) -> Instant {
+        let mut next = match self.kill_by {
+            None => self.term_at.min(self.kill_at),
+            Some(kill_by) => kill_by.min(self.kill_at).min(now.plus(REWALK_INTERVAL)),
+        };
+        if self.main_exited {
+            next = next.min(now.plus(REWALK_INTERVAL));
+        }
+        next
+    }
+
+    /// The kill deadline once stopping (for logs).
+    pub fn kill_by(&self) -> Option<Instant> {
+        self.kill_by
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(ms: u64) -> Instant {
+        Instant::from_nanos(ms * 1_000_000)
+    }
+
+    fn actions(r: &mut ShimRules) -> Vec<ShimSignal> {
+        std::iter::from_fn(|| r.poll_action()).collect()
+    }
+
+    #[test]
+    fn deadlines_hold_without_the_wrapper() {
+        let mut r = ShimRules::new(at(4_000), at(9_000), Duration::from_secs(5));
+        r.handle_timeout(at(3_999));
+        assert_eq!(actions(&mut r), vec![]);
+        r.handle_timeout(at(4_000));
+        assert_eq!(actions(&mut r), vec![ShimSignal::Term("term_at reached")]);
+        // Updates no longer count once stopping.
+        r.handle_deadlines(at(20_000), at(25_000));
+        r.handle_timeout(at(8_999));
+        assert_eq!(actions(&mut r), vec![]);
+        r.handle_timeout(at(9_000));
+        r.handle_timeout(at(9_050));
+        assert_eq!(actions(&mut r), vec![ShimSignal::Kill, ShimSignal::Kill]);
+    }
+
+    #[test]
+    fn a_closed_pipe_stops_at_once_and_kills_by_the_earlier_deadline() {
+        // (event at, kill_after, kill_at) => SIGKILL due at
+        let table: &[(u64, u64, u64, u64)] =
+            &[(1_000, 5_000, 9_000, 6_000), (6_000, 5_000, 9_000, 9_000), (1_000, 100, 9_000, 1_100)];
+        for (when, kill_after, kill_at, due) in table {
+            let mut r = ShimRules::new(at(4_000), at(*kill_at), Duration::from_millis(*kill_after));
+            r.handle_link_closed(at(*when));
+            assert_eq!(actions(&mut r), vec![ShimSignal::Term("wrapper gone")]);
+            assert_eq!(r.kill_by(), Some(at(*due)));
+            r.handle_timeout(at(due - 1));
+            assert!(!actions(&mut r).contains(&ShimSignal::Kill));
+            r.handle_timeout(at(*due));
+            assert_eq!(actions(&mut r), vec![ShimSignal::Kill]);
+        }
+    }
+
+    #[test]
+    fn deadline_updates_move_term_at_later() {
+        let mut r = ShimRules::new(at(4_000), at(9_000), Duration::from_secs(5));
+        r.handle_deadlines(at(6_000), at(11_000));
+        r.handle_timeout(at(5_000));
+        assert_eq!(actions(&mut r), vec![]);
+        assert_eq!(r.poll_timeout(at(5_000)), at(6_000));
+        r.handle_terminate(at(5_500), at(11_000));
+        assert_eq!(actions(&mut r), vec![ShimSignal::Term("ordered")]);
+        assert_eq!(r.kill_by(), Some(at(10_500)));
+        r.handle_main_exit(at(5_600));
+        assert_eq!(actions(&mut r), vec![], "one SIGTERM per stop");
+        assert_eq!(r.poll_timeout(at(5_600)), at(5_650));
+    }
+}
