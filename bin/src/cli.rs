@@ -77,6 +77,30 @@ pub enum Tool {
         #[arg(long, env = "CONCH_KILL_AFTER", default_value = "5s", allow_hyphen_values = true)]
         kill_after: String,
     },
+    /// Simulate elect or sema under faults, deterministically, and check the guarantees.
+    Sim {
+        /// What to simulate.
+        #[arg(long, env = "CONCH_SCENARIO", value_enum, default_value = "elect")]
+        scenario: ScenarioArg,
+        /// One seed.
+        #[arg(long, env = "CONCH_SEED", conflicts_with = "seeds")]
+        seed: Option<u64>,
+        /// A range of seeds, like 1..100.
+        #[arg(long, env = "CONCH_SEEDS")]
+        seeds: Option<String>,
+        /// Competing clients.
+        #[arg(long, env = "CONCH_CLIENTS", default_value_t = 4)]
+        clients: usize,
+        /// Capacity for `--scenario sema`.
+        #[arg(long, env = "CONCH_MAX", default_value_t = 2)]
+        max: u32,
+        /// Simulated time per seed.
+        #[arg(long, env = "CONCH_DURATION", default_value = "10m", allow_hyphen_values = true)]
+        duration: String,
+        /// Write the event trace of the (last) seed here, one line per event.
+        #[arg(long, env = "CONCH_TRACE")]
+        trace: Option<String>,
+    },
     /// Print shell completions for conch.
     Completions {
         /// The shell.
@@ -230,4 +254,13 @@ pub enum OverlapArg {
     Skip,
     /// Claim every tick.
     Allow,
+}
+
+/// `conch sim --scenario`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ScenarioArg {
+    /// One office, K candidates with `--restart`.
+    Elect,
+    /// One semaphore of capacity `--max`, K contenders.
+    Sema,
 }

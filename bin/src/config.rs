@@ -52,6 +52,15 @@ pub enum Action {
         /// Status API address.
         status_addr: Option<std::net::SocketAddr>,
     },
+    /// Run the simulator.
+    Sim {
+        /// Per seed.
+        cfg: conch_driver_sim::world::SimConfig,
+        /// The seeds.
+        seeds: std::ops::RangeInclusive<u64>,
+        /// Where to write the trace.
+        trace: Option<String>,
+    },
     /// Print completions.
     Completions(clap_complete::Shell),
     /// Print the man page.
@@ -73,6 +82,31 @@ pub fn validate(cli: Cli) -> Result<Config, String> {
     let ttl = parse_ttl(&cli.global.ttl)?;
     let action = match cli.command {
         Tool::Completions { shell } => Action::Completions(shell),
+        Tool::Sim { scenario, seed, seeds, clients, max, duration, trace } => {
+            let seeds = match (seed, seeds) {
+                (Some(s), _) => s..=s,
+                (None, Some(range)) => {
+                    let (a, b) =
+                        range.split_once("..").ok_or_else(|| format!("--seeds {range:?}: use A..B, like 1..100"))?;
+                    let (a, b): (u64, u64) = (
+                        a.parse().map_err(|_| format!("--seeds {range:?}: A is not a number"))?,
+                        b.parse().map_err(|_| format!("--seeds {range:?}: B is not a number"))?,
+                    );
+                    if b < a {
+                        return Err(format!("--seeds {range:?}: B is below A"));
+                    }
+                    a..=b
+                }
+                (None, None) => 1..=1,
+            };
+            if clients == 0 || clients > 1000 {
+                return Err(format!("--clients {clients} is out of range: use 1 to 1000"));
+            }
+            let max = if scenario == crate::cli::ScenarioArg::Elect { 1 } else { max.clamp(1, MAX_SLOTS) };
+            let duration = positive("--duration", &duration)?;
+            let cfg = conch_driver_sim::world::SimConfig { seed: *seeds.start(), clients, max, duration, faults: true };
+            Action::Sim { cfg, seeds, trace }
+        }
         Tool::Cron { cmd } => Action::Cron(crate::cron::validate(cmd)?),
         Tool::Conchd { status_addr, kill_after } => {
             let kill_after = parse_duration("--kill-after", &kill_after)?;

@@ -4,3 +4,4 @@
 //! the simulator build on it.
 
 pub mod etcd;
+pub mod world;
