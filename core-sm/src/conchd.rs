@@ -192,11 +192,6 @@ impl Conchd {
         self.session.round_trips()
     }
 
-    /// Runs in flight: (job, tick).
-    pub fn running(&self) -> Vec<(String, i64)> {
-        self.runs.values().map(|r| (r.name.clone(), r.tick)).collect()
-    }
-
     /// Begins: session grant and the job list.
     pub fn start(&mut self, now: Now) {
         self.clock = now;

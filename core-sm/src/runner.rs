@@ -82,6 +82,9 @@ pub struct Runner {
     /// The exit code to release with once the running hook is gone.
     after_hook: Option<ExitCode>,
     lost_while_waiting: bool,
+    /// The code to exit with once the child is gone, when it is not the child's own
+    /// (the hold was lost, or etcd failed under a running child).
+    exit_after_child: Option<ExitCode>,
 }
 
 impl Runner {
@@ -116,6 +119,7 @@ impl Runner {
             child_env: Vec::new(),
             after_hook: None,
             lost_while_waiting: false,
+            exit_after_child: None,
         }
     }
 
@@ -173,7 +177,7 @@ impl Runner {
             return;
         }
         self.child.handle_exit(now, status, &mut self.out);
-        let code = if self.loss.is_some() { ExitCode::LOST } else { status.exit_code() };
+        let code = self.exit_after_child.unwrap_or_else(|| status.exit_code());
         if self.hooks.start(now, HookKind::OnLose, self.child_env.clone(), None, &mut self.out) {
             self.stage = Stage::LoseHook;
             self.after_hook = Some(code);
@@ -396,9 +400,7 @@ impl Runner {
         if self.child.is_alive() {
             let kill_at = self.kill_at_from(now);
             self.child.terminate(now, kill_at, why, &mut self.out);
-            if self.loss.is_none() {
-                self.loss = Some(LossReason::DeadlinePassed);
-            }
+            self.exit_after_child.get_or_insert(code);
             // handle_child_exit releases once the group is gone.
         } else if self.stage == Stage::AcquireHook {
             self.after_hook.get_or_insert(code);

@@ -191,11 +191,6 @@ impl Session {
         self.lease
     }
 
-    /// The timings in force, once granted.
-    pub fn timings(&self) -> Option<Timings> {
-        self.timings
-    }
-
     /// The known-safe deadline `D`.
     pub fn deadline(&self) -> Option<Instant> {
         self.deadline

@@ -42,11 +42,6 @@ impl ShimRules {
         ShimRules { term_at, kill_at, kill_after, kill_by: None, main_exited: false, actions: VecDeque::new() }
     }
 
-    /// Whether a stop has begun.
-    pub fn is_stopping(&self) -> bool {
-        self.kill_by.is_some()
-    }
-
     /// New deadlines from the wrapper (ignored once stopping).
     pub fn handle_deadlines(&mut self, term_at: Instant, kill_at: Instant) {
         if self.kill_by.is_none() {

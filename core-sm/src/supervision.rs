@@ -92,11 +92,6 @@ impl Supervisor {
         matches!(self.phase, Phase::Running { .. } | Phase::Stopping { .. })
     }
 
-    /// Whether a termination was ordered.
-    pub fn is_stopping(&self) -> bool {
-        matches!(self.phase, Phase::Stopping { .. })
-    }
-
     /// How the child ended, once it has.
     pub fn status(&self) -> Option<ChildStatus> {
         match self.phase {

@@ -63,7 +63,7 @@ pub fn run(config: EtcdConfig, service: ServiceConfig) -> ExitCode {
 pub fn run_conchd(config: EtcdConfig, conchd: ConchdConfig, mut observe: impl FnMut(&Conchd) + 'static) -> ExitCode {
     block_on(async move {
         let mut machine = Conchd::new(conchd);
-        let code = drive_observed(
+        drive_observed(
             config,
             move |now| {
                 machine.start(now);
@@ -71,8 +71,7 @@ pub fn run_conchd(config: EtcdConfig, conchd: ConchdConfig, mut observe: impl Fn
             },
             &mut observe,
         )
-        .await;
-        code
+        .await
     })
 }
 

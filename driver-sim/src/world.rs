@@ -118,6 +118,7 @@ pub struct World {
     now: u64,
     rng: SplitMix64,
     out: Outcome,
+    spec: HoldSpec,
 }
 
 fn ns(d: Duration) -> u64 {
@@ -141,7 +142,10 @@ impl World {
                 partitioned: false,
             })
             .collect();
+        let name = Name::new("sim").expect("a valid name literal");
+        let spec = if cfg.max == 1 { HoldSpec::office(name) } else { HoldSpec::semaphore(name, cfg.max) };
         World {
+            spec,
             cfg,
             etcd: SimEtcd::default(),
             clients,
@@ -262,11 +266,7 @@ impl World {
     }
 
     fn start_wrapper(&mut self, i: usize) {
-        let spec = if self.cfg.max == 1 {
-            HoldSpec::office(Name::new("sim").unwrap_or_else(|_| unreachable_name()))
-        } else {
-            HoldSpec::semaphore(Name::new("sim").unwrap_or_else(|_| unreachable_name()), self.cfg.max)
-        };
+        let spec = self.spec.clone();
         let holder =
             Holder { host: format!("host{i}"), pid: 1000 + i as u32, started: "sim".into(), cmd: Some("child".into()) };
         let run = RunConfig {
@@ -473,11 +473,6 @@ impl World {
             self.at(next, Ev::Fault);
         }
     }
-}
-
-fn unreachable_name() -> Name {
-    // "sim" is a valid name; this is never reached.
-    Name::new("x").unwrap_or_else(|_| unreachable_name())
 }
 
 /// Checks a run: at most `max` holders outside revoke windows; fencing tokens increase.

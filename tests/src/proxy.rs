@@ -69,13 +69,6 @@ impl Proxy {
         }
     }
 
-    /// Sets one direction.
-    pub fn set_one(&self, dir: usize, mode: Mode) {
-        if let Ok(mut m) = self.modes.lock() {
-            m[dir] = mode;
-        }
-    }
-
     /// Black-holes both directions.
     pub fn cut(&self) {
         self.set(Mode::Cut);
