@@ -115,7 +115,6 @@ pub struct Hold {
     key: Option<String>,
     create_rev: Option<Revision>,
     own_watch: Option<WatchId>,
-    own_watch_wanted: bool,
     phase: Phase,
     was_waiting: bool,
     touch: Option<ReqId>,
@@ -135,7 +134,6 @@ impl Hold {
             key: None,
             create_rev: None,
             own_watch: None,
-            own_watch_wanted: false,
             phase: Phase::Idle,
             was_waiting: false,
             touch: None,
@@ -195,13 +193,13 @@ impl Hold {
                     return Some(HoldEvent::HostTaken);
                 }
                 self.create_rev = Some(create_rev);
-                self.own_watch_wanted = true;
                 self.watch_own_key(create_rev, out);
                 self.range(out);
                 None
             }
             (Phase::Ranging(r), EtcdResponse::Range { header_rev, kvs }) if *r == id => {
-                if self.own_watch_wanted && self.own_watch.is_none() {
+                // Our key exists (its put answered) but its watch broke: re-watch from here.
+                if self.create_rev.is_some() && self.own_watch.is_none() {
                     self.watch_own_key(header_rev, out);
                 }
                 let key = self.key.clone().unwrap_or_default();

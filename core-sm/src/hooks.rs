@@ -88,7 +88,7 @@ impl Hooks {
     /// A hook exited; returns its kind and whether it succeeded in time.
     pub fn handle_exit(
         &mut self,
-        now: Instant,
+        _now: Instant,
         id: HookId,
         status: ChildStatus,
         out: &mut Outbox,
@@ -102,7 +102,6 @@ impl Hooks {
             ChildStatus::Signaled(sig) => event.with("signal", sig),
             ChildStatus::Vanished => event.with("status", "unknown"),
         };
-        let _ = now;
         out.log(event.with("hook", active.kind.as_str()).with("timed_out", active.killed));
         Some((active.kind, ok))
     }
