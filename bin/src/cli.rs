@@ -77,29 +77,45 @@ pub enum Tool {
         #[arg(long, env = "CONCH_KILL_AFTER", default_value = "5s", allow_hyphen_values = true)]
         kill_after: String,
     },
-    /// Simulate elect or sema under faults, deterministically, and check the guarantees.
+    /// Run conch's own state machines in a deterministic simulator under faults and check
+    /// every guarantee; a failing seed replays bit for bit with --seed.
     Sim {
         /// What to simulate.
-        #[arg(long, env = "CONCH_SCENARIO", value_enum, default_value = "elect")]
+        #[arg(long, env = "CONCH_SCENARIO", value_enum, default_value = "mixed")]
         scenario: ScenarioArg,
         /// One seed.
         #[arg(long, env = "CONCH_SEED", conflicts_with = "seeds")]
         seed: Option<u64>,
-        /// A range of seeds, like 1..100.
+        /// A range of seeds, like 1..100 (both ends included).
         #[arg(long, env = "CONCH_SEEDS")]
         seeds: Option<String>,
-        /// Competing clients.
-        #[arg(long, env = "CONCH_CLIENTS", default_value_t = 4)]
-        clients: usize,
-        /// Capacity for `--scenario sema`.
-        #[arg(long, env = "CONCH_MAX", default_value_t = 2)]
-        max: u32,
-        /// Simulated time per seed.
-        #[arg(long, env = "CONCH_DURATION", default_value = "10m", allow_hyphen_values = true)]
+        /// Clients (all of them, for mixed); drawn per seed when not given.
+        #[arg(long, env = "CONCH_CLIENTS")]
+        clients: Option<usize>,
+        /// Capacity of the semaphore; drawn per seed when not given.
+        #[arg(long, env = "CONCH_MAX")]
+        max: Option<u32>,
+        /// Simulated time per seed (faults, then liveness; at least a minute).
+        #[arg(long, env = "CONCH_DURATION", default_value = "2m", allow_hyphen_values = true)]
         duration: String,
-        /// Write the event trace of the (last) seed here, one line per event.
+        /// Fault kinds to draw from: all, none, or a list of crash,pause,freeze,partition,one-way,swizzle,revoke,key-delete,etcd-down,stall,compact,clock-jump.
+        #[arg(long, env = "CONCH_FAULTS", default_value = "all")]
+        faults: String,
+        /// Use every allowed fault kind in every seed (no swarm switch-off).
+        #[arg(long)]
+        all_faults: bool,
+        /// Write the JSON-lines event trace of the first failing seed (else the last) here.
         #[arg(long, env = "CONCH_TRACE")]
         trace: Option<String>,
+        /// Draw the timeline of the first failing seed (else the last) as SVG here.
+        #[arg(long, env = "CONCH_TIMELINE")]
+        timeline: Option<String>,
+        /// One JSON object per seed and one for the summary.
+        #[arg(long)]
+        json: bool,
+        /// Break a machine on purpose, to see a checker fail (tests of the checkers).
+        #[arg(long, hide = true, default_value = "none")]
+        sabotage: String,
     },
     /// Print shell completions for conch.
     Completions {
@@ -261,6 +277,10 @@ pub enum OverlapArg {
 pub enum ScenarioArg {
     /// One office, K candidates with `--restart`.
     Elect,
-    /// One semaphore of capacity `--max`, K contenders.
+    /// One semaphore of capacity `--max`, K contenders with `--restart`.
     Sema,
+    /// K conchd daemons racing for the ticks of a few jobs.
+    Cron,
+    /// An office, a semaphore and conchd daemons at once.
+    Mixed,
 }

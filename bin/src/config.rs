@@ -7,6 +7,7 @@ use conch_core::keys::Name;
 use conch_core::values::{cmd_field, Holder};
 use conch_core::{duration, HoldSpec, HookConfig, RunConfig, ServiceConfig, Timings};
 use conch_driver_etcd::connect::{EtcdConfig, TlsFiles};
+use conch_driver_sim::options::{FaultKind, Scenario, SimArgs};
 
 use crate::cli::{Cli, GlobalArgs, RunArgs, Tool};
 
@@ -53,14 +54,7 @@ pub enum Action {
         status_addr: Option<std::net::SocketAddr>,
     },
     /// Run the simulator.
-    Sim {
-        /// Per seed.
-        cfg: conch_driver_sim::world::SimConfig,
-        /// The seeds.
-        seeds: std::ops::RangeInclusive<u64>,
-        /// Where to write the trace.
-        trace: Option<String>,
-    },
+    Sim(crate::sim::SimRun),
     /// Print completions.
     Completions(clap_complete::Shell),
     /// Print the man page.
@@ -82,7 +76,20 @@ pub fn validate(cli: Cli) -> Result<Config, String> {
     let ttl = parse_ttl(&cli.global.ttl)?;
     let action = match cli.command {
         Tool::Completions { shell } => Action::Completions(shell),
-        Tool::Sim { scenario, seed, seeds, clients, max, duration, trace } => {
+        Tool::Sim {
+            scenario,
+            seed,
+            seeds,
+            clients,
+            max,
+            duration,
+            faults,
+            all_faults,
+            trace,
+            timeline,
+            json,
+            sabotage,
+        } => {
             let seeds = match (seed, seeds) {
                 (Some(s), _) => s..=s,
                 (None, Some(range)) => {
@@ -99,13 +106,38 @@ pub fn validate(cli: Cli) -> Result<Config, String> {
                 }
                 (None, None) => 1..=1,
             };
-            if clients == 0 || clients > 1000 {
-                return Err(format!("--clients {clients} is out of range: use 1 to 1000"));
+            if let Some(k) = clients.filter(|k| *k == 0 || *k > 100) {
+                return Err(format!("--clients {k} is out of range: use 1 to 100"));
             }
-            let max = if scenario == crate::cli::ScenarioArg::Elect { 1 } else { max.clamp(1, MAX_SLOTS) };
+            if let Some(n) = max.filter(|n| *n == 0 || *n > 100) {
+                return Err(format!("--max {n} is out of range: use 1 to 100"));
+            }
             let duration = positive("--duration", &duration)?;
-            let cfg = conch_driver_sim::world::SimConfig { seed: *seeds.start(), clients, max, duration, faults: true };
-            Action::Sim { cfg, seeds, trace }
+            if duration < std::time::Duration::from_secs(60) || duration > std::time::Duration::from_secs(86_400) {
+                return Err(format!(
+                    "--duration {}: use 1m to 24h (the liveness phase alone needs most of a minute)",
+                    conch_core::duration::format(duration)
+                ));
+            }
+            let scenario = match scenario {
+                crate::cli::ScenarioArg::Elect => Scenario::Elect,
+                crate::cli::ScenarioArg::Sema => Scenario::Sema,
+                crate::cli::ScenarioArg::Cron => Scenario::Cron,
+                crate::cli::ScenarioArg::Mixed => Scenario::Mixed,
+            };
+            let sabotage = conch_core::Sabotage::parse(&sabotage)
+                .ok_or_else(|| format!("--sabotage {sabotage:?} is not a known sabotage"))?;
+            let args = SimArgs {
+                scenario,
+                clients,
+                max,
+                duration,
+                faults: Some(FaultKind::parse_list(&faults)?),
+                all_faults,
+                sabotage,
+                trace: false,
+            };
+            Action::Sim(crate::sim::SimRun { args, seeds, trace, timeline, json })
         }
         Tool::Cron { cmd } => Action::Cron(crate::cron::validate(cmd)?),
         Tool::Conchd { status_addr, kill_after } => {
@@ -124,6 +156,7 @@ pub fn validate(cli: Cli) -> Result<Config, String> {
                 ttl,
                 kill_after,
                 seed: random_seed(),
+                sabotage: Default::default(),
             };
             Action::Conchd { cfg, status_addr }
         }
@@ -203,7 +236,7 @@ fn run_action(spec: HoldSpec, run: RunArgs, ttl: Duration, hooks: HookConfig, re
     };
     let holder =
         Holder { host: hostname(), pid: std::process::id(), started: now_rfc3339(), cmd: Some(cmd_field(&run.cmd)) };
-    let run = RunConfig { spec, holder, argv: run.cmd, ttl, kill_after, wait, hooks };
+    let run = RunConfig { spec, holder, argv: run.cmd, ttl, kill_after, wait, hooks, sabotage: Default::default() };
     Ok(Action::Run(ServiceConfig { run, restart, seed: random_seed() }))
 }
 

@@ -2,6 +2,7 @@
 mod cli;
 mod config;
 mod cron;
+mod sim;
 mod status;
 
 use std::process::ExitCode as ProcessExit;
@@ -73,7 +74,7 @@ fn main() -> ProcessExit {
             Err(e) => fail(ExitCode::UNAVAILABLE, &e),
         },
         Action::Conchd { cfg, status_addr } => exit(status::serve_conchd(config.etcd, cfg, status_addr)),
-        Action::Sim { cfg, seeds, trace } => exit(simulate(cfg, seeds, trace)),
+        Action::Sim(sim) => exit(sim::simulate(sim)),
         Action::Completions(shell) => {
             clap_complete::generate(shell, &mut Cli::command(), "conch", &mut std::io::stdout());
             exit(ExitCode::OK)
@@ -86,45 +87,6 @@ fn main() -> ProcessExit {
 }
 
 /// `conch sim`: one verdict line per seed, a summary, exit 0 when every invariant held.
-fn simulate(
-    cfg: conch_driver_sim::world::SimConfig,
-    seeds: std::ops::RangeInclusive<u64>,
-    trace: Option<String>,
-) -> ExitCode {
-    use conch_driver_sim::world::{check, World};
-    let (mut passed, mut failed) = (0, 0);
-    let started = std::time::Instant::now();
-    println!(
-        "sim: clients={} max={} duration={} faults=wrapper-kill,partition,revoke",
-        cfg.clients,
-        cfg.max,
-        conch_core::duration::format(cfg.duration)
-    );
-    for seed in seeds.clone() {
-        let outcome = World::new(conch_driver_sim::world::SimConfig { seed, ..cfg.clone() }).run();
-        let violations = check(cfg.max, &outcome);
-        if let Some(path) = &trace {
-            let _ = std::fs::write(path, outcome.trace.join("\n") + "\n");
-        }
-        if violations.is_empty() {
-            passed += 1;
-            println!("seed {seed}: ok holds={} faults={}", outcome.intervals.len(), outcome.faults.len());
-        } else {
-            failed += 1;
-            println!("seed {seed}: FAIL {}", violations.join("; "));
-            println!("  replay: conch sim --seed {seed} --clients {} --max {}", cfg.clients, cfg.max);
-        }
-    }
-    let simulated = cfg.duration.as_secs_f64() * (passed + failed) as f64;
-    let wall = started.elapsed().as_secs_f64().max(1e-9);
-    println!("{passed} passed, {failed} failed ({:.0} simulated seconds per wall second)", simulated / wall);
-    if failed == 0 {
-        ExitCode::OK
-    } else {
-        ExitCode::VACANT
-    }
-}
-
 fn fail(code: ExitCode, message: &str) -> ProcessExit {
     eprintln!("conch: {message}");
     exit(code)

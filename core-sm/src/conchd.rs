@@ -28,6 +28,7 @@ use crate::drive::{Driven, Machine, Now};
 use crate::etcd::{EtcdError, EtcdRequest, EtcdResponse, WatchEvent};
 use crate::ids::{ChildId, HookId, LeaseId, ReqId, Revision, WatchId};
 use crate::output::{Event, ExitCode, Outbox, Output, SpawnSpec};
+use crate::sabotage::Sabotage;
 use crate::session::{Session, SessionEvent};
 use crate::supervision::{ChildStatus, Supervisor, WrapperSignal};
 use crate::time::Instant;
@@ -59,6 +60,8 @@ pub struct ConchdConfig {
     pub kill_after: Duration,
     /// Seed of the jitter draws.
     pub seed: u64,
+    /// A deliberate bug for checker tests ([`Sabotage::None`] outside them).
+    pub sabotage: Sabotage,
 }
 
 /// Counters for `/metrics` and tests.
@@ -347,7 +350,10 @@ impl Conchd {
         match Job::decode(value) {
             Ok(job) => {
                 // Ticks strictly after this second: never one before the daemon started.
-                let from = now.wall_ms.div_euclid(1000).max(self.start_wall_s);
+                let from = match self.cfg.sabotage {
+                    Sabotage::ClaimPastTicks => self.start_wall_s - 3600,
+                    _ => now.wall_ms.div_euclid(1000).max(self.start_wall_s),
+                };
                 let next_tick = job.schedule.next_after(from);
                 let jitter_ms = self.rng.next_u64() % (JITTER_MAX_MS + 1);
                 self.jobs.insert(name, JobState { job, next_tick, jitter_ms });
@@ -431,7 +437,12 @@ impl Conchd {
         let limit_ms = LATE_MAX.min(period / 2).as_millis() as i64;
         let now_s = now.wall_ms.div_euclid(1000);
         state.jitter_ms = self.rng.next_u64() % (JITTER_MAX_MS + 1);
-        if late_ms > limit_ms.max(JITTER_MAX_MS as i64) {
+        let limit_ms = match self.cfg.sabotage {
+            Sabotage::SkipEveryLateTick => 0,
+            Sabotage::ClaimPastTicks => i64::MAX,
+            _ => limit_ms.max(JITTER_MAX_MS as i64),
+        };
+        if late_ms > limit_ms {
             // Reached too late (a pause, a clock jump): skip to the ticks still ahead.
             state.next_tick = state.job.schedule.next_after(now_s);
             self.stats.skipped_late += 1;
@@ -466,11 +477,12 @@ impl Conchd {
             tick: rfc3339(tick),
         };
         let running = (state.job.spec.overlap == Overlap::Skip).then(|| (running_key(&name), session));
-        let request = EtcdRequest::Claim {
-            fire_key: fire_key(&name, tick),
-            claim: serde_json::to_vec(&claim).unwrap_or_default(),
-            claim_lease,
-            running,
+        let claim = serde_json::to_vec(&claim).unwrap_or_default();
+        let request = match self.cfg.sabotage {
+            Sabotage::ClaimWithoutCompare => {
+                EtcdRequest::Put { key: fire_key(&name, tick), value: claim, lease: Some(claim_lease) }
+            }
+            _ => EtcdRequest::Claim { fire_key: fire_key(&name, tick), claim, claim_lease, running },
         };
         let id = self.out.request(request);
         self.claims.insert(id, (name, tick));
@@ -479,7 +491,7 @@ impl Conchd {
     fn on_claimed(&mut self, now: Now, name: String, tick: i64, response: EtcdResponse) {
         let tick_text = rfc3339(tick);
         match response {
-            EtcdResponse::Claimed { won: true, rev, .. } => {
+            EtcdResponse::Claimed { won: true, rev, .. } | EtcdResponse::Written { rev } => {
                 self.stats.claimed += 1;
                 self.out.log(Event::info("claimed").with("job", &name).with("tick", &tick_text).with("rev", rev));
                 self.start_run(now, name, tick, rev);

@@ -44,7 +44,7 @@ pub trait Machine {
 pub const DRAIN_OUTPUTS_MAX: usize = 100_000;
 
 /// Drains every output into `perform`, then returns the next timeout.
-pub fn drain<M: Machine>(machine: &mut M, mut perform: impl FnMut(Output)) -> Option<Instant> {
+pub fn drain<M: Machine + ?Sized>(machine: &mut M, mut perform: impl FnMut(Output)) -> Option<Instant> {
     for _ in 0..DRAIN_OUTPUTS_MAX {
         match machine.poll_output() {
             Some(output) => perform(output),

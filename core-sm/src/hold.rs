@@ -18,6 +18,7 @@ use crate::ids::{LeaseId, ReqId, Revision, WatchId};
 use crate::keys::{elect_prefix, member_key, sema_prefix, Name};
 use crate::output::{Event, Outbox, Output};
 use crate::ranking::{standing, Standing};
+use crate::sabotage::Sabotage;
 use crate::session::LossReason;
 use crate::time::Instant;
 
@@ -120,6 +121,7 @@ pub struct Hold {
     touch: Option<ReqId>,
     retry_at: Option<Instant>,
     attempts: u32,
+    sabotage: Sabotage,
 }
 
 impl Hold {
@@ -139,7 +141,13 @@ impl Hold {
             touch: None,
             retry_at: None,
             attempts: 0,
+            sabotage: Sabotage::None,
         }
+    }
+
+    /// The same hold with a deliberate bug (checker tests only).
+    pub fn with_sabotage(self, sabotage: Sabotage) -> Hold {
+        Hold { sabotage, ..self }
     }
 
     /// Our key, once chosen.
@@ -197,7 +205,10 @@ impl Hold {
                 self.range(out);
                 None
             }
-            (Phase::Ranging(r), EtcdResponse::Range { header_rev, kvs }) if *r == id => {
+            (Phase::Ranging(r), EtcdResponse::Range { header_rev, mut kvs }) if *r == id => {
+                if self.sabotage == Sabotage::RankByModRevision {
+                    kvs.sort_by_key(|kv| kv.mod_rev);
+                }
                 // Our key exists (its put answered) but its watch broke: re-watch from here.
                 if self.create_rev.is_some() && self.own_watch.is_none() {
                     self.watch_own_key(header_rev, out);
@@ -250,6 +261,11 @@ impl Hold {
     ) -> Option<HoldEvent> {
         if self.own_watch == Some(id) {
             return match event {
+                WatchEvent::Delete { .. }
+                    if self.sabotage == Sabotage::IgnoreOwnKeyDelete && matches!(self.phase, Phase::Waiting(_)) =>
+                {
+                    None
+                }
                 WatchEvent::Delete { .. } => self.lose(out, LossReason::KeyDeleted),
                 WatchEvent::Put(_) => None,
                 WatchEvent::Compacted | WatchEvent::Broken(_) => {

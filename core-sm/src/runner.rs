@@ -16,6 +16,7 @@ use crate::hold::{Hold, HoldEvent, HoldSpec, RETRY_DELAY};
 use crate::hooks::{HookConfig, HookKind, Hooks};
 use crate::ids::{ChildId, HookId, ReqId, WatchId};
 use crate::output::{Event, ExitCode, Outbox, Output, SpawnSpec};
+use crate::sabotage::Sabotage;
 use crate::session::{LossReason, Session, SessionEvent};
 use crate::supervision::{ChildStatus, Supervisor, WrapperSignal};
 use crate::time::Instant;
@@ -42,6 +43,8 @@ pub struct RunConfig {
     pub wait: Option<Duration>,
     /// `--on-acquire`, `--on-lose`, `--hook-timeout`.
     pub hooks: HookConfig,
+    /// A deliberate bug for checker tests ([`Sabotage::None`] outside them).
+    pub sabotage: Sabotage,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -97,7 +100,7 @@ impl Runner {
     pub fn with_id_base(cfg: RunConfig, id_base: u64) -> Runner {
         let hooks = Hooks::new(cfg.hooks.clone(), id_base);
         let session = Session::new(cfg.ttl, cfg.kill_after);
-        let hold = Hold::new(cfg.spec.clone(), cfg.holder.encode());
+        let hold = Hold::new(cfg.spec.clone(), cfg.holder.encode()).with_sabotage(cfg.sabotage);
         Runner {
             cfg,
             session,
@@ -350,7 +353,7 @@ impl Runner {
         );
         let mut env = vec![
             ("CONCH_NAME".to_string(), self.cfg.spec.name.as_str().to_string()),
-            ("CONCH_REV".to_string(), rev.to_string()),
+            ("CONCH_REV".to_string(), fencing_token(rev, self.cfg.sabotage)),
             ("CONCH_LEASE".to_string(), lease.to_string()),
         ];
         if self.cfg.spec.is_office {
@@ -428,7 +431,7 @@ impl Runner {
             self.release_pending.push(id);
             self.release_delete = Some((id, request));
         }
-        if let Some(lease) = self.session.lease() {
+        if let Some(lease) = self.session.lease().filter(|_| self.cfg.sabotage != Sabotage::KeepLeaseOnExit) {
             let id = self.out.request(EtcdRequest::Revoke { lease });
             self.release_pending.push(id);
         }
@@ -487,6 +490,14 @@ impl Runner {
         }
         event
     }
+}
+
+/// The child's `CONCH_REV`: our key's create revision.
+fn fencing_token(rev: crate::ids::Revision, sabotage: Sabotage) -> String {
+    if sabotage == Sabotage::ConstantFencingToken {
+        return "1".to_string();
+    }
+    rev.to_string()
 }
 
 impl Machine for Runner {

@@ -270,6 +270,7 @@ mod tests {
             kill_after: Duration::from_secs(5),
             wait,
             hooks: HookConfig::default(),
+            sabotage: Default::default(),
         };
         Service::new(ServiceConfig { run, restart, seed: 1 })
     }

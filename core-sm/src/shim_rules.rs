@@ -11,6 +11,7 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
+use crate::sabotage::Sabotage;
 use crate::time::Instant;
 
 /// How often a stopping shim wakes to look for late processes.
@@ -34,12 +35,26 @@ pub struct ShimRules {
     kill_by: Option<Instant>,
     main_exited: bool,
     actions: VecDeque<ShimSignal>,
+    ignore_deadlines: bool,
 }
 
 impl ShimRules {
     /// Rules with the first deadlines.
     pub fn new(term_at: Instant, kill_at: Instant, kill_after: Duration) -> ShimRules {
-        ShimRules { term_at, kill_at, kill_after, kill_by: None, main_exited: false, actions: VecDeque::new() }
+        ShimRules {
+            term_at,
+            kill_at,
+            kill_after,
+            kill_by: None,
+            main_exited: false,
+            actions: VecDeque::new(),
+            ignore_deadlines: cfg!(feature = "break-shim-deadline"),
+        }
+    }
+
+    /// The same rules with a deliberate bug (checker tests only).
+    pub fn with_sabotage(self, sabotage: Sabotage) -> ShimRules {
+        ShimRules { ignore_deadlines: self.ignore_deadlines || sabotage == Sabotage::IgnoreDeadlines, ..self }
     }
 
     /// New deadlines from the wrapper (ignored once stopping).
@@ -70,8 +85,9 @@ impl ShimRules {
 
     /// Deadlines: SIGTERM at `term_at`, SIGKILL at the kill deadline (repeated).
     pub fn handle_timeout(&mut self, now: Instant) {
-        if cfg!(feature = "break-shim-deadline") {
-            // Deliberately broken build for the invariant suite's checker test.
+        if self.ignore_deadlines {
+            // Deliberately broken (a build for the invariant suite, or the simulator's
+            // checker tests).
             return;
         }
         if self.kill_by.is_none() && now >= self.term_at {

@@ -137,14 +137,7 @@ impl SimEtcd {
                 EtcdResponse::Written { rev: Revision(self.rev) }
             }
             EtcdRequest::RangePrefix { prefix } => {
-                let mut kvs: Vec<Kv> = self
-                    .kvs
-                    .range(prefix.clone()..)
-                    .take_while(|(k, _)| k.starts_with(prefix.as_str()))
-                    .map(|(k, e)| kv(k, e))
-                    .collect();
-                kvs.sort_by_key(|kv| kv.create_rev);
-                EtcdResponse::Range { header_rev: Revision(self.rev), kvs }
+                EtcdResponse::Range { header_rev: Revision(self.rev), kvs: self.range(prefix) }
             }
             EtcdRequest::DeleteIfCreateRev { key, create_rev } => {
                 if self.create_rev_of(key) != create_rev.0 {
@@ -196,10 +189,9 @@ impl SimEtcd {
             return Err(WatchEvent::Compacted);
         }
         let matches = |k: &str| if prefix { k.starts_with(key) } else { k == key };
-        Ok(self
-            .history
+        let from = self.history.partition_point(|c| c.rev < start_rev.0);
+        Ok(self.history[from..]
             .iter()
-            .filter(|c| c.rev >= start_rev.0)
             .filter(|c| match &c.event {
                 WatchEvent::Put(kv) => matches(&kv.key),
                 WatchEvent::Delete { key, .. } => matches(key),
@@ -207,6 +199,31 @@ impl SimEtcd {
             })
             .cloned()
             .collect())
+    }
+
+    /// Every key under `prefix`, sorted by create revision (a read without side effects).
+    pub fn range(&self, prefix: &str) -> Vec<Kv> {
+        let mut kvs: Vec<Kv> = self
+            .kvs
+            .range(prefix.to_string()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .map(|(k, e)| kv(k, e))
+            .collect();
+        kvs.sort_by_key(|kv| kv.create_rev);
+        kvs
+    }
+
+    /// Every lease's deadline moves to `now` + its TTL, as a new leader's lessor does when it
+    /// takes over (etcd's `Promote`): time without a leader never expires a lease.
+    pub fn renew_all(&mut self, now: Instant) {
+        for lease in self.leases.values_mut() {
+            lease.expires_at = now.plus(secs(lease.ttl_s));
+        }
+    }
+
+    /// The earliest lease deadline, if any lease lives.
+    pub fn next_expiry(&self) -> Option<Instant> {
+        self.leases.values().map(|l| l.expires_at).min()
     }
 
     /// Compacts the history before `rev` (events at `rev` and later stay watchable).

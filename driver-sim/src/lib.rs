@@ -1,7 +1,13 @@
-//! conch's deterministic simulator. So far: [`etcd::SimEtcd`], an MVCC store faithful to
-//! etcd for the subset conch uses, checked against a real etcd by a differential test
-//! (`tests/tests/sim_etcd_differential.rs`). The network, hosts, faults and checkers of
-//! the simulator build on it.
-
+//! Deterministic simulation of etcd, the network and the hosts, running conch's own
+//! machines (`conch-core`) under seeded faults, with checkers for every guarantee.
+pub mod buggify;
+pub mod check;
 pub mod etcd;
+pub mod host;
+pub mod net;
+pub mod options;
+pub mod plan;
+pub mod record;
+pub mod run;
+pub mod timeline;
 pub mod world;

@@ -1,0 +1,175 @@
+//! `conch sim`: runs seeds through the simulator and prints one verdict line per seed, a
+//! summary, and for a failing seed the exact command that replays it.
+use std::io::{IsTerminal, Write};
+use std::ops::RangeInclusive;
+use std::time::Duration;
+
+use conch_core::ExitCode;
+use conch_driver_sim::options::{SimArgs, SimOptions};
+use conch_driver_sim::run::{run_seed, Report};
+use conch_driver_sim::timeline;
+
+/// A checked `conch sim` command line.
+#[derive(Debug)]
+pub struct SimRun {
+    /// Fixed options.
+    pub args: SimArgs,
+    /// Seeds to run.
+    pub seeds: RangeInclusive<u64>,
+    /// `--trace`.
+    pub trace: Option<String>,
+    /// `--timeline`.
+    pub timeline: Option<String>,
+    /// `--json`.
+    pub json: bool,
+}
+
+/// The command that replays `seed` with the same fixed options.
+fn replay(run: &SimRun, seed: u64) -> String {
+    let a = &run.args;
+    let mut cmd = format!(
+        "conch sim --scenario {} --seed {seed} --duration {}",
+        a.scenario.as_str(),
+        conch_core::duration::format(a.duration)
+    );
+    if let Some(k) = a.clients {
+        cmd += &format!(" --clients {k}");
+    }
+    if let Some(n) = a.max {
+        cmd += &format!(" --max {n}");
+    }
+    if let Some(faults) = a.faults.as_ref().filter(|f| f.len() != conch_driver_sim::options::FaultKind::ALL.len()) {
+        let names: Vec<&str> = faults.iter().map(|k| k.as_str()).collect();
+        cmd += &format!(" --faults {}", if names.is_empty() { "none".to_string() } else { names.join(",") });
+    }
+    if a.all_faults {
+        cmd += " --all-faults";
+    }
+    if a.sabotage != conch_core::Sabotage::None {
+        cmd += &format!(" --sabotage {}", a.sabotage);
+    }
+    cmd + " --trace trace.jsonl --timeline timeline.svg"
+}
+
+fn json_string(text: &str) -> String {
+    serde_json::Value::String(text.to_string()).to_string()
+}
+
+fn verdict_line(run: &SimRun, opts: &SimOptions, report: &Report) -> String {
+    let o = &report.outcome;
+    let sites = o.faults.iter().filter(|f| f.kind.starts_with("site:")).count();
+    let faults = o.faults.len() - sites;
+    if run.json {
+        let violations: Vec<String> = report
+            .violations
+            .iter()
+            .map(|v| format!("{{\"checker\":{},\"detail\":{}}}", json_string(v.checker), json_string(&v.detail)))
+            .collect();
+        return format!(
+            "{{\"seed\":{},\"verdict\":\"{}\",\"options\":{},\"children\":{},\"faults\":{faults},\"site_firings\":{sites},\"claims\":{},\"events\":{},\"violations\":[{}]}}",
+            opts.seed,
+            if report.passed() { "ok" } else { "fail" },
+            json_string(&opts.to_string()),
+            o.intervals.len(),
+            o.claims.len(),
+            o.events,
+            violations.join(",")
+        );
+    }
+    let head = format!(
+        "{} {opts}: {} children, {faults} faults, {sites} site firings, {} events",
+        if report.passed() { "ok  " } else { "FAIL" },
+        o.intervals.len(),
+        o.events
+    );
+    let mut line = head;
+    for v in &report.violations {
+        line += &format!("\n  {}: {}", v.checker, v.detail);
+    }
+    line
+}
+
+fn progress(done: u64, total: u64, failed: u64) {
+    let width = 30;
+    let filled = (done * width / total.max(1)) as usize;
+    eprint!(
+        "\r\x1b[K[{}{}] {done}/{total} seeds, {failed} failed",
+        "#".repeat(filled),
+        " ".repeat(width as usize - filled)
+    );
+    let _ = std::io::stderr().flush();
+}
+
+/// Runs every seed; 0 when every guarantee held, 1 otherwise.
+pub fn simulate(run: SimRun) -> ExitCode {
+    let total = run.seeds.end() - run.seeds.start() + 1;
+    let bar = total > 1 && std::io::stderr().is_terminal();
+    let started = std::time::Instant::now();
+    let (mut passed, mut failed, mut simulated) = (0u64, 0u64, Duration::ZERO);
+    let mut failing = Vec::new();
+    let mut kept: Option<Report> = None;
+    let want_trace = run.trace.is_some() || run.timeline.is_some();
+    for seed in run.seeds.clone() {
+        let args = SimArgs { trace: run.trace.is_some(), ..run.args.clone() };
+        let report = run_seed(seed, &args);
+        let opts = report.outcome.opts.clone();
+        simulated += Duration::from_nanos(report.outcome.end_at);
+        if bar {
+            eprint!("\r\x1b[K");
+        }
+        println!("{}", verdict_line(&run, &opts, &report));
+        if report.passed() {
+            passed += 1;
+        } else {
+            failed += 1;
+            failing.push(seed);
+            if !run.json {
+                println!("  replay: {}", replay(&run, seed));
+            }
+        }
+        if want_trace && kept.as_ref().is_none_or(|k| k.passed()) {
+            kept = Some(report);
+        }
+        if bar {
+            progress(passed + failed, total, failed);
+        }
+    }
+    if bar {
+        eprintln!();
+    }
+    if let Some(report) = &kept {
+        if let Some(path) = &run.trace {
+            if let Err(e) = std::fs::write(path, report.outcome.trace.join("\n") + "\n") {
+                eprintln!("conch: --trace {path}: {e}");
+            }
+        }
+        if let Some(path) = &run.timeline {
+            if let Err(e) = std::fs::write(path, timeline::svg(&report.outcome)) {
+                eprintln!("conch: --timeline {path}: {e}");
+            }
+        }
+    }
+    let wall = started.elapsed().as_secs_f64().max(1e-9);
+    let speed = simulated.as_secs_f64() / wall;
+    if run.json {
+        println!(
+            "{{\"summary\":true,\"seeds\":{total},\"passed\":{passed},\"failed\":{failed},\"failing\":{failing:?},\"simulated_s\":{:.1},\"wall_s\":{wall:.3},\"speed\":{speed:.0},\"seeds_per_s\":{:.2}}}",
+            simulated.as_secs_f64(),
+            (passed + failed) as f64 / wall
+        );
+    } else {
+        println!(
+            "{total} seeds: {passed} passed, {failed} failed; {:.0} simulated s in {wall:.2} s wall = {speed:.0}x real time, {:.1} seeds/s",
+            simulated.as_secs_f64(),
+            (passed + failed) as f64 / wall
+        );
+        if !failing.is_empty() {
+            println!("failing seeds: {failing:?}");
+        }
+    }
+    if failed == 0 {
+        ExitCode::OK
+    } else {
+        ExitCode::VACANT
+    }
+}

@@ -1,0 +1,92 @@
+//! Deliberate bugs, for proving that the checkers can fail.
+//!
+//! A checker that never fires proves nothing. Each [`Sabotage`] breaks one rule of one
+//! machine the way a plausible bug would; the simulator's tests switch one on and assert
+//! that the matching checker reports a violation within a few seeds. The CLI never sets
+//! anything but [`Sabotage::None`]; the field costs one comparison where it is read.
+use std::fmt;
+
+/// One deliberate bug (or none).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Sabotage {
+    /// No bug: the real machines.
+    #[default]
+    None,
+    /// The shim ignores `term_at`/`kill_at` (only orders and exits stop the child).
+    /// Caught by: bounded holders.
+    IgnoreDeadlines,
+    /// The hold ranks contenders by mod-revision instead of create-revision.
+    /// Caught by: bounded holders / FIFO convergence (semaphores touch keys).
+    RankByModRevision,
+    /// The child's fencing token is a constant (the wrong field passed on).
+    /// Caught by: fencing.
+    ConstantFencingToken,
+    /// A waiter ignores the deletion of its own key (etcd issue 19597).
+    /// Caught by: convergence.
+    IgnoreOwnKeyDelete,
+    /// The release never revokes the session lease.
+    /// Caught by: no leaked keys or leases.
+    KeepLeaseOnExit,
+    /// conchd claims a tick with a plain put, without the compare.
+    /// Caught by: cron at-most-once.
+    ClaimWithoutCompare,
+    /// conchd treats every tick reached after its scheduled second as late.
+    /// Caught by: cron liveness.
+    SkipEveryLateTick,
+    /// A restarted conchd catches up on the ticks of the last hour.
+    /// Caught by: no stale past-tick claim.
+    ClaimPastTicks,
+}
+
+impl Sabotage {
+    /// Every deliberate bug.
+    pub const ALL: [Sabotage; 8] = [
+        Sabotage::IgnoreDeadlines,
+        Sabotage::RankByModRevision,
+        Sabotage::ConstantFencingToken,
+        Sabotage::IgnoreOwnKeyDelete,
+        Sabotage::KeepLeaseOnExit,
+        Sabotage::ClaimWithoutCompare,
+        Sabotage::SkipEveryLateTick,
+        Sabotage::ClaimPastTicks,
+    ];
+
+    /// The kebab-case name used on the command line and in traces.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Sabotage::None => "none",
+            Sabotage::IgnoreDeadlines => "ignore-deadlines",
+            Sabotage::RankByModRevision => "rank-by-mod-revision",
+            Sabotage::ConstantFencingToken => "constant-fencing-token",
+            Sabotage::IgnoreOwnKeyDelete => "ignore-own-key-delete",
+            Sabotage::KeepLeaseOnExit => "keep-lease-on-exit",
+            Sabotage::ClaimWithoutCompare => "claim-without-compare",
+            Sabotage::SkipEveryLateTick => "skip-every-late-tick",
+            Sabotage::ClaimPastTicks => "claim-past-ticks",
+        }
+    }
+
+    /// Parses [`Sabotage::as_str`].
+    pub fn parse(text: &str) -> Option<Sabotage> {
+        std::iter::once(Sabotage::None).chain(Sabotage::ALL).find(|s| s.as_str() == text)
+    }
+}
+
+impl fmt::Display for Sabotage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for s in std::iter::once(Sabotage::None).chain(Sabotage::ALL) {
+            assert_eq!(Sabotage::parse(s.as_str()), Some(s));
+        }
+        assert_eq!(Sabotage::parse("nonsense"), None);
+    }
+}

@@ -1,0 +1,296 @@
+//! The checkers: the guarantees of `00-overview.md` over a run's records.
+//!
+//! * `bounded-holders`: never more than N children of a contest at once, except inside
+//!   the exception windows computed from the fault log (an administrative revoke or key
+//!   delete, a whole-host freeze) — and those windows close.
+//! * `fencing`: an office's tokens strictly increase across successive holders; a
+//!   semaphore never hands out one token twice.
+//! * `fifo`: a child starts only when fewer than N keys of its contest are older.
+//! * `convergence`: after the last fault, within the bound, the N oldest contenders hold,
+//!   stay holding, and every other client waits with a key.
+//! * `cron-at-most-once`, `cron-liveness`, `cron-no-past-tick`.
+//! * `no-leaks`: after SIGTERM to every client: no keys, no session leases, no children,
+//!   every wrapper and daemon exited.
+use std::collections::BTreeMap;
+
+use crate::host::EPOCH_MS;
+use crate::options::SimOptions;
+use crate::record::{FaultRecord, Group, Interval, Outcome};
+use crate::world::sim_time_of_unix;
+
+/// One broken guarantee.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Violation {
+    /// Which checker.
+    pub checker: &'static str,
+    /// What it saw.
+    pub detail: String,
+}
+
+/// Every checker name, in report order.
+pub const CHECKERS: [&str; 8] = [
+    "bounded-holders",
+    "fencing",
+    "fifo",
+    "convergence",
+    "cron-at-most-once",
+    "cron-liveness",
+    "cron-no-past-tick",
+    "no-leaks",
+];
+
+/// Runs every checker.
+pub fn check(outcome: &Outcome) -> Vec<Violation> {
+    let mut v = Vec::new();
+    let opts = &outcome.opts;
+    for (group, max) in [(Group::Office, 1), (Group::Sema, opts.sema_max)] {
+        let intervals: Vec<&Interval> = outcome.intervals.iter().filter(|iv| iv.group == group).collect();
+        if intervals.is_empty() {
+            continue;
+        }
+        bounded_holders(opts, group, max, &intervals, &outcome.faults, &mut v);
+        fencing(group, &intervals, &mut v);
+    }
+    for p in &outcome.promotions {
+        let max = if p.group == Group::Office { 1 } else { opts.sema_max as usize };
+        if p.lower >= max {
+            v.push(violation(
+                "fifo",
+                format!(
+                    "{} client {} started rev {} at {} while {} older keys existed (capacity {max})",
+                    p.group.as_str(),
+                    p.client,
+                    p.rev,
+                    secs(p.at),
+                    p.lower
+                ),
+            ));
+        }
+    }
+    convergence(outcome, &mut v);
+    cron(outcome, &mut v);
+    leaks(outcome, &mut v);
+    v
+}
+
+fn violation(checker: &'static str, detail: String) -> Violation {
+    Violation { checker, detail }
+}
+
+fn secs(ns: u64) -> String {
+    format!("{:.3}s", ns as f64 / 1e9)
+}
+
+/// Per client, the spans in which its child may overlap a successor.
+fn excuses(opts: &SimOptions, faults: &[FaultRecord]) -> Vec<(usize, u64, u64)> {
+    let ttl = opts.ttl.as_nanos() as u64;
+    let kill_after = opts.kill_after.as_nanos() as u64;
+    let hears = 2 * 2 * opts.latency_us.1 * 1000 + 300_000_000;
+    let mut spans = Vec::new();
+    for f in faults {
+        let Some(client) = f.client else { continue };
+        match f.kind.as_str() {
+            "freeze" => spans.push((client, f.from, f.to + kill_after + 300_000_000)),
+            "revoke" | "key-delete" => {
+                // The wrapper hears of it within a round trip and its child is dead a
+                // kill-after later; if it cannot hear (cut, stopped, etcd away, a fault site),
+                // the deadline rule bounds it instead, a TTL later.
+                let horizon = f.from + ttl + hears;
+                let deaf = faults.iter().any(|g| {
+                    !std::ptr::eq(g, f)
+                        && g.client.is_none_or(|c| c == client)
+                        && g.kind != "compact"
+                        && g.from <= horizon
+                        && g.to >= f.from
+                });
+                let until = f.from + hears + kill_after + if deaf { ttl + kill_after } else { 0 };
+                spans.push((client, f.from, until));
+            }
+            _ => {}
+        }
+    }
+    spans
+}
+
+fn bounded_holders(
+    opts: &SimOptions,
+    group: Group,
+    max: u32,
+    intervals: &[&Interval],
+    faults: &[FaultRecord],
+    v: &mut Vec<Violation>,
+) {
+    let spans = excuses(opts, faults);
+    let mut edges: Vec<(u64, i32, usize)> =
+        intervals.iter().enumerate().flat_map(|(k, iv)| [(iv.start, 1, k), (iv.end, -1, k)]).collect();
+    // Ends before starts at the same instant: a handoff at one instant is no overlap.
+    edges.sort_by_key(|(t, d, k)| (*t, *d, *k));
+    let mut active: BTreeMap<usize, ()> = BTreeMap::new();
+    let mut reported = 0;
+    for w in 0..edges.len() {
+        let (t, d, k) = edges[w];
+        if d > 0 {
+            active.insert(k, ());
+        } else {
+            active.remove(&k);
+        }
+        let next = edges.get(w + 1).map_or(t, |e| e.0);
+        if active.len() <= max as usize || next == t {
+            continue;
+        }
+        let unexcused: Vec<usize> = active
+            .keys()
+            .map(|k| intervals[*k].client)
+            .filter(|c| !spans.iter().any(|(sc, from, until)| sc == c && *from <= t && next <= *until))
+            .collect();
+        if unexcused.len() > max as usize && reported < 5 {
+            reported += 1;
+            let who: Vec<String> =
+                active.keys().map(|k| format!("client {} rev {}", intervals[*k].client, intervals[*k].rev)).collect();
+            v.push(violation(
+                "bounded-holders",
+                format!(
+                    "{} holders of the {} (capacity {max}) from {} to {}: {}",
+                    active.len(),
+                    group.as_str(),
+                    secs(t),
+                    secs(next),
+                    who.join(", ")
+                ),
+            ));
+        }
+    }
+}
+
+fn fencing(group: Group, intervals: &[&Interval], v: &mut Vec<Violation>) {
+    let mut sorted: Vec<&Interval> = intervals.to_vec();
+    sorted.sort_by_key(|iv| (iv.start, iv.end));
+    let mut reported = 0;
+    for (k, a) in sorted.iter().enumerate() {
+        for b in &sorted[k + 1..] {
+            let broken = match group {
+                Group::Office => b.start >= a.end && b.rev <= a.rev,
+                _ => a.rev == b.rev,
+            };
+            if broken && reported < 5 {
+                reported += 1;
+                v.push(violation(
+                    "fencing",
+                    format!(
+                        "{}: rev {} (client {}, from {}) after rev {} (client {}, until {})",
+                        group.as_str(),
+                        b.rev,
+                        b.client,
+                        secs(b.start),
+                        a.rev,
+                        a.client,
+                        secs(a.end)
+                    ),
+                ));
+            }
+        }
+    }
+}
+
+fn convergence(outcome: &Outcome, v: &mut Vec<Violation>) {
+    for c in &outcome.convergence {
+        let name = c.group.as_str();
+        let expected = (c.max as usize).min(c.clients.len());
+        let mut problems = Vec::new();
+        if c.holders.len() != expected {
+            problems.push(format!("{} holders instead of {expected}", c.holders.len()));
+        }
+        if c.holders != c.holders_first || c.changes > 0 {
+            problems.push(format!("holders still changing ({} child starts/ends in the last look)", c.changes));
+        }
+        let (mut h, mut r) = (c.holders.clone(), c.ranked.clone());
+        h.sort_unstable();
+        r.sort_unstable();
+        if h != r {
+            problems.push(format!("holders {h:?} are not the owners of the oldest keys {r:?}"));
+        }
+        if !c.idle.is_empty() {
+            problems.push(format!("clients {:?} neither hold nor wait with a key", c.idle));
+        }
+        if !problems.is_empty() {
+            v.push(violation("convergence", format!("{name}: {}", problems.join("; "))));
+        }
+    }
+}
+
+fn cron(outcome: &Outcome, v: &mut Vec<Violation>) {
+    let opts = &outcome.opts;
+    let mut runs: BTreeMap<&str, usize> = BTreeMap::new();
+    for iv in outcome.intervals.iter().filter(|iv| iv.group == Group::Cron) {
+        *runs.entry(iv.label.as_str()).or_insert(0) += 1;
+    }
+    let mut won: BTreeMap<(&str, i64), usize> = BTreeMap::new();
+    let mut decided: BTreeMap<(&str, i64), ()> = BTreeMap::new();
+    for c in &outcome.claims {
+        decided.insert((c.job.as_str(), c.tick), ());
+        if c.won {
+            *won.entry((c.job.as_str(), c.tick)).or_insert(0) += 1;
+            if c.tick <= c.daemon_start_s {
+                v.push(violation(
+                    "cron-no-past-tick",
+                    format!(
+                        "client {} claimed {}@{} though it started at {}",
+                        c.client, c.job, c.tick, c.daemon_start_s
+                    ),
+                ));
+            }
+        }
+    }
+    for (label, n) in runs.iter().filter(|(_, n)| **n > 1).take(5) {
+        v.push(violation("cron-at-most-once", format!("{label} ran {n} times")));
+    }
+    for ((job, tick), n) in won.iter().filter(|(_, n)| **n > 1).take(5) {
+        v.push(violation("cron-at-most-once", format!("{job}@{tick} claimed {n} times")));
+    }
+    if opts.daemons == 0 {
+        return;
+    }
+    // Liveness: every tick far enough from any fault (and from the start and the end).
+    let settle = (opts.ttl + opts.kill_after).as_nanos() as u64 + 3_000_000_000;
+    let first = EPOCH_MS / 1000 + (settle / 1_000_000_000) as i64 + 2;
+    let last = (EPOCH_MS + (outcome.stop_at / 1_000_000) as i64) / 1000 - (settle / 1_000_000_000) as i64;
+    let mut missed = Vec::new();
+    for job in &opts.jobs {
+        let every = job.every_s as i64;
+        let mut tick = first + (every - first.rem_euclid(every)) % every;
+        for _ in 0..1_000_000 {
+            if tick > last {
+                break;
+            }
+            let t = sim_time_of_unix(tick);
+            let excused =
+                outcome.faults.iter().any(|f| f.from <= t + settle && f.to + settle >= t && f.kind != "compact");
+            if !excused && !decided.contains_key(&(job.name.as_str(), tick)) {
+                missed.push(format!("{}@{tick} (at {})", job.name, secs(t)));
+            }
+            tick += every;
+        }
+    }
+    if !missed.is_empty() {
+        let n = missed.len();
+        missed.truncate(5);
+        v.push(violation("cron-liveness", format!("{n} ticks never claimed: {}", missed.join(", "))));
+    }
+}
+
+fn leaks(outcome: &Outcome, v: &mut Vec<Violation>) {
+    let l = &outcome.leftovers;
+    if !l.keys.is_empty() {
+        v.push(violation("no-leaks", format!("keys left: {}", l.keys.join(", "))));
+    }
+    if !l.leases.is_empty() {
+        let leases: Vec<String> = l.leases.iter().map(|x| format!("{x:x}")).collect();
+        v.push(violation("no-leaks", format!("session leases left: {}", leases.join(", "))));
+    }
+    if !l.children.is_empty() {
+        v.push(violation("no-leaks", format!("children still running on clients {:?}", l.children)));
+    }
+    if !l.running.is_empty() {
+        v.push(violation("no-leaks", format!("clients {:?} did not exit on SIGTERM", l.running)));
+    }
+}

@@ -1,0 +1,100 @@
+//! SimHost: one client's machine. The wrapper (or conchd), the shim and the child are
+//! separate simulated processes, so a fault can SIGKILL or SIGSTOP the wrapper alone or
+//! freeze the whole host. The host has its own clocks: a monotonic clock whose rate is
+//! off by `drift_ppm`, and a wall clock that can also be stepped.
+use std::collections::BTreeMap;
+
+use conch_core::shim_rules::ShimRules;
+use conch_core::{ChildId, Instant};
+
+/// Unix time (ms) at simulated time zero.
+pub const EPOCH_MS: i64 = 1_800_000_000_000;
+
+/// A child process and its shim.
+#[derive(Debug)]
+pub struct SimChild {
+    /// The shim's rules (the same machine the real shim runs).
+    pub rules: ShimRules,
+    /// Bumped on every shim reschedule; stale shim events are dropped.
+    pub shim_gen: u64,
+    /// The fencing token it was given.
+    pub rev: i64,
+    /// `job@tick` for cron runs, empty for holders.
+    pub label: String,
+    /// Simulated start (ns).
+    pub start: u64,
+    /// Ignores SIGTERM (SIGKILL ends it).
+    pub stubborn: bool,
+    /// Holds until told to stop (liveness phase).
+    pub forever: bool,
+    /// Identifies its self-exit event.
+    pub gen: u64,
+}
+
+/// One host.
+#[derive(Debug, Default)]
+pub struct SimHost {
+    /// Clock-rate error (ppm, either sign).
+    pub drift_ppm: i64,
+    /// Wall clock step (ms).
+    pub wall_offset_ms: i64,
+    /// The wrapper is SIGSTOPped until then (ns).
+    pub wrapper_stopped_until: u64,
+    /// The whole host is frozen until then (ns).
+    pub frozen_until: u64,
+    /// Live children by id.
+    pub children: BTreeMap<ChildId, SimChild>,
+}
+
+impl SimHost {
+    /// The host's monotonic clock at simulated time `t`.
+    pub fn mono(&self, t: u64) -> Instant {
+        let skew = (t as i128 * self.drift_ppm as i128) / 1_000_000;
+        Instant::from_nanos((t as i128 + skew).max(0) as u64)
+    }
+
+    /// The simulated time at which the host's clock reads `at` (never earlier).
+    pub fn sim_time_of(&self, at: Instant) -> u64 {
+        let h = at.as_nanos() as i128;
+        let scale = 1_000_000 + self.drift_ppm as i128;
+        ((h * 1_000_000 + scale - 1) / scale).max(0) as u64
+    }
+
+    /// Unix ms on the host's wall clock at `t`.
+    pub fn wall_ms(&self, t: u64) -> i64 {
+        EPOCH_MS + (self.mono(t).as_nanos() / 1_000_000) as i64 + self.wall_offset_ms
+    }
+
+    /// Whether the wrapper cannot run at `t` (stopped, or its host frozen).
+    pub fn wrapper_blocked(&self, t: u64) -> bool {
+        t < self.wrapper_stopped_until || t < self.frozen_until
+    }
+
+    /// When the wrapper can run again.
+    pub fn wrapper_resumes(&self) -> u64 {
+        self.wrapper_stopped_until.max(self.frozen_until)
+    }
+
+    /// Whether the shim and the children cannot run at `t`.
+    pub fn frozen(&self, t: u64) -> bool {
+        t < self.frozen_until
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drifted_clock_maps_back_to_simulated_time() {
+        for drift_ppm in [-2000, -1, 0, 1, 500, 2000] {
+            let host = SimHost { drift_ppm, ..SimHost::default() };
+            for t in [0u64, 1, 999, 1_000_000_007, 123_456_789_012] {
+                let back = host.sim_time_of(host.mono(t));
+                assert!(back <= t && host.mono(back) >= host.mono(t), "drift {drift_ppm} t {t} back {back}");
+                let later = host.sim_time_of(Instant::from_nanos(host.mono(t).as_nanos() + 1));
+                assert!(host.mono(later).as_nanos() > host.mono(t).as_nanos());
+            }
+        }
+    }
+}

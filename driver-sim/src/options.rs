@@ -1,0 +1,365 @@
+//! What one seed simulates: the scenario, and every option drawn from the seed (swarm
+//! testing: each seed picks its own K, N, TTL, workload shape, fault mix and rates, and
+//! switches some fault kinds and fault sites off entirely, so rare combinations get tried).
+//! Options the user fixed on the command line are kept; the rest are drawn.
+use std::fmt;
+use std::time::Duration;
+
+use conch_core::backoff::SplitMix64;
+use conch_core::Sabotage;
+
+use crate::buggify::Site;
+
+/// What runs in the world.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scenario {
+    /// One office, K candidates with `--restart`.
+    Elect,
+    /// One semaphore of capacity N, K contenders with `--restart`.
+    Sema,
+    /// K conchd daemons racing for the ticks of a few jobs.
+    Cron,
+    /// An office, a semaphore and conchd daemons at once, sharing etcd and the faults.
+    Mixed,
+}
+
+impl Scenario {
+    /// Parses `elect|sema|cron|mixed`.
+    pub fn parse(text: &str) -> Option<Scenario> {
+        [Scenario::Elect, Scenario::Sema, Scenario::Cron, Scenario::Mixed].into_iter().find(|s| s.as_str() == text)
+    }
+
+    /// The command-line name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scenario::Elect => "elect",
+            Scenario::Sema => "sema",
+            Scenario::Cron => "cron",
+            Scenario::Mixed => "mixed",
+        }
+    }
+}
+
+/// A kind of fault the plan can inject.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum FaultKind {
+    /// SIGKILL of a wrapper (or conchd); its shim sees the pipe close.
+    Crash,
+    /// SIGSTOP of a wrapper alone, SIGCONT later.
+    Pause,
+    /// The whole host (wrapper, shim, child) frozen, as in a VM pause.
+    Freeze,
+    /// Both directions between one client and etcd cut.
+    Partition,
+    /// One direction cut: requests lost, or answers and events lost.
+    OneWay,
+    /// Cut a random subset of clients one at a time, heal them in random order.
+    Swizzle,
+    /// An administrative revoke of a client's session lease.
+    Revoke,
+    /// An administrative delete of a client's key.
+    KeyDelete,
+    /// etcd unavailable: calls refused, watches broken, no lease expiry.
+    EtcdDown,
+    /// A leader-change-like stall: calls and events held, then answered.
+    Stall,
+    /// Compaction at the current revision.
+    Compact,
+    /// A host's wall clock steps forward or back.
+    ClockJump,
+}
+
+impl FaultKind {
+    /// Every kind.
+    pub const ALL: [FaultKind; 12] = [
+        FaultKind::Crash,
+        FaultKind::Pause,
+        FaultKind::Freeze,
+        FaultKind::Partition,
+        FaultKind::OneWay,
+        FaultKind::Swizzle,
+        FaultKind::Revoke,
+        FaultKind::KeyDelete,
+        FaultKind::EtcdDown,
+        FaultKind::Stall,
+        FaultKind::Compact,
+        FaultKind::ClockJump,
+    ];
+
+    /// The command-line name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FaultKind::Crash => "crash",
+            FaultKind::Pause => "pause",
+            FaultKind::Freeze => "freeze",
+            FaultKind::Partition => "partition",
+            FaultKind::OneWay => "one-way",
+            FaultKind::Swizzle => "swizzle",
+            FaultKind::Revoke => "revoke",
+            FaultKind::KeyDelete => "key-delete",
+            FaultKind::EtcdDown => "etcd-down",
+            FaultKind::Stall => "stall",
+            FaultKind::Compact => "compact",
+            FaultKind::ClockJump => "clock-jump",
+        }
+    }
+
+    /// Parses [`FaultKind::as_str`].
+    pub fn parse(text: &str) -> Option<FaultKind> {
+        FaultKind::ALL.into_iter().find(|k| k.as_str() == text)
+    }
+
+    /// Parses a comma-separated list (`all` and `none` too); the error names what is allowed.
+    pub fn parse_list(text: &str) -> Result<Vec<FaultKind>, String> {
+        match text {
+            "all" => return Ok(FaultKind::ALL.to_vec()),
+            "none" | "" => return Ok(Vec::new()),
+            _ => {}
+        }
+        let mut kinds = Vec::new();
+        for part in text.split(',') {
+            let kind = FaultKind::parse(part.trim()).ok_or_else(|| {
+                let names: Vec<&str> = FaultKind::ALL.iter().map(|k| k.as_str()).collect();
+                format!("--faults: unknown fault {part:?}; use all, none or a list of {}", names.join(","))
+            })?;
+            if !kinds.contains(&kind) {
+                kinds.push(kind);
+            }
+        }
+        Ok(kinds)
+    }
+}
+
+/// One cron job of the scenario.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SimJob {
+    /// Its name.
+    pub name: String,
+    /// `@every Ns`.
+    pub every_s: u32,
+    /// `--overlap skip` (else allow).
+    pub skip_overlap: bool,
+    /// How long a run takes (ms range).
+    pub run_ms: (u64, u64),
+}
+
+/// What the user fixed; everything else is drawn per seed.
+#[derive(Clone, Debug)]
+pub struct SimArgs {
+    /// The scenario.
+    pub scenario: Scenario,
+    /// `--clients`.
+    pub clients: Option<usize>,
+    /// `--max`.
+    pub max: Option<u32>,
+    /// Simulated time per seed (safety phase, liveness phase and shutdown together).
+    pub duration: Duration,
+    /// `--faults`: the kinds allowed (drawn from these); `None` = all kinds.
+    pub faults: Option<Vec<FaultKind>>,
+    /// Keep every fault kind allowed instead of switching some off per seed.
+    pub all_faults: bool,
+    /// A deliberate bug (checker tests).
+    pub sabotage: Sabotage,
+    /// Keep a trace.
+    pub trace: bool,
+}
+
+impl SimArgs {
+    /// Defaults for `scenario`.
+    pub fn new(scenario: Scenario) -> SimArgs {
+        SimArgs {
+            scenario,
+            clients: None,
+            max: None,
+            duration: Duration::from_secs(120),
+            faults: None,
+            all_faults: false,
+            sabotage: Sabotage::None,
+            trace: false,
+        }
+    }
+}
+
+/// Every option of one seed, drawn and printed.
+#[derive(Clone, Debug)]
+pub struct SimOptions {
+    /// The seed of every draw.
+    pub seed: u64,
+    /// The scenario.
+    pub scenario: Scenario,
+    /// Candidates for the office (0 = none).
+    pub office_clients: usize,
+    /// Contenders for the semaphore (0 = none).
+    pub sema_clients: usize,
+    /// The semaphore's capacity.
+    pub sema_max: u32,
+    /// conchd daemons (0 = none).
+    pub daemons: usize,
+    /// Cron jobs.
+    pub jobs: Vec<SimJob>,
+    /// Session TTL.
+    pub ttl: Duration,
+    /// `--kill-after`.
+    pub kill_after: Duration,
+    /// A child holds for this long (ms range) before exiting by itself (safety phase).
+    pub hold_ms: (u64, u64),
+    /// Per mille of children that ignore SIGTERM (SIGKILL after kill-after ends them).
+    pub stubborn_permille: u64,
+    /// One-way latency between a client and etcd (µs range).
+    pub latency_us: (u64, u64),
+    /// Largest clock-rate error of a host (ppm, either sign).
+    pub drift_ppm: i64,
+    /// Fault kinds this seed uses.
+    pub faults: Vec<FaultKind>,
+    /// Mean gap between faults.
+    pub fault_gap: Duration,
+    /// Fault sites this seed fires, with their chance per passage (per mille).
+    pub sites: Vec<(Site, u64)>,
+    /// Faults happen in [0, safety).
+    pub safety: Duration,
+    /// Then every fault heals; the liveness phase lasts this long.
+    pub liveness: Duration,
+    /// A deliberate bug.
+    pub sabotage: Sabotage,
+    /// Keep a trace.
+    pub trace: bool,
+}
+
+/// The longest a healthy system may take to converge after the last fault: a TTL, the
+/// kill grace, the longest restart backoff, and slack for latency and jitter.
+pub fn convergence_bound(ttl: Duration, kill_after: Duration) -> Duration {
+    ttl + kill_after + conch_core::backoff::CAP + Duration::from_secs(3)
+}
+
+impl SimOptions {
+    /// Draws the options of `seed`.
+    pub fn draw(seed: u64, args: &SimArgs) -> SimOptions {
+        let mut rng = SplitMix64::new(seed ^ 0x5EED_0F_0971_0115);
+        let mut pick = |lo: u64, hi: u64| lo + rng.next_u64() % (hi - lo + 1);
+        let clients = args.clients.map(|k| k.max(1));
+        let (office_clients, sema_clients, daemons) = match args.scenario {
+            Scenario::Elect => (clients.unwrap_or(pick(2, 6) as usize), 0, 0),
+            Scenario::Sema => (0, clients.unwrap_or(pick(2, 7) as usize), 0),
+            Scenario::Cron => (0, 0, clients.unwrap_or(pick(2, 5) as usize)),
+            Scenario::Mixed => {
+                let k = clients.unwrap_or(pick(5, 10) as usize).max(3);
+                let office = k / 3;
+                let daemons = (k / 3).max(1);
+                (office, k - office - daemons, daemons)
+            }
+        };
+        let sema_max = args.max.unwrap_or(pick(2, 3) as u32).max(1);
+        let ttl = Duration::from_secs(pick(2, 6));
+        let kill_after = if ttl.as_secs() < 4 { Duration::from_millis(500) } else { Duration::from_secs(1) };
+        let hold_lo = pick(50, 800);
+        let hold_ms = (hold_lo, hold_lo + pick(100, 4000));
+        let stubborn_permille = [0, 0, 100, 500][pick(0, 3) as usize];
+        let lat_lo = pick(100, 2000);
+        let latency_us = (lat_lo, lat_lo + pick(0, 20_000));
+        let drift_ppm = [0, 100, 500, 2000][pick(0, 3) as usize];
+        let allowed = args.faults.clone().unwrap_or_else(|| FaultKind::ALL.to_vec());
+        // Swarm: keep each kind with probability 2/3, at least one.
+        let mut faults: Vec<FaultKind> =
+            allowed.iter().copied().filter(|_| args.all_faults || pick(0, 2) > 0).collect();
+        if faults.is_empty() && !allowed.is_empty() {
+            faults.push(allowed[pick(0, allowed.len() as u64 - 1) as usize]);
+        }
+        let fault_gap = Duration::from_millis([300, 1000, 2500, 6000][pick(0, 3) as usize]);
+        let mut sites = Vec::new();
+        for site in Site::ALL {
+            if pick(0, 1) == 1 {
+                sites.push((site, [5, 20, 80][pick(0, 2) as usize]));
+            }
+        }
+        let jobs = (0..if daemons > 0 { pick(1, 4) } else { 0 })
+            .map(|j| {
+                let every_s = [1, 2, 3, 5, 10][pick(0, 4) as usize];
+                let lo = pick(10, 400);
+                SimJob {
+                    name: format!("job{j}"),
+                    every_s,
+                    skip_overlap: pick(0, 1) == 1,
+                    run_ms: (lo, lo + pick(0, every_s as u64 * 1500)),
+                }
+            })
+            .collect();
+        let liveness = convergence_bound(ttl, kill_after) + Duration::from_secs(8);
+        let safety = args.duration.saturating_sub(liveness).max(Duration::from_secs(5));
+        SimOptions {
+            seed,
+            scenario: args.scenario,
+            office_clients,
+            sema_clients,
+            sema_max,
+            daemons,
+            jobs,
+            ttl,
+            kill_after,
+            hold_ms,
+            stubborn_permille,
+            latency_us,
+            drift_ppm,
+            faults,
+            fault_gap,
+            sites,
+            safety,
+            liveness,
+            sabotage: args.sabotage,
+            trace: args.trace,
+        }
+    }
+
+    /// All clients: office candidates, then semaphore contenders, then daemons.
+    pub fn clients(&self) -> usize {
+        self.office_clients + self.sema_clients + self.daemons
+    }
+
+    /// Simulated time of the whole run (without the shutdown).
+    pub fn duration(&self) -> Duration {
+        self.safety + self.liveness
+    }
+}
+
+impl fmt::Display for SimOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ms = |d: Duration| d.as_millis();
+        write!(f, "seed={} scenario={}", self.seed, self.scenario.as_str())?;
+        if self.office_clients > 0 {
+            write!(f, " office={}", self.office_clients)?;
+        }
+        if self.sema_clients > 0 {
+            write!(f, " sema={}x{}", self.sema_clients, self.sema_max)?;
+        }
+        if self.daemons > 0 {
+            let jobs: Vec<String> = self
+                .jobs
+                .iter()
+                .map(|j| format!("{}@{}s{}", j.name, j.every_s, if j.skip_overlap { "/skip" } else { "" }))
+                .collect();
+            write!(f, " conchd={} jobs={}", self.daemons, jobs.join(","))?;
+        }
+        let faults: Vec<&str> = self.faults.iter().map(|k| k.as_str()).collect();
+        let sites: Vec<String> = self.sites.iter().map(|(s, p)| format!("{}:{p}", s.as_str())).collect();
+        write!(
+            f,
+            " ttl={}ms kill_after={}ms hold={}..{}ms stubborn={}‰ latency={}..{}us drift=±{}ppm faults={} gap={}ms sites={} safety={}s liveness={}s",
+            ms(self.ttl),
+            ms(self.kill_after),
+            self.hold_ms.0,
+            self.hold_ms.1,
+            self.stubborn_permille,
+            self.latency_us.0,
+            self.latency_us.1,
+            self.drift_ppm,
+            if faults.is_empty() { "none".to_string() } else { faults.join(",") },
+            ms(self.fault_gap),
+            if sites.is_empty() { "none".to_string() } else { sites.join(",") },
+            self.safety.as_secs(),
+            self.liveness.as_secs(),
+        )?;
+        if self.sabotage != Sabotage::None {
+            write!(f, " sabotage={}", self.sabotage)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,53 @@
+//! The fault plan: a seeded list of faults over the safety phase. It is plain data, so a
+//! property test can generate plans directly and shrink a failing one to a few faults.
+use conch_core::backoff::SplitMix64;
+
+use crate::options::{FaultKind, SimOptions};
+
+/// No fault before this (ms): let the clients start.
+pub const FIRST_FAULT_MS: u64 = 1500;
+
+/// One planned fault.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlannedFault {
+    /// When (ms of simulated time).
+    pub at_ms: u64,
+    /// What.
+    pub kind: FaultKind,
+    /// Whom: a client index (taken modulo the number of clients).
+    pub target: usize,
+    /// How long it lasts, for faults that last (ms).
+    pub hold_ms: u64,
+    /// A kind-specific draw: the direction of a one-way cut, the size and sign of a clock
+    /// jump, the subset and heal order of a swizzle.
+    pub param: u64,
+}
+
+/// Draws the plan of `opts` (empty when no fault kind is on).
+pub fn draw_plan(opts: &SimOptions) -> Vec<PlannedFault> {
+    let mut plan = Vec::new();
+    if opts.faults.is_empty() {
+        return plan;
+    }
+    let mut rng = SplitMix64::new(opts.seed ^ 0xFA01_7A11);
+    let safety_ms = opts.safety.as_millis() as u64;
+    let gap = opts.fault_gap.as_millis() as u64;
+    let ttl_ms = opts.ttl.as_millis() as u64;
+    let mut at = FIRST_FAULT_MS + rng.next_u64() % gap.max(1);
+    for _ in 0..100_000 {
+        if at >= safety_ms {
+            break;
+        }
+        let kind = opts.faults[(rng.next_u64() % opts.faults.len() as u64) as usize];
+        // Short cuts (inside the margin) and long ones (past the TTL) both matter.
+        let hold_ms = match rng.next_u64() % 3 {
+            0 => 50 + rng.next_u64() % 500,
+            1 => 200 + rng.next_u64() % ttl_ms,
+            _ => ttl_ms + rng.next_u64() % (2 * ttl_ms),
+        };
+        let target = (rng.next_u64() % opts.clients().max(1) as u64) as usize;
+        plan.push(PlannedFault { at_ms: at, kind, target, hold_ms, param: rng.next_u64() });
+        at += gap / 2 + rng.next_u64() % (gap * 3 / 2 + 1);
+    }
+    plan
+}
