@@ -42,6 +42,8 @@ pub const LATE_MAX: Duration = Duration::from_secs(60);
 pub const RELIST_DELAY: Duration = Duration::from_millis(500);
 /// Pause before asking for a new session after the last one was lost or refused.
 pub const REGRANT_DELAY: Duration = Duration::from_secs(1);
+/// A wall clock going back by more than this replans the next ticks.
+pub const STEP_BACK_MIN: Duration = Duration::from_secs(1);
 /// Longest the shutdown waits for result writes.
 pub const SHUTDOWN_WRITES_MAX: Duration = Duration::from_secs(2);
 
@@ -124,6 +126,7 @@ pub struct Conchd {
     out: Outbox,
     rng: SplitMix64,
     clock: Now,
+    last_wall_ms: i64,
     start_wall_s: i64,
     jobs: BTreeMap<String, JobState>,
     jobs_list: Option<ReqId>,
@@ -158,6 +161,7 @@ impl Conchd {
             out: Outbox::default(),
             rng,
             clock: Now { mono: Instant::default(), wall_ms: 0 },
+            last_wall_ms: 0,
             start_wall_s: 0,
             jobs: BTreeMap::new(),
             jobs_list: None,
@@ -198,6 +202,7 @@ impl Conchd {
     /// Begins: session grant and the job list.
     pub fn start(&mut self, now: Now) {
         self.clock = now;
+        self.last_wall_ms = now.wall_ms;
         self.start_wall_s = now.wall_ms.div_euclid(1000);
         self.session.start(now.mono, &mut self.out);
         self.list_jobs();
@@ -384,6 +389,24 @@ impl Conchd {
         }
     }
 
+    /// Takes the clocks of an input. A wall clock stepped back (NTP, an operator) would
+    /// leave every next tick far ahead and the ticks in between unclaimed: plan them again
+    /// from the new time (never before the start; a tick run already has its fire key).
+    fn see_clock(&mut self, now: Now) {
+        self.clock = now;
+        if now.wall_ms < self.last_wall_ms - STEP_BACK_MIN.as_millis() as i64 {
+            let from = now.wall_ms.div_euclid(1000).max(self.start_wall_s);
+            for state in self.jobs.values_mut() {
+                let replanned = state.job.schedule.next_after(from);
+                if replanned < state.next_tick || state.next_tick.is_none() {
+                    state.next_tick = replanned;
+                }
+            }
+            self.out.log(Event::warn("clock-stepped-back").with("by_ms", self.last_wall_ms - now.wall_ms));
+        }
+        self.last_wall_ms = now.wall_ms;
+    }
+
     fn due_ms(state: &JobState) -> Option<i64> {
         state.next_tick.map(|t| t * 1000 + state.jitter_ms as i64)
     }
@@ -424,8 +447,14 @@ impl Conchd {
             }
         }
         if self.stopping && self.stop_deadline.is_some_and(|at| now.mono >= at) {
+            // Out of time: give up on writes, make sure every run is being killed, and
+            // wait only for the children to be gone (no timer left to spin on).
+            self.stop_deadline = None;
             self.writes.clear();
             self.waiting_results.clear();
+            for run in self.runs.values_mut() {
+                run.supervisor.terminate(now.mono, now.mono, "conchd stopping", &mut self.out);
+            }
             self.maybe_finish(now);
         }
     }
@@ -491,6 +520,13 @@ impl Conchd {
     fn on_claimed(&mut self, now: Now, name: String, tick: i64, response: EtcdResponse) {
         let tick_text = rfc3339(tick);
         match response {
+            EtcdResponse::Claimed { won: true, rev, .. } | EtcdResponse::Written { rev } if self.stopping => {
+                // Won while stopping (the answer crossed the signal): a run started now would
+                // outlive the shutdown. The tick stays claimed and unrun, like a zombie.
+                self.stats.claimed += 1;
+                self.out
+                    .log(Event::warn("claim-abandoned").with("job", &name).with("tick", &tick_text).with("rev", rev));
+            }
             EtcdResponse::Claimed { won: true, rev, .. } | EtcdResponse::Written { rev } => {
                 self.stats.claimed += 1;
                 self.out.log(Event::info("claimed").with("job", &name).with("tick", &tick_text).with("rev", rev));
@@ -688,36 +724,36 @@ impl Machine for Conchd {
 
 impl Driven for Conchd {
     fn handle_response(&mut self, now: Now, id: ReqId, response: EtcdResponse) {
-        self.clock = now;
+        self.see_clock(now);
         self.on_response(now, id, response);
     }
 
     fn handle_watch(&mut self, now: Now, id: WatchId, event: WatchEvent) {
-        self.clock = now;
+        self.see_clock(now);
         self.on_watch(now, id, event);
     }
 
     fn handle_child_started(&mut self, now: Now, child: ChildId, pid: u32) {
-        self.clock = now;
+        self.see_clock(now);
         if let Some(run) = self.runs.get_mut(&child) {
             run.supervisor.handle_started(now.mono, pid, &mut self.out);
         }
     }
 
     fn handle_child_exit(&mut self, now: Now, child: ChildId, status: ChildStatus) {
-        self.clock = now;
+        self.see_clock(now);
         self.on_child_exit(now, child, status);
     }
 
     fn handle_hook_exit(&mut self, _now: Now, _id: HookId, _status: ChildStatus) {}
 
     fn handle_signal(&mut self, now: Now, signal: WrapperSignal) {
-        self.clock = now;
+        self.see_clock(now);
         self.on_signal(now, signal);
     }
 
     fn handle_timeout(&mut self, now: Now) {
-        self.clock = now;
+        self.see_clock(now);
         self.on_timeout(now);
     }
 }

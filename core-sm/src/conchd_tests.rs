@@ -139,6 +139,37 @@ fn a_pause_skips_the_late_ticks_instead_of_replaying_them() {
     assert!(last * 1000 > start + 600_000);
 }
 
+/// Found by the simulator: a wall clock stepped back left the next tick far ahead, and
+/// every tick in between went unclaimed until the clock caught up.
+#[test]
+fn a_clock_stepped_back_replans_the_next_ticks() {
+    let start = 1_800_000_000_300;
+    let mut h = Harness::new(start, "@every 1s");
+    for _ in 0..100 {
+        if h.claims.len() >= 3 {
+            break;
+        }
+        h.step();
+    }
+    // An operator's clock ran 100 s fast; NTP steps it back (the monotonic clock goes on).
+    h.now = Now { mono: h.now.mono.plus(Duration::from_millis(10)), wall_ms: h.now.wall_ms + 100_000 };
+    h.d.handle_timeout(h.now);
+    h.pump(None);
+    let before = h.claims.len();
+    h.now = Now { mono: h.now.mono.plus(Duration::from_millis(10)), wall_ms: h.now.wall_ms - 100_000 };
+    h.d.handle_timeout(h.now);
+    h.pump(None);
+    let stepped_back_s = h.now.wall_ms / 1000;
+    for _ in 0..100 {
+        if h.claims.len() >= before + 3 {
+            break;
+        }
+        h.step();
+    }
+    let first = h.claims[before];
+    assert!(first <= stepped_back_s + 2, "the first tick after the step back is {first}, not near {stepped_back_s}");
+}
+
 #[test]
 fn a_signal_stops_claiming_and_exits_after_revoking() {
     let mut h = Harness::new(1_800_000_000_000, "@every 1s");
@@ -157,4 +188,51 @@ fn a_signal_stops_claiming_and_exits_after_revoking() {
     }
     assert!(exited);
     assert_eq!(h.claims.len(), n);
+}
+
+/// Found by the simulator: a claim answered after SIGTERM started a run that nothing
+/// stopped, and the daemon never exited.
+#[test]
+fn a_claim_won_after_the_signal_starts_no_run() {
+    let start = 1_800_000_000_300;
+    let mut h = Harness::new(start, "@every 1s");
+    // Run to the first claim request, but do not answer it yet.
+    let mut claim = None;
+    for _ in 0..100 {
+        let next = h.d.poll_timeout().unwrap();
+        let ahead = next.since(h.now.mono).max(Duration::from_millis(1));
+        h.now = Now { mono: h.now.mono.plus(ahead), wall_ms: h.now.wall_ms + ahead.as_millis() as i64 };
+        h.d.handle_timeout(h.now);
+        while let Some(o) = h.d.poll_output() {
+            match o {
+                Output::Etcd { id, request: EtcdRequest::Claim { .. } } => claim = Some(id),
+                Output::Etcd { id, request: EtcdRequest::Grant { ttl_s } } => {
+                    h.d.handle_response(h.now, id, EtcdResponse::Granted { lease: LeaseId(77), ttl_s })
+                }
+                Output::Etcd { id, request: EtcdRequest::KeepAlive { .. } } => {
+                    h.d.handle_response(h.now, id, EtcdResponse::KeepAlive { ttl_s: 10 })
+                }
+                _ => {}
+            }
+        }
+        if claim.is_some() {
+            break;
+        }
+    }
+    let claim = claim.expect("a claim request");
+    h.d.handle_signal(h.now, WrapperSignal::Terminate);
+    h.d.handle_response(h.now, claim, EtcdResponse::Claimed { won: true, rev: Revision(99), existing: None });
+    let mut spawned = false;
+    let mut exited = false;
+    for _ in 0..10 {
+        while let Some(o) = h.d.poll_output() {
+            spawned |= matches!(o, Output::Spawn(_));
+            if let Output::Etcd { id, request: EtcdRequest::Revoke { .. } } = o {
+                h.d.handle_response(h.now, id, EtcdResponse::Revoked);
+            }
+            exited |= o == Output::Exit(ExitCode::OK);
+        }
+    }
+    assert!(!spawned, "a run started after the signal");
+    assert!(exited, "the daemon did not exit");
 }

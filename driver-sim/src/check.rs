@@ -121,8 +121,13 @@ fn bounded_holders(
     v: &mut Vec<Violation>,
 ) {
     let spans = excuses(opts, faults);
-    let mut edges: Vec<(u64, i32, usize)> =
-        intervals.iter().enumerate().flat_map(|(k, iv)| [(iv.start, 1, k), (iv.end, -1, k)]).collect();
+    // A child killed at the instant it started held nothing.
+    let mut edges: Vec<(u64, i32, usize)> = intervals
+        .iter()
+        .enumerate()
+        .filter(|(_, iv)| iv.end > iv.start)
+        .flat_map(|(k, iv)| [(iv.start, 1, k), (iv.end, -1, k)])
+        .collect();
     // Ends before starts at the same instant: a handoff at one instant is no overlap.
     edges.sort_by_key(|(t, d, k)| (*t, *d, *k));
     let mut active: BTreeMap<usize, ()> = BTreeMap::new();
