@@ -128,6 +128,7 @@ pub struct Conchd {
     clock: Now,
     last_wall_ms: i64,
     start_wall_s: i64,
+    start_mono: Instant,
     jobs: BTreeMap<String, JobState>,
     jobs_list: Option<ReqId>,
     jobs_watch: Option<WatchId>,
@@ -163,6 +164,7 @@ impl Conchd {
             clock: Now { mono: Instant::default(), wall_ms: 0 },
             last_wall_ms: 0,
             start_wall_s: 0,
+            start_mono: Instant::default(),
             jobs: BTreeMap::new(),
             jobs_list: None,
             jobs_watch: None,
@@ -203,6 +205,7 @@ impl Conchd {
     pub fn start(&mut self, now: Now) {
         self.clock = now;
         self.last_wall_ms = now.wall_ms;
+        self.start_mono = now.mono;
         self.start_wall_s = now.wall_ms.div_euclid(1000);
         self.session.start(now.mono, &mut self.out);
         self.list_jobs();
@@ -395,6 +398,9 @@ impl Conchd {
     fn see_clock(&mut self, now: Now) {
         self.clock = now;
         if now.wall_ms < self.last_wall_ms - STEP_BACK_MIN.as_millis() as i64 {
+            // Our start moves back with the clock: it is an instant, not a clock reading.
+            let uptime_ms = now.mono.since(self.start_mono).as_millis() as i64;
+            self.start_wall_s = self.start_wall_s.min((now.wall_ms - uptime_ms).div_euclid(1000));
             let from = now.wall_ms.div_euclid(1000).max(self.start_wall_s);
             for state in self.jobs.values_mut() {
                 let replanned = state.job.schedule.next_after(from);

@@ -128,6 +128,9 @@ fn bounded_holders(
         .filter(|(_, iv)| iv.end > iv.start)
         .flat_map(|(k, iv)| [(iv.start, 1, k), (iv.end, -1, k)])
         .collect();
+    // Window edges split the sweep too, so a window that opens or closes inside an
+    // overlap is weighed piece by piece (windows of one client may chain).
+    edges.extend(spans.iter().flat_map(|(_, from, until)| [(*from, 0, 0), (*until, 0, 0)]));
     // Ends before starts at the same instant: a handoff at one instant is no overlap.
     edges.sort_by_key(|(t, d, k)| (*t, *d, *k));
     let mut active: BTreeMap<usize, ()> = BTreeMap::new();
@@ -136,7 +139,7 @@ fn bounded_holders(
         let (t, d, k) = edges[w];
         if d > 0 {
             active.insert(k, ());
-        } else {
+        } else if d < 0 {
             active.remove(&k);
         }
         let next = edges.get(w + 1).map_or(t, |e| e.0);
@@ -235,7 +238,16 @@ fn cron(outcome: &Outcome, v: &mut Vec<Violation>) {
         decided.insert((c.job.as_str(), c.tick), ());
         if c.won {
             *won.entry((c.job.as_str(), c.tick)).or_insert(0) += 1;
-            if c.tick <= c.daemon_start_s {
+            // Never a tick at or before the daemon's start — on its own clock, or in real
+            // time — unless its clock was stepped since (then it cannot know).
+            let real_start_s = (EPOCH_MS + (c.daemon_started_at / 1_000_000) as i64) / 1000;
+            let stepped = outcome.faults.iter().any(|f| {
+                f.client == Some(c.client)
+                    && f.kind.starts_with("clock-")
+                    && f.from >= c.daemon_started_at
+                    && f.from <= c.at
+            });
+            if c.tick <= c.daemon_start_s.min(real_start_s) && !stepped {
                 v.push(violation(
                     "cron-no-past-tick",
                     format!(

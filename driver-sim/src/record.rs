@@ -69,6 +69,8 @@ pub struct ClaimRecord {
     pub won: bool,
     /// The daemon incarnation's start on its own wall clock (Unix s).
     pub daemon_start_s: i64,
+    /// ... and in simulated time (ns).
+    pub daemon_started_at: u64,
 }
 
 /// A child started by an office or semaphore holder.

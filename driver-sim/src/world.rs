@@ -106,7 +106,7 @@ struct Client {
     timer_gen: u64,
     host: SimHost,
     watches: BTreeMap<WatchId, Sub>,
-    daemon_start_s: BTreeMap<u64, i64>,
+    daemon_start_s: BTreeMap<u64, (i64, u64)>,
     exited: bool,
 }
 
@@ -378,7 +378,7 @@ impl World {
                 Machine::Service(Box::new(service))
             }
             Role::Daemon => {
-                c.daemon_start_s.insert(c.incarnation, now.wall_ms.div_euclid(1000));
+                c.daemon_start_s.insert(c.incarnation, (now.wall_ms.div_euclid(1000), self.now));
                 let cfg = ConchdConfig {
                     node: format!("host{i}"),
                     pid: 1000 + c.incarnation as u32,
@@ -487,11 +487,23 @@ impl World {
                     self.at(self.now + delay, Ev::Start(i));
                 }
             }
+            Output::Log(event) if self.opts.trace => {
+                let fields: Vec<String> = event
+                    .fields
+                    .iter()
+                    .map(|(k, v)| format!("\"{k}\":{}", serde_json::Value::String(v.clone())))
+                    .collect();
+                let sep = if fields.is_empty() { "" } else { "," };
+                self.trace("log", format_args!("\"client\":{i},\"kind\":\"{}\"{sep}{}", event.kind, fields.join(",")));
+            }
             _ => {}
         }
     }
 
     fn send(&mut self, i: usize, inc: u64, id: ReqId, request: EtcdRequest) {
+        if std::env::var("SIMDEBUG").is_ok() {
+            eprintln!("{} c{i} {:?}", self.now, request);
+        }
         let keepalive = matches!(request, EtcdRequest::KeepAlive { .. });
         match self.net.up(i, self.now) {
             Some(arrival) => self.at(arrival, Ev::Apply(i, inc, id, request, self.now)),
@@ -551,9 +563,10 @@ impl World {
     fn claim_record(&mut self, i: usize, inc: u64, fire_key: &str, won: bool) {
         let Some(tick) = tick_of(fire_key) else { return };
         let job = fire_key.trim_start_matches("/conch/v1/cron/fire/").split('/').next().unwrap_or("").to_string();
-        let daemon_start_s = self.clients[i].daemon_start_s.get(&inc).copied().unwrap_or(i64::MIN);
+        let (daemon_start_s, daemon_started_at) =
+            self.clients[i].daemon_start_s.get(&inc).copied().unwrap_or((i64::MIN, 0));
         self.trace("claim", format_args!("\"client\":{i},\"job\":\"{job}\",\"tick\":{tick},\"won\":{won}"));
-        self.out.claims.push(ClaimRecord { client: i, job, tick, at: self.now, won, daemon_start_s });
+        self.out.claims.push(ClaimRecord { client: i, job, tick, at: self.now, won, daemon_start_s, daemon_started_at });
     }
 
     fn respond(&mut self, i: usize, inc: u64, id: ReqId, response: EtcdResponse, sent: u64, keepalive: bool) {
