@@ -207,7 +207,9 @@ impl Hold {
             }
             (Phase::Ranging(r), EtcdResponse::Range { header_rev, mut kvs }) if *r == id => {
                 if self.sabotage == Sabotage::RankByModRevision {
-                    kvs.sort_by_key(|kv| kv.mod_rev);
+                    for kv in kvs.iter_mut() {
+                        kv.create_rev = kv.mod_rev;
+                    }
                 }
                 // Our key exists (its put answered) but its watch broke: re-watch from here.
                 if self.create_rev.is_some() && self.own_watch.is_none() {

@@ -85,15 +85,13 @@ impl ShimRules {
 
     /// Deadlines: SIGTERM at `term_at`, SIGKILL at the kill deadline (repeated).
     pub fn handle_timeout(&mut self, now: Instant) {
-        if self.ignore_deadlines {
-            // Deliberately broken (a build for the invariant suite, or the simulator's
-            // checker tests).
-            return;
-        }
-        if self.kill_by.is_none() && now >= self.term_at {
+        // Deliberately broken (a build for the invariant suite, or the simulator's checker
+        // tests): the session's deadlines are ignored; only ordered stops still escalate.
+        let kill_at = if self.ignore_deadlines { Instant::from_nanos(u64::MAX) } else { self.kill_at };
+        if !self.ignore_deadlines && self.kill_by.is_none() && now >= self.term_at {
             self.begin_stop(now, self.kill_at, "term_at reached");
         }
-        let kill_by = self.kill_by.map_or(self.kill_at, |k| k.min(self.kill_at));
+        let kill_by = self.kill_by.map_or(kill_at, |k| k.min(kill_at));
         if now >= kill_by {
             self.actions.push_back(ShimSignal::Kill);
         }
@@ -119,6 +117,7 @@ impl ShimRules {
     /// When to wake next (given the current time, for the re-walk while stopping).
     pub fn poll_timeout(&self, now: Instant) -> Instant {
         let mut next = match self.kill_by {
+            None if self.ignore_deadlines => now.plus(REWALK_INTERVAL),
             None => self.term_at.min(self.kill_at),
             Some(kill_by) => kill_by.min(self.kill_at).min(now.plus(REWALK_INTERVAL)),
         };

@@ -39,8 +39,26 @@ pub const CHECKERS: [&str; 8] = [
     "no-leaks",
 ];
 
+/// Reports kept per checker (the count of the rest is reported too).
+pub const REPORTS_MAX: usize = 5;
+
 /// Runs every checker.
 pub fn check(outcome: &Outcome) -> Vec<Violation> {
+    let mut all = raw_check(outcome);
+    let mut kept: Vec<Violation> = Vec::new();
+    for name in CHECKERS {
+        let mine: Vec<Violation> = all.iter().filter(|v| v.checker == name).cloned().collect();
+        let n = mine.len();
+        kept.extend(mine.into_iter().take(REPORTS_MAX));
+        if n > REPORTS_MAX {
+            kept.push(violation(name, format!("... and {} more", n - REPORTS_MAX)));
+        }
+    }
+    all.clear();
+    kept
+}
+
+fn raw_check(outcome: &Outcome) -> Vec<Violation> {
     let mut v = Vec::new();
     let opts = &outcome.opts;
     for (group, max) in [(Group::Office, 1), (Group::Sema, opts.sema_max)] {
@@ -151,7 +169,7 @@ fn bounded_holders(
             .map(|k| intervals[*k].client)
             .filter(|c| !spans.iter().any(|(sc, from, until)| sc == c && *from <= t && next <= *until))
             .collect();
-        if unexcused.len() > max as usize && reported < 5 {
+        if unexcused.len() > max as usize && reported < REPORTS_MAX {
             reported += 1;
             let who: Vec<String> =
                 active.keys().map(|k| format!("client {} rev {}", intervals[*k].client, intervals[*k].rev)).collect();
@@ -180,7 +198,7 @@ fn fencing(group: Group, intervals: &[&Interval], v: &mut Vec<Violation>) {
                 Group::Office => b.start >= a.end && b.rev <= a.rev,
                 _ => a.rev == b.rev,
             };
-            if broken && reported < 5 {
+            if broken && reported < REPORTS_MAX {
                 reported += 1;
                 v.push(violation(
                     "fencing",
@@ -258,10 +276,10 @@ fn cron(outcome: &Outcome, v: &mut Vec<Violation>) {
             }
         }
     }
-    for (label, n) in runs.iter().filter(|(_, n)| **n > 1).take(5) {
+    for (label, n) in runs.iter().filter(|(_, n)| **n > 1) {
         v.push(violation("cron-at-most-once", format!("{label} ran {n} times")));
     }
-    for ((job, tick), n) in won.iter().filter(|(_, n)| **n > 1).take(5) {
+    for ((job, tick), n) in won.iter().filter(|(_, n)| **n > 1) {
         v.push(violation("cron-at-most-once", format!("{job}@{tick} claimed {n} times")));
     }
     if opts.daemons == 0 {

@@ -53,11 +53,22 @@ impl SimHost {
         Instant::from_nanos((t as i128 + skew).max(0) as u64)
     }
 
-    /// The simulated time at which the host's clock reads `at` (never earlier).
+    /// The first simulated instant at which the host's clock reads `at` or later.
     pub fn sim_time_of(&self, at: Instant) -> u64 {
         let h = at.as_nanos() as i128;
         let scale = 1_000_000 + self.drift_ppm as i128;
-        ((h * 1_000_000 + scale - 1) / scale).max(0) as u64
+        let mut t = ((h * 1_000_000 + scale - 1) / scale).clamp(0, u64::MAX as i128) as u64;
+        // The closed form can be off by one either way after rounding.
+        for _ in 0..4 {
+            if t > 0 && self.mono(t - 1) >= at {
+                t -= 1;
+            } else if self.mono(t) < at {
+                t += 1;
+            } else {
+                break;
+            }
+        }
+        t
     }
 
     /// Unix ms on the host's wall clock at `t`.
@@ -92,6 +103,7 @@ mod tests {
             for t in [0u64, 1, 999, 1_000_000_007, 123_456_789_012] {
                 let back = host.sim_time_of(host.mono(t));
                 assert!(back <= t && host.mono(back) >= host.mono(t), "drift {drift_ppm} t {t} back {back}");
+                assert!(back == 0 || host.mono(back - 1) < host.mono(t), "drift {drift_ppm} t {t}: not the first");
                 let later = host.sim_time_of(Instant::from_nanos(host.mono(t).as_nanos() + 1));
                 assert!(host.mono(later).as_nanos() > host.mono(t).as_nanos());
             }

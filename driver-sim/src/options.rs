@@ -234,7 +234,7 @@ pub fn convergence_bound(ttl: Duration, kill_after: Duration) -> Duration {
 impl SimOptions {
     /// Draws the options of `seed`.
     pub fn draw(seed: u64, args: &SimArgs) -> SimOptions {
-        let mut rng = SplitMix64::new(seed ^ 0x5EED_0F_0971_0115);
+        let mut rng = SplitMix64::new(seed ^ 0x005E_ED0F_0971_0115);
         let mut pick = |lo: u64, hi: u64| lo + rng.next_u64() % (hi - lo + 1);
         let clients = args.clients.map(|k| k.max(1));
         let (office_clients, sema_clients, daemons) = match args.scenario {
@@ -251,8 +251,15 @@ impl SimOptions {
         let sema_max = args.max.unwrap_or(pick(2, 3) as u32).max(1);
         let ttl = Duration::from_secs(pick(2, 6));
         let kill_after = if ttl.as_secs() < 4 { Duration::from_millis(500) } else { Duration::from_secs(1) };
-        let hold_lo = pick(50, 800);
-        let hold_ms = (hold_lo, hold_lo + pick(100, 4000));
+        // Short holds (many handoffs, growing restart backoff) or long ones (the backoff
+        // resets, the queue stays full).
+        let hold_ms = match pick(0, 2) {
+            0 => (pick(5_000, 20_000), pick(20_000, 70_000)),
+            _ => {
+                let lo = pick(50, 800);
+                (lo, lo + pick(100, 4000))
+            }
+        };
         let stubborn_permille = [0, 0, 100, 500][pick(0, 3) as usize];
         let lat_lo = pick(100, 2000);
         let latency_us = (lat_lo, lat_lo + pick(0, 20_000));

@@ -501,9 +501,6 @@ impl World {
     }
 
     fn send(&mut self, i: usize, inc: u64, id: ReqId, request: EtcdRequest) {
-        if std::env::var("SIMDEBUG").is_ok() {
-            eprintln!("{} c{i} {:?}", self.now, request);
-        }
         let keepalive = matches!(request, EtcdRequest::KeepAlive { .. });
         match self.net.up(i, self.now) {
             Some(arrival) => self.at(arrival, Ev::Apply(i, inc, id, request, self.now)),
@@ -547,11 +544,11 @@ impl World {
                     self.session_leases.insert(lease.0);
                 }
             }
-            (EtcdRequest::Claim { fire_key, .. }, EtcdResponse::Claimed { won, existing, .. }) => {
-                // A lost race is no decision of this daemon's; a skip for overlap is.
-                if *won || existing.is_none() {
-                    self.claim_record(i, inc, fire_key, *won);
-                }
+            // A lost race is no decision of this daemon's; a skip for overlap is.
+            (EtcdRequest::Claim { fire_key, .. }, EtcdResponse::Claimed { won, existing, .. })
+                if *won || existing.is_none() =>
+            {
+                self.claim_record(i, inc, fire_key, *won);
             }
             (EtcdRequest::Put { key, .. }, EtcdResponse::Written { .. }) if key.starts_with("/conch/v1/cron/fire/") => {
                 self.claim_record(i, inc, key, true);
@@ -566,7 +563,15 @@ impl World {
         let (daemon_start_s, daemon_started_at) =
             self.clients[i].daemon_start_s.get(&inc).copied().unwrap_or((i64::MIN, 0));
         self.trace("claim", format_args!("\"client\":{i},\"job\":\"{job}\",\"tick\":{tick},\"won\":{won}"));
-        self.out.claims.push(ClaimRecord { client: i, job, tick, at: self.now, won, daemon_start_s, daemon_started_at });
+        self.out.claims.push(ClaimRecord {
+            client: i,
+            job,
+            tick,
+            at: self.now,
+            won,
+            daemon_start_s,
+            daemon_started_at,
+        });
     }
 
     fn respond(&mut self, i: usize, inc: u64, id: ReqId, response: EtcdResponse, sent: u64, keepalive: bool) {
@@ -822,7 +827,7 @@ impl World {
             FaultKind::Swizzle => {
                 // A random subset, cut one at a time, healed in random order.
                 let mut draw = SplitMix64::new(f.param);
-                let members: Vec<usize> = (0..n).filter(|_| draw.next_u64() % 2 == 0).collect();
+                let members: Vec<usize> = (0..n).filter(|_| draw.next_u64().is_multiple_of(2)).collect();
                 let step = hold / (members.len() as u64 + 1);
                 let mut heal_order = members.clone();
                 for k in (1..heal_order.len()).rev() {
@@ -879,9 +884,10 @@ impl World {
             }
             FaultKind::ClockJump => {
                 let size = 1_000 + (f.param >> 1) % 120_000;
-                let step = if f.param % 2 == 0 { size as i64 } else { -(size as i64) };
+                let step = if f.param.is_multiple_of(2) { size as i64 } else { -(size as i64) };
                 self.clients[i].host.wall_offset_ms += step;
-                self.fault_record("clock-jump", Some(i), self.now);
+                // The clock stays wrong until NTP steps it back at the heal.
+                self.fault_record("clock-jump", Some(i), self.out.heal_at);
             }
         }
     }
@@ -983,6 +989,14 @@ impl World {
             self.net.links[i].up_cut_until = self.net.links[i].up_cut_until.min(self.now);
             self.net.links[i].down_cut_until = self.net.links[i].down_cut_until.min(self.now);
             self.heal_link(i);
+            // The workload settles too: children of the safety phase finish within 2 s, so
+            // the convergence bound does not depend on how long they meant to hold.
+            let ending: Vec<(ChildId, u64)> =
+                self.clients[i].host.children.iter().filter(|(_, c)| !c.forever).map(|(id, c)| (*id, c.gen)).collect();
+            for (child, gen) in ending {
+                let delay = self.rng.next_u64() % 2_000_000_000;
+                self.at(self.now + delay, Ev::ChildEnd(i, child, gen));
+            }
         }
     }
 
