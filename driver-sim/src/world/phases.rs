@@ -1,0 +1,111 @@
+//! The end of a run: the convergence looks, the shutdown, and what was left behind.
+use std::collections::BTreeSet;
+
+use conch_core::keys::{elect_prefix, sema_prefix, Name};
+use conch_core::{Instant, WrapperSignal};
+
+use super::World;
+use crate::record::{Convergence, Group, Interval, Leftovers, Outcome};
+
+impl World {
+    pub(super) fn converge(&mut self, second: bool) {
+        let groups: Vec<(Group, String, u32)> = [
+            (Group::Office, self.opts.office_clients, 1, elect_prefix(&Name::new("sim-office").expect("literal"))),
+            (
+                Group::Sema,
+                self.opts.sema_clients,
+                self.opts.sema_max,
+                sema_prefix(&Name::new("sim-sema").expect("literal"), self.opts.sema_max),
+            ),
+        ]
+        .into_iter()
+        .filter(|(_, k, _, _)| *k > 0)
+        .map(|(g, _, max, prefix)| (g, prefix, max))
+        .collect();
+        for (k, (group, prefix, max)) in groups.into_iter().enumerate() {
+            let clients: Vec<usize> = (0..self.clients.len()).filter(|c| self.group_of(*c) == group).collect();
+            let holders: Vec<usize> =
+                clients.iter().copied().filter(|c| !self.clients[*c].host.children.is_empty()).collect();
+            if !second {
+                self.out.convergence.push(Convergence {
+                    group,
+                    max,
+                    clients,
+                    holders_first: holders,
+                    holders: Vec::new(),
+                    ranked: Vec::new(),
+                    idle: Vec::new(),
+                    changes: self.changes.get(&group).copied().unwrap_or(0),
+                });
+                continue;
+            }
+            let keys = self.etcd.range(&prefix);
+            let owners: Vec<usize> = keys.iter().filter_map(|kv| self.lease_owner.get(&kv.lease.0).copied()).collect();
+            let ranked: Vec<usize> = owners.iter().copied().take(max as usize).collect();
+            let idle: Vec<usize> =
+                clients.iter().copied().filter(|c| !holders.contains(c) && !owners.contains(c)).collect();
+            if let Some(conv) = self.out.convergence.get_mut(k) {
+                conv.changes = self.changes.get(&group).copied().unwrap_or(0) - conv.changes;
+                conv.holders = holders;
+                conv.ranked = ranked;
+                conv.idle = idle;
+            }
+        }
+    }
+
+    pub(super) fn shutdown(&mut self) {
+        self.stopping = true;
+        self.trace("phase", format_args!("\"phase\":\"shutdown\""));
+        for i in 0..self.clients.len() {
+            if self.clients[i].machine.is_none() {
+                self.clients[i].exited = true;
+                continue;
+            }
+            let now = self.clock(i);
+            if let Some(m) = self.clients[i].machine.as_mut() {
+                m.driven().handle_signal(now, WrapperSignal::Terminate);
+            }
+            self.pump(i);
+        }
+    }
+
+    pub(super) fn finish(mut self) -> Outcome {
+        self.out.end_at = self.now;
+        self.etcd.expire(Instant::from_nanos(self.now));
+        let mut keys = Vec::new();
+        for prefix in ["/conch/v1/elect/", "/conch/v1/sema/"] {
+            keys.extend(self.etcd.range(prefix).into_iter().map(|kv| kv.key));
+        }
+        let live: BTreeSet<i64> = self.etcd.leases().into_iter().map(|l| l.0).collect();
+        self.out.leftovers = Leftovers {
+            keys,
+            leases: self.session_leases.intersection(&live).copied().collect(),
+            children: (0..self.clients.len()).filter(|i| !self.clients[*i].host.children.is_empty()).collect(),
+            running: (0..self.clients.len()).filter(|i| self.clients[*i].machine.is_some()).collect(),
+        };
+        // Children still running are logged up to the end.
+        for i in 0..self.clients.len() {
+            let group = self.group_of(i);
+            for c in std::mem::take(&mut self.clients[i].host.children).into_values() {
+                self.out.intervals.push(Interval {
+                    client: i,
+                    group,
+                    rev: c.rev,
+                    label: c.label,
+                    start: c.start,
+                    end: self.now,
+                });
+            }
+        }
+        self.out.trace.push(format!(
+            "{{\"t\":{},\"ev\":\"end\",\"events\":{},\"rev\":{}}}",
+            self.now,
+            self.out.events,
+            self.etcd.revision().0
+        ));
+        if !self.opts.trace {
+            self.out.trace.clear();
+        }
+        self.out
+    }
+}

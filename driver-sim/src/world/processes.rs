@@ -1,0 +1,112 @@
+//! The processes on a SimHost: a child starts under its shim's rules, the rules' signals
+//! end it (a stubborn child ignores SIGTERM), and every end is logged as an interval.
+use conch_core::shim_rules::{ShimRules, ShimSignal};
+use conch_core::{ChildId, ChildStatus, SpawnSpec};
+
+use super::{Ev, Role, World};
+use crate::host::SimChild;
+use crate::record::{Group, Interval, Promotion};
+
+impl World {
+    pub(super) fn spawn(&mut self, i: usize, spec: SpawnSpec) {
+        let env = |name: &str| spec.env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+        let rev: i64 = env("CONCH_REV").and_then(|v| v.parse().ok()).unwrap_or(0);
+        let label = match (env("CONCH_NAME"), env("CONCH_TICK")) {
+            (Some(name), Some(tick)) => format!("{name}@{tick}"),
+            _ => String::new(),
+        };
+        let stubborn = self.rng.next_u64() % 1000 < self.opts.stubborn_permille;
+        let forever = self.phase_liveness && matches!(self.clients[i].role, Role::Holder { .. });
+        let rules = ShimRules::new(spec.term_at, spec.kill_at, spec.kill_after).with_sabotage(self.opts.sabotage);
+        self.seq += 1;
+        let gen = self.seq;
+        let child = spec.child;
+        let group = self.group_of(i);
+        if let Role::Holder { spec: hold, .. } = &self.clients[i].role {
+            let lower = self.etcd.range(&hold.prefix()).iter().filter(|kv| kv.create_rev.0 < rev).count();
+            self.out.promotions.push(Promotion { client: i, group, rev, lower, at: self.now });
+        }
+        self.clients[i].host.children.insert(
+            child,
+            SimChild { rules, shim_gen: 0, rev, label: label.clone(), start: self.now, stubborn, forever, gen },
+        );
+        *self.changes.entry(group).or_insert(0) += 1;
+        self.trace("child-start", format_args!("\"client\":{i},\"rev\":{rev},\"label\":\"{label}\""));
+        if !forever {
+            let hold = match &self.clients[i].role {
+                Role::Daemon => self.run_ms(&label),
+                Role::Holder { .. } => self.draw_between(self.opts.hold_ms),
+            };
+            self.at(self.now + hold * 1_000_000, Ev::ChildEnd(i, child, gen));
+        }
+        let now = self.clock(i);
+        if let Some(m) = self.clients[i].machine.as_mut() {
+            m.driven().handle_child_started(now, child, 100_000 + gen as u32);
+        }
+        self.schedule_shim(i, child);
+    }
+
+    pub(super) fn run_ms(&mut self, label: &str) -> u64 {
+        let name = label.split('@').next().unwrap_or("");
+        let range = self.opts.jobs.iter().find(|j| j.name == name).map_or((100, 200), |j| j.run_ms);
+        self.draw_between(range)
+    }
+
+    pub(super) fn draw_between(&mut self, (lo, hi): (u64, u64)) -> u64 {
+        lo + self.rng.next_u64() % (hi.saturating_sub(lo) + 1)
+    }
+
+    pub(super) fn group_of(&self, i: usize) -> Group {
+        match &self.clients[i].role {
+            Role::Holder { group, .. } => *group,
+            Role::Daemon => Group::Cron,
+        }
+    }
+
+    pub(super) fn schedule_shim(&mut self, i: usize, child: ChildId) {
+        let now = self.clients[i].host.mono(self.now);
+        let Some(c) = self.clients[i].host.children.get_mut(&child) else { return };
+        c.shim_gen += 1;
+        let (gen, next) = (c.shim_gen, c.rules.poll_timeout(now));
+        let when = self.clients[i].host.sim_time_of(next).max(self.now + 1);
+        self.at(when, Ev::Shim(i, child, gen));
+    }
+
+    pub(super) fn shim_perform(&mut self, i: usize, child: ChildId) {
+        let mut signals = Vec::new();
+        if let Some(c) = self.clients[i].host.children.get_mut(&child) {
+            while let Some(a) = c.rules.poll_action() {
+                signals.push(a);
+            }
+        }
+        for signal in signals {
+            let Some(c) = self.clients[i].host.children.get(&child) else { return };
+            match signal {
+                ShimSignal::Term(_) if c.stubborn => {}
+                ShimSignal::Term(_) => return self.child_gone(i, child, ChildStatus::Signaled(15)),
+                ShimSignal::Kill => return self.child_gone(i, child, ChildStatus::Signaled(9)),
+            }
+        }
+        self.schedule_shim(i, child);
+    }
+
+    pub(super) fn child_gone(&mut self, i: usize, child: ChildId, status: ChildStatus) {
+        let Some(c) = self.clients[i].host.children.remove(&child) else { return };
+        let group = self.group_of(i);
+        self.out.intervals.push(Interval {
+            client: i,
+            group,
+            rev: c.rev,
+            label: c.label,
+            start: c.start,
+            end: self.now,
+        });
+        *self.changes.entry(group).or_insert(0) += 1;
+        self.trace("child-end", format_args!("\"client\":{i},\"rev\":{},\"status\":\"{status:?}\"", c.rev));
+        let now = self.clock(i);
+        if let Some(m) = self.clients[i].machine.as_mut() {
+            m.driven().handle_child_exit(now, child, status);
+        }
+        self.pump(i);
+    }
+}

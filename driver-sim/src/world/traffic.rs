@@ -1,0 +1,203 @@
+//! Traffic between the clients and SimEtcd: calls over SimNet (lost into a cut, refused
+//! while etcd is down, held while it stalls), answers (or their loss), watch streams, and
+//! the fault sites on that path.
+use conch_core::{EtcdError, EtcdRequest, EtcdResponse, Instant, ReqId, Revision, WatchEvent, WatchId};
+
+use super::{ns, Ev, Input, Sub, World, CALL_TIMEOUT_NS};
+use crate::buggify::Site;
+use crate::record::ClaimRecord;
+use conch_core::cron::tick_of;
+
+impl World {
+    pub(super) fn send(&mut self, i: usize, inc: u64, id: ReqId, request: EtcdRequest) {
+        let keepalive = matches!(request, EtcdRequest::KeepAlive { .. });
+        match self.net.up(i, self.now) {
+            Some(arrival) => self.at(arrival, Ev::Apply(i, inc, id, request, self.now)),
+            // Lost on the way: the call's timeout answers (a keepalive stream just stays silent).
+            None if !keepalive => self.fail_call(i, inc, id, self.now, "no answer (partition)"),
+            None => {}
+        }
+    }
+
+    pub(super) fn fail_call(&mut self, i: usize, inc: u64, id: ReqId, sent: u64, why: &str) {
+        let err = EtcdResponse::Error(EtcdError::Unavailable(why.to_string()));
+        self.at(sent + CALL_TIMEOUT_NS, Ev::Deliver(i, inc, Input::Response(id, err)));
+    }
+
+    pub(super) fn apply(&mut self, i: usize, inc: u64, id: ReqId, request: EtcdRequest, sent: u64) {
+        let keepalive = matches!(request, EtcdRequest::KeepAlive { .. });
+        if self.net.stalled(self.now) {
+            let until = self.net.stalled_until;
+            self.at(until, Ev::Apply(i, inc, id, request, sent));
+            return;
+        }
+        if self.net.etcd_down(self.now) {
+            if !keepalive {
+                let err = EtcdResponse::Error(EtcdError::Unavailable("connection refused".into()));
+                self.respond(i, inc, id, err, sent, false);
+            }
+            return;
+        }
+        let response = self.etcd.apply(Instant::from_nanos(self.now), &request);
+        self.observe(i, inc, &request, &response);
+        self.notify_watches();
+        self.respond(i, inc, id, response, sent, keepalive);
+    }
+
+    /// Records what the checkers need from an applied request.
+    pub(super) fn observe(&mut self, i: usize, inc: u64, request: &EtcdRequest, response: &EtcdResponse) {
+        match (request, response) {
+            (EtcdRequest::Grant { .. }, EtcdResponse::Granted { lease, ttl_s }) => {
+                self.lease_owner.insert(lease.0, i);
+                if *ttl_s == self.opts.ttl.as_secs() as i64 {
+                    self.session_leases.insert(lease.0);
+                }
+            }
+            // A lost race is no decision of this daemon's; a skip for overlap is.
+            (EtcdRequest::Claim { fire_key, .. }, EtcdResponse::Claimed { won, existing, .. })
+                if *won || existing.is_none() =>
+            {
+                self.claim_record(i, inc, fire_key, *won);
+            }
+            (EtcdRequest::Put { key, .. }, EtcdResponse::Written { .. }) if key.starts_with("/conch/v1/cron/fire/") => {
+                self.claim_record(i, inc, key, true);
+            }
+            _ => {}
+        }
+    }
+
+    pub(super) fn claim_record(&mut self, i: usize, inc: u64, fire_key: &str, won: bool) {
+        let Some(tick) = tick_of(fire_key) else { return };
+        let job = fire_key.trim_start_matches("/conch/v1/cron/fire/").split('/').next().unwrap_or("").to_string();
+        let (daemon_start_s, daemon_started_at) =
+            self.clients[i].daemon_start_s.get(&inc).copied().unwrap_or((i64::MIN, 0));
+        self.trace("claim", format_args!("\"client\":{i},\"job\":\"{job}\",\"tick\":{tick},\"won\":{won}"));
+        self.out.claims.push(ClaimRecord {
+            client: i,
+            job,
+            tick,
+            at: self.now,
+            won,
+            daemon_start_s,
+            daemon_started_at,
+        });
+    }
+
+    pub(super) fn respond(
+        &mut self,
+        i: usize,
+        inc: u64,
+        id: ReqId,
+        response: EtcdResponse,
+        sent: u64,
+        keepalive: bool,
+    ) {
+        if !keepalive && self.buggify.fires(Site::ResponseLost) {
+            self.site_fired(Site::ResponseLost, i);
+            self.fail_call(i, inc, id, sent, "no answer (response lost)");
+            return;
+        }
+        if keepalive && self.buggify.fires(Site::KeepaliveLate) {
+            // Just before the holder's deadline: most of the TTL after it was sent.
+            let ttl = ns(self.opts.ttl);
+            let late = sent + ttl / 2 + self.buggify.draw(ttl / 2);
+            self.site_fired(Site::KeepaliveLate, i);
+            if !self.net.down_cut(i, late) {
+                self.at(late, Ev::Deliver(i, inc, Input::Response(id, response)));
+            }
+            return;
+        }
+        match self.net.down(i, self.now) {
+            Some(arrival) => self.at(arrival, Ev::Deliver(i, inc, Input::Response(id, response))),
+            None if !keepalive => self.fail_call(i, inc, id, sent, "no answer (partition)"),
+            None => {}
+        }
+    }
+
+    pub(super) fn site_fired(&mut self, site: Site, i: usize) {
+        self.trace("site", format_args!("\"site\":\"{}\",\"client\":{i}", site.as_str()));
+        self.fault_record(&format!("site:{}", site.as_str()), Some(i), self.now);
+    }
+
+    pub(super) fn open_watch(
+        &mut self,
+        i: usize,
+        inc: u64,
+        id: WatchId,
+        key: String,
+        start_rev: Revision,
+        prefix: bool,
+    ) {
+        if self.net.etcd_down(self.now) {
+            if let Some(at) = self.net.down(i, self.now) {
+                let event = WatchEvent::Broken("connection refused".into());
+                self.at(at, Ev::Deliver(i, inc, Input::Watch(id, event)));
+            }
+            self.clients[i].watches.insert(id, Sub { key, prefix, next_rev: i64::MAX });
+            return;
+        }
+        if self.buggify.fires(Site::CompactBeforeWatch) {
+            self.site_fired(Site::CompactBeforeWatch, i);
+            let rev = self.etcd.revision();
+            self.etcd.compact(rev);
+        }
+        self.clients[i].watches.insert(id, Sub { key, prefix, next_rev: start_rev.0 });
+        self.notify_watches();
+    }
+
+    /// Sends every new event to every subscribed watch (held while etcd stalls).
+    pub(super) fn notify_watches(&mut self) {
+        if self.net.stalled(self.now) || self.net.etcd_down(self.now) {
+            return;
+        }
+        let current = self.etcd.revision().0;
+        for i in 0..self.clients.len() {
+            let inc = self.clients[i].incarnation;
+            let ids: Vec<WatchId> = self.clients[i].watches.keys().copied().collect();
+            for id in ids {
+                let Some(sub) = self.clients[i].watches.get(&id) else { continue };
+                if sub.next_rev > current {
+                    continue;
+                }
+                let found = self.etcd.watch(&sub.key, sub.prefix, Revision(sub.next_rev));
+                match found {
+                    Ok(changes) => {
+                        if let Some(sub) = self.clients[i].watches.get_mut(&id) {
+                            sub.next_rev = current + 1;
+                        }
+                        for change in changes {
+                            self.send_event(i, inc, id, change.event);
+                        }
+                    }
+                    Err(event) => {
+                        if let Some(sub) = self.clients[i].watches.get_mut(&id) {
+                            sub.next_rev = i64::MAX;
+                        }
+                        self.send_event(i, inc, id, event);
+                    }
+                }
+            }
+        }
+    }
+
+    pub(super) fn send_event(&mut self, i: usize, inc: u64, id: WatchId, event: WatchEvent) {
+        let event = if matches!(event, WatchEvent::Put(_) | WatchEvent::Delete { .. })
+            && self.buggify.fires(Site::WatchCancelled)
+        {
+            self.site_fired(Site::WatchCancelled, i);
+            if let Some(sub) = self.clients[i].watches.get_mut(&id) {
+                sub.next_rev = i64::MAX;
+            }
+            WatchEvent::Broken("watch cancelled by the server".into())
+        } else {
+            event
+        };
+        if self.net.down_cut(i, self.now) {
+            self.net.links[i].held.push((id, event));
+            return;
+        }
+        if let Some(at) = self.net.down(i, self.now) {
+            self.at(at, Ev::Deliver(i, inc, Input::Watch(id, event)));
+        }
+    }
+}
