@@ -117,7 +117,6 @@ pub struct Hold {
     create_rev: Option<Revision>,
     own_watch: Option<WatchId>,
     phase: Phase,
-    was_waiting: bool,
     touch: Option<ReqId>,
     retry_at: Option<Instant>,
     attempts: u32,
@@ -137,7 +136,6 @@ impl Hold {
             create_rev: None,
             own_watch: None,
             phase: Phase::Idle,
-            was_waiting: false,
             touch: None,
             retry_at: None,
             attempts: 0,
@@ -220,7 +218,10 @@ impl Hold {
                     Standing::Missing => self.lose(out, LossReason::KeyDeleted),
                     Standing::Holds { .. } => {
                         let rev = self.create_rev?;
-                        if self.was_waiting && self.spec.slots > 1 {
+                        // A semaphore's later keys may watch ours as their predecessor (they
+                        // ranked while we still waited, even if we never saw ourselves wait):
+                        // touch it so the next one re-ranks and watches the holders instead.
+                        if self.spec.slots > 1 && kvs.iter().any(|kv| kv.create_rev > rev) {
                             self.touch = Some(out.request(EtcdRequest::TouchIfCreateRev {
                                 key,
                                 value: self.value.clone(),
@@ -232,7 +233,6 @@ impl Hold {
                         Some(HoldEvent::Acquired { rev })
                     }
                     Standing::Waits { rank, watch } => {
-                        self.was_waiting = true;
                         let watches =
                             watch.into_iter().map(|(key, _)| out.watch(key, Revision(header_rev.0 + 1))).collect();
                         self.phase = Phase::Waiting(watches);
