@@ -74,6 +74,35 @@ enum Ev {
     Shutdown,
 }
 
+/// An event in the queue, ordered by (time, sequence) only.
+#[derive(Debug)]
+struct Queued {
+    when: u64,
+    seq: u64,
+    // Boxed: the heap moves entries as it sifts, and requests and answers are large.
+    ev: Box<Ev>,
+}
+
+impl PartialEq for Queued {
+    fn eq(&self, other: &Self) -> bool {
+        (self.when, self.seq) == (other.when, other.seq)
+    }
+}
+
+impl Eq for Queued {}
+
+impl PartialOrd for Queued {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Queued {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.when, self.seq).cmp(&(other.when, other.seq))
+    }
+}
+
 #[derive(Debug)]
 enum Role {
     Holder { group: Group, spec: HoldSpec },
@@ -121,8 +150,8 @@ pub struct World {
     etcd: SimEtcd,
     net: SimNet,
     clients: Vec<Client>,
-    queue: BinaryHeap<Reverse<(u64, u64)>>,
-    events: BTreeMap<u64, Ev>,
+    queue: BinaryHeap<Reverse<Queued>>,
+    notified_rev: i64,
     seq: u64,
     now: u64,
     rng: SplitMix64,
@@ -182,7 +211,7 @@ impl World {
             net,
             clients,
             queue: BinaryHeap::new(),
-            events: BTreeMap::new(),
+            notified_rev: -1,
             seq: 0,
             now: 0,
             rng,
@@ -198,8 +227,7 @@ impl World {
 
     fn at(&mut self, when: u64, ev: Ev) {
         self.seq += 1;
-        self.events.insert(self.seq, ev);
-        self.queue.push(Reverse((when.max(self.now), self.seq)));
+        self.queue.push(Reverse(Queued { when: when.max(self.now), seq: self.seq, ev: Box::new(ev) }));
     }
 
     fn trace(&mut self, ev: &str, fields: std::fmt::Arguments) {
@@ -236,14 +264,13 @@ impl World {
         self.at(stop_at, Ev::Shutdown);
         let end = stop_at + SHUTDOWN_NS;
         for _ in 0..200_000_000u64 {
-            let Some(Reverse((when, seq))) = self.queue.pop() else { break };
+            let Some(Reverse(Queued { when, ev, .. })) = self.queue.pop() else { break };
             if when > end || (self.stopping && self.clients.iter().all(|c| c.exited && c.host.children.is_empty())) {
                 break;
             }
             self.now = when;
-            let Some(ev) = self.events.remove(&seq) else { continue };
             self.out.events += 1;
-            self.step(ev);
+            self.step(*ev);
         }
         self.finish()
     }

@@ -142,6 +142,7 @@ impl World {
             self.etcd.compact(rev);
         }
         self.clients[i].watches.insert(id, Sub { key, prefix, next_rev: start_rev.0 });
+        self.notified_rev = -1;
         self.notify_watches();
     }
 
@@ -151,6 +152,11 @@ impl World {
             return;
         }
         let current = self.etcd.revision().0;
+        // Nothing written since the last pass, and every new watch forced one: nothing to send.
+        if current == self.notified_rev {
+            return;
+        }
+        self.notified_rev = current;
         for i in 0..self.clients.len() {
             let inc = self.clients[i].incarnation;
             let ids: Vec<WatchId> = self.clients[i].watches.keys().copied().collect();
