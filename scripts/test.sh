@@ -11,3 +11,20 @@ cargo build -p conch --features break-shim-deadline
 cp target/debug/conch target/broken-conch
 cargo build --workspace --bins
 cargo test --workspace -- --test-threads 4
+# The simulator over a fixed seed set of every scenario plus a batch of fresh mixed seeds.
+# One verdict line per seed goes to target/sim/; the summary and any failure (with the
+# command that replays it) are printed here.
+mkdir -p target/sim
+fresh=$(( $(od -An -N4 -tu4 /dev/urandom) + 1000000 ))
+status=0
+for run in "mixed 1..1000" "elect 1..200" "sema 1..200" "cron 1..200" "mixed $fresh..$((fresh + 199))"; do
+    set -- $run
+    out="target/sim/$1-${2/../-}.txt"
+    echo "conch sim --scenario $1 --seeds $2"
+    if ! ./target/debug/conch sim --scenario "$1" --seeds "$2" > "$out"; then
+        grep -A12 '^FAIL' "$out" | head -60
+        status=1
+    fi
+    tail -n 1 "$out"
+done
+exit $status

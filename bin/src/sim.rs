@@ -51,6 +51,14 @@ fn replay(run: &SimRun, seed: u64) -> String {
     cmd + " --trace trace.jsonl --timeline timeline.svg"
 }
 
+/// Prints a line; a closed stdout (`| head`) ends the run quietly, as for any filter.
+fn say(line: &str) {
+    let mut out = std::io::stdout().lock();
+    if writeln!(out, "{line}").is_err() {
+        std::process::exit(141);
+    }
+}
+
 fn json_string(text: &str) -> String {
     serde_json::Value::String(text.to_string()).to_string()
 }
@@ -117,14 +125,14 @@ pub fn simulate(run: SimRun) -> ExitCode {
         if bar {
             eprint!("\r\x1b[K");
         }
-        println!("{}", verdict_line(&run, &opts, &report));
+        say(&verdict_line(&run, &opts, &report));
         if report.passed() {
             passed += 1;
         } else {
             failed += 1;
             failing.push(seed);
             if !run.json {
-                println!("  replay: {}", replay(&run, seed));
+                say(&format!("  replay: {}", replay(&run, seed)));
             }
         }
         if want_trace && kept.as_ref().is_none_or(|k| k.passed()) {
@@ -152,19 +160,19 @@ pub fn simulate(run: SimRun) -> ExitCode {
     let wall = started.elapsed().as_secs_f64().max(1e-9);
     let speed = simulated.as_secs_f64() / wall;
     if run.json {
-        println!(
+        say(&format!(
             "{{\"summary\":true,\"seeds\":{total},\"passed\":{passed},\"failed\":{failed},\"failing\":{failing:?},\"simulated_s\":{:.1},\"wall_s\":{wall:.3},\"speed\":{speed:.0},\"seeds_per_s\":{:.2}}}",
             simulated.as_secs_f64(),
             (passed + failed) as f64 / wall
-        );
+        ));
     } else {
-        println!(
+        say(&format!(
             "{total} seeds: {passed} passed, {failed} failed; {:.0} simulated s in {wall:.2} s wall = {speed:.0}x real time, {:.1} seeds/s",
             simulated.as_secs_f64(),
             (passed + failed) as f64 / wall
-        );
+        ));
         if !failing.is_empty() {
-            println!("failing seeds: {failing:?}");
+            say(&format!("failing seeds: {failing:?}"));
         }
     }
     if failed == 0 {
