@@ -15,9 +15,11 @@
 //! * at rank `r > N`: only its immediate predecessor (rank `r − 1`), the mutex chain of
 //!   etcd's own recipe.
 //!
-//! A waiter promoted while `N > 1` touches its own key (a put that keeps its create
-//! revision), so the waiter behind it — watching it — re-ranks and becomes the first
-//! waiter. For `N = 1` both rules are the same "watch your predecessor" chain and no touch
+//! A key that acquires while `N > 1` and has later keys behind it touches itself (a put
+//! that keeps its create revision), so the waiter behind it — watching it — re-ranks and
+//! becomes the first waiter. This holds even for a key that never saw itself wait: its
+//! first range may answer after a departure already promoted it, while a later key had
+//! ranked it as a waiter (found by `conch sim`). For `N = 1` both rules are the same "watch your predecessor" chain and no touch
 //! is needed. Either way a release wakes exactly the one waiter it promotes, and etcd
 //! requests per handoff do not grow with the number of waiters.
 use crate::etcd::Kv;
