@@ -119,6 +119,10 @@ pub fn simulate(run: SimRun) -> ExitCode {
     let want_trace = run.trace.is_some() || run.timeline.is_some();
     for seed in run.seeds.clone() {
         let args = SimArgs { trace: run.trace.is_some(), ..run.args.clone() };
+        if total == 1 && !run.json {
+            // A long single run shows what it is before it starts.
+            say(&format!("run  {}", SimOptions::draw(seed, &args)));
+        }
         let report = run_seed(seed, &args);
         let opts = report.outcome.opts.clone();
         simulated += Duration::from_nanos(report.outcome.end_at);

@@ -1,0 +1,78 @@
+//! `conch sim` as an operator uses it: verdict lines, exit codes, replay of a failing
+//! seed, trace and timeline files, JSON, and usage errors.
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
+use std::process::Command;
+
+use conch_tests::conch_bin;
+
+fn sim(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(conch_bin()).arg("sim").args(args).output().unwrap();
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status.code().unwrap_or(-1), text(&out.stdout), text(&out.stderr))
+}
+
+#[test]
+fn passing_seeds_print_one_verdict_line_each_and_exit_0() {
+    let (code, out, _) = sim(&["--scenario", "mixed", "--seeds", "1..3"]);
+    assert_eq!(code, 0, "{out}");
+    let verdicts: Vec<&str> = out.lines().filter(|l| l.starts_with("ok ")).collect();
+    assert_eq!(verdicts.len(), 3, "{out}");
+    assert!(verdicts[0].contains("seed=1 scenario=mixed") && verdicts[0].contains("ttl="), "{out}");
+    assert!(out.lines().last().unwrap().starts_with("3 seeds: 3 passed, 0 failed"), "{out}");
+}
+
+#[test]
+fn a_broken_machine_fails_with_a_replay_command_that_reproduces_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("t.jsonl");
+    let svg = dir.path().join("t.svg");
+    let args =
+        ["--scenario", "elect", "--seed", "3", "--faults", "pause", "--all-faults", "--sabotage", "ignore-deadlines"];
+    let mut with_files = args.to_vec();
+    with_files.extend(["--trace", trace.to_str().unwrap(), "--timeline", svg.to_str().unwrap()]);
+    let (code, out, _) = sim(&with_files);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("FAIL seed=3") && out.contains("bounded-holders:"), "{out}");
+    let replay = out.lines().find_map(|l| l.trim().strip_prefix("replay: conch sim ")).unwrap();
+    let replay_args: Vec<&str> = replay.split_whitespace().take_while(|a| *a != "--trace").collect();
+    let (code2, out2, _) = sim(&replay_args);
+    assert_eq!(code2, 1);
+    let verdict = |o: &str| o.lines().find(|l| l.starts_with("FAIL")).unwrap().to_string();
+    assert_eq!(verdict(&out), verdict(&out2), "the replay ran differently");
+    let first = std::fs::read_to_string(&trace).unwrap();
+    assert!(first.lines().count() > 100 && first.contains("\"ev\":\"fault\""));
+    assert!(std::fs::read_to_string(&svg).unwrap().contains("#ff0000"));
+    // Byte-identical trace on a second run.
+    sim(&with_files);
+    assert_eq!(first, std::fs::read_to_string(&trace).unwrap());
+}
+
+#[test]
+fn json_gives_one_object_per_seed_and_a_summary() {
+    let (code, out, _) = sim(&["--scenario", "cron", "--seeds", "4..5", "--json"]);
+    assert_eq!(code, 0, "{out}");
+    let objects: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(objects.len(), 3);
+    assert_eq!(objects[0]["seed"], 4);
+    assert_eq!(objects[0]["verdict"], "ok");
+    assert_eq!(objects[2]["summary"], true);
+    assert_eq!(objects[2]["passed"], 2);
+}
+
+#[test]
+fn bad_sim_arguments_exit_64_with_one_line() {
+    for (args, needle) in [
+        (&["--faults", "crash,bogus"][..], "unknown fault \"bogus\""),
+        (&["--seeds", "9..2"][..], "B is below A"),
+        (&["--seeds", "x..2"][..], "A is not a number"),
+        (&["--duration", "10s"][..], "use 1m to 24h"),
+        (&["--clients", "0"][..], "--clients 0"),
+        (&["--scenario", "nope"][..], "nope"),
+    ] {
+        let (code, out, err) = sim(args);
+        assert_eq!(code, 64, "{args:?}: {out}{err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+}
