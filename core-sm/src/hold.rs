@@ -305,6 +305,12 @@ impl Hold {
             return None;
         }
         match event {
+            WatchEvent::Delete { .. } if self.sabotage == Sabotage::AcquireOnWake => {
+                if let Phase::Waiting(watches) = std::mem::replace(&mut self.phase, Phase::Held) {
+                    cancel_all(watches, out);
+                }
+                Some(HoldEvent::Acquired { rev: self.create_rev? })
+            }
             WatchEvent::Put(_) | WatchEvent::Delete { .. } | WatchEvent::Compacted | WatchEvent::Broken(_) => {
                 if let Phase::Waiting(watches) = std::mem::replace(&mut self.phase, Phase::Idle) {
                     cancel_all(watches, out);

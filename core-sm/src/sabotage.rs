@@ -36,11 +36,15 @@ pub enum Sabotage {
     /// A restarted conchd catches up on the ticks of the last hour.
     /// Caught by: no stale past-tick claim.
     ClaimPastTicks,
+    /// A waiter takes the deletion of a key it watches as its acquisition, without the
+    /// range read that proves its own key is still there and ranked (etcd issue 11456).
+    /// Caught by: fifo / bounded holders.
+    AcquireOnWake,
 }
 
 impl Sabotage {
     /// Every deliberate bug.
-    pub const ALL: [Sabotage; 8] = [
+    pub const ALL: [Sabotage; 9] = [
         Sabotage::IgnoreDeadlines,
         Sabotage::RankByModRevision,
         Sabotage::ConstantFencingToken,
@@ -49,6 +53,7 @@ impl Sabotage {
         Sabotage::ClaimWithoutCompare,
         Sabotage::SkipEveryLateTick,
         Sabotage::ClaimPastTicks,
+        Sabotage::AcquireOnWake,
     ];
 
     /// The kebab-case name used on the command line and in traces.
@@ -63,6 +68,7 @@ impl Sabotage {
             Sabotage::ClaimWithoutCompare => "claim-without-compare",
             Sabotage::SkipEveryLateTick => "skip-every-late-tick",
             Sabotage::ClaimPastTicks => "claim-past-ticks",
+            Sabotage::AcquireOnWake => "acquire-on-wake",
         }
     }
 

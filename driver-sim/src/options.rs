@@ -67,11 +67,13 @@ pub enum FaultKind {
     Compact,
     /// A host's wall clock steps forward or back.
     ClockJump,
+    /// SIGKILL of the child alone (the OOM killer, an operator).
+    ChildKill,
 }
 
 impl FaultKind {
     /// Every kind.
-    pub const ALL: [FaultKind; 12] = [
+    pub const ALL: [FaultKind; 13] = [
         FaultKind::Crash,
         FaultKind::Pause,
         FaultKind::Freeze,
@@ -84,6 +86,7 @@ impl FaultKind {
         FaultKind::Stall,
         FaultKind::Compact,
         FaultKind::ClockJump,
+        FaultKind::ChildKill,
     ];
 
     /// The command-line name.
@@ -101,6 +104,7 @@ impl FaultKind {
             FaultKind::Stall => "stall",
             FaultKind::Compact => "compact",
             FaultKind::ClockJump => "clock-jump",
+            FaultKind::ChildKill => "child-kill",
         }
     }
 

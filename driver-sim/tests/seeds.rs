@@ -61,7 +61,7 @@ fn the_same_seed_gives_the_same_trace_and_another_seed_does_not() {
 /// say so within the first seeds.
 #[test]
 fn every_checker_catches_its_bug() {
-    let table: [(Sabotage, Scenario, &str, &str, u64); 8] = [
+    let table: [(Sabotage, Scenario, &str, &str, u64); 9] = [
         (Sabotage::IgnoreDeadlines, Scenario::Elect, "pause", "bounded-holders", 10),
         (Sabotage::RankByModRevision, Scenario::Sema, "none", "fifo", 10),
         (Sabotage::ConstantFencingToken, Scenario::Elect, "none", "fencing", 5),
@@ -70,6 +70,7 @@ fn every_checker_catches_its_bug() {
         (Sabotage::ClaimWithoutCompare, Scenario::Cron, "none", "cron-at-most-once", 10),
         (Sabotage::SkipEveryLateTick, Scenario::Cron, "none", "cron-liveness", 5),
         (Sabotage::ClaimPastTicks, Scenario::Cron, "crash", "cron-no-past-tick", 10),
+        (Sabotage::AcquireOnWake, Scenario::Sema, "crash,revoke", "fifo", 20),
     ];
     let mut seen = Vec::new();
     for (sabotage, scenario, faults, checker, seeds) in table {

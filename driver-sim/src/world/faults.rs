@@ -121,6 +121,14 @@ impl World {
                 // The clock stays wrong until NTP steps it back at the heal.
                 self.fault_record("clock-jump", Some(i), self.out.heal_at);
             }
+            FaultKind::ChildKill => {
+                let Some(child) = self.clients[i].host.children.keys().next().copied() else { return };
+                if self.clients[i].host.frozen(self.now) {
+                    return;
+                }
+                self.fault_record("child-kill", Some(i), self.now);
+                self.child_gone(i, child, conch_core::ChildStatus::Signaled(9));
+            }
         }
     }
 
