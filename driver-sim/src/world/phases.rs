@@ -5,7 +5,7 @@ use conch_core::keys::{elect_prefix, sema_prefix, Name};
 use conch_core::{Instant, WrapperSignal};
 
 use super::World;
-use crate::record::{Convergence, Group, Interval, Leftovers, Outcome};
+use crate::record::{Convergence, Group, Leftovers, Outcome};
 
 impl World {
     pub(super) fn converge(&mut self, second: bool) {
@@ -85,16 +85,8 @@ impl World {
         };
         // Children still running are logged up to the end.
         for i in 0..self.clients.len() {
-            let group = self.group_of(i);
             for c in std::mem::take(&mut self.clients[i].host.children).into_values() {
-                self.out.intervals.push(Interval {
-                    client: i,
-                    group,
-                    rev: c.rev,
-                    label: c.label,
-                    start: c.start,
-                    end: self.now,
-                });
+                self.log_interval(i, c);
             }
         }
         self.out.trace.push(format!(

@@ -92,6 +92,19 @@ impl World {
 
     pub(super) fn child_gone(&mut self, i: usize, child: ChildId, status: ChildStatus) {
         let Some(c) = self.clients[i].host.children.remove(&child) else { return };
+        let (group, rev) = (self.group_of(i), c.rev);
+        self.log_interval(i, c);
+        *self.changes.entry(group).or_insert(0) += 1;
+        self.trace("child-end", format_args!("\"client\":{i},\"rev\":{rev},\"status\":\"{status:?}\""));
+        let now = self.clock(i);
+        if let Some(m) = self.clients[i].machine.as_mut() {
+            m.driven().handle_child_exit(now, child, status);
+        }
+        self.pump(i);
+    }
+
+    /// Logs the life of a child that ended now.
+    pub(super) fn log_interval(&mut self, i: usize, c: SimChild) {
         let group = self.group_of(i);
         self.out.intervals.push(Interval {
             client: i,
@@ -101,12 +114,5 @@ impl World {
             start: c.start,
             end: self.now,
         });
-        *self.changes.entry(group).or_insert(0) += 1;
-        self.trace("child-end", format_args!("\"client\":{i},\"rev\":{},\"status\":\"{status:?}\"", c.rev));
-        let now = self.clock(i);
-        if let Some(m) = self.clients[i].machine.as_mut() {
-            m.driven().handle_child_exit(now, child, status);
-        }
-        self.pump(i);
     }
 }
