@@ -3,6 +3,7 @@
 pub mod buggify;
 pub mod check;
 pub mod etcd;
+pub mod fuzzing;
 pub mod host;
 pub mod net;
 pub mod options;

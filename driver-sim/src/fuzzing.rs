@@ -1,0 +1,188 @@
+//! The bodies of the fuzz targets (`fuzz/fuzz_targets/`), here so the corpus replay test
+//! (`driver-sim/tests/fuzz_corpus.rs`) runs exactly what the fuzzer runs, on stable Rust.
+//! Each takes any bytes; a panic is a finding.
+use std::time::Duration;
+
+use conch_core::cron::Job;
+use conch_core::keys::{member_key, parse_key, Name};
+use conch_core::schedule::Schedule;
+use conch_core::values::Holder;
+use conch_core::{
+    ChildId, ChildStatus, Driven, EtcdError, EtcdResponse, Instant, Kv, LeaseId, Now, Output, Revision, Service,
+    WatchEvent, WrapperSignal,
+};
+
+use crate::options::{FaultKind, Scenario, SimArgs, SimOptions};
+use crate::plan::PlannedFault;
+use crate::run::run_plan;
+
+/// Schedule parsing and next-tick math: the next tick is strictly later, and stepping
+/// from it goes forward too.
+pub fn schedule(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let (expr, tz) = match text.split_once('\n') {
+        Some((e, z)) => (e.to_string(), Some(z.trim().to_string())),
+        None => (text.to_string(), None),
+    };
+    let Ok(schedule) = Schedule::parse(&expr, tz.as_deref()) else { return };
+    let mut after = 1_700_000_000 + (data.len() as i64 * 7919) % 400_000_000;
+    for _ in 0..4 {
+        match schedule.next_after(after) {
+            Some(next) => {
+                assert!(next > after, "{expr:?} {tz:?}: next {next} not after {after}");
+                after = next;
+            }
+            None => break,
+        }
+    }
+}
+
+/// Key, name, duration and JSON decoding: no panic, and what decodes re-encodes to itself.
+pub fn decode(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    if let Ok(name) = Name::new(&text) {
+        let key = member_key(&conch_core::keys::elect_prefix(&name), LeaseId(0x1234));
+        assert!(parse_key(&key).is_ok(), "{key}");
+    }
+    let _ = parse_key(&text);
+    let _ = conch_core::keys::parse_lease_hex(&text);
+    if let Ok(d) = conch_core::duration::parse(&text) {
+        assert_eq!(conch_core::duration::parse(&conch_core::duration::format(d)), Ok(d), "{text:?}");
+    }
+    if let Some(holder) = Holder::decode(data) {
+        assert_eq!(Holder::decode(&holder.encode()), Some(holder));
+    }
+    let _ = Job::decode(data);
+    let _ = serde_json::from_slice::<conch_core::cron::Claim>(data);
+    let _ = serde_json::from_slice::<conch_core::cron::RunResult>(data);
+}
+
+/// Any sequence of inputs to a wrapper's machine: answers of any kind to its requests,
+/// watch events, child reports, signals, timers. No panic, and every drain ends.
+pub fn machine_inputs(data: &[u8]) {
+    let name = Name::new("fz").expect("a valid name literal");
+    let spec = if data.first().is_some_and(|b| b.is_multiple_of(2)) {
+        conch_core::HoldSpec::office(name)
+    } else {
+        conch_core::HoldSpec::semaphore(name, 2)
+    };
+    let run = conch_core::RunConfig {
+        spec,
+        holder: Holder { host: "h".into(), pid: 1, started: "s".into(), cmd: None },
+        argv: vec!["c".into()],
+        ttl: Duration::from_secs(10),
+        kill_after: Duration::from_secs(2),
+        wait: data.get(1).map(|b| Duration::from_millis(*b as u64 * 100)),
+        hooks: Default::default(),
+        sabotage: Default::default(),
+    };
+    let mut m =
+        Service::new(conch_core::ServiceConfig { run, restart: data.get(2).is_some_and(|b| b % 2 == 1), seed: 1 });
+    let mut t = 1_000_000_000u64;
+    m.start(Instant::from_nanos(t));
+    let mut requests = Vec::new();
+    let mut watches = Vec::new();
+    let mut children = Vec::new();
+    for chunk in data.chunks(3).take(2000) {
+        let outputs = drain_all(&mut m);
+        for o in outputs {
+            match o {
+                Output::Etcd { id, .. } => requests.push(id),
+                Output::Watch { id, .. } => watches.push(id),
+                Output::Spawn(s) => children.push(s.child),
+                _ => {}
+            }
+        }
+        let (op, a, b) = (chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0));
+        t += (a as u64) * 10_000_000;
+        let now = Now { mono: Instant::from_nanos(t), wall_ms: (t / 1_000_000) as i64 };
+        let rev = Revision(b as i64);
+        match op % 8 {
+            0 | 1 if !requests.is_empty() => {
+                let id = requests.remove(a as usize % requests.len());
+                Driven::handle_response(&mut m, now, id, response(op, a, b));
+            }
+            2 if !watches.is_empty() => {
+                let id = watches[a as usize % watches.len()];
+                let event = match b % 4 {
+                    0 => WatchEvent::Delete { key: "/conch/v1/elect/fz/1".into(), mod_rev: rev },
+                    1 => WatchEvent::Compacted,
+                    2 => WatchEvent::Broken("x".into()),
+                    _ => WatchEvent::Put(kv(b)),
+                };
+                Driven::handle_watch(&mut m, now, id, event);
+            }
+            3 if !children.is_empty() => Driven::handle_child_started(&mut m, now, children[0], 7),
+            4 if !children.is_empty() => {
+                let child = children.remove(0);
+                Driven::handle_child_exit(&mut m, now, child, ChildStatus::Exited(b as i32));
+            }
+            5 => {
+                Driven::handle_signal(&mut m, now, [WrapperSignal::Terminate, WrapperSignal::Interrupt][b as usize % 2])
+            }
+            _ => Driven::handle_timeout(&mut m, now),
+        }
+    }
+    drain_all(&mut m);
+    let _ = ChildId::default();
+}
+
+fn drain_all(m: &mut Service) -> Vec<Output> {
+    let mut outputs = Vec::new();
+    conch_core::drain(m, |o| outputs.push(o));
+    outputs
+}
+
+fn kv(b: u8) -> Kv {
+    Kv {
+        key: format!("/conch/v1/elect/fz/{b:x}"),
+        create_rev: Revision(b as i64),
+        mod_rev: Revision(b as i64 + 1),
+        lease: LeaseId(b as i64),
+        value: Vec::new(),
+    }
+}
+
+fn response(op: u8, a: u8, b: u8) -> EtcdResponse {
+    match (op / 8) % 9 {
+        0 => EtcdResponse::Granted { lease: LeaseId(a as i64 + 1), ttl_s: b as i64 % 20 },
+        1 => EtcdResponse::KeepAlive { ttl_s: b as i64 % 12 },
+        2 => EtcdResponse::Put {
+            created: b.is_multiple_of(2),
+            create_rev: Revision(a as i64),
+            lease: LeaseId(a as i64 + 1),
+        },
+        3 => EtcdResponse::Range { header_rev: Revision(300), kvs: (0..b % 5).map(kv).collect() },
+        4 => EtcdResponse::Deleted { deleted: b.is_multiple_of(2) },
+        5 => EtcdResponse::Revoked,
+        6 => EtcdResponse::Touched { touched: b.is_multiple_of(2) },
+        7 => EtcdResponse::Error(EtcdError::Unavailable("x".into())),
+        _ => EtcdResponse::Error(EtcdError::LeaseNotFound),
+    }
+}
+
+/// A simulated run under a fault plan read from the bytes: every guarantee must hold.
+pub fn fault_plan(data: &[u8]) {
+    let Some((&head, rest)) = data.split_first() else { return };
+    let scenario = [Scenario::Elect, Scenario::Sema, Scenario::Cron, Scenario::Mixed][head as usize % 4];
+    let args = SimArgs { duration: Duration::from_secs(60), ..SimArgs::new(scenario) };
+    let mut opts = SimOptions::draw(head as u64, &args);
+    opts.faults = FaultKind::ALL.to_vec();
+    let safety_ms = opts.safety.as_millis() as u64;
+    let plan: Vec<PlannedFault> = rest
+        .chunks(6)
+        .take(64)
+        .map(|c| {
+            let at = u16::from_le_bytes([c[0], *c.get(1).unwrap_or(&0)]) as u64;
+            PlannedFault {
+                at_ms: 1500 + at * safety_ms / 65_536,
+                kind: FaultKind::ALL[*c.get(2).unwrap_or(&0) as usize % FaultKind::ALL.len()],
+                target: *c.get(3).unwrap_or(&0) as usize,
+                hold_ms: 50 + *c.get(4).unwrap_or(&0) as u64 * 60,
+                param: (*c.get(5).unwrap_or(&0) as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+            }
+        })
+        .collect();
+    let report = run_plan(opts, plan);
+    assert!(report.passed(), "{:?}", report.violations);
+}
