@@ -37,8 +37,9 @@ mod traffic;
 
 /// A call without an answer fails after this (the real driver's call timeout).
 pub const CALL_TIMEOUT_NS: u64 = 2_000_000_000;
-/// How often the lessor looks for expired leases.
-const EXPIRE_EVERY_NS: u64 = 100_000_000;
+/// The lessor looks for expired leases at the next deadline, and at least this often
+/// (etcd's own lessor checks every 500 ms).
+const EXPIRE_EVERY_NS: u64 = 500_000_000;
 /// Longest the shutdown may take before what is left counts as left behind.
 const SHUTDOWN_NS: u64 = 15_000_000_000;
 /// Second look at convergence, this long after the first.
@@ -137,6 +138,7 @@ struct Client {
     machine: Option<Machine>,
     incarnation: u64,
     timer_gen: u64,
+    timer_at: Option<u64>,
     host: SimHost,
     watches: BTreeMap<WatchId, Sub>,
     daemon_start_s: BTreeMap<u64, (i64, u64)>,
@@ -182,6 +184,7 @@ impl World {
                 machine: None,
                 incarnation: 0,
                 timer_gen: 0,
+                timer_at: None,
                 host: SimHost { drift_ppm: drift - opts.drift_ppm, ..SimHost::default() },
                 watches: BTreeMap::new(),
                 daemon_start_s: BTreeMap::new(),
@@ -307,6 +310,7 @@ impl World {
                         self.at(resume, Ev::Timer(i, gen));
                         return;
                     }
+                    self.clients[i].timer_at = None;
                     let now = self.clock(i);
                     if let Some(m) = self.clients[i].machine.as_mut() {
                         m.driven().handle_timeout(now);
@@ -342,7 +346,8 @@ impl World {
                     self.etcd.expire(Instant::from_nanos(self.now));
                     self.notify_watches();
                 }
-                self.at(self.now + EXPIRE_EVERY_NS, Ev::Expire);
+                let next = self.etcd.next_expiry().map_or(u64::MAX, |at| at.as_nanos());
+                self.at(next.clamp(self.now + 1_000_000, self.now + EXPIRE_EVERY_NS), Ev::Expire);
             }
             Ev::Fault(k) => {
                 if let Some(fault) = self.plan.get(k).cloned() {
@@ -475,12 +480,17 @@ impl World {
                 return;
             }
         }
+        // One live timer per client: re-arm only when the instant changes (most inputs
+        // leave it where it was, and stale timers would crowd the queue).
         let c = &mut self.clients[i];
-        c.timer_gen += 1;
-        let gen = c.timer_gen;
-        if let Some(t) = timeout {
-            let when = c.host.sim_time_of(t);
-            self.at(when, Ev::Timer(i, gen));
+        let when = timeout.map(|t| c.host.sim_time_of(t).max(self.now));
+        if when != c.timer_at {
+            c.timer_gen += 1;
+            c.timer_at = when;
+            let gen = c.timer_gen;
+            if let Some(when) = when {
+                self.at(when, Ev::Timer(i, gen));
+            }
         }
     }
 
