@@ -15,6 +15,8 @@ pub enum Site {
     WatchCancelled,
     /// A compaction at the current revision just before a watch starts.
     CompactBeforeWatch,
+    /// A call lost on its way to etcd (never applied): the caller sees a timeout.
+    RequestLost,
 }
 
 impl Site {
@@ -29,6 +31,7 @@ impl Site {
             Site::ResponseLost => "response-lost",
             Site::WatchCancelled => "watch-cancelled",
             Site::CompactBeforeWatch => "compact-before-watch",
+            Site::RequestLost => "request-lost",
         }
     }
 }
@@ -37,7 +40,7 @@ impl Site {
 /// shift the draws of the fault plan or the workload).
 #[derive(Debug)]
 pub struct Buggify {
-    chances: [u64; 4],
+    chances: [u64; 5],
     rng: SplitMix64,
     on: bool,
 }
@@ -45,7 +48,7 @@ pub struct Buggify {
 impl Buggify {
     /// Sites from `(site, per mille)` pairs.
     pub fn new(seed: u64, sites: &[(Site, u64)]) -> Buggify {
-        let mut chances = [0; 4];
+        let mut chances = [0; 5];
         for (site, permille) in sites {
             chances[*site as usize] = *permille;
         }

@@ -11,6 +11,10 @@ use conch_core::cron::tick_of;
 impl World {
     pub(super) fn send(&mut self, i: usize, inc: u64, id: ReqId, request: EtcdRequest) {
         let keepalive = matches!(request, EtcdRequest::KeepAlive { .. });
+        if !keepalive && self.buggify.fires(Site::RequestLost) {
+            self.site_fired(Site::RequestLost, i);
+            return self.fail_call(i, inc, id, self.now, "no answer (request lost)");
+        }
         match self.net.up(i, self.now) {
             Some(arrival) => self.at(arrival, Ev::Apply(i, inc, id, request, self.now)),
             // Lost on the way: the call's timeout answers (a keepalive stream just stays silent).
