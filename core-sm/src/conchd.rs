@@ -262,63 +262,6 @@ impl Conchd {
         }
     }
 
-    /// Whether `id` grants the claim lease (true) or the result lease (false).
-    fn lease_slot(&self, id: ReqId) -> Option<bool> {
-        match (self.claim_lease, self.result_lease) {
-            (Slot::Granting(r), _) if r == id => Some(true),
-            (_, Slot::Granting(r)) if r == id => Some(false),
-            _ => None,
-        }
-    }
-
-    fn on_lease_granted(&mut self, now: Now, is_claim: bool, response: EtcdResponse) {
-        let slot = match response {
-            EtcdResponse::Granted { lease, .. } => Slot::Ready(lease, now.wall_ms),
-            other => {
-                self.out.log(Event::warn("lease-grant-failed").with("error", format!("{other:?}")));
-                Slot::Empty
-            }
-        };
-        if is_claim {
-            self.claim_lease = slot;
-            for (name, tick) in std::mem::take(&mut self.waiting_claims) {
-                if slot == Slot::Empty {
-                    self.stats.skipped_no_session += 1;
-                } else {
-                    self.claim(now, name, tick);
-                }
-            }
-        } else {
-            self.result_lease = slot;
-            for (name, tick, value) in std::mem::take(&mut self.waiting_results) {
-                self.write_result(now, name, tick, value);
-            }
-            self.maybe_finish(now);
-        }
-    }
-
-    /// The lease in `slot` if it is fresh; else asks for a new one (returns `None`).
-    fn fresh_lease(&mut self, now: Now, is_claim: bool) -> Option<LeaseId> {
-        let (slot, ttl, rotate) = if is_claim {
-            (self.claim_lease, CLAIM_LEASE_TTL, CLAIM_LEASE_ROTATE)
-        } else {
-            (self.result_lease, RESULT_LEASE_TTL, RESULT_LEASE_ROTATE)
-        };
-        match slot {
-            Slot::Ready(lease, at) if now.wall_ms - at < rotate.as_millis() as i64 => Some(lease),
-            Slot::Granting(_) => None,
-            _ => {
-                let id = self.out.request(EtcdRequest::Grant { ttl_s: ttl.as_secs() as i64 });
-                if is_claim {
-                    self.claim_lease = Slot::Granting(id);
-                } else {
-                    self.result_lease = Slot::Granting(id);
-                }
-                None
-            }
-        }
-    }
-
     fn on_session(&mut self, now: Now, event: SessionEvent) {
         match event {
             SessionEvent::Granted => {
@@ -567,133 +510,6 @@ impl Conchd {
             }
         }
     }
-
-    fn start_run(&mut self, now: Now, name: String, tick: i64, rev: Revision) {
-        let (Some(state), Some(term_at), Some(kill_at), Some(lease)) =
-            (self.jobs.get(&name), self.session.term_at(), self.session.kill_at(), self.session.lease())
-        else {
-            return;
-        };
-        self.next_child += 1;
-        let child = ChildId(self.next_child);
-        let running_key = (state.job.spec.overlap == Overlap::Skip).then(|| running_key(&name));
-        let env = vec![
-            ("CONCH_NAME".to_string(), name.clone()),
-            ("CONCH_REV".to_string(), rev.to_string()),
-            ("CONCH_TICK".to_string(), rfc3339(tick)),
-            ("CONCH_LEASE".to_string(), lease.to_string()),
-        ];
-        let spec = SpawnSpec {
-            child,
-            argv: state.job.spec.cmd.clone(),
-            env,
-            term_at,
-            kill_at,
-            kill_after: self.cfg.kill_after,
-        };
-        let mut supervisor = Supervisor::new(child);
-        supervisor.spawn(now.mono, spec, &mut self.out);
-        let ttl_deadline = now.mono.plus(state.job.run_ttl);
-        let run = Run {
-            name,
-            tick,
-            rev,
-            supervisor,
-            started_wall_ms: now.wall_ms,
-            started: now.mono,
-            ttl_deadline,
-            outcome: None,
-            running_key,
-        };
-        self.runs.insert(child, run);
-    }
-
-    fn on_child_exit(&mut self, now: Now, child: ChildId, status: ChildStatus) {
-        let Some(mut run) = self.runs.remove(&child) else { return };
-        run.supervisor.handle_exit(now.mono, status, &mut self.out);
-        let (exit, default_outcome) = match status {
-            ChildStatus::Exited(code) => (code, "exited"),
-            ChildStatus::Signaled(sig) => (128 + sig, "signaled"),
-            ChildStatus::Vanished => (ExitCode::LOST.0, "lost"),
-        };
-        let outcome = run.outcome.unwrap_or(default_outcome);
-        let ran = now.mono.since(run.started);
-        *self.stats.runs.entry(outcome).or_insert(0) += 1;
-        if self.stats.run_ms.len() >= 1000 {
-            self.stats.run_ms.remove(0);
-        }
-        self.stats.run_ms.push(ran.as_millis() as u64);
-        self.stats.runs_finished += 1;
-        let result = RunResult {
-            node: self.cfg.node.clone(),
-            exit,
-            outcome: outcome.to_string(),
-            started: rfc3339_ms(run.started_wall_ms),
-            duration: short_duration(ran),
-            tick: rfc3339(run.tick),
-            rev: run.rev.0,
-        };
-        self.out.log(
-            Event::info("run-end")
-                .with("job", &run.name)
-                .with("tick", rfc3339(run.tick))
-                .with("outcome", outcome)
-                .with("exit", exit),
-        );
-        if let Some(key) = run.running_key.take() {
-            let id = self.out.request(EtcdRequest::DeleteIfCreateRev { key, create_rev: run.rev });
-            self.writes.insert(id);
-        }
-        self.write_result(now, run.name, run.tick, serde_json::to_vec(&result).unwrap_or_default());
-        self.maybe_finish(now);
-    }
-
-    fn write_result(&mut self, now: Now, name: String, tick: i64, value: Vec<u8>) {
-        match self.fresh_lease(now, false) {
-            Some(lease) => {
-                let id = self.out.request(EtcdRequest::Put { key: result_key(&name, tick), value, lease: Some(lease) });
-                self.writes.insert(id);
-            }
-            None => self.waiting_results.push((name, tick, value)),
-        }
-    }
-
-    fn on_signal(&mut self, now: Now, signal: WrapperSignal) {
-        if self.stopping {
-            return;
-        }
-        self.stopping = true;
-        self.stop_deadline = Some(now.mono.plus(self.cfg.kill_after + SHUTDOWN_WRITES_MAX + Duration::from_secs(1)));
-        self.out.log(Event::info("conchd-stop").with("signal", signal.number()).with("runs", self.runs.len()));
-        let kill_at = now.mono.plus(self.cfg.kill_after);
-        let kill_at = self.session.kill_at().map_or(kill_at, |k| k.min(kill_at));
-        for run in self.runs.values_mut() {
-            run.supervisor.terminate(now.mono, kill_at, "conchd stopping", &mut self.out);
-        }
-        self.maybe_finish(now);
-    }
-
-    fn maybe_finish(&mut self, _now: Now) {
-        if !self.stopping || self.done || self.revoke.is_some() {
-            return;
-        }
-        if !self.runs.is_empty() || !self.writes.is_empty() || !self.waiting_results.is_empty() {
-            return;
-        }
-        self.session.stop();
-        match self.session.lease() {
-            Some(lease) => self.revoke = Some(self.out.request(EtcdRequest::Revoke { lease })),
-            None => self.finish(),
-        }
-    }
-
-    fn finish(&mut self) {
-        if !self.done {
-            self.done = true;
-            self.out.log(Event::info("conchd-exit"));
-            self.out.push(Output::Exit(ExitCode::OK));
-        }
-    }
 }
 
 /// The job name of a key under [`job_prefix`].
@@ -763,6 +579,10 @@ impl Driven for Conchd {
         self.on_timeout(now);
     }
 }
+
+mod leases;
+mod runs;
+mod shutdown;
 
 #[cfg(test)]
 #[path = "conchd_tests.rs"]

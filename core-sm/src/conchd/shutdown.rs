@@ -1,0 +1,41 @@
+//! conchd's SIGTERM: stop claiming, stop the runs, write their results, revoke, exit 0.
+use super::*;
+
+impl Conchd {
+    pub(super) fn on_signal(&mut self, now: Now, signal: WrapperSignal) {
+        if self.stopping {
+            return;
+        }
+        self.stopping = true;
+        self.stop_deadline = Some(now.mono.plus(self.cfg.kill_after + SHUTDOWN_WRITES_MAX + Duration::from_secs(1)));
+        self.out.log(Event::info("conchd-stop").with("signal", signal.number()).with("runs", self.runs.len()));
+        let kill_at = now.mono.plus(self.cfg.kill_after);
+        let kill_at = self.session.kill_at().map_or(kill_at, |k| k.min(kill_at));
+        for run in self.runs.values_mut() {
+            run.supervisor.terminate(now.mono, kill_at, "conchd stopping", &mut self.out);
+        }
+        self.maybe_finish(now);
+    }
+
+    pub(super) fn maybe_finish(&mut self, _now: Now) {
+        if !self.stopping || self.done || self.revoke.is_some() {
+            return;
+        }
+        if !self.runs.is_empty() || !self.writes.is_empty() || !self.waiting_results.is_empty() {
+            return;
+        }
+        self.session.stop();
+        match self.session.lease() {
+            Some(lease) => self.revoke = Some(self.out.request(EtcdRequest::Revoke { lease })),
+            None => self.finish(),
+        }
+    }
+
+    pub(super) fn finish(&mut self) {
+        if !self.done {
+            self.done = true;
+            self.out.log(Event::info("conchd-exit"));
+            self.out.push(Output::Exit(ExitCode::OK));
+        }
+    }
+}
