@@ -27,6 +27,13 @@ use crate::time::Instant;
 pub const RETRY_DELAY: Duration = Duration::from_millis(200);
 /// Longest delay between two attempts.
 pub const RETRY_DELAY_MAX: Duration = Duration::from_secs(1);
+/// A range answer handled this long after its request proves nothing about now: the
+/// wrapper (or its host) may have been stopped while the answer waited, and the key it
+/// shows may be gone. Such an answer is read again instead of acquiring on it.
+pub const STALE_ANSWER: Duration = Duration::from_secs(1);
+/// Fresh reads tried after stale answers before one is taken anyway (a network that slow
+/// must not keep a waiter from ever holding; the deadline rule still bounds it).
+pub const STALE_RETRIES_MAX: u32 = 3;
 /// Attempts per request before the hold gives up. Long before this the session's deadline
 /// decides: a session whose keepalives fail too ends the run at `term_at`.
 pub const ATTEMPTS_MAX: u32 = 600;
@@ -120,6 +127,8 @@ pub struct Hold {
     touch: Option<ReqId>,
     retry_at: Option<Instant>,
     attempts: u32,
+    range_sent: Instant,
+    stale_retries: u32,
     sabotage: Sabotage,
 }
 
@@ -139,6 +148,8 @@ impl Hold {
             touch: None,
             retry_at: None,
             attempts: 0,
+            range_sent: Instant::default(),
+            stale_retries: 0,
             sabotage: Sabotage::None,
         }
     }
@@ -200,7 +211,7 @@ impl Hold {
                 }
                 self.create_rev = Some(create_rev);
                 self.watch_own_key(create_rev, out);
-                self.range(out);
+                self.range(now, out);
                 None
             }
             (Phase::Ranging(r), EtcdResponse::Range { header_rev, mut kvs }) if *r == id => {
@@ -216,6 +227,20 @@ impl Hold {
                 let key = self.key.clone().unwrap_or_default();
                 match standing(&kvs, &key, self.spec.slots as usize) {
                     Standing::Missing => self.lose(out, LossReason::KeyDeleted),
+                    Standing::Holds { .. }
+                        if now.since(self.range_sent) > STALE_ANSWER && self.stale_retries < STALE_RETRIES_MAX =>
+                    {
+                        // Found by the simulator: a waiter whose host was frozen handled a
+                        // pre-freeze "you hold" after its key was deleted and a newer key had
+                        // held — a fencing token going backwards.
+                        self.stale_retries += 1;
+                        out.log(
+                            Event::warn("stale-answer")
+                                .with("age", crate::duration::format(now.since(self.range_sent))),
+                        );
+                        self.range(now, out);
+                        None
+                    }
                     Standing::Holds { .. } => {
                         let rev = self.create_rev?;
                         // A semaphore's later keys may watch ours as their predecessor (they
@@ -256,7 +281,7 @@ impl Hold {
     /// Feeds one event of one of this machine's watches.
     pub fn handle_watch(
         &mut self,
-        _now: Instant,
+        now: Instant,
         id: WatchId,
         event: WatchEvent,
         out: &mut Outbox,
@@ -281,7 +306,7 @@ impl Hold {
                         }
                         Phase::Waiting(watches) => {
                             cancel_all(watches, out);
-                            self.range(out);
+                            self.range(now, out);
                         }
                         // A read is in flight or the hold is over: the read re-watches.
                         other => self.phase = other,
@@ -315,7 +340,7 @@ impl Hold {
                 if let Phase::Waiting(watches) = std::mem::replace(&mut self.phase, Phase::Idle) {
                     cancel_all(watches, out);
                 }
-                self.range(out);
+                self.range(now, out);
                 None
             }
         }
@@ -327,7 +352,7 @@ impl Hold {
             self.retry_at = None;
             match self.phase {
                 Phase::Putting(_) => self.put(out),
-                Phase::Ranging(_) => self.range(out),
+                Phase::Ranging(_) => self.range(now, out),
                 Phase::Confirming(_) => {
                     self.phase =
                         Phase::Confirming(out.request(EtcdRequest::RangePrefix { prefix: self.prefix.clone() }))
@@ -380,7 +405,8 @@ impl Hold {
         self.phase = Phase::Putting(id);
     }
 
-    fn range(&mut self, out: &mut Outbox) {
+    fn range(&mut self, now: Instant, out: &mut Outbox) {
+        self.range_sent = now;
         self.phase = Phase::Ranging(out.request(EtcdRequest::RangePrefix { prefix: self.prefix.clone() }));
     }
 

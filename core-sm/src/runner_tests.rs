@@ -115,6 +115,28 @@ fn acquire_run_release_exit_with_the_childs_code() {
     assert_eq!(r.poll_timeout(), None);
 }
 
+/// Found by the simulator: a "you hold" handled long after it was asked for (the host was
+/// frozen in between) is read again before a child starts with its token.
+#[test]
+fn a_stale_you_hold_answer_is_read_again_before_the_child_starts() {
+    let mut r = Runner::new(config(true, None));
+    r.start(at(0));
+    let grant = request_id(&actions(&mut r), |q| matches!(q, EtcdRequest::Grant { ttl_s: 10 }));
+    r.handle_response(at(1), grant, EtcdResponse::Granted { lease: LeaseId(0x10), ttl_s: 10 });
+    let put = request_id(&actions(&mut r), |q| matches!(q, EtcdRequest::PutIfAbsent { .. }));
+    r.handle_response(at(2), put, EtcdResponse::Put { created: true, create_rev: Revision(5), lease: LeaseId(0x10) });
+    let range = request_id(&actions(&mut r), |q| matches!(q, EtcdRequest::RangePrefix { .. }));
+    // Handled 2.5 s after it was sent: not proof of anything now.
+    r.handle_response(at(2_502), range, EtcdResponse::Range { header_rev: Revision(5), kvs: vec![own_kv(5)] });
+    let out = actions(&mut r);
+    assert!(!out.iter().any(|o| matches!(o, Output::Spawn(_))), "spawned on a stale answer: {out:?}");
+    let again = request_id(&out, |q| matches!(q, EtcdRequest::RangePrefix { .. }));
+    // The fresh read shows the key gone (deleted while the host was frozen): lost, no child.
+    r.handle_response(at(2_505), again, EtcdResponse::Range { header_rev: Revision(9), kvs: vec![] });
+    let out = actions(&mut r);
+    assert!(!out.iter().any(|o| matches!(o, Output::Spawn(_))), "{out:?}");
+}
+
 #[test]
 fn nonblock_with_the_office_taken_withdraws_and_exits_75() {
     let mut r = Runner::new(config(true, Some(Duration::ZERO)));

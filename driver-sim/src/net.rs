@@ -1,8 +1,9 @@
 //! SimNet: the links between clients and etcd, and etcd's availability.
 //!
-//! Each client has one link with its own latency range. Messages in one direction keep
-//! their order (a gRPC connection is one ordered byte stream), so only the latency draw
-//! varies, never the order. A direction can be cut until some instant: a request sent
+//! Each client has one link with its own latency range. Messages of one gRPC stream keep
+//! their order; different streams (unary answers, the keepalive stream, the watch stream)
+//! may overtake each other, as they can over one HTTP/2 connection — so a put's answer and
+//! the watch event of that put can arrive in either order. A direction can be cut until some instant: a request sent
 //! into a cut is lost; an answer sent into a cut is lost too (the caller's timeout
 //! answers for it); watch events are held and arrive when the cut heals, or the stream
 //! breaks if the cut lasted long. etcd itself can be down (calls refused, watches
@@ -12,6 +13,17 @@ use conch_core::{WatchEvent, WatchId};
 
 /// A cut longer than this breaks watch streams instead of holding their events.
 pub const WATCH_HOLD_MAX_NS: u64 = 5_000_000_000;
+
+/// The gRPC streams from etcd to a client: order is kept within one, not across them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stream {
+    /// Answers to unary calls.
+    Unary = 0,
+    /// The lease keepalive stream.
+    KeepAlive = 1,
+    /// The watch stream (every watch of the client multiplexed on it).
+    Watch = 2,
+}
 
 /// One client's link.
 #[derive(Debug, Default)]
@@ -26,8 +38,8 @@ pub struct Link {
     down_cut_since: Option<u64>,
     /// Last arrival scheduled client → etcd.
     last_up: u64,
-    /// Last arrival scheduled etcd → client.
-    last_down: u64,
+    /// Last arrival scheduled etcd → client, per stream.
+    last_down: [u64; 3],
     /// Watch events held by a down cut.
     pub held: Vec<(WatchId, WatchEvent)>,
 }
@@ -73,13 +85,13 @@ impl SimNet {
         Some(at)
     }
 
-    /// When a message sent now by etcd reaches `client`, or `None` when it is lost.
-    pub fn down(&mut self, client: usize, now: u64) -> Option<u64> {
+    /// When a message sent now by etcd on `stream` reaches `client`, or `None` when it is lost.
+    pub fn down(&mut self, client: usize, now: u64, stream: Stream) -> Option<u64> {
         if self.down_cut(client, now) {
             return None;
         }
-        let at = (now + self.draw(client)).max(self.links[client].last_down);
-        self.links[client].last_down = at;
+        let at = (now + self.draw(client)).max(self.links[client].last_down[stream as usize]);
+        self.links[client].last_down[stream as usize] = at;
         Some(at)
     }
 

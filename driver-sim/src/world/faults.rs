@@ -6,6 +6,7 @@ use conch_core::backoff::SplitMix64;
 use conch_core::{ChildId, EtcdRequest, Instant, WatchEvent, WatchId};
 
 use super::{Ev, Input, Role, World};
+use crate::net::Stream;
 use crate::options::FaultKind;
 use crate::plan::PlannedFault;
 
@@ -184,7 +185,7 @@ impl World {
         if broke {
             let ids: BTreeSet<WatchId> = held.iter().map(|(id, _)| *id).collect();
             for id in ids {
-                if let Some(at) = self.net.down(i, self.now) {
+                if let Some(at) = self.net.down(i, self.now, Stream::Watch) {
                     let event = WatchEvent::Broken("stream reset".into());
                     self.at(at, Ev::Deliver(i, inc, Input::Watch(id, event)));
                 }
@@ -192,7 +193,7 @@ impl World {
             return;
         }
         for (id, event) in held {
-            if let Some(at) = self.net.down(i, self.now) {
+            if let Some(at) = self.net.down(i, self.now, Stream::Watch) {
                 self.at(at, Ev::Deliver(i, inc, Input::Watch(id, event)));
             }
         }

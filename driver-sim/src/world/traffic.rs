@@ -5,6 +5,7 @@ use conch_core::{EtcdError, EtcdRequest, EtcdResponse, Instant, ReqId, Revision,
 
 use super::{ns, Ev, Input, Sub, World, CALL_TIMEOUT_NS};
 use crate::buggify::Site;
+use crate::net::Stream;
 use crate::record::ClaimRecord;
 use conch_core::cron::tick_of;
 
@@ -111,7 +112,8 @@ impl World {
             }
             return;
         }
-        match self.net.down(i, self.now) {
+        let stream = if keepalive { Stream::KeepAlive } else { Stream::Unary };
+        match self.net.down(i, self.now, stream) {
             Some(arrival) => self.at(arrival, Ev::Deliver(i, inc, Input::Response(id, response))),
             None if !keepalive => self.fail_call(i, inc, id, sent, "no answer (partition)"),
             None => {}
@@ -133,7 +135,7 @@ impl World {
         prefix: bool,
     ) {
         if self.net.etcd_down(self.now) {
-            if let Some(at) = self.net.down(i, self.now) {
+            if let Some(at) = self.net.down(i, self.now, Stream::Watch) {
                 let event = WatchEvent::Broken("connection refused".into());
                 self.at(at, Ev::Deliver(i, inc, Input::Watch(id, event)));
             }
@@ -206,7 +208,7 @@ impl World {
             self.net.links[i].held.push((id, event));
             return;
         }
-        if let Some(at) = self.net.down(i, self.now) {
+        if let Some(at) = self.net.down(i, self.now, Stream::Watch) {
             self.at(at, Ev::Deliver(i, inc, Input::Watch(id, event)));
         }
     }
