@@ -8,8 +8,8 @@ use conch_core::keys::{member_key, parse_key, Name};
 use conch_core::schedule::Schedule;
 use conch_core::values::Holder;
 use conch_core::{
-    ChildId, ChildStatus, Driven, EtcdError, EtcdResponse, Instant, Kv, LeaseId, Now, Output, Revision, Service,
-    WatchEvent, WrapperSignal,
+    ChildStatus, Driven, EtcdError, EtcdResponse, Instant, Kv, LeaseId, Now, Output, Revision, Service, WatchEvent,
+    WrapperSignal,
 };
 
 use crate::options::{FaultKind, Scenario, SimArgs, SimOptions};
@@ -124,7 +124,6 @@ pub fn machine_inputs(data: &[u8]) {
         }
     }
     drain_all(&mut m);
-    let _ = ChildId::default();
 }
 
 fn drain_all(m: &mut Service) -> Vec<Output> {
