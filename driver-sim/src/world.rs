@@ -110,17 +110,18 @@ enum Role {
     Daemon,
 }
 
+/// What a client runs: the core's wrapper service or its cron daemon.
 #[derive(Debug)]
-enum Machine {
+enum Program {
     Service(Box<Service>),
     Conchd(Box<Conchd>),
 }
 
-impl Machine {
+impl Program {
     fn driven(&mut self) -> &mut dyn Driven {
         match self {
-            Machine::Service(s) => s.as_mut(),
-            Machine::Conchd(c) => c.as_mut(),
+            Program::Service(s) => s.as_mut(),
+            Program::Conchd(c) => c.as_mut(),
         }
     }
 }
@@ -135,7 +136,7 @@ struct Sub {
 #[derive(Debug)]
 struct Client {
     role: Role,
-    machine: Option<Machine>,
+    machine: Option<Program>,
     incarnation: u64,
     timer_gen: u64,
     timer_at: Option<u64>,
@@ -411,7 +412,7 @@ impl World {
                 };
                 let mut service = Service::new(ServiceConfig { run, restart: true, seed });
                 service.start(now.mono);
-                Machine::Service(Box::new(service))
+                Program::Service(Box::new(service))
             }
             Role::Daemon => {
                 c.daemon_start_s.insert(c.incarnation, (now.wall_ms.div_euclid(1000), self.now));
@@ -426,7 +427,7 @@ impl World {
                 };
                 let mut conchd = Conchd::new(cfg);
                 conchd.start(now);
-                Machine::Conchd(Box::new(conchd))
+                Program::Conchd(Box::new(conchd))
             }
         };
         c.machine = Some(machine);
