@@ -98,7 +98,7 @@ pub enum Tool {
         /// Simulated time per seed (faults, then liveness; at least a minute).
         #[arg(long, env = "CONCH_DURATION", default_value = "2m", allow_hyphen_values = true)]
         duration: String,
-        /// Fault kinds to draw from: all, none, or a list of crash,pause,freeze,partition,one-way,swizzle,revoke,key-delete,etcd-down,stall,compact,clock-jump,child-kill.
+        /// Fault kinds to draw from: all, none, or a list of crash,pause,freeze,partition,one-way,swizzle,revoke,key-delete,etcd-down,stall,compact,clock-jump,child-kill,child-stop.
         #[arg(long, env = "CONCH_FAULTS", default_value = "all")]
         faults: String,
         /// Use every allowed fault kind in every seed (no swarm switch-off).

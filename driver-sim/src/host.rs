@@ -25,6 +25,8 @@ pub struct SimChild {
     pub start: u64,
     /// Ignores SIGTERM (SIGKILL ends it).
     pub stubborn: bool,
+    /// SIGSTOPped until then (ns): a pending SIGTERM waits, SIGKILL still works.
+    pub stopped_until: u64,
     /// Holds until told to stop (liveness phase).
     pub forever: bool,
     /// Identifies its self-exit event.

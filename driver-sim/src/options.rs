@@ -69,11 +69,13 @@ pub enum FaultKind {
     ClockJump,
     /// SIGKILL of the child alone (the OOM killer, an operator).
     ChildKill,
+    /// SIGSTOP of the child alone, SIGCONT later (a SIGTERM meanwhile waits).
+    ChildStop,
 }
 
 impl FaultKind {
     /// Every kind.
-    pub const ALL: [FaultKind; 13] = [
+    pub const ALL: [FaultKind; 14] = [
         FaultKind::Crash,
         FaultKind::Pause,
         FaultKind::Freeze,
@@ -87,6 +89,7 @@ impl FaultKind {
         FaultKind::Compact,
         FaultKind::ClockJump,
         FaultKind::ChildKill,
+        FaultKind::ChildStop,
     ];
 
     /// The command-line name.
@@ -105,6 +108,7 @@ impl FaultKind {
             FaultKind::Compact => "compact",
             FaultKind::ClockJump => "clock-jump",
             FaultKind::ChildKill => "child-kill",
+            FaultKind::ChildStop => "child-stop",
         }
     }
 

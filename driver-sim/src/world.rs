@@ -338,8 +338,14 @@ impl World {
                     self.at(resume, Ev::ChildEnd(i, child, gen));
                     return;
                 }
-                if self.clients[i].host.children.get(&child).is_some_and(|c| c.gen == gen) {
-                    self.child_gone(i, child, ChildStatus::Exited(0));
+                match self.clients[i].host.children.get(&child) {
+                    // A stopped child finishes its work once continued.
+                    Some(c) if c.gen == gen && self.now < c.stopped_until => {
+                        let resume = c.stopped_until;
+                        self.at(resume, Ev::ChildEnd(i, child, gen));
+                    }
+                    Some(c) if c.gen == gen => self.child_gone(i, child, ChildStatus::Exited(0)),
+                    _ => {}
                 }
             }
             Ev::Expire => {

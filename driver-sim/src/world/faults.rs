@@ -130,6 +130,11 @@ impl World {
                 self.fault_record("child-kill", Some(i), self.now);
                 self.child_gone(i, child, conch_core::ChildStatus::Signaled(9));
             }
+            FaultKind::ChildStop => {
+                let Some(c) = self.clients[i].host.children.values_mut().next() else { return };
+                c.stopped_until = c.stopped_until.max(until);
+                self.fault_record("child-stop", Some(i), until);
+            }
         }
     }
 

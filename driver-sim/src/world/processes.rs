@@ -28,7 +28,17 @@ impl World {
         }
         self.clients[i].host.children.insert(
             child,
-            SimChild { rules, shim_gen: 0, rev, label: label.clone(), start: self.now, stubborn, forever, gen },
+            SimChild {
+                rules,
+                shim_gen: 0,
+                rev,
+                label: label.clone(),
+                start: self.now,
+                stubborn,
+                stopped_until: 0,
+                forever,
+                gen,
+            },
         );
         *self.changes.entry(group).or_insert(0) += 1;
         self.trace("child-start", format_args!("\"client\":{i},\"rev\":{rev},\"label\":\"{label}\""));
@@ -82,7 +92,7 @@ impl World {
         for signal in signals {
             let Some(c) = self.clients[i].host.children.get(&child) else { return };
             match signal {
-                ShimSignal::Term(_) if c.stubborn => {}
+                ShimSignal::Term(_) if c.stubborn || self.now < c.stopped_until => {}
                 ShimSignal::Term(_) => return self.child_gone(i, child, ChildStatus::Signaled(15)),
                 ShimSignal::Kill => return self.child_gone(i, child, ChildStatus::Signaled(9)),
             }
