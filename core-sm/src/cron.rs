@@ -39,6 +39,12 @@ pub fn fire_key(name: &str, tick: i64) -> String {
     format!("{ROOT}cron/fire/{name}/{tick}")
 }
 
+/// The job and tick of a fire key: the inverse of [`fire_key`].
+pub fn fire_key_parts(key: &str) -> Option<(&str, i64)> {
+    let (name, tick) = key.strip_prefix(ROOT)?.strip_prefix("cron/fire/")?.split_once('/')?;
+    Some((name, tick.parse().ok()?))
+}
+
 /// Prefix of a job's claims.
 pub fn fire_prefix(name: &str) -> String {
     format!("{ROOT}cron/fire/{name}/")
@@ -224,6 +230,9 @@ mod tests {
     fn keys_and_ticks() {
         assert_eq!(fire_key("backup", 1_700_000_000), "/conch/v1/cron/fire/backup/1700000000");
         assert_eq!(tick_of("/conch/v1/cron/result/backup/1700000000"), Some(1_700_000_000));
+        assert_eq!(fire_key_parts(&fire_key("backup", 1_700_000_000)), Some(("backup", 1_700_000_000)));
+        assert_eq!(fire_key_parts("/conch/v1/cron/result/backup/1700000000"), None);
+        assert_eq!(fire_key_parts("/conch/v1/cron/fire/backup/x"), None);
         assert_eq!(running_key("backup"), "/conch/v1/cron/running/backup");
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(short_duration(Duration::from_millis(4200)), "4.2s");

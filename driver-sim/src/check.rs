@@ -11,12 +11,11 @@
 //! * `cron-at-most-once`, `cron-liveness`, `cron-no-past-tick`.
 //! * `no-leaks`: after SIGTERM to every client: no keys, no session leases, no children,
 //!   every wrapper and daemon exited.
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
-use crate::host::EPOCH_MS;
+use crate::host::{sim_time_of_unix, EPOCH_MS};
 use crate::options::SimOptions;
 use crate::record::{FaultRecord, Group, Interval, Outcome};
-use crate::world::sim_time_of_unix;
 
 /// One broken guarantee.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -44,7 +43,7 @@ pub const REPORTS_MAX: usize = 5;
 
 /// Runs every checker.
 pub fn check(outcome: &Outcome) -> Vec<Violation> {
-    let mut all = raw_check(outcome);
+    let all = raw_check(outcome);
     let mut kept: Vec<Violation> = Vec::new();
     for name in CHECKERS {
         let mine: Vec<Violation> = all.iter().filter(|v| v.checker == name).cloned().collect();
@@ -54,14 +53,14 @@ pub fn check(outcome: &Outcome) -> Vec<Violation> {
             kept.push(violation(name, format!("... and {} more", n - REPORTS_MAX)));
         }
     }
-    all.clear();
     kept
 }
 
 fn raw_check(outcome: &Outcome) -> Vec<Violation> {
     let mut v = Vec::new();
     let opts = &outcome.opts;
-    for (group, max) in [(Group::Office, 1), (Group::Sema, opts.sema_max)] {
+    for group in [Group::Office, Group::Sema] {
+        let max = opts.capacity(group);
         let intervals: Vec<&Interval> = outcome.intervals.iter().filter(|iv| iv.group == group).collect();
         if intervals.is_empty() {
             continue;
@@ -70,7 +69,7 @@ fn raw_check(outcome: &Outcome) -> Vec<Violation> {
         fencing(group, &intervals, &mut v);
     }
     for p in &outcome.promotions {
-        let max = if p.group == Group::Office { 1 } else { opts.sema_max as usize };
+        let max = opts.capacity(p.group);
         if p.lower >= max {
             v.push(violation(
                 "fifo",
@@ -133,7 +132,7 @@ fn excuses(opts: &SimOptions, faults: &[FaultRecord]) -> Vec<(usize, u64, u64)> 
 fn bounded_holders(
     opts: &SimOptions,
     group: Group,
-    max: u32,
+    max: usize,
     intervals: &[&Interval],
     faults: &[FaultRecord],
     v: &mut Vec<Violation>,
@@ -151,28 +150,26 @@ fn bounded_holders(
     edges.extend(spans.iter().flat_map(|(_, from, until)| [(*from, 0, 0), (*until, 0, 0)]));
     // Ends before starts at the same instant: a handoff at one instant is no overlap.
     edges.sort_by_key(|(t, d, k)| (*t, *d, *k));
-    let mut active: BTreeMap<usize, ()> = BTreeMap::new();
-    let mut reported = 0;
+    let mut active: BTreeSet<usize> = BTreeSet::new();
     for w in 0..edges.len() {
         let (t, d, k) = edges[w];
         if d > 0 {
-            active.insert(k, ());
+            active.insert(k);
         } else if d < 0 {
             active.remove(&k);
         }
         let next = edges.get(w + 1).map_or(t, |e| e.0);
-        if active.len() <= max as usize || next == t {
+        if active.len() <= max || next == t {
             continue;
         }
         let unexcused: Vec<usize> = active
-            .keys()
+            .iter()
             .map(|k| intervals[*k].client)
             .filter(|c| !spans.iter().any(|(sc, from, until)| sc == c && *from <= t && next <= *until))
             .collect();
-        if unexcused.len() > max as usize && reported < REPORTS_MAX {
-            reported += 1;
+        if unexcused.len() > max {
             let who: Vec<String> =
-                active.keys().map(|k| format!("client {} rev {}", intervals[*k].client, intervals[*k].rev)).collect();
+                active.iter().map(|k| format!("client {} rev {}", intervals[*k].client, intervals[*k].rev)).collect();
             v.push(violation(
                 "bounded-holders",
                 format!(
@@ -191,15 +188,13 @@ fn bounded_holders(
 fn fencing(group: Group, intervals: &[&Interval], v: &mut Vec<Violation>) {
     let mut sorted: Vec<&Interval> = intervals.to_vec();
     sorted.sort_by_key(|iv| (iv.start, iv.end));
-    let mut reported = 0;
     for (k, a) in sorted.iter().enumerate() {
         for b in &sorted[k + 1..] {
             let broken = match group {
                 Group::Office => b.start >= a.end && b.rev <= a.rev,
                 _ => a.rev == b.rev,
             };
-            if broken && reported < REPORTS_MAX {
-                reported += 1;
+            if broken {
                 v.push(violation(
                     "fencing",
                     format!(
@@ -221,7 +216,7 @@ fn fencing(group: Group, intervals: &[&Interval], v: &mut Vec<Violation>) {
 fn convergence(outcome: &Outcome, v: &mut Vec<Violation>) {
     for c in &outcome.convergence {
         let name = c.group.as_str();
-        let expected = (c.max as usize).min(c.clients.len());
+        let expected = outcome.opts.capacity(c.group).min(c.clients.len());
         let mut problems = Vec::new();
         if c.holders.len() != expected {
             problems.push(format!("{} holders instead of {expected}", c.holders.len()));
@@ -251,9 +246,9 @@ fn cron(outcome: &Outcome, v: &mut Vec<Violation>) {
         *runs.entry(iv.label.as_str()).or_insert(0) += 1;
     }
     let mut won: BTreeMap<(&str, i64), usize> = BTreeMap::new();
-    let mut decided: BTreeMap<(&str, i64), ()> = BTreeMap::new();
+    let mut decided: BTreeSet<(&str, i64)> = BTreeSet::new();
     for c in &outcome.claims {
-        decided.insert((c.job.as_str(), c.tick), ());
+        decided.insert((c.job.as_str(), c.tick));
         if c.won {
             *won.entry((c.job.as_str(), c.tick)).or_insert(0) += 1;
             // Never a tick at or before the daemon's start — on its own clock, or in real
@@ -300,7 +295,7 @@ fn cron(outcome: &Outcome, v: &mut Vec<Violation>) {
             let t = sim_time_of_unix(tick);
             let excused =
                 outcome.faults.iter().any(|f| f.from <= t + settle && f.to + settle >= t && f.kind != "compact");
-            if !excused && !decided.contains_key(&(job.name.as_str(), tick)) {
+            if !excused && !decided.contains(&(job.name.as_str(), tick)) {
                 missed.push(format!("{}@{tick} (at {})", job.name, secs(t)));
             }
             tick += every;

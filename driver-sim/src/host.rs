@@ -10,6 +10,11 @@ use conch_core::{ChildId, Instant};
 /// Unix time (ms) at simulated time zero.
 pub const EPOCH_MS: i64 = 1_800_000_000_000;
 
+/// The simulated instant at which a host without drift or offset reads `unix_s`.
+pub fn sim_time_of_unix(unix_s: i64) -> u64 {
+    ((unix_s * 1000 - EPOCH_MS).max(0) as u64) * 1_000_000
+}
+
 /// A child process and its shim.
 #[derive(Debug)]
 pub struct SimChild {

@@ -9,6 +9,7 @@ use conch_core::backoff::SplitMix64;
 use conch_core::Sabotage;
 
 use crate::buggify::Site;
+use crate::record::Group;
 
 /// What runs in the world.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -321,6 +322,15 @@ impl SimOptions {
             liveness,
             sabotage: args.sabotage,
             trace: args.trace,
+        }
+    }
+
+    /// How many may hold at once in `group`'s contest.
+    pub fn capacity(&self, group: Group) -> usize {
+        match group {
+            Group::Office => 1,
+            Group::Sema => self.sema_max as usize,
+            Group::Cron => usize::MAX,
         }
     }
 

@@ -93,8 +93,6 @@ pub struct Promotion {
 pub struct Convergence {
     /// The contest.
     pub group: Group,
-    /// Its capacity.
-    pub max: u32,
     /// Its clients.
     pub clients: Vec<usize>,
     /// Clients whose child runs at the first look.

@@ -120,7 +120,8 @@ pub fn svg(outcome: &Outcome) -> String {
         );
     }
     // Overlaps above capacity, per contest, in red across the bottom.
-    for (group, max) in [(Group::Office, 1usize), (Group::Sema, opts.sema_max as usize)] {
+    for group in [Group::Office, Group::Sema] {
+        let max = opts.capacity(group);
         let mut edges: Vec<(u64, i32)> = outcome
             .intervals
             .iter()

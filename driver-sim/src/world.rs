@@ -24,7 +24,7 @@ use conch_core::{
 
 use crate::buggify::Buggify;
 use crate::etcd::SimEtcd;
-use crate::host::{SimHost, EPOCH_MS};
+use crate::host::SimHost;
 use crate::net::SimNet;
 use crate::options::{convergence_bound, SimOptions};
 use crate::plan::PlannedFault;
@@ -143,7 +143,6 @@ struct Client {
     host: SimHost,
     watches: BTreeMap<WatchId, Sub>,
     daemon_start_s: BTreeMap<u64, (i64, u64)>,
-    exited: bool,
 }
 
 /// The world.
@@ -189,7 +188,6 @@ impl World {
                 host: SimHost { drift_ppm: drift - opts.drift_ppm, ..SimHost::default() },
                 watches: BTreeMap::new(),
                 daemon_start_s: BTreeMap::new(),
-                exited: false,
             });
         }
         let net = SimNet::new(opts.seed, clients.len(), opts.latency_us);
@@ -269,7 +267,9 @@ impl World {
         let end = stop_at + SHUTDOWN_NS;
         for _ in 0..200_000_000u64 {
             let Some(Reverse(Queued { when, ev, .. })) = self.queue.pop() else { break };
-            if when > end || (self.stopping && self.clients.iter().all(|c| c.exited && c.host.children.is_empty())) {
+            if when > end
+                || (self.stopping && self.clients.iter().all(|c| c.machine.is_none() && c.host.children.is_empty()))
+            {
                 break;
             }
             self.now = when;
@@ -397,7 +397,6 @@ impl World {
         let c = &mut self.clients[i];
         c.incarnation += 1;
         c.watches.clear();
-        c.exited = false;
         let machine = match &c.role {
             Role::Holder { spec, .. } => {
                 let holder = Holder {
@@ -528,7 +527,6 @@ impl World {
                 self.trace("exit", format_args!("\"client\":{i},\"code\":{}", code.0));
                 let c = &mut self.clients[i];
                 c.machine = None;
-                c.exited = true;
                 c.watches.clear();
                 if !self.stopping {
                     let delay = 500_000_000 + self.rng.next_u64() % 1_000_000_000;
@@ -547,9 +545,4 @@ impl World {
             _ => {}
         }
     }
-}
-
-/// The simulated instant at which a host without drift or offset reads `unix_s`.
-pub fn sim_time_of_unix(unix_s: i64) -> u64 {
-    ((unix_s * 1000 - EPOCH_MS).max(0) as u64) * 1_000_000
 }

@@ -1,35 +1,20 @@
 //! The end of a run: the convergence looks, the shutdown, and what was left behind.
 use std::collections::BTreeSet;
 
-use conch_core::keys::{elect_prefix, sema_prefix, Name};
 use conch_core::{Instant, WrapperSignal};
 
 use super::World;
-use crate::record::{Convergence, Group, Leftovers, Outcome};
+use crate::record::{Convergence, Leftovers, Outcome};
 
 impl World {
     pub(super) fn converge(&mut self, second: bool) {
-        let groups: Vec<(Group, String, u32)> = [
-            (Group::Office, self.opts.office_clients, 1, elect_prefix(&Name::new("sim-office").expect("literal"))),
-            (
-                Group::Sema,
-                self.opts.sema_clients,
-                self.opts.sema_max,
-                sema_prefix(&Name::new("sim-sema").expect("literal"), self.opts.sema_max),
-            ),
-        ]
-        .into_iter()
-        .filter(|(_, k, _, _)| *k > 0)
-        .map(|(g, _, max, prefix)| (g, prefix, max))
-        .collect();
-        for (k, (group, prefix, max)) in groups.into_iter().enumerate() {
+        for (k, (group, spec)) in self.contests().into_iter().enumerate() {
             let clients: Vec<usize> = (0..self.clients.len()).filter(|c| self.group_of(*c) == group).collect();
             let holders: Vec<usize> =
                 clients.iter().copied().filter(|c| !self.clients[*c].host.children.is_empty()).collect();
             if !second {
                 self.out.convergence.push(Convergence {
                     group,
-                    max,
                     clients,
                     holders_first: holders,
                     holders: Vec::new(),
@@ -39,9 +24,9 @@ impl World {
                 });
                 continue;
             }
-            let keys = self.etcd.range(&prefix);
+            let keys = self.etcd.range(&spec.prefix());
             let owners: Vec<usize> = keys.iter().filter_map(|kv| self.lease_owner.get(&kv.lease.0).copied()).collect();
-            let ranked: Vec<usize> = owners.iter().copied().take(max as usize).collect();
+            let ranked: Vec<usize> = owners.iter().copied().take(spec.slots as usize).collect();
             let idle: Vec<usize> =
                 clients.iter().copied().filter(|c| !holders.contains(c) && !owners.contains(c)).collect();
             if let Some(conv) = self.out.convergence.get_mut(k) {
@@ -57,10 +42,6 @@ impl World {
         self.stopping = true;
         self.trace("phase", format_args!("\"phase\":\"shutdown\""));
         for i in 0..self.clients.len() {
-            if self.clients[i].machine.is_none() {
-                self.clients[i].exited = true;
-                continue;
-            }
             let now = self.clock(i);
             if let Some(m) = self.clients[i].machine.as_mut() {
                 m.driven().handle_signal(now, WrapperSignal::Terminate);
@@ -73,8 +54,8 @@ impl World {
         self.out.end_at = self.now;
         self.etcd.expire(Instant::from_nanos(self.now));
         let mut keys = Vec::new();
-        for prefix in ["/conch/v1/elect/", "/conch/v1/sema/"] {
-            keys.extend(self.etcd.range(prefix).into_iter().map(|kv| kv.key));
+        for (_, spec) in self.contests() {
+            keys.extend(self.etcd.range(&spec.prefix()).into_iter().map(|kv| kv.key));
         }
         let live: BTreeSet<i64> = self.etcd.leases().into_iter().map(|l| l.0).collect();
         self.out.leftovers = Leftovers {

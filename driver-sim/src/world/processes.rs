@@ -1,7 +1,7 @@
 //! The processes on a SimHost: a child starts under its shim's rules, the rules' signals
 //! end it (a stubborn child ignores SIGTERM), and every end is logged as an interval.
 use conch_core::shim_rules::{ShimRules, ShimSignal};
-use conch_core::{ChildId, ChildStatus, SpawnSpec};
+use conch_core::{ChildId, ChildStatus, HoldSpec, SpawnSpec};
 
 use super::{Ev, Role, World};
 use crate::host::SimChild;
@@ -64,6 +64,19 @@ impl World {
 
     pub(super) fn draw_between(&mut self, (lo, hi): (u64, u64)) -> u64 {
         lo + self.rng.next_u64() % (hi.saturating_sub(lo) + 1)
+    }
+
+    /// The office and semaphore of this world (those with clients), once each.
+    pub(super) fn contests(&self) -> Vec<(Group, HoldSpec)> {
+        let mut contests: Vec<(Group, HoldSpec)> = Vec::new();
+        for c in &self.clients {
+            if let Role::Holder { group, spec } = &c.role {
+                if !contests.iter().any(|(g, _)| g == group) {
+                    contests.push((*group, spec.clone()));
+                }
+            }
+        }
+        contests
     }
 
     pub(super) fn group_of(&self, i: usize) -> Group {

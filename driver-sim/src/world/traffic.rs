@@ -7,7 +7,7 @@ use super::{ns, Ev, Input, Sub, World, CALL_TIMEOUT_NS};
 use crate::buggify::Site;
 use crate::net::Stream;
 use crate::record::ClaimRecord;
-use conch_core::cron::tick_of;
+use conch_core::cron::fire_key_parts;
 
 impl World {
     pub(super) fn send(&mut self, i: usize, inc: u64, id: ReqId, request: EtcdRequest) {
@@ -64,7 +64,7 @@ impl World {
             {
                 self.claim_record(i, inc, fire_key, *won);
             }
-            (EtcdRequest::Put { key, .. }, EtcdResponse::Written { .. }) if key.starts_with("/conch/v1/cron/fire/") => {
+            (EtcdRequest::Put { key, .. }, EtcdResponse::Written { .. }) if fire_key_parts(key).is_some() => {
                 self.claim_record(i, inc, key, true);
             }
             _ => {}
@@ -72,8 +72,8 @@ impl World {
     }
 
     pub(super) fn claim_record(&mut self, i: usize, inc: u64, fire_key: &str, won: bool) {
-        let Some(tick) = tick_of(fire_key) else { return };
-        let job = fire_key.trim_start_matches("/conch/v1/cron/fire/").split('/').next().unwrap_or("").to_string();
+        let Some((job, tick)) = fire_key_parts(fire_key) else { return };
+        let job = job.to_string();
         let (daemon_start_s, daemon_started_at) =
             self.clients[i].daemon_start_s.get(&inc).copied().unwrap_or((i64::MIN, 0));
         self.trace("claim", format_args!("\"client\":{i},\"job\":\"{job}\",\"tick\":{tick},\"won\":{won}"));
