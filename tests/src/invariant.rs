@@ -21,6 +21,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use conch_core::backoff::SplitMix64;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
@@ -152,22 +153,6 @@ struct Interval {
     end: Option<u64>,
 }
 
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
-
 struct Clients {
     wrappers: Mutex<Vec<Option<i32>>>,
     exits: Mutex<Vec<i32>>,
@@ -194,7 +179,7 @@ pub fn run(s: &Scenario) -> Report {
         exits: Mutex::new(Vec::new()),
         stop: AtomicBool::new(false),
     });
-    let mut rng = Rng(s.seed);
+    let mut rng = SplitMix64::new(s.seed);
     let threads: Vec<_> = (0..s.clients)
         .map(|i| {
             let (shared, conch, holdlog, log) = (shared.clone(), s.conch.clone(), s.holdlog.clone(), log.clone());
@@ -272,7 +257,7 @@ fn client_loop(
     log: &Path,
     shared: &Clients,
 ) {
-    let mut rng = Rng(seed);
+    let mut rng = SplitMix64::new(seed);
     let (tool, extra): (&str, Vec<String>) =
         if max == 1 { ("elect", vec![]) } else { ("sema", vec!["--max".into(), max.to_string()]) };
     for _ in 0..100_000 {
