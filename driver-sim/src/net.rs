@@ -100,11 +100,6 @@ impl SimNet {
         now < self.links[client].down_cut_until
     }
 
-    /// The longest one-way latency of `client` (ns).
-    pub fn latency_max(&self, client: usize) -> u64 {
-        self.links[client].latency.1
-    }
-
     /// Cuts `client` until `until` in the chosen directions.
     pub fn cut(&mut self, client: usize, now: u64, until: u64, up: bool, down: bool) {
         let link = &mut self.links[client];

@@ -25,11 +25,6 @@ pub enum Scenario {
 }
 
 impl Scenario {
-    /// Parses `elect|sema|cron|mixed`.
-    pub fn parse(text: &str) -> Option<Scenario> {
-        [Scenario::Elect, Scenario::Sema, Scenario::Cron, Scenario::Mixed].into_iter().find(|s| s.as_str() == text)
-    }
-
     /// The command-line name.
     pub fn as_str(self) -> &'static str {
         match self {
