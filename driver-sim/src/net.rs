@@ -29,11 +29,11 @@ pub enum Stream {
 #[derive(Debug, Default)]
 pub struct Link {
     /// One-way latency range (ns).
-    pub latency: (u64, u64),
+    latency: (u64, u64),
     /// Client → etcd cut until then (ns).
-    pub up_cut_until: u64,
+    up_cut_until: u64,
     /// etcd → client cut until then (ns).
-    pub down_cut_until: u64,
+    down_cut_until: u64,
     /// When the current down cut began (ns).
     down_cut_since: Option<u64>,
     /// Last arrival scheduled client → etcd.
@@ -41,14 +41,14 @@ pub struct Link {
     /// Last arrival scheduled etcd → client, per stream.
     last_down: [u64; 3],
     /// Watch events held by a down cut.
-    pub held: Vec<(WatchId, WatchEvent)>,
+    held: Vec<(WatchId, WatchEvent)>,
 }
 
 /// The network and etcd's availability.
 #[derive(Debug)]
 pub struct SimNet {
     /// Per client.
-    pub links: Vec<Link>,
+    links: Vec<Link>,
     /// etcd refuses everything until then (ns).
     pub etcd_down_until: u64,
     /// etcd holds everything until then (ns).
@@ -112,6 +112,11 @@ impl SimNet {
             }
             link.down_cut_until = link.down_cut_until.max(until);
         }
+    }
+
+    /// Holds a watch event sent into a down cut, for the heal.
+    pub fn hold(&mut self, client: usize, id: WatchId, event: WatchEvent) {
+        self.links[client].held.push((id, event));
     }
 
     /// Whether every cut of `client` is over at `now`.

@@ -232,8 +232,6 @@ impl World {
                 host.wall_offset_ms = 0;
                 self.fault_record("clock-reset", Some(i), self.now);
             }
-            self.net.links[i].up_cut_until = self.net.links[i].up_cut_until.min(self.now);
-            self.net.links[i].down_cut_until = self.net.links[i].down_cut_until.min(self.now);
             self.heal_link(i);
             // The workload settles too: children of the safety phase finish within 2 s, so
             // the convergence bound does not depend on how long they meant to hold.

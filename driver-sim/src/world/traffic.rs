@@ -205,7 +205,7 @@ impl World {
             event
         };
         if self.net.down_cut(i, self.now) {
-            self.net.links[i].held.push((id, event));
+            self.net.hold(i, id, event);
             return;
         }
         if let Some(at) = self.net.down(i, self.now, Stream::Watch) {
