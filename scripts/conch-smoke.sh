@@ -96,9 +96,10 @@ wait_for() {
 }
 # The `cron ls --json` objects of our job, one per line (flat objects: no nesting).
 job_rows() { grep -o "{[^{}]*\"name\":\"$job\"[^{}]*}" "$work/ls.json"; }
+# Whether a run of our job has ended (a tick listed with an exit code: its result is in).
 job_ran() {
   timeout -k 2 10 "$conch" cron ls --json > "$work/ls.json" 2> "$work/err" || return 1
-  job_rows | grep -q '"last_tick":"'
+  job_rows | grep -q '"exit":[0-9]'
 }
 stop_conchd() {
   [ -n "$conchd_pid" ] || return 0
