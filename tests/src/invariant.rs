@@ -144,13 +144,23 @@ pub struct Report {
     pub violations: Vec<String>,
 }
 
-#[derive(Clone, Copy, Debug)]
-struct Interval {
-    client: usize,
-    rev: i64,
-    pid: i32,
-    start: u64,
-    end: Option<u64>,
+/// One child's holding interval, from the log `holdlog` writes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Interval {
+    /// The client (stresser index) that ran it.
+    pub client: usize,
+    /// Its `CONCH_REV`.
+    pub rev: i64,
+    /// Its pid.
+    pub pid: i32,
+    /// Start (`mono_ns`).
+    pub start: u64,
+    /// End, if logged.
+    pub end: Option<u64>,
+    /// Its `CONCH_TICK`, for a cron run.
+    pub tick: Option<String>,
+    /// Whether a signal ended it (rather than its own hold running out).
+    pub signalled: bool,
 }
 
 struct Clients {
@@ -283,7 +293,7 @@ fn client_loop(
         if let Ok(mut w) = shared.wrappers.lock() {
             w[i] = Some(child.id() as i32);
         }
-        let code = wait_bounded(&mut child, &shared.stop);
+        let code = wait_bounded(&mut child, || shared.stop.load(Ordering::Relaxed));
         if let Ok(mut w) = shared.wrappers.lock() {
             w[i] = None;
         }
@@ -293,15 +303,16 @@ fn client_loop(
     }
 }
 
-/// Waits for a wrapper; once the run stops, SIGTERMs it and waits (bounded) for it.
-fn wait_bounded(child: &mut Child, stop: &AtomicBool) -> i32 {
+/// Waits for a wrapper (at most 2 h) and returns its exit code (128 + n for signal n);
+/// once `stop()` says so, SIGCONTs and SIGTERMs it, and SIGKILLs it 15 s later.
+pub fn wait_bounded(child: &mut Child, stop: impl Fn() -> bool) -> i32 {
     use std::os::unix::process::ExitStatusExt;
     let mut termed = None;
-    for _ in 0..600_000 {
+    for _ in 0..1_440_000 {
         if let Ok(Some(status)) = child.try_wait() {
             return status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
         }
-        if stop.load(Ordering::Relaxed) && termed.is_none() {
+        if stop() && termed.is_none() {
             let pid = Pid::from_raw(child.id() as i32);
             let _ = kill(pid, Signal::SIGCONT);
             let _ = kill(pid, Signal::SIGTERM);
@@ -327,7 +338,7 @@ fn stop_all(shared: &Clients) {
 }
 
 /// Live descendants of `pid` (from `/proc`).
-fn descendants(pid: i32) -> Vec<i32> {
+pub fn descendants(pid: i32) -> Vec<i32> {
     let mut parent_of = BTreeMap::new();
     if let Ok(entries) = std::fs::read_dir("/proc") {
         for e in entries.flatten() {
@@ -417,28 +428,40 @@ fn inject(
     Some(Fault { kind, client: Some(client), at, healed: mono_ns() })
 }
 
-fn parse(log: &Path) -> Vec<Interval> {
-    let mut open: BTreeMap<(usize, i64, i32), u64> = BTreeMap::new();
+/// Reads an interval log: `S|E <client> <rev> <pid> <ns>` lines, then optional
+/// `key=value` fields (`tick=` on a start, `by=signal` on an end). Unended intervals last.
+pub fn parse(log: &Path) -> Vec<Interval> {
+    let mut open: BTreeMap<(usize, i64, i32), (u64, Option<String>)> = BTreeMap::new();
     let mut out = Vec::new();
     for line in read(log).lines() {
         let f: Vec<&str> = line.split_whitespace().collect();
-        let [kind, client, rev, pid, t] = f.as_slice() else { continue };
+        let [kind, client, rev, pid, t, extra @ ..] = f.as_slice() else { continue };
         let (Ok(client), Ok(rev), Ok(pid), Ok(t)) = (client.parse(), rev.parse(), pid.parse(), t.parse()) else {
             continue;
         };
+        let field = |name: &str| extra.iter().find_map(|x| x.strip_prefix(name)?.strip_prefix('=')).map(str::to_string);
         match *kind {
             "S" => {
-                open.insert((client, rev, pid), t);
+                open.insert((client, rev, pid), (t, field("tick")));
             }
             "E" => {
-                if let Some(start) = open.remove(&(client, rev, pid)) {
-                    out.push(Interval { client, rev, pid, start, end: Some(t) });
+                if let Some((start, tick)) = open.remove(&(client, rev, pid)) {
+                    let signalled = field("by").as_deref() == Some("signal");
+                    out.push(Interval { client, rev, pid, start, end: Some(t), tick, signalled });
                 }
             }
             _ => {}
         }
     }
-    out.extend(open.into_iter().map(|((client, rev, pid), start)| Interval { client, rev, pid, start, end: None }));
+    out.extend(open.into_iter().map(|((client, rev, pid), (start, tick))| Interval {
+        client,
+        rev,
+        pid,
+        start,
+        end: None,
+        tick,
+        signalled: false,
+    }));
     out.sort_by_key(|iv| iv.start);
     out
 }
@@ -455,14 +478,40 @@ fn window(f: &Fault) -> Option<(u64, u64)> {
 
 fn check(s: &Scenario, intervals: &[Interval], faults: &[Fault], end: u64) -> Report {
     let mut report = Report { intervals: intervals.len(), ..Report::default() };
-    // 1. Bounded holders: sweep the interval edges.
+    for iv in intervals.iter().filter(|iv| iv.end.is_none()) {
+        report
+            .violations
+            .push(format!("client {} rev {} never logged its end (killed without SIGTERM?)", iv.client, iv.rev));
+    }
+    // 1. Bounded holders, with the exception windows of the faults.
+    let windows: Vec<(u64, u64, String)> =
+        faults.iter().filter_map(|f| window(f).map(|(a, b)| (a, b, format!("{:?}", f.kind)))).collect();
+    let over = over_capacity(intervals, s.max, end, &windows);
+    report.overlap_ms = over.covered_ms;
+    report.violations.extend(over.violations);
+    // 3. Fencing.
+    report.violations.extend(fencing(intervals, s.max));
+    report
+}
+
+/// What [`over_capacity`] found.
+#[derive(Debug, Default)]
+pub struct Overlap {
+    /// Longest stretch above capacity inside each labelled exception window (ms).
+    pub covered_ms: BTreeMap<String, u64>,
+    /// Longest stretch above capacity anywhere (ms), covered or not.
+    pub max_ms: u64,
+    /// Stretches above capacity outside every window.
+    pub violations: Vec<String>,
+}
+
+/// Sweeps the interval edges: every stretch with more than `max` holders must lie inside
+/// one of `windows` (`[start, end]` in `mono_ns`, with a label). Unended intervals last
+/// until `end`.
+pub fn over_capacity(intervals: &[Interval], max: usize, end: u64, windows: &[(u64, u64, String)]) -> Overlap {
+    let mut out = Overlap::default();
     let mut edges: Vec<(u64, i32)> = Vec::new();
     for iv in intervals {
-        if iv.end.is_none() {
-            report
-                .violations
-                .push(format!("client {} rev {} never logged its end (killed without SIGTERM?)", iv.client, iv.rev));
-        }
         edges.push((iv.start, 1));
         edges.push((iv.end.unwrap_or(end), -1));
     }
@@ -471,39 +520,40 @@ fn check(s: &Scenario, intervals: &[Interval], faults: &[Fault], end: u64) -> Re
     let mut excess_since = None;
     for (t, d) in edges {
         count += d;
-        if count > s.max as i32 && excess_since.is_none() {
+        if count > max as i32 && excess_since.is_none() {
             excess_since = Some(t);
-        } else if count <= s.max as i32 {
+        } else if count <= max as i32 {
             if let Some(from) = excess_since.take() {
-                let covering =
-                    faults.iter().filter_map(|f| window(f).map(|w| (f, w))).find(|(_, (a, b))| *a <= from && t <= *b);
-                match covering {
-                    Some((f, _)) => {
-                        let ms = (t - from) / 1_000_000;
-                        let e = report.overlap_ms.entry(format!("{:?}", f.kind)).or_insert(0);
+                let ms = (t - from) / 1_000_000;
+                out.max_ms = out.max_ms.max(ms);
+                match windows.iter().find(|(a, b, _)| *a <= from && t <= *b) {
+                    Some((_, _, label)) => {
+                        let e = out.covered_ms.entry(label.clone()).or_insert(0);
                         *e = (*e).max(ms);
                     }
-                    None => report.violations.push(format!(
-                        "{} holders (max {}) for {} ms from t={} outside every exception window",
-                        s.max + 1,
-                        s.max,
-                        (t - from) / 1_000_000,
-                        from
+                    None => out.violations.push(format!(
+                        "{} holders (max {max}) for {ms} ms from t={from} outside every exception window",
+                        max + 1,
                     )),
                 }
             }
         }
     }
-    // 3. Fencing. For an office the order is total: a holder that started after another
-    //    ended has a larger token. For a semaphore two holders may hold at once and start
-    //    their children in either order, so only "a token is never used twice" holds.
+    out
+}
+
+/// Fencing. For an office (`max` 1) the order is total: a holder that started after
+/// another ended has a larger token. For a semaphore two holders may hold at once and
+/// start their children in either order, so only "a token is never used twice" holds.
+pub fn fencing(intervals: &[Interval], max: usize) -> Vec<String> {
+    let mut out = Vec::new();
     for (i, a) in intervals.iter().enumerate() {
         for b in &intervals[i + 1..] {
-            let succession = s.max == 1 && a.end.is_some_and(|e| b.start > e) && b.rev <= a.rev;
+            let succession = max == 1 && a.end.is_some_and(|e| b.start > e) && b.rev <= a.rev;
             if succession || (a.rev == b.rev && a.pid != b.pid) {
-                report.violations.push(format!("fencing: rev {} started after rev {} ended", b.rev, a.rev));
+                out.push(format!("fencing: rev {} started after rev {} ended", b.rev, a.rev));
             }
         }
     }
-    report
+    out
 }

@@ -410,5 +410,7 @@ pub fn mono_ns() -> u64 {
         .unwrap_or(0)
 }
 
+pub mod cluster;
+pub mod functional;
 pub mod invariant;
 pub mod proxy;

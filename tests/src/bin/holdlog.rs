@@ -1,7 +1,8 @@
-//! The child the invariant suite runs under conch: appends `S <client> <rev> <pid> <ns>`
-//! when it starts and `E <client> <rev> <pid> <ns>` when it ends (after `hold_ms`, or at
-//! once on SIGTERM/SIGINT/SIGHUP), to one shared `O_APPEND` file, on `CLOCK_BOOTTIME` —
-//! the clock the harness and conch's shim use.
+//! The child the invariant suite and the functional tester run under conch: appends
+//! `S <client> <rev> <pid> <ns>` when it starts (with ` tick=<CONCH_TICK>` under conchd)
+//! and `E <client> <rev> <pid> <ns>` when it ends (after `hold_ms`, or at once on
+//! SIGTERM/SIGINT/SIGHUP, then with ` by=signal`), to one shared `O_APPEND` file, on
+//! `CLOCK_BOOTTIME` — the clock the harness and conch's shim use.
 //!
 //! Usage: holdlog <file> <client> <hold_ms>   (CONCH_REV from the environment)
 use std::io::Write;
@@ -22,17 +23,18 @@ fn main() {
         let _ = signal_hook::flag::register(sig, stop.clone());
     }
     let pid = std::process::id();
-    let append = |kind: &str| {
-        let line = format!("{kind} {client} {rev} {pid} {}\n", conch_tests::mono_ns());
+    let append = |kind: &str, extra: &str| {
+        let line = format!("{kind} {client} {rev} {pid} {}{extra}\n", conch_tests::mono_ns());
         if let Ok(mut f) = std::fs::OpenOptions::new().append(true).create(true).open(file) {
             let _ = f.write_all(line.as_bytes());
         }
     };
-    append("S");
+    let tick = std::env::var("CONCH_TICK").map(|t| format!(" tick={t}")).unwrap_or_default();
+    append("S", &tick);
     let started = Instant::now();
     // Bounded by hold_ms; a signal ends it early.
     while started.elapsed() < hold && !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(2));
     }
-    append("E");
+    append("E", if stop.load(Ordering::Relaxed) { " by=signal" } else { "" });
 }
