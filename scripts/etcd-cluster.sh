@@ -38,7 +38,7 @@ endpoints() {
 live_pid() {
   local pid
   pid=$(cat "$dir/m$1.pid" 2>/dev/null) || return 0
-  [ -n "$pid" ] && tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$dir/m$1.data" && echo "$pid"
+  [ -n "$pid" ] && tr '\0' ' ' 2>/dev/null < "/proc/$pid/cmdline" | grep -qF -- "$dir/m$1.data" && echo "$pid"
   return 0
 }
 launch() {
@@ -116,7 +116,7 @@ for i in range(3):
     for m in "${members[@]}"; do launch "$m"; done
     if ! wait_health 30 "${members[@]}"; then
       for m in "${members[@]}"; do halt "$m"; done
-      rm -rf "$dir"/m?.data
+      rm -rf "$dir"/m?.data "$conf"
       exit 1
     fi
     endpoints
