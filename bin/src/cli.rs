@@ -17,7 +17,7 @@ pub struct Cli {
 /// Flags every tool shares.
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
-    /// Comma-separated etcd endpoints (http:// or https://).
+    /// Comma-separated etcd endpoints (http://host:port, https://host:port, or host:port); one is used at a time, the next on failure.
     #[arg(long, global = true, env = "CONCH_ENDPOINTS", default_value = "http://127.0.0.1:2379")]
     pub endpoints: String,
     /// No endpoint reachable within this ⇒ exit 69, nothing written.
