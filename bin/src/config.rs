@@ -81,6 +81,7 @@ pub fn validate(cli: Cli) -> Result<Config, String> {
             scenario,
             seed,
             seeds,
+            members,
             clients,
             max,
             duration,
@@ -137,6 +138,7 @@ pub fn validate(cli: Cli) -> Result<Config, String> {
                 all_faults,
                 sabotage,
                 trace: false,
+                members: members.map(usize::from),
             };
             Action::Sim(crate::sim::SimRun { args, seeds, trace, timeline, json })
         }

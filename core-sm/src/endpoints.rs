@@ -44,6 +44,7 @@
 use std::time::Duration;
 
 use crate::output::Event;
+use crate::sabotage::Sabotage;
 use crate::time::Instant;
 
 /// An endpoint that failed this recently is tried only when every other one has too.
@@ -125,13 +126,26 @@ pub struct Endpoints {
     failed_at: Vec<Option<Instant>>,
     switches: u64,
     events: std::collections::VecDeque<Event>,
+    sabotage: Sabotage,
 }
 
 impl Endpoints {
     /// A machine over `count` endpoints (at least one; more than [`ENDPOINTS_MAX`] are cut).
     pub fn new(count: usize) -> Endpoints {
         let count = count.clamp(1, ENDPOINTS_MAX);
-        Endpoints { pinned: 0, failed_at: vec![None; count], switches: 0, events: Default::default() }
+        Endpoints {
+            pinned: 0,
+            failed_at: vec![None; count],
+            switches: 0,
+            events: Default::default(),
+            sabotage: Sabotage::None,
+        }
+    }
+
+    /// The same machine with a deliberate bug (the simulator's checker tests only).
+    pub fn with_sabotage(mut self, sabotage: Sabotage) -> Endpoints {
+        self.sabotage = sabotage;
+        self
     }
 
     /// How many endpoints there are.
@@ -158,7 +172,7 @@ impl Endpoints {
             return None;
         }
         *slot = Some(now);
-        if endpoint != self.pinned || self.count() == 1 {
+        if endpoint != self.pinned || self.count() == 1 || self.sabotage == Sabotage::StayOnFailedEndpoint {
             return None;
         }
         let to = self.choose_next(now);
