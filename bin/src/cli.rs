@@ -17,7 +17,7 @@ pub struct Cli {
 /// Flags every tool shares.
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
-    /// Comma-separated etcd endpoints (http:// or https://).
+    /// Comma-separated etcd endpoints (http://host:port, https://host:port, or host:port); one is used at a time, the next on failure.
     #[arg(long, global = true, env = "CONCH_ENDPOINTS", default_value = "http://127.0.0.1:2379")]
     pub endpoints: String,
     /// No endpoint reachable within this ⇒ exit 69, nothing written.
@@ -95,10 +95,13 @@ pub enum Tool {
         /// Capacity of the semaphore; drawn per seed when not given.
         #[arg(long, env = "CONCH_MAX")]
         max: Option<u32>,
+        /// etcd members the clients fail over between (1 to 7); drawn per seed (1, 3 or 5) when not given.
+        #[arg(long, env = "CONCH_MEMBERS", value_parser = clap::value_parser!(u8).range(1..=7))]
+        members: Option<u8>,
         /// Simulated time per seed (faults, then liveness; at least a minute).
         #[arg(long, env = "CONCH_DURATION", default_value = "2m", allow_hyphen_values = true)]
         duration: String,
-        /// Fault kinds to draw from: all, none, or a list of crash,pause,freeze,partition,one-way,swizzle,revoke,key-delete,etcd-down,stall,compact,clock-jump,child-kill,child-stop.
+        /// Fault kinds to draw from: all, none, or a list of crash,pause,freeze,partition,one-way,swizzle,revoke,key-delete,etcd-down,stall,compact,clock-jump,child-kill,child-stop,member-down,member-isolated,member-cut.
         #[arg(long, env = "CONCH_FAULTS", default_value = "all")]
         faults: String,
         /// Use every allowed fault kind in every seed (no swarm switch-off).

@@ -3,6 +3,7 @@
 use std::hash::{BuildHasher, Hasher};
 use std::time::Duration;
 
+use conch_core::endpoints::ENDPOINTS_MAX;
 use conch_core::keys::Name;
 use conch_core::values::{cmd_field, Holder};
 use conch_core::{duration, HoldSpec, HookConfig, RunConfig, ServiceConfig, Timings};
@@ -80,6 +81,7 @@ pub fn validate(cli: Cli) -> Result<Config, String> {
             scenario,
             seed,
             seeds,
+            members,
             clients,
             max,
             duration,
@@ -136,6 +138,7 @@ pub fn validate(cli: Cli) -> Result<Config, String> {
                 all_faults,
                 sabotage,
                 trace: false,
+                members: members.map(usize::from),
             };
             Action::Sim(crate::sim::SimRun { args, seeds, trace, timeline, json })
         }
@@ -241,7 +244,7 @@ fn run_action(spec: HoldSpec, run: RunArgs, ttl: Duration, hooks: HookConfig, re
 }
 
 fn etcd_config(g: &GlobalArgs) -> Result<EtcdConfig, String> {
-    let endpoints = parse_endpoints(&g.endpoints)?;
+    let endpoints = parse_endpoints(&g.endpoints, g.cacert.is_some())?;
     let https = endpoints.iter().any(|e| e.starts_with("https://"));
     if https && endpoints.iter().any(|e| e.starts_with("http://")) {
         return Err("--endpoints: mix of http:// and https:// endpoints; use one scheme".to_string());
@@ -290,11 +293,19 @@ fn parse_ttl(text: &str) -> Result<Duration, String> {
     Ok(ttl)
 }
 
-/// Endpoints: `http(s)://host:port`, comma-separated.
-fn parse_endpoints(text: &str) -> Result<Vec<String>, String> {
+/// Endpoints: `http(s)://host:port` or `host:port` (as etcdctl takes them: `http://`, or
+/// `https://` when a CA is given), comma-separated, at most [`ENDPOINTS_MAX`].
+fn parse_endpoints(text: &str, tls: bool) -> Result<Vec<String>, String> {
     let mut out = Vec::new();
     for endpoint in text.split(',').map(str::trim) {
-        let bad = |why: &str| format!("--endpoints: {endpoint:?} {why} (expected like http://127.0.0.1:2379)");
+        let bad = |why: &str| {
+            format!("--endpoints: {endpoint:?} {why} (expected like http://127.0.0.1:2379 or 127.0.0.1:2379)")
+        };
+        let endpoint = if endpoint.contains("://") {
+            endpoint.to_string()
+        } else {
+            format!("{}://{endpoint}", if tls { "https" } else { "http" })
+        };
         let rest = endpoint
             .strip_prefix("http://")
             .or_else(|| endpoint.strip_prefix("https://"))
@@ -307,7 +318,12 @@ fn parse_endpoints(text: &str) -> Result<Vec<String>, String> {
         if port.parse::<u16>().map_or(true, |p| p == 0) {
             return Err(bad("has no valid port"));
         }
-        out.push(endpoint.to_string());
+        if !out.contains(&endpoint) {
+            out.push(endpoint);
+        }
+    }
+    if out.len() > ENDPOINTS_MAX {
+        return Err(format!("--endpoints: {} endpoints; at most {ENDPOINTS_MAX} are allowed", out.len()));
     }
     Ok(out)
 }
@@ -340,14 +356,20 @@ mod tests {
     #[test]
     fn endpoints() {
         assert_eq!(
-            parse_endpoints("http://127.0.0.1:2379,https://localhost:2380/"),
+            parse_endpoints("http://127.0.0.1:2379,https://localhost:2380/", false),
             Ok(vec!["http://127.0.0.1:2379".into(), "https://localhost:2380/".into()])
         );
-        for bad in
-            ["127.0.0.1:2379", "http://127.0.0.1", "http://:2379", "http://h:0", "http://h:99999", "ftp://h:1", ""]
-        {
-            assert!(parse_endpoints(bad).is_err(), "{bad}");
+        // Without a scheme, as etcdctl: http://, or https:// when a CA is given; repeats once.
+        assert_eq!(
+            parse_endpoints("127.0.0.1:2379, 127.0.0.1:22379,127.0.0.1:2379", false),
+            Ok(vec!["http://127.0.0.1:2379".into(), "http://127.0.0.1:22379".into()])
+        );
+        assert_eq!(parse_endpoints("etcd1:2379", true), Ok(vec!["https://etcd1:2379".into()]));
+        for bad in ["127.0.0.1", "http://127.0.0.1", "http://:2379", "http://h:0", "http://h:99999", "ftp://h:1", ""] {
+            assert!(parse_endpoints(bad, false).is_err(), "{bad}");
         }
+        let many: Vec<String> = (1..=ENDPOINTS_MAX as u16 + 1).map(|p| format!("127.0.0.1:{p}")).collect();
+        assert!(parse_endpoints(&many.join(","), false).unwrap_err().contains("at most"));
     }
 
     #[test]

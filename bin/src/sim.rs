@@ -38,7 +38,13 @@ fn replay(run: &SimRun, seed: u64) -> String {
     if let Some(n) = a.max {
         cmd += &format!(" --max {n}");
     }
-    if let Some(faults) = a.faults.as_ref().filter(|f| f.len() != conch_driver_sim::options::FaultKind::ALL.len()) {
+    if let Some(n) = a.members {
+        cmd += &format!(" --members {n}");
+    }
+    if let Some(faults) = a.faults.as_ref().filter(|f| {
+        use conch_driver_sim::options::FaultKind;
+        f.len() != FaultKind::ALL.len() + FaultKind::MEMBER.len()
+    }) {
         let names: Vec<&str> = faults.iter().map(|k| k.as_str()).collect();
         cmd += &format!(" --faults {}", if names.is_empty() { "none".to_string() } else { names.join(",") });
     }
@@ -74,18 +80,20 @@ fn verdict_line(run: &SimRun, opts: &SimOptions, report: &Report) -> String {
             .map(|v| format!("{{\"checker\":{},\"detail\":{}}}", json_string(v.checker), json_string(&v.detail)))
             .collect();
         return format!(
-            "{{\"seed\":{},\"verdict\":\"{}\",\"options\":{},\"children\":{},\"faults\":{faults},\"site_firings\":{sites},\"claims\":{},\"events\":{},\"violations\":[{}]}}",
+            "{{\"seed\":{},\"verdict\":\"{}\",\"options\":{},\"children\":{},\"faults\":{faults},\"site_firings\":{sites},\"claims\":{},\"failovers\":{},\"events\":{},\"violations\":[{}]}}",
             opts.seed,
             if report.passed() { "ok" } else { "fail" },
             json_string(&opts.to_string()),
             o.intervals.len(),
             o.claims.len(),
+            o.failovers,
             o.events,
             violations.join(",")
         );
     }
+    let failovers = if opts.members > 1 { format!(", {} failovers", o.failovers) } else { String::new() };
     let head = format!(
-        "{} {opts}: {} children, {faults} faults, {sites} site firings, {} events",
+        "{} {opts}: {} children, {faults} faults, {sites} site firings{failovers}, {} events",
         if report.passed() { "ok  " } else { "FAIL" },
         o.intervals.len(),
         o.events

@@ -17,6 +17,7 @@ pub mod conchd;
 pub mod cron;
 pub mod drive;
 pub mod duration;
+pub mod endpoints;
 pub mod etcd;
 pub mod hold;
 pub mod hooks;
@@ -36,6 +37,7 @@ pub mod values;
 pub mod who;
 
 pub use drive::{drain, Driven, Machine, Now};
+pub use endpoints::{Attempt, Endpoints, Next, Outcome, Switch};
 pub use etcd::{EtcdError, EtcdRequest, EtcdResponse, Kv, WatchEvent};
 pub use hold::HoldSpec;
 pub use hooks::{HookConfig, HookKind, HookSpec};

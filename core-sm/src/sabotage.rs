@@ -40,11 +40,15 @@ pub enum Sabotage {
     /// range read that proves its own key is still there and ranked (etcd issue 11456).
     /// Caught by: fifo / bounded holders.
     AcquireOnWake,
+    /// The endpoint machine never moves the pin off a failed member (etcd-client's
+    /// behaviour before conch had failover).
+    /// Caught by: failover.
+    StayOnFailedEndpoint,
 }
 
 impl Sabotage {
     /// Every deliberate bug.
-    pub const ALL: [Sabotage; 9] = [
+    pub const ALL: [Sabotage; 10] = [
         Sabotage::IgnoreDeadlines,
         Sabotage::RankByModRevision,
         Sabotage::ConstantFencingToken,
@@ -54,6 +58,7 @@ impl Sabotage {
         Sabotage::SkipEveryLateTick,
         Sabotage::ClaimPastTicks,
         Sabotage::AcquireOnWake,
+        Sabotage::StayOnFailedEndpoint,
     ];
 
     /// The kebab-case name used on the command line and in traces.
@@ -69,6 +74,7 @@ impl Sabotage {
             Sabotage::SkipEveryLateTick => "skip-every-late-tick",
             Sabotage::ClaimPastTicks => "claim-past-ticks",
             Sabotage::AcquireOnWake => "acquire-on-wake",
+            Sabotage::StayOnFailedEndpoint => "stay-on-failed-endpoint",
         }
     }
 

@@ -7,12 +7,15 @@ use etcd_client::{
 };
 use tonic::Code;
 
+/// How every "no answer in time" failure begins (the pool reads it as a timeout).
+pub const NO_ANSWER: &str = "no answer within";
+
 /// Makes the call, bounded by `timeout` (a timeout is [`EtcdError::Unavailable`]).
 pub async fn call(mut client: Client, request: EtcdRequest, timeout: Duration) -> EtcdResponse {
     match tokio::time::timeout(timeout, dispatch(&mut client, request)).await {
         Ok(Ok(response)) => response,
         Ok(Err(e)) => EtcdResponse::Error(map_error(&e)),
-        Err(_) => EtcdResponse::Error(EtcdError::Unavailable(format!("no answer within {}ms", timeout.as_millis()))),
+        Err(_) => EtcdResponse::Error(EtcdError::Unavailable(format!("{NO_ANSWER} {}ms", timeout.as_millis()))),
     }
 }
 

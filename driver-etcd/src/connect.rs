@@ -1,7 +1,10 @@
 //! Connecting to etcd: endpoints, dial timeout, auth, TLS, per-call timeouts.
 use std::time::Duration;
 
+use conch_core::EtcdError;
 use etcd_client::{Certificate, Client, ConnectOptions, Identity, TlsOptions};
+
+use crate::calls::{map_error, NO_ANSWER};
 
 /// PEM material for TLS to etcd.
 #[derive(Clone, Debug)]
@@ -60,11 +63,12 @@ impl EtcdConfig {
     }
 }
 
-/// Builds the client. Without auth the channel is lazy: reachability shows in the first
-/// call, which the caller bounds by the dial timeout. With auth, connecting authenticates,
-/// bounded here by the dial timeout.
-pub async fn connect(config: &EtcdConfig) -> Result<Client, String> {
-    let mut options = ConnectOptions::new().with_connect_timeout(config.dial_timeout);
+/// Builds the client of one member. Without auth the channel is lazy: reachability shows
+/// in the first call. With auth, connecting authenticates, bounded here by `timeout`.
+/// Every request carries etcd's "require leader" mark, so a member cut off from its peers
+/// answers "no leader" instead of serving a stale watch or keepalive stream.
+pub async fn connect_one(config: &EtcdConfig, url: &str, timeout: Duration) -> Result<Client, EtcdError> {
+    let mut options = ConnectOptions::new().with_connect_timeout(timeout).with_require_leader(true);
     if let Some(tls) = &config.tls {
         let mut tls_options = TlsOptions::new().ca_certificate(Certificate::from_pem(&tls.ca_pem));
         if let Some((cert, key)) = &tls.client_pem {
@@ -75,10 +79,12 @@ pub async fn connect(config: &EtcdConfig) -> Result<Client, String> {
     if let Some((name, password)) = &config.user {
         options = options.with_user(name, password);
     }
-    let endpoints = config.endpoints.join(",");
-    match tokio::time::timeout(config.dial_timeout, Client::connect(&config.endpoints, Some(options))).await {
+    match tokio::time::timeout(timeout, Client::connect([url], Some(options))).await {
         Ok(Ok(client)) => Ok(client),
-        Ok(Err(e)) => Err(format!("cannot connect to etcd at {endpoints}: {e}")),
-        Err(_) => Err(format!("no answer from etcd at {endpoints} within {}ms", config.dial_timeout.as_millis())),
+        Ok(Err(e)) => Err(match map_error(&e) {
+            EtcdError::Unavailable(why) => EtcdError::Unavailable(format!("cannot connect to {url}: {why}")),
+            other => other,
+        }),
+        Err(_) => Err(EtcdError::Unavailable(format!("{NO_ANSWER} {}ms from {url}", timeout.as_millis()))),
     }
 }

@@ -6,11 +6,13 @@
 //! ends fails every request still waiting on it.
 use std::collections::VecDeque;
 
+use conch_core::Outcome;
 use conch_core::{EtcdError, EtcdResponse, LeaseId, ReqId};
-use etcd_client::{Client, LeaseKeeper};
+use etcd_client::LeaseKeeper;
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::calls::map_error;
+use crate::pool::{stream_outcome, Pool};
 use crate::run::DriverEvent;
 
 /// What a stream task reports to the event loop.
@@ -26,7 +28,7 @@ pub enum StreamNews {
 
 /// The wrapper's keepalive state.
 pub struct KeepAlives {
-    client: Client,
+    pool: Pool,
     generation: u64,
     keeper: Option<LeaseKeeper>,
     /// Requests sent on the current stream, oldest first, awaiting answers.
@@ -37,13 +39,15 @@ pub struct KeepAlives {
     granted_ttl_s: std::collections::BTreeMap<LeaseId, i64>,
     /// The lease the current stream keeps alive (a new session needs a new stream).
     stream_lease: Option<LeaseId>,
+    /// The member the current stream is open on.
+    stream_endpoint: usize,
 }
 
 impl KeepAlives {
     /// Keepalives through `client`.
-    pub fn new(client: Client) -> KeepAlives {
+    pub fn new(pool: Pool) -> KeepAlives {
         KeepAlives {
-            client,
+            pool,
             generation: 0,
             keeper: None,
             pending: VecDeque::new(),
@@ -51,6 +55,7 @@ impl KeepAlives {
             task: None,
             granted_ttl_s: Default::default(),
             stream_lease: None,
+            stream_endpoint: 0,
         }
     }
 
@@ -61,7 +66,12 @@ impl KeepAlives {
 
     /// Sends one keepalive for request `id`.
     pub async fn send(&mut self, id: ReqId, lease: LeaseId, fresh_stream: bool, events: &UnboundedSender<DriverEvent>) {
-        if fresh_stream || self.task.is_none() || self.stream_lease != Some(lease) {
+        if fresh_stream && self.task.is_some() {
+            // An earlier keepalive went unanswered for the core's retry interval.
+            self.pool.report(self.stream_endpoint, Outcome::TimedOut);
+        }
+        let moved = self.stream_endpoint != self.pool.pinned();
+        if fresh_stream || moved || self.task.is_none() || self.stream_lease != Some(lease) {
             self.open(id, lease, events);
             return;
         }
@@ -117,13 +127,24 @@ impl KeepAlives {
         self.pending.push_back(id);
         let generation = self.generation;
         let granted_ttl_s = self.granted_ttl_s.get(&lease).copied().unwrap_or(1);
-        let mut client = self.client.clone();
+        let (pool, endpoint) = (self.pool.clone(), self.pool.pinned());
+        self.stream_endpoint = endpoint;
         let events = events.clone();
         self.task = Some(tokio::spawn(async move {
             let send = |news| events.send(DriverEvent::KeepAlive(generation, news)).is_ok();
+            let mut client = match pool.client(endpoint, pool.config().call_timeout()).await {
+                Ok(client) => client,
+                Err(failure) => {
+                    pool.report(endpoint, crate::pool::outcome_of(&failure));
+                    send(StreamNews::Answer(failure));
+                    send(StreamNews::Closed("cannot connect".into()));
+                    return;
+                }
+            };
             let (keeper, mut stream) = match client.lease_keep_alive(lease.0).await {
                 Ok(pair) => pair,
                 Err(e) => {
+                    pool.report(endpoint, stream_outcome(&e));
                     let response = match map_error(&e) {
                         EtcdError::LeaseNotFound => EtcdResponse::KeepAlive { ttl_s: 0 },
                         other => EtcdResponse::Error(other),
@@ -148,10 +169,12 @@ impl KeepAlives {
                         }
                     }
                     Ok(None) => {
+                        pool.report(endpoint, Outcome::Unavailable);
                         send(StreamNews::Closed("keepalive stream ended".into()));
                         return;
                     }
                     Err(e) => {
+                        pool.report(endpoint, stream_outcome(&e));
                         send(StreamNews::Closed(e.to_string()));
                         return;
                     }

@@ -2,6 +2,8 @@
 //!
 //! * [`connect`] — etcd endpoints, dial timeout, the client.
 //! * [`calls`] — one [`conch_core::EtcdRequest`] becomes one etcd call.
+//! * [`pool`] — one connection per member and failover between them (the core's
+//!   [`conch_core::Endpoints`] decides).
 //! * [`keepalive`] — the lease keepalive stream, answers paired with requests in order.
 //! * [`watches`] — one task per single-key watch.
 //! * [`shim`] — the hidden `conch __shim` mode that owns the child's process group.
@@ -17,6 +19,7 @@ pub mod clock;
 pub mod connect;
 pub mod hooks;
 pub mod keepalive;
+pub mod pool;
 pub mod query;
 pub mod run;
 pub mod shim;

@@ -4,11 +4,11 @@ use std::time::Duration;
 use conch_core::keys::sema_name_prefix;
 use conch_core::who::{assert_leader, other_capacities, report, watch_line, WhoReport};
 use conch_core::{EtcdError, EtcdRequest, EtcdResponse, ExitCode, HoldSpec, Kv, Revision};
-use etcd_client::{Client, WatchOptions};
+use etcd_client::WatchOptions;
 use tokio::signal::unix::{signal, SignalKind};
 
-use crate::calls::call;
-use crate::connect::{connect, EtcdConfig};
+use crate::connect::EtcdConfig;
+use crate::pool::{stream_outcome, Pool};
 
 /// Pause between attempts to re-list after `--watch` lost etcd.
 const RELIST_DELAY: Duration = Duration::from_millis(500);
@@ -17,8 +17,9 @@ fn runtime() -> Result<tokio::runtime::Runtime, String> {
     tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())
 }
 
-async fn range(client: &Client, config: &EtcdConfig, prefix: String) -> Result<(Revision, Vec<Kv>), String> {
-    match call(client.clone(), EtcdRequest::RangePrefix { prefix }, config.dial_timeout).await {
+async fn range(pool: &Pool, prefix: String) -> Result<(Revision, Vec<Kv>), String> {
+    let config = pool.config();
+    match pool.call(EtcdRequest::RangePrefix { prefix }, config.dial_timeout).await {
         EtcdResponse::Range { header_rev, kvs } => Ok((header_rev, kvs)),
         EtcdResponse::Error(EtcdError::Unavailable(why)) => {
             Err(format!("etcd unreachable at {}: {why}", config.endpoints.join(",")))
@@ -33,13 +34,13 @@ async fn range(client: &Client, config: &EtcdConfig, prefix: String) -> Result<(
 /// under its name, which the caller warns about.
 pub fn who(config: &EtcdConfig, spec: &HoldSpec) -> Result<(WhoReport, Vec<(u32, usize)>), String> {
     runtime()?.block_on(async {
-        let client = connect(config).await?;
+        let pool = Pool::new(config.clone());
         if spec.is_office {
-            let (_, kvs) = range(&client, config, spec.prefix()).await?;
+            let (_, kvs) = range(&pool, spec.prefix()).await?;
             return Ok((report(spec, &kvs), Vec::new()));
         }
         // One read of the whole name: our capacity's keys, and any others.
-        let (_, family) = range(&client, config, sema_name_prefix(&spec.name)).await?;
+        let (_, family) = range(&pool, sema_name_prefix(&spec.name)).await?;
         let prefix = spec.prefix();
         let ours: Vec<Kv> = family.iter().filter(|kv| kv.key.starts_with(&prefix)).cloned().collect();
         Ok((report(spec, &ours), other_capacities(spec, &family)))
@@ -54,8 +55,7 @@ pub fn assert(
     min_rev: Option<i64>,
 ) -> Result<(ExitCode, String), String> {
     runtime()?.block_on(async {
-        let client = connect(config).await?;
-        let (_, kvs) = range(&client, config, spec.prefix()).await?;
+        let (_, kvs) = range(&Pool::new(config.clone()), spec.prefix()).await?;
         let (held, json) = assert_leader(spec, &kvs, host, min_rev);
         Ok((if held { ExitCode::OK } else { ExitCode::VACANT }, json.to_string()))
     })
@@ -78,13 +78,7 @@ pub fn watch(config: &EtcdConfig, spec: &HoldSpec, as_json: bool) -> ExitCode {
 }
 
 async fn watch_loop(config: &EtcdConfig, spec: &HoldSpec, as_json: bool) -> ExitCode {
-    let client = match connect(config).await {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::error!(error = %e, "etcd unreachable");
-            return ExitCode::UNAVAILABLE;
-        }
-    };
+    let pool = Pool::new(config.clone());
     let prefix = spec.prefix();
     let mut last: Option<String> = None;
     let mut print = |kvs: &[Kv]| {
@@ -96,7 +90,7 @@ async fn watch_loop(config: &EtcdConfig, spec: &HoldSpec, as_json: bool) -> Exit
     };
     let mut first = true;
     loop {
-        let (rev, kvs) = match range(&client, config, prefix.clone()).await {
+        let (rev, kvs) = match range(&pool, prefix.clone()).await {
             Ok(answer) => answer,
             Err(e) if first => {
                 tracing::error!(error = %e, "etcd unreachable");
@@ -111,9 +105,19 @@ async fn watch_loop(config: &EtcdConfig, spec: &HoldSpec, as_json: bool) -> Exit
         first = false;
         print(&kvs);
         let options = WatchOptions::new().with_prefix().with_start_revision(rev.0 + 1);
-        let mut stream = match client.clone().watch(prefix.clone(), Some(options)).await {
+        let endpoint = pool.pinned();
+        let mut client = match pool.client(endpoint, config.dial_timeout).await {
+            Ok(client) => client,
+            Err(e) => {
+                tracing::warn!(error = ?e, "watch failed; re-listing");
+                tokio::time::sleep(RELIST_DELAY).await;
+                continue;
+            }
+        };
+        let mut stream = match client.watch(prefix.clone(), Some(options)).await {
             Ok(stream) => stream,
             Err(e) => {
+                pool.report(endpoint, stream_outcome(&e));
                 tracing::warn!(error = %e, "watch failed; re-listing");
                 tokio::time::sleep(RELIST_DELAY).await;
                 continue;
@@ -126,10 +130,14 @@ async fn watch_loop(config: &EtcdConfig, spec: &HoldSpec, as_json: bool) -> Exit
                     if r.events().is_empty() {
                         continue;
                     }
-                    match range(&client, config, prefix.clone()).await {
+                    match range(&pool, prefix.clone()).await {
                         Ok((_, kvs)) => print(&kvs),
                         Err(_) => break,
                     }
+                }
+                Err(e) => {
+                    pool.report(endpoint, stream_outcome(&e));
+                    break;
                 }
                 _ => break,
             }
@@ -141,8 +149,7 @@ async fn watch_loop(config: &EtcdConfig, spec: &HoldSpec, as_json: bool) -> Exit
 /// One etcd call, bounded by the dial timeout (the `cron` subcommands are made of these).
 pub fn call_once(config: &EtcdConfig, request: EtcdRequest) -> Result<EtcdResponse, String> {
     runtime()?.block_on(async {
-        let client = connect(config).await?;
-        match call(client, request, config.dial_timeout).await {
+        match Pool::new(config.clone()).call(request, config.dial_timeout).await {
             EtcdResponse::Error(EtcdError::Unavailable(why)) => {
                 Err(format!("etcd unreachable at {}: {why}", config.endpoints.join(",")))
             }

@@ -10,11 +10,11 @@ use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
 
 use std::collections::BTreeMap;
 
-use crate::calls::call;
 use crate::clock::{now, to_tokio};
-use crate::connect::{connect, EtcdConfig};
+use crate::connect::EtcdConfig;
 use crate::hooks::Hooks;
 use crate::keepalive::{KeepAlives, StreamNews};
+use crate::pool::Pool;
 use crate::shim_link::ShimLink;
 use crate::watches::Watches;
 
@@ -37,7 +37,7 @@ pub enum DriverEvent {
 
 struct Io {
     config: EtcdConfig,
-    client: etcd_client::Client,
+    pool: Pool,
     events: UnboundedSender<DriverEvent>,
     keepalives: KeepAlives,
     watches: Watches,
@@ -101,18 +101,12 @@ async fn drive_observed<M: Driven>(
     start: impl FnOnce(Now) -> M,
     observe: &mut dyn FnMut(&M),
 ) -> ExitCode {
-    let client = match connect(&config).await {
-        Ok(client) => client,
-        Err(e) => {
-            tracing::error!(error = %e, "etcd unreachable");
-            return ExitCode::UNAVAILABLE;
-        }
-    };
+    let pool = Pool::new(config.clone());
     let (events, mut inbox) = unbounded_channel();
     let mut io = Io {
         config,
-        keepalives: KeepAlives::new(client.clone()),
-        client,
+        keepalives: KeepAlives::new(pool.clone()),
+        pool,
         events,
         watches: Watches::default(),
         shims: BTreeMap::new(),
@@ -202,14 +196,14 @@ impl Io {
                 } else {
                     self.config.call_timeout()
                 };
-                let (client, events) = (self.client.clone(), self.events.clone());
+                let (pool, events) = (self.pool.clone(), self.events.clone());
                 tokio::spawn(async move {
-                    let response = call(client, request, timeout).await;
+                    let response = pool.call(request, timeout).await;
                     let _ = events.send(DriverEvent::Etcd(id, response));
                 });
             }
             Output::Watch { id, key, start_rev, prefix } => {
-                self.watches.start(&self.client, id, key, start_rev, prefix, &self.events)
+                self.watches.start(&self.pool, id, key, start_rev, prefix, &self.events)
             }
             Output::CancelWatch(id) => self.watches.cancel(id),
             Output::Spawn(spec) => match ShimLink::spawn(&spec, &self.events) {

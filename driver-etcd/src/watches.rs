@@ -1,12 +1,24 @@
 //! Single-key watches, one task each, reporting into the event loop.
+//!
+//! A watch lives on the pinned member. When that member fails (the stream errs, or is
+//! cancelled for "no leader") or the pin moves for any other reason, the task re-opens the
+//! watch on the newly pinned member from the revision after the last event it delivered:
+//! nothing is missed and nothing is seen twice (etcd never splits one revision's events
+//! over two responses). Only when the member failed and the pin did not move (one
+//! endpoint), or the watch could not be resumed [`RESUMES_MAX`] times in a row, does the
+//! core hear `Broken` and re-read, as it does after a compaction.
 use std::collections::BTreeMap;
 
-use conch_core::{Revision, WatchEvent, WatchId};
-use etcd_client::{Client, EventType, WatchOptions};
+use conch_core::{Outcome, Revision, WatchEvent, WatchId};
+use etcd_client::{EventType, WatchOptions, WatchStream};
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::calls::to_kv;
+use crate::pool::{stream_outcome, Pool};
 use crate::run::DriverEvent;
+
+/// Resumes on other members without an event in between before the core is told.
+pub const RESUMES_MAX: u32 = 4;
 
 /// The live watches of one wrapper.
 #[derive(Default)]
@@ -14,63 +26,52 @@ pub struct Watches {
     tasks: BTreeMap<WatchId, tokio::task::JoinHandle<()>>,
 }
 
+/// How one opened stream ended.
+enum Ended {
+    /// The core was told (a compaction, or its channel is gone): the task is done.
+    Told,
+    /// The member failed with this outcome and this text.
+    Failed(Outcome, String),
+    /// The pin moved away from this member.
+    Moved,
+}
+
 impl Watches {
     /// Starts watching `key` (every key under it with `prefix`) from `start_rev`.
     pub fn start(
         &mut self,
-        client: &Client,
+        pool: &Pool,
         id: WatchId,
         key: String,
         start_rev: Revision,
         prefix: bool,
         events: &UnboundedSender<DriverEvent>,
     ) {
-        let mut client = client.clone();
-        let events = events.clone();
+        let (pool, events) = (pool.clone(), events.clone());
         let task = tokio::spawn(async move {
-            let send = |event| events.send(DriverEvent::Watch(id, event)).is_ok();
-            let mut options = WatchOptions::new().with_start_revision(start_rev.0);
-            if prefix {
-                options = options.with_prefix();
-            }
-            let mut stream = match client.watch(key.clone(), Some(options)).await {
-                Ok(stream) => stream,
-                Err(e) => {
-                    send(WatchEvent::Broken(e.to_string()));
-                    return;
-                }
-            };
+            let mut next_rev = start_rev.0;
+            let mut resumes = 0;
             loop {
-                match stream.message().await {
-                    Ok(Some(response)) => {
-                        if response.compact_revision() > 0 {
-                            send(WatchEvent::Compacted);
+                let endpoint = pool.pinned();
+                let mut switched = pool.switched();
+                let ended = match open(&pool, endpoint, &key, next_rev, prefix).await {
+                    Ok(stream) => follow(stream, id, &events, &mut next_rev, &mut resumes, &mut switched).await,
+                    Err((outcome, why)) => Ended::Failed(outcome, why),
+                };
+                match ended {
+                    Ended::Told => return,
+                    Ended::Moved if resumes < RESUMES_MAX => resumes += 1,
+                    Ended::Failed(outcome, why) => {
+                        pool.report(endpoint, outcome);
+                        if pool.pinned() == endpoint || resumes >= RESUMES_MAX {
+                            let _ = events.send(DriverEvent::Watch(id, WatchEvent::Broken(why)));
                             return;
                         }
-                        for event in response.events() {
-                            let Some(kv) = event.kv() else { continue };
-                            let event = match event.event_type() {
-                                EventType::Put => WatchEvent::Put(to_kv(kv)),
-                                EventType::Delete => WatchEvent::Delete {
-                                    key: String::from_utf8_lossy(kv.key()).into_owned(),
-                                    mod_rev: Revision(kv.mod_revision()),
-                                },
-                            };
-                            if !send(event) {
-                                return;
-                            }
-                        }
-                        if response.canceled() {
-                            send(WatchEvent::Broken(format!("watch cancelled: {}", response.cancel_reason())));
-                            return;
-                        }
+                        resumes += 1;
                     }
-                    Ok(None) => {
-                        send(WatchEvent::Broken("watch stream ended".into()));
-                        return;
-                    }
-                    Err(e) => {
-                        send(WatchEvent::Broken(e.to_string()));
+                    Ended::Moved => {
+                        let broken = WatchEvent::Broken("watch moved too often".into());
+                        let _ = events.send(DriverEvent::Watch(id, broken));
                         return;
                     }
                 }
@@ -89,6 +90,74 @@ impl Watches {
     /// Whether events for `id` are still wanted.
     pub fn is_live(&self, id: WatchId) -> bool {
         self.tasks.contains_key(&id)
+    }
+}
+
+async fn open(
+    pool: &Pool,
+    endpoint: usize,
+    key: &str,
+    start_rev: i64,
+    prefix: bool,
+) -> Result<WatchStream, (Outcome, String)> {
+    let timeout = pool.config().dial_timeout;
+    let mut client =
+        pool.client(endpoint, timeout).await.map_err(|e| (crate::pool::outcome_of(&e), format!("{e:?}")))?;
+    let mut options = WatchOptions::new().with_start_revision(start_rev);
+    if prefix {
+        options = options.with_prefix();
+    }
+    match tokio::time::timeout(timeout, client.watch(key, Some(options))).await {
+        Ok(Ok(stream)) => Ok(stream),
+        Ok(Err(e)) => Err((stream_outcome(&e), e.to_string())),
+        Err(_) => Err((Outcome::TimedOut, format!("watch not opened within {}ms", timeout.as_millis()))),
+    }
+}
+
+/// Hands the stream's events to the loop until it ends or the pin moves.
+async fn follow(
+    mut stream: WatchStream,
+    id: WatchId,
+    events: &UnboundedSender<DriverEvent>,
+    next_rev: &mut i64,
+    resumes: &mut u32,
+    switched: &mut tokio::sync::watch::Receiver<u64>,
+) -> Ended {
+    let send = |event| events.send(DriverEvent::Watch(id, event)).is_ok();
+    loop {
+        let message = tokio::select! {
+            message = stream.message() => message,
+            _ = switched.changed() => return Ended::Moved,
+        };
+        let response = match message {
+            Ok(Some(response)) => response,
+            Ok(None) => return Ended::Failed(Outcome::Unavailable, "watch stream ended".into()),
+            Err(e) => return Ended::Failed(stream_outcome(&e), e.to_string()),
+        };
+        if response.compact_revision() > 0 {
+            send(WatchEvent::Compacted);
+            return Ended::Told;
+        }
+        for event in response.events() {
+            let Some(kv) = event.kv() else { continue };
+            *next_rev = (*next_rev).max(kv.mod_revision() + 1);
+            *resumes = 0;
+            let event = match event.event_type() {
+                EventType::Put => WatchEvent::Put(to_kv(kv)),
+                EventType::Delete => WatchEvent::Delete {
+                    key: String::from_utf8_lossy(kv.key()).into_owned(),
+                    mod_rev: Revision(kv.mod_revision()),
+                },
+            };
+            if !send(event) {
+                return Ended::Told;
+            }
+        }
+        if response.canceled() {
+            let why = format!("watch cancelled: {}", response.cancel_reason());
+            let outcome = if why.contains("no leader") { Outcome::NoLeader } else { Outcome::Unavailable };
+            return Ended::Failed(outcome, why);
+        }
     }
 }
 

@@ -9,6 +9,10 @@
 //! * `convergence`: after the last fault, within the bound, the N oldest contenders hold,
 //!   stay holding, and every other client waits with a key.
 //! * `cron-at-most-once`, `cron-liveness`, `cron-no-past-tick`.
+//! * `failover`: a minority of etcd members down, isolated or cut off never costs a
+//!   holder its hold: a loss with only member faults around it (no other fault of that
+//!   client or of etcd as a whole, no fault site, within two TTLs and the kill grace
+//!   before it) means a client did not move to a live member in time.
 //! * `no-leaks`: after SIGTERM to every client: no keys, no session leases, no children,
 //!   every wrapper and daemon exited.
 use std::collections::{BTreeMap, BTreeSet};
@@ -27,7 +31,7 @@ pub struct Violation {
 }
 
 /// Every checker name, in report order.
-pub const CHECKERS: [&str; 8] = [
+pub const CHECKERS: [&str; 9] = [
     "bounded-holders",
     "fencing",
     "fifo",
@@ -35,6 +39,7 @@ pub const CHECKERS: [&str; 8] = [
     "cron-at-most-once",
     "cron-liveness",
     "cron-no-past-tick",
+    "failover",
     "no-leaks",
 ];
 
@@ -86,8 +91,34 @@ fn raw_check(outcome: &Outcome) -> Vec<Violation> {
     }
     convergence(outcome, &mut v);
     cron(outcome, &mut v);
+    failover(outcome, &mut v);
     leaks(outcome, &mut v);
     v
+}
+
+/// Losses that only member faults can explain.
+fn failover(outcome: &Outcome, v: &mut Vec<Violation>) {
+    let opts = &outcome.opts;
+    let reach = 2 * opts.ttl.as_nanos() as u64 + opts.kill_after.as_nanos() as u64 + 2_000_000_000;
+    let member = |kind: &str| crate::options::FaultKind::MEMBER.iter().any(|k| k.as_str() == kind);
+    for loss in &outcome.losses {
+        let near = |f: &&FaultRecord| f.from <= loss.at && f.to + reach >= loss.at;
+        let mine = |f: &&FaultRecord| f.client.is_none_or(|c| c == loss.client) && f.kind != "restart";
+        let around: Vec<&FaultRecord> = outcome.faults.iter().filter(near).filter(mine).collect();
+        if !around.is_empty() && around.iter().all(|f| member(&f.kind)) {
+            let kinds: Vec<&str> = around.iter().map(|f| f.kind.as_str()).collect();
+            v.push(violation(
+                "failover",
+                format!(
+                    "client {} lost its hold ({}) at {} with only member faults around it ({})",
+                    loss.client,
+                    loss.reason,
+                    secs(loss.at),
+                    kinds.join(",")
+                ),
+            ));
+        }
+    }
 }
 
 fn violation(checker: &'static str, detail: String) -> Violation {

@@ -67,6 +67,12 @@ pub enum FaultKind {
     ChildKill,
     /// SIGSTOP of the child alone, SIGCONT later (a SIGTERM meanwhile waits).
     ChildStop,
+    /// One etcd member down: its clients are refused (the cluster keeps its quorum).
+    MemberDown,
+    /// One member cut off from its peers: it answers "no leader", its streams break.
+    MemberIsolated,
+    /// One member unreachable from the clients: calls unanswered, streams silent.
+    MemberCut,
 }
 
 impl FaultKind {
@@ -88,9 +94,21 @@ impl FaultKind {
         FaultKind::ChildStop,
     ];
 
+    /// The faults of one member of a cluster (drawn only when a seed has several members,
+    /// from their own stream, so the plan of a one-member seed is what it always was).
+    pub const MEMBER: [FaultKind; 3] = [FaultKind::MemberDown, FaultKind::MemberIsolated, FaultKind::MemberCut];
+
+    /// Whether this is a fault of one member.
+    pub fn is_member(self) -> bool {
+        FaultKind::MEMBER.contains(&self)
+    }
+
     /// The command-line name.
     pub fn as_str(self) -> &'static str {
         match self {
+            FaultKind::MemberDown => "member-down",
+            FaultKind::MemberIsolated => "member-isolated",
+            FaultKind::MemberCut => "member-cut",
             FaultKind::Crash => "crash",
             FaultKind::Pause => "pause",
             FaultKind::Freeze => "freeze",
@@ -110,20 +128,20 @@ impl FaultKind {
 
     /// Parses [`FaultKind::as_str`].
     pub fn parse(text: &str) -> Option<FaultKind> {
-        FaultKind::ALL.into_iter().find(|k| k.as_str() == text)
+        FaultKind::ALL.into_iter().chain(FaultKind::MEMBER).find(|k| k.as_str() == text)
     }
 
     /// Parses a comma-separated list (`all` and `none` too); the error names what is allowed.
     pub fn parse_list(text: &str) -> Result<Vec<FaultKind>, String> {
         match text {
-            "all" => return Ok(FaultKind::ALL.to_vec()),
+            "all" => return Ok(FaultKind::ALL.into_iter().chain(FaultKind::MEMBER).collect()),
             "none" | "" => return Ok(Vec::new()),
             _ => {}
         }
         let mut kinds = Vec::new();
         for part in text.split(',') {
             let kind = FaultKind::parse(part.trim()).ok_or_else(|| {
-                let names: Vec<&str> = FaultKind::ALL.iter().map(|k| k.as_str()).collect();
+                let names: Vec<&str> = FaultKind::ALL.iter().chain(&FaultKind::MEMBER).map(|k| k.as_str()).collect();
                 format!("--faults: unknown fault {part:?}; use all, none or a list of {}", names.join(","))
             })?;
             if !kinds.contains(&kind) {
@@ -166,6 +184,8 @@ pub struct SimArgs {
     pub sabotage: Sabotage,
     /// Keep a trace.
     pub trace: bool,
+    /// `--members`: etcd members (else drawn: 1, 3 or 5).
+    pub members: Option<usize>,
 }
 
 impl SimArgs {
@@ -180,6 +200,7 @@ impl SimArgs {
             all_faults: false,
             sabotage: Sabotage::None,
             trace: false,
+            members: None,
         }
     }
 }
@@ -215,6 +236,11 @@ pub struct SimOptions {
     pub drift_ppm: i64,
     /// Fault kinds this seed uses.
     pub faults: Vec<FaultKind>,
+    /// etcd members the clients know (each client pins one, failing over as the core's
+    /// `Endpoints` machine says); 1 = a single-node etcd, as before members existed.
+    pub members: usize,
+    /// Member fault kinds this seed uses (only with more than one member).
+    pub member_faults: Vec<FaultKind>,
     /// Mean gap between faults.
     pub fault_gap: Duration,
     /// Fault sites this seed fires, with their chance per passage (per mille).
@@ -268,7 +294,10 @@ impl SimOptions {
         let lat_lo = pick(100, 2000);
         let latency_us = (lat_lo, lat_lo + pick(0, 20_000));
         let drift_ppm = [0, 100, 500, 2000][pick(0, 3) as usize];
-        let allowed = args.faults.clone().unwrap_or_else(|| FaultKind::ALL.to_vec());
+        let allowed: Vec<FaultKind> = match &args.faults {
+            Some(faults) => faults.iter().copied().filter(|k| !k.is_member()).collect(),
+            None => FaultKind::ALL.to_vec(),
+        };
         // Swarm: keep each kind with probability 2/3, at least one.
         let mut faults: Vec<FaultKind> =
             allowed.iter().copied().filter(|_| args.all_faults || pick(0, 2) > 0).collect();
@@ -294,6 +323,22 @@ impl SimOptions {
                 }
             })
             .collect();
+        // Members come from their own stream: every draw above is what it was before
+        // members existed, so a one-member seed runs exactly as it always did.
+        let mut cluster = SplitMix64::new(seed ^ 0x3E3B_E125_C1A5_7E25);
+        let members = args.members.unwrap_or([1, 3, 3, 5][(cluster.next_u64() % 4) as usize]).max(1);
+        let member_allowed: Vec<FaultKind> = match &args.faults {
+            Some(faults) => faults.iter().copied().filter(|k| k.is_member()).collect(),
+            None => FaultKind::MEMBER.to_vec(),
+        };
+        let mut member_faults: Vec<FaultKind> = member_allowed
+            .iter()
+            .copied()
+            .filter(|_| members > 1 && (args.all_faults || !cluster.next_u64().is_multiple_of(3)))
+            .collect();
+        if members > 1 && member_faults.is_empty() && !member_allowed.is_empty() {
+            member_faults.push(member_allowed[(cluster.next_u64() % member_allowed.len() as u64) as usize]);
+        }
         let liveness = convergence_bound(ttl, kill_after) + Duration::from_secs(8);
         let safety = args.duration.saturating_sub(liveness).max(Duration::from_secs(5));
         SimOptions {
@@ -311,6 +356,8 @@ impl SimOptions {
             latency_us,
             drift_ppm,
             faults,
+            members,
+            member_faults,
             fault_gap,
             sites,
             safety,
@@ -377,6 +424,11 @@ impl fmt::Display for SimOptions {
             self.safety.as_secs(),
             self.liveness.as_secs(),
         )?;
+        if self.members > 1 {
+            let kinds: Vec<&str> = self.member_faults.iter().map(|k| k.as_str()).collect();
+            let kinds = if kinds.is_empty() { "none".to_string() } else { kinds.join(",") };
+            write!(f, " members={} member_faults={kinds}", self.members)?;
+        }
         if self.sabotage != Sabotage::None {
             write!(f, " sabotage={}", self.sabotage)?;
         }

@@ -26,6 +26,7 @@ pub struct PlannedFault {
 /// Draws the plan of `opts` (empty when no fault kind is on).
 pub fn draw_plan(opts: &SimOptions) -> Vec<PlannedFault> {
     let mut plan = Vec::new();
+    draw_member_plan(opts, &mut plan);
     if opts.faults.is_empty() {
         return plan;
     }
@@ -49,5 +50,33 @@ pub fn draw_plan(opts: &SimOptions) -> Vec<PlannedFault> {
         plan.push(PlannedFault { at_ms: at, kind, target, hold_ms, param: rng.next_u64() });
         at += gap / 2 + rng.next_u64() % (gap * 3 / 2 + 1);
     }
+    // Member faults were drawn first, from their own stream; merge them in by time
+    // (stable: at one instant, member faults come first).
+    plan.sort_by_key(|f| f.at_ms);
     plan
+}
+
+/// The faults of single members, from their own stream (`target` is a member index). A
+/// member fault is held for up to two TTLs, so failover under it is seen in both kinds of
+/// session: a short blip inside the margin, and one the deadline rule would end.
+fn draw_member_plan(opts: &SimOptions, plan: &mut Vec<PlannedFault>) {
+    if opts.members < 2 || opts.member_faults.is_empty() {
+        return;
+    }
+    let mut rng = SplitMix64::new(opts.seed ^ 0x3E3B_E125_F1A7);
+    let safety_ms = opts.safety.as_millis() as u64;
+    let gap = (opts.fault_gap.as_millis() as u64).max(1000) * 2;
+    let ttl_ms = opts.ttl.as_millis() as u64;
+    let mut at = FIRST_FAULT_MS + rng.next_u64() % gap;
+    for _ in 0..100_000 {
+        if at >= safety_ms {
+            break;
+        }
+        let kinds = &opts.member_faults;
+        let kind = kinds[(rng.next_u64() % kinds.len() as u64) as usize];
+        let hold_ms = 100 + rng.next_u64() % (2 * ttl_ms);
+        let target = (rng.next_u64() % opts.members as u64) as usize;
+        plan.push(PlannedFault { at_ms: at, kind, target, hold_ms, param: rng.next_u64() });
+        at += gap / 2 + rng.next_u64() % (gap + 1);
+    }
 }

@@ -54,6 +54,17 @@ pub struct FaultRecord {
     pub to: u64,
 }
 
+/// A holder's wrapper gave up its hold because its session or key was lost.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LossRecord {
+    /// The client.
+    pub client: usize,
+    /// When (ns).
+    pub at: u64,
+    /// The core's loss reason (`deadline-passed`, `lease-gone`, `key-deleted`, ...).
+    pub reason: String,
+}
+
 /// A cron tick decided in etcd.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClaimRecord {
@@ -133,6 +144,8 @@ pub struct Outcome {
     pub claims: Vec<ClaimRecord>,
     /// Every holder child start.
     pub promotions: Vec<Promotion>,
+    /// Every hold given up as lost.
+    pub losses: Vec<LossRecord>,
     /// Per contest, after the convergence bound.
     pub convergence: Vec<Convergence>,
     /// After the shutdown.
@@ -145,6 +158,8 @@ pub struct Outcome {
     pub end_at: u64,
     /// Events processed.
     pub events: u64,
+    /// How often a client's pinned member changed (failover).
+    pub failovers: u64,
     /// One JSON object per event, when tracing.
     pub trace: Vec<String>,
 }

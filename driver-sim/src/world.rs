@@ -18,8 +18,8 @@ use conch_core::cron::{job_key, Job, JobSpec, Overlap};
 use conch_core::keys::Name;
 use conch_core::values::Holder;
 use conch_core::{
-    ChildId, ChildStatus, Driven, EtcdRequest, EtcdResponse, HoldSpec, HookConfig, Instant, Now, Output, ReqId,
-    RunConfig, Service, ServiceConfig, WatchEvent, WatchId,
+    Attempt, ChildId, ChildStatus, Driven, Endpoints, EtcdRequest, EtcdResponse, HoldSpec, HookConfig, Instant, Now,
+    Outcome as EndpointOutcome, Output, ReqId, RunConfig, Service, ServiceConfig, WatchEvent, WatchId,
 };
 
 use crate::buggify::Buggify;
@@ -28,9 +28,10 @@ use crate::host::SimHost;
 use crate::net::SimNet;
 use crate::options::{convergence_bound, SimOptions};
 use crate::plan::PlannedFault;
-use crate::record::{FaultRecord, Group, Leftovers, Outcome};
+use crate::record::{FaultRecord, Group, Leftovers, LossRecord, Outcome};
 
 mod faults;
+mod members;
 mod phases;
 mod processes;
 mod traffic;
@@ -49,6 +50,10 @@ fn ns(d: Duration) -> u64 {
     d.as_nanos() as u64
 }
 
+fn ns_to_ms(d: Duration) -> u128 {
+    d.as_millis()
+}
+
 /// An input on its way to a client's machine.
 #[derive(Debug)]
 enum Input {
@@ -61,6 +66,8 @@ enum Ev {
     Start(usize),
     Deliver(usize, u64, Input),
     Apply(usize, u64, ReqId, EtcdRequest, u64),
+    AttemptFailed(usize, u64, ReqId, Box<EtcdRequest>, Attempt, EndpointOutcome),
+    MemberBack(usize),
     Timer(usize, u64),
     Shim(usize, ChildId, u64),
     ChildEnd(usize, ChildId, u64),
@@ -143,6 +150,10 @@ struct Client {
     host: SimHost,
     watches: BTreeMap<WatchId, Sub>,
     daemon_start_s: BTreeMap<u64, (i64, u64)>,
+    /// The core's endpoint machine of the running process (a new one per incarnation).
+    endpoints: Endpoints,
+    /// The member its keepalive stream was last opened on.
+    stream_member: usize,
 }
 
 /// The world.
@@ -151,6 +162,7 @@ pub struct World {
     plan: Vec<PlannedFault>,
     etcd: SimEtcd,
     net: SimNet,
+    members: Vec<members::Member>,
     clients: Vec<Client>,
     queue: BinaryHeap<Reverse<Queued>>,
     notified_rev: i64,
@@ -188,6 +200,8 @@ impl World {
                 host: SimHost { drift_ppm: drift - opts.drift_ppm, ..SimHost::default() },
                 watches: BTreeMap::new(),
                 daemon_start_s: BTreeMap::new(),
+                endpoints: Endpoints::new(opts.members),
+                stream_member: 0,
             });
         }
         let net = SimNet::new(opts.seed, clients.len(), opts.latency_us);
@@ -198,19 +212,23 @@ impl World {
             faults: Vec::new(),
             claims: Vec::new(),
             promotions: Vec::new(),
+            losses: Vec::new(),
             convergence: Vec::new(),
             leftovers: Leftovers::default(),
             heal_at: ns(opts.safety),
             stop_at: ns(opts.duration()),
             end_at: 0,
             events: 0,
+            failovers: 0,
             trace: Vec::new(),
         };
+        let members = opts.members.max(1);
         World {
             opts,
             plan,
             etcd: SimEtcd::default(),
             net,
+            members: vec![members::Member::default(); members],
             clients,
             queue: BinaryHeap::new(),
             notified_rev: -1,
@@ -304,6 +322,10 @@ impl World {
             Ev::Start(i) => self.start_machine(i),
             Ev::Deliver(i, inc, input) => self.deliver(i, inc, input),
             Ev::Apply(i, inc, id, request, sent) => self.apply(i, inc, id, request, sent),
+            Ev::AttemptFailed(i, inc, id, request, attempt, outcome) => {
+                self.attempt_failed(i, inc, id, *request, attempt, outcome)
+            }
+            Ev::MemberBack(m) => self.member_back(m),
             Ev::Timer(i, gen) => {
                 if self.clients[i].timer_gen == gen {
                     if self.clients[i].host.wrapper_blocked(self.now) {
@@ -397,6 +419,8 @@ impl World {
         let c = &mut self.clients[i];
         c.incarnation += 1;
         c.watches.clear();
+        c.endpoints = Endpoints::new(self.opts.members).with_sabotage(self.opts.sabotage);
+        c.stream_member = 0;
         let machine = match &c.role {
             Role::Holder { spec, .. } => {
                 let holder = Holder {
@@ -532,6 +556,12 @@ impl World {
                     let delay = 500_000_000 + self.rng.next_u64() % 1_000_000_000;
                     self.at(self.now + delay, Ev::Start(i));
                 }
+            }
+            Output::Log(event) if event.kind == "lost" => {
+                let reason = event.fields.iter().find(|(k, _)| *k == "reason").map(|(_, v)| v.clone());
+                let reason = reason.unwrap_or_default();
+                self.trace("lost", format_args!("\"client\":{i},\"reason\":\"{reason}\""));
+                self.out.losses.push(LossRecord { client: i, at: self.now, reason });
             }
             Output::Log(event) if self.opts.trace => {
                 let fields: Vec<String> = event

@@ -31,7 +31,7 @@ fn faults_and_fault_sites_really_fire() {
             kinds.insert(f.kind.clone());
         }
     }
-    for kind in FaultKind::ALL {
+    for kind in FaultKind::ALL.into_iter().chain(FaultKind::MEMBER) {
         let name = match kind {
             FaultKind::OneWay => "cut-up",
             k => k.as_str(),
@@ -41,6 +41,21 @@ fn faults_and_fault_sites_really_fire() {
     for site in conch_driver_sim::buggify::Site::ALL {
         assert!(kinds.contains(&format!("site:{}", site.as_str())), "{} never fired", site.as_str());
     }
+}
+
+#[test]
+fn clients_fail_over_between_members_and_a_one_member_seed_never_does() {
+    let mut failovers = 0;
+    for seed in 1..=20 {
+        let cluster = SimArgs { members: Some(3), ..args(Scenario::Mixed) };
+        let report = run_seed(seed, &cluster);
+        assert!(report.passed(), "seed {seed} with 3 members: {:?}", report.violations);
+        failovers += report.outcome.failovers;
+        let single = run_seed(seed, &SimArgs { members: Some(1), ..args(Scenario::Mixed) });
+        assert_eq!(single.outcome.failovers, 0);
+        assert!(single.outcome.faults.iter().all(|f| !f.kind.starts_with("member-")));
+    }
+    assert!(failovers > 100, "only {failovers} failovers in 20 seeds of 3 members");
 }
 
 #[test]
@@ -61,7 +76,7 @@ fn the_same_seed_gives_the_same_trace_and_another_seed_does_not() {
 /// say so within the first seeds.
 #[test]
 fn every_checker_catches_its_bug() {
-    let table: [(Sabotage, Scenario, &str, &str, u64); 9] = [
+    let table: [(Sabotage, Scenario, &str, &str, u64); 10] = [
         (Sabotage::IgnoreDeadlines, Scenario::Elect, "pause", "bounded-holders", 10),
         (Sabotage::RankByModRevision, Scenario::Sema, "none", "fifo", 10),
         (Sabotage::ConstantFencingToken, Scenario::Elect, "none", "fencing", 5),
@@ -71,6 +86,7 @@ fn every_checker_catches_its_bug() {
         (Sabotage::SkipEveryLateTick, Scenario::Cron, "none", "cron-liveness", 5),
         (Sabotage::ClaimPastTicks, Scenario::Cron, "crash", "cron-no-past-tick", 10),
         (Sabotage::AcquireOnWake, Scenario::Sema, "crash,revoke", "fifo", 20),
+        (Sabotage::StayOnFailedEndpoint, Scenario::Elect, "member-down,member-isolated,member-cut", "failover", 10),
     ];
     let mut seen = Vec::new();
     for (sabotage, scenario, faults, checker, seeds) in table {

@@ -21,6 +21,9 @@ impl World {
         let until = (self.now + hold).min(self.out.heal_at);
         self.trace("fault", format_args!("\"kind\":\"{}\",\"client\":{i},\"hold_ms\":{}", f.kind.as_str(), f.hold_ms));
         match f.kind {
+            FaultKind::MemberDown | FaultKind::MemberIsolated | FaultKind::MemberCut => {
+                self.member_fault(f.kind, f.target, until)
+            }
             FaultKind::Crash => {
                 if self.clients[i].machine.is_none() {
                     return;
@@ -224,6 +227,7 @@ impl World {
         if stalled {
             self.etcd_back();
         }
+        self.heal_members();
         for i in 0..self.clients.len() {
             let host = &mut self.clients[i].host;
             host.wrapper_stopped_until = host.wrapper_stopped_until.min(self.now);

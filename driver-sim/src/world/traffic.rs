@@ -1,8 +1,13 @@
 //! Traffic between the clients and SimEtcd: calls over SimNet (lost into a cut, refused
 //! while etcd is down, held while it stalls), answers (or their loss), watch streams, and
 //! the fault sites on that path.
-use conch_core::{EtcdError, EtcdRequest, EtcdResponse, Instant, ReqId, Revision, WatchEvent, WatchId};
+use std::time::Duration;
 
+use conch_core::{
+    EtcdError, EtcdRequest, EtcdResponse, Instant, Outcome as EndpointOutcome, ReqId, Revision, WatchEvent, WatchId,
+};
+
+use super::members::Door;
 use super::{ns, Ev, Input, Sub, World, CALL_TIMEOUT_NS};
 use crate::buggify::Site;
 use crate::net::Stream;
@@ -11,6 +16,31 @@ use conch_core::cron::fire_key_parts;
 
 impl World {
     pub(super) fn send(&mut self, i: usize, inc: u64, id: ReqId, request: EtcdRequest) {
+        if self.members.len() > 1 {
+            let EtcdRequest::KeepAlive { fresh_stream, .. } = request else {
+                let now = self.clients[i].host.mono(self.now);
+                let attempt = self.clients[i].endpoints.begin(now, Duration::from_nanos(CALL_TIMEOUT_NS));
+                return self.send_attempt(i, inc, id, request, attempt);
+            };
+            // As the real driver: a keepalive sent while an earlier one is unanswered
+            // means the stream's member went silent; the stream opens where the pin is.
+            if fresh_stream {
+                let stream_member = self.clients[i].stream_member;
+                self.endpoint_outcome(i, stream_member, EndpointOutcome::TimedOut);
+            }
+            let pinned_now = self.clients[i].endpoints.pinned();
+            self.clients[i].stream_member = pinned_now;
+            match self.door(i) {
+                Door::Open => {}
+                Door::Silent => return,
+                Door::Refused => return self.endpoint_outcome(i, pinned_now, EndpointOutcome::Unavailable),
+                Door::NoLeader => return self.endpoint_outcome(i, pinned_now, EndpointOutcome::NoLeader),
+            }
+        }
+        self.send_to_etcd(i, inc, id, request)
+    }
+
+    pub(super) fn send_to_etcd(&mut self, i: usize, inc: u64, id: ReqId, request: EtcdRequest) {
         let keepalive = matches!(request, EtcdRequest::KeepAlive { .. });
         if !keepalive && self.buggify.fires(Site::RequestLost) {
             self.site_fired(Site::RequestLost, i);
@@ -164,6 +194,11 @@ impl World {
         }
         self.notified_rev = current;
         for i in 0..self.clients.len() {
+            // Behind a silent or failed member nothing flows; the watch resumes from its
+            // next revision once the pin moves or the member is back.
+            if self.door(i) != Door::Open {
+                continue;
+            }
             let inc = self.clients[i].incarnation;
             let ids: Vec<WatchId> = self.clients[i].watches.keys().copied().collect();
             for id in ids {
