@@ -95,8 +95,8 @@ pub enum Class {
     /// conch command may fail for want of etcd, every tick runs but those within
     /// 2 s of the fault's start and of its recovery.
     Kept,
-    /// The leader goes; the other two elect a new one. Ticks within 3 election timeouts
-    /// + 2 s of the fault's start may be missed; kills are counted, not failed.
+    /// The leader goes; the other two elect a new one. Ticks may be missed until a
+    /// session lost meanwhile has run out (see `checkers`); kills are counted, not failed.
     LeaderLost,
     /// Quorum is lost: every child must die within the loss bound, services come back
     /// within the back bound of quorum's return.

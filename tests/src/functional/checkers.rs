@@ -5,8 +5,10 @@
 //!
 //! The windows, in `mono_ns` (a tick `T` is exempt when its instant falls inside one):
 //! * `Kept`:       [inject − 1 s, in place + 2 s] and [recover − 1 s, healthy + 2 s];
-//! * `LeaderLost`: [inject − 1 s, in place + 3 × election timeout + 2 s] and
-//!   [recover − 1 s, healthy + 2 s];
+//! * `LeaderLost`: [inject − 1 s, in place + 3 × election timeout + TTL + election
+//!   timeout + 2 s] and [recover − 1 s, healthy + 2 s]: a session lost while there is no
+//!   leader keeps its keys (a running key among them) until its lease runs out, and the
+//!   new leader renews every lease to a full TTL plus an election timeout;
 //! * `QuorumLost`: [inject − 1 s, healthy + TTL + kill-after + 2 s];
 //! * `ConchKill`:  [inject − 1 s, in place + TTL + 2 s] (the killed daemon's session,
 //!   and the running key on it, live until its TTL).
@@ -126,7 +128,10 @@ pub fn tick_windows(r: &RoundRecord, b: &Bounds) -> Vec<(u64, u64)> {
     let recovery = (before(r.recover_at), r.healthy_at + 2 * S);
     match r.case.class() {
         Class::Kept => vec![(before(r.inject_at), r.in_place + 2 * S), recovery],
-        Class::LeaderLost => vec![(before(r.inject_at), r.in_place + ns(b.election) * 3 + 2 * S), recovery],
+        Class::LeaderLost => {
+            let elected = r.in_place + ns(b.election) * 3;
+            vec![(before(r.inject_at), elected + ns(b.ttl + b.election) + 2 * S), recovery]
+        }
         Class::QuorumLost => vec![(before(r.inject_at), r.healthy_at + ns(b.ttl + b.kill_after) + 2 * S)],
         Class::ConchKill => vec![(before(r.inject_at), r.in_place + ns(b.ttl) + 2 * S)],
     }
