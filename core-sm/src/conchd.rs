@@ -571,6 +571,11 @@ impl Driven for Conchd {
 
     fn handle_signal(&mut self, now: Now, signal: WrapperSignal) {
         self.see_clock(now);
+        if !signal.stops() {
+            // SIGHUP & co. stop nothing: a daemon's jobs are not its children's business.
+            self.out.log(Event::info("signal-ignored").with("signal", signal.number()));
+            return;
+        }
         self.on_signal(now, signal);
     }
 

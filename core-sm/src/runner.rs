@@ -211,6 +211,10 @@ impl Runner {
 
     /// A signal reached the wrapper.
     pub fn handle_signal(&mut self, now: Instant, signal: WrapperSignal) {
+        if let WrapperSignal::Pass(n) = signal {
+            self.child.pass_signal(n, &mut self.out);
+            return;
+        }
         let code = ExitCode(128 + signal.number());
         self.out.log(self.event(Event::info("signal")).with("signal", signal.number()));
         match self.stage {

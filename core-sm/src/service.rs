@@ -113,12 +113,19 @@ impl Service {
 
     /// A signal reached the wrapper: the service ends after the running cycle does.
     pub fn handle_signal(&mut self, now: Instant, signal: WrapperSignal) {
+        if !signal.stops() {
+            // Passed on to a running child; between cycles there is nobody to tell.
+            self.with_runner(now, |r| r.handle_signal(now, signal));
+            return;
+        }
         self.signaled = true;
         if self.runner.is_some() {
             self.with_runner(now, |r| r.handle_signal(now, signal));
         } else if !self.done {
             self.out.push_back(Output::Log(Event::info("signal").with("signal", signal.number())));
-            self.finish(ExitCode(128 + signal.number()));
+            // In service mode a stop between cycles holds nothing: a clean stop.
+            let code = if self.cfg.restart { ExitCode::OK } else { ExitCode(128 + signal.number()) };
+            self.finish(code);
         }
     }
 
@@ -180,7 +187,7 @@ impl Service {
         let wait_left = self.wait_until.is_none_or(|until| now < until);
         let again = !self.signaled && (self.cfg.restart || (lost_waiting && wait_left));
         if !again {
-            self.finish(code);
+            self.finish(self.stop_code(code));
             return;
         }
         if self.child_uptime.take().is_some_and(|up| up >= STABLE_AFTER) {
@@ -192,6 +199,19 @@ impl Service {
             Event::info("backoff").with("delay", format(delay)).with("code", code.0).with("why", why),
         ));
         self.restart_at = Some(now.plus(delay));
+    }
+
+    /// A service (`--restart`) stopped by SIGTERM or SIGINT whose last cycle released
+    /// cleanly exits 0, so `systemctl stop` does not mark the unit failed; a lost hold or
+    /// an unreachable etcd keeps its code. Without `--restart` the child's status is
+    /// passed on.
+    fn stop_code(&self, code: ExitCode) -> ExitCode {
+        let clean = code != ExitCode::LOST && code != ExitCode::UNAVAILABLE;
+        if self.signaled && self.cfg.restart && clean {
+            ExitCode::OK
+        } else {
+            code
+        }
     }
 
     fn finish(&mut self, code: ExitCode) {
@@ -339,7 +359,8 @@ mod tests {
             assert_eq!(s.cycles(), cycle);
             if cycle == 3 {
                 s.handle_signal(now, WrapperSignal::Interrupt);
-                assert_eq!(answer(&mut s, now, false), vec![Output::Exit(ExitCode(130))]);
+                // A stop between cycles holds nothing: a clean stop (issue 12, systemd).
+                assert_eq!(answer(&mut s, now, false), vec![Output::Exit(ExitCode::OK)]);
                 return;
             }
             now = restart;
@@ -382,6 +403,48 @@ mod tests {
         s.handle_child_exit(at(3), ChildStatus::Exited(0));
         assert_eq!(answer(&mut s, at(3), false), vec![Output::Exit(ExitCode(0))]);
         assert!(s.is_done());
+    }
+
+    /// systemd's `systemctl stop` sends SIGTERM: a service that released cleanly exits 0
+    /// even though its child died of the forwarded SIGTERM; a one-shot passes 143 on.
+    #[test]
+    fn a_stop_signal_ends_a_service_with_0_and_a_one_shot_with_the_childs_status() {
+        for (restart, want) in [(true, ExitCode::OK), (false, ExitCode(143))] {
+            let mut s = service(restart, None);
+            s.start(at(0));
+            answer(&mut s, at(0), false);
+            s.handle_child_started(at(1), 9);
+            s.handle_signal(at(2), WrapperSignal::Terminate);
+            answer(&mut s, at(2), false);
+            s.handle_child_exit(at(3), ChildStatus::Signaled(15));
+            let outs = answer(&mut s, at(3), false);
+            assert_eq!(outs.last(), Some(&Output::Exit(want)), "restart={restart}: {outs:?}");
+        }
+        // Between cycles (backing off) a service holds nothing: a stop is clean too.
+        let mut s = service(true, None);
+        s.start(at(0));
+        answer(&mut s, at(0), false);
+        s.handle_child_started(at(1), 9);
+        s.handle_child_exit(at(2), ChildStatus::Exited(1));
+        answer(&mut s, at(2), false);
+        s.handle_signal(at(3), WrapperSignal::Interrupt);
+        assert_eq!(answer(&mut s, at(3), false).last(), Some(&Output::Exit(ExitCode::OK)));
+    }
+
+    /// SIGHUP and friends reach the child's group as themselves and stop nothing.
+    #[test]
+    fn passed_signals_go_to_the_child_and_stop_nothing() {
+        let mut s = service(true, None);
+        s.start(at(0));
+        answer(&mut s, at(0), false);
+        s.handle_child_started(at(1), 9);
+        for n in crate::supervision::PASSED_SIGNALS {
+            s.handle_signal(at(2), WrapperSignal::Pass(n));
+            let outs = answer(&mut s, at(2), false);
+            assert!(outs.iter().any(|o| matches!(o, Output::SignalGroup { signal, .. } if *signal == n)), "{outs:?}");
+            assert!(!outs.iter().any(|o| matches!(o, Output::Terminate { .. } | Output::Exit(_))), "{outs:?}");
+        }
+        assert!(!s.is_done());
     }
 
     #[test]

@@ -225,6 +225,11 @@ impl Io {
                     shim.terminate(kill_at).await;
                 }
             }
+            Output::SignalGroup { child, signal } => {
+                if let Some(shim) = self.shims.get_mut(&child) {
+                    shim.pass_signal(signal).await;
+                }
+            }
             Output::KillGroup(child) => {
                 if let Some(shim) = self.shims.get(&child) {
                     shim.kill_group();
@@ -237,7 +242,10 @@ impl Io {
                 }
             }
             Output::KillHook(id) => self.hooks.kill(id),
-            Output::Print(line) => println!("{line}"),
+            // A closed stdout drops the line: the hold is released as always.
+            Output::Print(line) => {
+                let _ = crate::out::print_line(&line);
+            }
             Output::Exit(code) => self.exit = Some(code),
             Output::Log(event) => log_event(&event),
             _ => tracing::warn!(?output, "output not handled by this driver"),
@@ -275,7 +283,12 @@ pub fn log_event(event: &conch_core::Event) {
             };
             line.insert((*key).into(), value);
         }
-        eprintln!("{}", serde_json::Value::Object(line));
+        let severity = match event.level {
+            Level::Info => crate::out::Severity::Info,
+            Level::Warn => crate::out::Severity::Warn,
+            Level::Error => crate::out::Severity::Error,
+        };
+        crate::out::log_bytes(severity, serde_json::Value::Object(line).to_string().as_bytes());
         return;
     }
     let line = std::iter::once(event.kind.to_string())
@@ -289,10 +302,16 @@ pub fn log_event(event: &conch_core::Event) {
     }
 }
 
+/// SIGINT and SIGTERM stop; SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 and SIGWINCH
+/// ([`conch_core::supervision::PASSED_SIGNALS`]) are passed on to the child's group.
 struct Signals {
     int: tokio::signal::unix::Signal,
     term: tokio::signal::unix::Signal,
     hup: tokio::signal::unix::Signal,
+    quit: tokio::signal::unix::Signal,
+    usr1: tokio::signal::unix::Signal,
+    usr2: tokio::signal::unix::Signal,
+    winch: tokio::signal::unix::Signal,
 }
 
 impl Signals {
@@ -301,6 +320,10 @@ impl Signals {
             int: signal(SignalKind::interrupt())?,
             term: signal(SignalKind::terminate())?,
             hup: signal(SignalKind::hangup())?,
+            quit: signal(SignalKind::quit())?,
+            usr1: signal(SignalKind::user_defined1())?,
+            usr2: signal(SignalKind::user_defined2())?,
+            winch: signal(SignalKind::window_change())?,
         })
     }
 
@@ -308,7 +331,21 @@ impl Signals {
         tokio::select! {
             _ = self.int.recv() => WrapperSignal::Interrupt,
             _ = self.term.recv() => WrapperSignal::Terminate,
-            _ = self.hup.recv() => WrapperSignal::Hangup,
+            _ = self.hup.recv() => WrapperSignal::Pass(libc_signal::SIGHUP),
+            _ = self.quit.recv() => WrapperSignal::Pass(libc_signal::SIGQUIT),
+            _ = self.usr1.recv() => WrapperSignal::Pass(libc_signal::SIGUSR1),
+            _ = self.usr2.recv() => WrapperSignal::Pass(libc_signal::SIGUSR2),
+            _ = self.winch.recv() => WrapperSignal::Pass(libc_signal::SIGWINCH),
         }
     }
+}
+
+/// Signal numbers as the core names them (Linux).
+mod libc_signal {
+    use nix::sys::signal::Signal;
+    pub const SIGHUP: i32 = Signal::SIGHUP as i32;
+    pub const SIGQUIT: i32 = Signal::SIGQUIT as i32;
+    pub const SIGUSR1: i32 = Signal::SIGUSR1 as i32;
+    pub const SIGUSR2: i32 = Signal::SIGUSR2 as i32;
+    pub const SIGWINCH: i32 = Signal::SIGWINCH as i32;
 }

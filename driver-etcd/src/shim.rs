@@ -18,6 +18,7 @@
 //! ```text
 //! wrapper → shim   D <term_at_ns> <kill_at_ns>   new deadlines
 //!                  T <kill_at_ns>                terminate now, SIGKILL by kill_at
+//!                  S <signal>                    pass this signal on to every descendant
 //! shim → wrapper   P <pid>                       the command started
 //!                  X exit <code> | X signal <n>  the command and its group are gone
 //! ```
@@ -287,6 +288,12 @@ impl Shim {
                 self.rules.handle_deadlines(Instant::from_nanos(*term_at), Instant::from_nanos(*kill_at))
             }
             (Some("T"), [kill_at]) => self.rules.handle_terminate(now, Instant::from_nanos(*kill_at)),
+            (Some("S"), [signal]) => match i32::try_from(*signal).ok().and_then(|n| Signal::try_from(n).ok()) {
+                Some(signal) => {
+                    self.signal_all(signal);
+                }
+                None => tracing::warn!(line, "shim: unknown signal"),
+            },
             _ => tracing::warn!(line, "shim: unknown message"),
         }
     }
@@ -352,6 +359,12 @@ mod tests {
             }
         );
         assert!(parse_args(&["5".into()]).is_err());
+    }
+
+    #[test]
+    fn the_passed_signals_are_linuxs_numbers() {
+        let names = [Signal::SIGHUP, Signal::SIGQUIT, Signal::SIGUSR1, Signal::SIGUSR2, Signal::SIGWINCH];
+        assert_eq!(conch_core::supervision::PASSED_SIGNALS, names.map(|s| s as i32));
     }
 
     #[test]

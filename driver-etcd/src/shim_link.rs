@@ -70,6 +70,11 @@ impl ShimLink {
         self.send(&format!("T {}\n", kill_at.as_nanos())).await;
     }
 
+    /// Passes a signal on to the command's group, as itself.
+    pub async fn pass_signal(&mut self, signal: i32) {
+        self.send(&format!("S {signal}\n")).await;
+    }
+
     /// SIGKILLs the shim's whole process group (the shim did not act in time).
     pub fn kill_group(&self) {
         let _ = killpg(self.pid, Signal::SIGKILL);
