@@ -45,3 +45,24 @@ fn isolation_remove_and_readd_on_a_real_cluster() {
     assert_eq!(c.status(f).unwrap().id, c.members[f].id);
     c.hashkv_equal(Duration::from_secs(10)).unwrap();
 }
+
+/// The premise of the loss-deadline checker: with two of three members stopped, the one
+/// left has no leader and renews no lease.
+#[test]
+fn a_lone_member_renews_no_lease() {
+    let mut c = Cluster::start(3, Timings::default()).unwrap();
+    let out = c.etcdctl_any(&["lease", "grant", "30"]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let lease = text.split_whitespace().nth(1).unwrap().to_string();
+    let leader = c.wait_leader(Duration::from_secs(10)).unwrap();
+    let lone = (leader + 1) % 3;
+    for i in (0..3).filter(|i| *i != lone) {
+        c.stop(i, Signal::SIGTERM);
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    let status = c.status(lone);
+    let renew = c.etcdctl(lone, &["lease", "keep-alive", "--once", &lease]);
+    println!("lone m{lone}: {status:?}; keep-alive: {renew:?}");
+    assert_eq!(status.map(|s| s.leader), Some(0), "{status:?}");
+    assert!(!renew.status.success(), "a lone member renewed a lease: {renew:?}");
+}

@@ -1,5 +1,5 @@
 //! Runs the functional tester: `functional [--seed N] [--cases all|A,B,...] [--rounds R]
-//! [--ci] [--conch PATH]`. `--ci` is the fixed-seed subset CI runs. Prints a line per
+//! [--ci] [--conch PATH] [--keep]`. `--ci` is the fixed-seed subset CI runs. Prints a line per
 //! round and a summary table; exit 0 when every checker held, 1 otherwise (with the seed
 //! and the command that replays the run), 2 when the cluster could not be set up, 64 on
 //! a usage error.
@@ -14,7 +14,7 @@ fn main() {
     let value = |flag: &str| args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1)).cloned();
     let usage = |why: &str| -> ! {
         eprintln!(
-            "functional: {why}\nusage: functional [--seed N] [--cases all|A,B,...] [--rounds R] [--ci] [--conch PATH]"
+            "functional: {why}\nusage: functional [--seed N] [--cases all|A,B,...] [--rounds R] [--ci] [--conch PATH] [--keep]"
         );
         std::process::exit(64);
     };
@@ -37,7 +37,15 @@ fn main() {
     let exe = std::env::current_exe().unwrap_or_else(|_| usage("no current exe"));
     let dir = exe.parent().map(std::path::Path::to_path_buf).unwrap_or_default();
     let conch = value("--conch").map_or_else(|| dir.join("conch"), Into::into);
-    let cfg = Config { seed, cases, rounds, conch, holdlog: dir.join("holdlog"), timings: Timings::default() };
+    let cfg = Config {
+        seed,
+        cases,
+        rounds,
+        conch,
+        holdlog: dir.join("holdlog"),
+        timings: Timings::default(),
+        keep: args.iter().any(|a| a == "--keep"),
+    };
     println!(
         "functional: seed {seed}, {} cases × {rounds} round(s), conch {}, etcd {}",
         cfg.cases.len(),

@@ -47,7 +47,7 @@ pub enum CaseKind {
     MOVE_LEADER,
     /// SIGKILL the conch elect wrapper whose child holds the office.
     SIGKILL_LEADER_WRAPPER,
-    /// SIGKILL the conchd running the current ft-slow tick.
+    /// SIGKILL the conchd running the current tick (of ft-slow, else ft-fast).
     SIGKILL_CONCHD_RUNNING_TICK,
     /// SIGKILL one follower and keep it down for the whole round (failover).
     MEMBER_DOWN_WHOLE_ROUND,
@@ -95,8 +95,8 @@ pub enum Class {
     /// conch command may fail for want of etcd, every tick runs but those within
     /// 2 s of the fault's start and of its recovery.
     Kept,
-    /// The leader goes; the other two elect a new one. Ticks within 3 election timeouts
-    /// + 2 s of the fault's start may be missed; kills are counted, not failed.
+    /// The leader goes; the other two elect a new one. Ticks may be missed until a
+    /// session lost meanwhile has run out (see `checkers`); kills are counted, not failed.
     LeaderLost,
     /// Quorum is lost: every child must die within the loss bound, services come back
     /// within the back bound of quorum's return.
@@ -161,7 +161,7 @@ impl CaseKind {
             SIGSTOP_LEADER => "SIGSTOP the leader for 2.5-3.5 s (over the election timeout), then SIGCONT",
             MOVE_LEADER => "etcdctl move-leader to a follower",
             SIGKILL_LEADER_WRAPPER => "SIGKILL the conch elect wrapper whose child holds the office",
-            SIGKILL_CONCHD_RUNNING_TICK => "SIGKILL the conchd running the current ft-slow tick",
+            SIGKILL_CONCHD_RUNNING_TICK => "SIGKILL the conchd running the current tick (of ft-slow, else ft-fast)",
             MEMBER_DOWN_WHOLE_ROUND => "SIGKILL one follower and keep it down for the whole round (failover)",
         }
     }
@@ -271,18 +271,20 @@ impl CaseKind {
                 inj.role = Some(role);
             }
             SIGKILL_CONCHD_RUNNING_TICK => {
-                let job = JOBS[0].0;
-                let log = w.paths.cron_log(job);
-                // A run that started at least 50 ms ago and has not ended (bounded wait).
+                // A run that started at least 30 ms ago and has not ended, of ft-slow if
+                // one comes, else of ft-fast (bounded wait).
                 let mut running = None;
                 crate::wait_until(Duration::from_secs(6), || {
                     let now = crate::mono_ns();
-                    running = parse(&log)
-                        .into_iter()
-                        .find(|iv| iv.end.is_none() && iv.tick.is_some() && now > iv.start + 50_000_000);
+                    running = JOBS.iter().find_map(|(job, _, _)| {
+                        let open = parse(&w.paths.cron_log(job))
+                            .into_iter()
+                            .find(|iv| iv.end.is_none() && iv.tick.is_some() && now > iv.start + 30_000_000);
+                        open.map(|iv| (*job, iv))
+                    });
                     running.is_some()
                 });
-                let run = running.ok_or(format!("no {job} run seen within 6 s"))?;
+                let (job, run) = running.ok_or("no cron run seen within 6 s")?;
                 let role = format!("conchd-{}", run.client);
                 w.stressers.hold(&role);
                 if !w.stressers.signal(&role, Signal::SIGKILL) {
@@ -295,6 +297,11 @@ impl CaseKind {
         }
         if inj.in_place == 0 {
             inj.in_place = crate::mono_ns();
+        }
+        if self.class() == Class::QuorumLost {
+            // Longer than a TTL, so every session must run out before quorum returns.
+            let ttl = super::TTL.as_millis() as u64;
+            inj.hold = between(rng, ttl + 1000, ttl + 2500);
         }
         Ok(inj)
     }

@@ -36,6 +36,8 @@ pub struct Config {
     pub holdlog: PathBuf,
     /// etcd's raft timings.
     pub timings: Timings,
+    /// Keep the logs (interval logs, each conch's stderr) and print where they are.
+    pub keep: bool,
 }
 
 /// What a round loop works on: the cluster, the stressers, where their logs are.

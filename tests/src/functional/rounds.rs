@@ -117,6 +117,9 @@ pub fn run(cfg: &Config) -> Result<Summary, String> {
         print_tails(&w);
     }
     summary.duration = begin.elapsed();
+    if cfg.keep {
+        println!("logs kept in {}", dir.keep().display());
+    }
     Ok(summary)
 }
 

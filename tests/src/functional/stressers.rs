@@ -24,7 +24,7 @@ pub const OFFICE: &str = "ft-office";
 /// The semaphore of the sema racers, and its capacity.
 pub const SEMA: (&str, usize) = ("ft-sema", 2);
 /// The cron jobs: name, how long a run holds (ms), overlap mode. Both `@every 1s`.
-pub const JOBS: [(&str, u64, &str); 2] = [("ft-slow", 600, "skip"), ("ft-fast", 150, "allow")];
+pub const JOBS: [(&str, u64, &str); 2] = [("ft-slow", 600, "skip"), ("ft-fast", 300, "allow")];
 /// `--run-ttl` of the jobs: a claim without a result is a zombie this long after its tick.
 pub const RUN_TTL: &str = "2s";
 /// How long an elect child holds if nothing stops it (it is a service).
