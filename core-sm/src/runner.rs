@@ -302,6 +302,11 @@ impl Runner {
                 let Some(lease) = self.session.lease() else {
                     return;
                 };
+                // A stop signal came while the grant was on its way: revoke it, campaign not.
+                if let Some(code) = self.aborted {
+                    self.begin_release(now, code);
+                    return;
+                }
                 self.stage = Stage::Campaigning;
                 self.campaign_at = Some(now);
                 // --nonblock (a zero wait) is decided by the first ranking, not by a timer.

@@ -8,6 +8,7 @@
 //! * [`watches`] — one task per single-key watch.
 //! * [`shim`] — the hidden `conch __shim` mode that owns the child's process group.
 //! * [`shim_link`] — the wrapper's end of the shim pipe.
+//! * [`notify`] — systemd `Type=notify`: READY, STATUS, STOPPING, WATCHDOG.
 //! * [`out`] — stdout and stderr that never panic (closed pipes), journald priorities.
 //! * [`run`] — the event loop for one [`conch_core::Runner`].
 //! * [`query`] — read-only queries (`--who`).
@@ -20,6 +21,7 @@ pub mod clock;
 pub mod connect;
 pub mod hooks;
 pub mod keepalive;
+pub mod notify;
 pub mod out;
 pub mod pool;
 pub mod query;

@@ -14,6 +14,7 @@ use crate::clock::{now, to_tokio};
 use crate::connect::EtcdConfig;
 use crate::hooks::Hooks;
 use crate::keepalive::{KeepAlives, StreamNews};
+use crate::notify::Notifier;
 use crate::pool::Pool;
 use crate::shim_link::ShimLink;
 use crate::watches::Watches;
@@ -43,6 +44,7 @@ struct Io {
     watches: Watches,
     shims: BTreeMap<ChildId, ShimLink>,
     hooks: Hooks,
+    notify: Notifier,
     exit: Option<ExitCode>,
 }
 
@@ -111,8 +113,10 @@ async fn drive_observed<M: Driven>(
         watches: Watches::default(),
         shims: BTreeMap::new(),
         hooks: Hooks::default(),
+        notify: Notifier::from_env(),
         exit: None,
     };
+    let mut watchdog = io.notify.watchdog_every().map(tokio::time::interval);
     let mut signals = match Signals::new() {
         Ok(s) => s,
         Err(e) => {
@@ -139,11 +143,21 @@ async fn drive_observed<M: Driven>(
             },
             signal = signals.next() => machine.handle_signal(now_both(), signal),
             _ = sleep(sleep_until) => machine.handle_timeout(now_both()),
+            _ = tick(&mut watchdog) => io.notify.pet(),
         }
         // Anything else already queued is handled before the next drain wait.
         while let Ok(event) = inbox.try_recv() {
             io.feed(&mut machine, event).await;
         }
+    }
+}
+
+async fn tick(interval: &mut Option<tokio::time::Interval>) {
+    match interval {
+        Some(interval) => {
+            interval.tick().await;
+        }
+        None => std::future::pending().await,
     }
 }
 
@@ -247,7 +261,10 @@ impl Io {
                 let _ = crate::out::print_line(&line);
             }
             Output::Exit(code) => self.exit = Some(code),
-            Output::Log(event) => log_event(&event),
+            Output::Log(event) => {
+                self.notify.see(&event);
+                log_event(&event);
+            }
             _ => tracing::warn!(?output, "output not handled by this driver"),
         }
     }
