@@ -3,6 +3,7 @@ use conch_core::cron::{fire_prefix, job_key, job_prefix, result_prefix, rfc3339,
 use conch_core::keys::Name;
 use conch_core::schedule::Schedule;
 use conch_core::{EtcdRequest, ExitCode};
+use conch_driver_etcd::out::listing_line;
 use conch_driver_etcd::query::{call_once, list};
 use conch_driver_etcd::EtcdConfig;
 
@@ -109,7 +110,7 @@ pub fn run(etcd: &EtcdConfig, action: CronAction) -> Result<ExitCode, String> {
             let value = serde_json::to_vec(&job.spec).map_err(|e| e.to_string())?;
             call_once(etcd, EtcdRequest::Put { key: job_key(&name), value, lease: None })?;
             let next = job.schedule.next_after(now_s()).map_or("-".to_string(), |t| local(&job.schedule, t));
-            eprintln!("conch: job {} saved; next tick {next}", name.as_str());
+            conch_driver_etcd::out::say_err(&format!("conch: job {} saved; next tick {next}", name.as_str()));
             Ok(ExitCode::OK)
         }
         CronAction::Rm(name) => {
@@ -118,7 +119,7 @@ pub fn run(etcd: &EtcdConfig, action: CronAction) -> Result<ExitCode, String> {
             if existed {
                 Ok(ExitCode::OK)
             } else {
-                eprintln!("conch: no job named {}", name.as_str());
+                conch_driver_etcd::out::say_err(&format!("conch: no job named {}", name.as_str()));
                 Ok(ExitCode::VACANT)
             }
         }
@@ -143,10 +144,10 @@ pub fn run(etcd: &EtcdConfig, action: CronAction) -> Result<ExitCode, String> {
                 t = next;
             }
             if json {
-                println!("{}", serde_json::json!(ticks));
+                listing_line(&serde_json::json!(ticks).to_string());
             } else {
                 for tick in ticks {
-                    println!("{tick}");
+                    listing_line(&tick.to_string());
                 }
             }
             Ok(ExitCode::OK)
@@ -173,14 +174,22 @@ fn job_runs(etcd: &EtcdConfig, name: &str, job: &Job) -> Result<Vec<RunRow>, Str
 
 fn print_rows(rows: &[RunRow], json: bool) {
     if json {
-        println!("{}", serde_json::json!(rows));
+        listing_line(&serde_json::json!(rows).to_string());
         return;
     }
-    println!("{:<25} {:<16} {:<9} {:>4} {:>9} REV", "TICK", "NODE", "OUTCOME", "EXIT", "DURATION");
+    listing_line(&format!("{:<25} {:<16} {:<9} {:>4} {:>9} REV", "TICK", "NODE", "OUTCOME", "EXIT", "DURATION"));
     for r in rows {
         let exit = r.exit.map_or("?".to_string(), |e| e.to_string());
         let duration = r.duration.clone().unwrap_or_else(|| "—".to_string());
-        println!("{:<25} {:<16} {:<9} {:>4} {:>9} {}", rfc3339(r.tick), r.node, r.outcome, exit, duration, r.rev);
+        listing_line(&format!(
+            "{:<25} {:<16} {:<9} {:>4} {:>9} {}",
+            rfc3339(r.tick),
+            r.node,
+            r.outcome,
+            exit,
+            duration,
+            r.rev
+        ));
     }
 }
 
@@ -205,14 +214,14 @@ fn ls(etcd: &EtcdConfig, last: bool, json: bool) -> Result<ExitCode, String> {
         }));
     }
     if json {
-        println!("{}", serde_json::json!(rows));
+        listing_line(&serde_json::json!(rows).to_string());
         return Ok(ExitCode::OK);
     }
     let extra = if last { " OUTCOME REV" } else { "" };
-    println!(
+    listing_line(&format!(
         "{:<20} {:<16} {:<16} {:<25} {:<20} {:<12} {:>4} {:>9}{extra}",
         "NAME", "SCHEDULE", "TZ", "NEXT", "LAST-TICK", "NODE", "EXIT", "DURATION"
-    );
+    ));
     for r in rows {
         let s = |k: &str| r[k].as_str().map_or("-".to_string(), str::to_string);
         let exit = match (&r["exit"], r["zombie"].as_bool()) {
@@ -222,7 +231,7 @@ fn ls(etcd: &EtcdConfig, last: bool, json: bool) -> Result<ExitCode, String> {
         };
         let duration = if r["zombie"].as_bool() == Some(true) { "— zombie".to_string() } else { s("duration") };
         let tail = if last { format!(" {} {}", s("outcome"), r["rev"]) } else { String::new() };
-        println!(
+        listing_line(&format!(
             "{:<20} {:<16} {:<16} {:<25} {:<20} {:<12} {:>4} {:>9}{tail}",
             s("name"),
             s("schedule"),
@@ -232,7 +241,7 @@ fn ls(etcd: &EtcdConfig, last: bool, json: bool) -> Result<ExitCode, String> {
             s("node"),
             exit,
             duration
-        );
+        ));
     }
     Ok(ExitCode::OK)
 }

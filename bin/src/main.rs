@@ -2,6 +2,7 @@
 mod cli;
 mod config;
 mod cron;
+mod logging;
 mod sim;
 mod status;
 
@@ -9,6 +10,7 @@ use std::process::ExitCode as ProcessExit;
 
 use clap::{CommandFactory, Parser};
 use conch_core::ExitCode;
+use conch_driver_etcd::out::listing_line;
 use conch_driver_etcd::{query, run, shim};
 
 use crate::cli::{Cli, LogFormat};
@@ -17,7 +19,7 @@ use crate::config::{validate, Action};
 fn main() -> ProcessExit {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some(shim::SHIM_ARG) {
-        init_logging(quiet_from_env(), format_from_env());
+        logging::init(quiet_from_env(), format_from_env());
         return match shim::parse_args(&args[2..]) {
             Ok(shim_args) => exit(ExitCode(shim::main(shim_args))),
             Err(e) => fail(ExitCode::USAGE, &e),
@@ -36,7 +38,7 @@ fn main() -> ProcessExit {
             return fail(ExitCode::USAGE, message.join(" ").trim_start_matches("error: "));
         }
     };
-    init_logging(cli.global.quiet, cli.global.log_format);
+    logging::init(cli.global.quiet, cli.global.log_format);
     let config = match validate(cli) {
         Ok(config) => config,
         Err(e) => return fail(ExitCode::USAGE, &e),
@@ -46,13 +48,13 @@ fn main() -> ProcessExit {
         Action::Who { spec, json } => match query::who(&config.etcd, &spec) {
             Ok((report, others)) => {
                 for (max, keys) in others {
-                    eprintln!("conch: warning: {} is also used with --max {max} ({keys} keys): contenders that disagree on --max do not exclude each other", spec.name.as_str());
+                    conch_driver_etcd::out::say_err(&format!("conch: warning: {} is also used with --max {max} ({keys} keys): contenders that disagree on --max do not exclude each other", spec.name.as_str()));
                 }
                 if json {
-                    println!("{}", report.json);
+                    listing_line(&report.json.to_string());
                 } else {
                     for line in &report.lines {
-                        println!("{line}");
+                        listing_line(line);
                     }
                 }
                 exit(report.code)
@@ -62,7 +64,7 @@ fn main() -> ProcessExit {
         Action::Assert { spec, host, min_rev, json } => match query::assert(&config.etcd, &spec, &host, min_rev) {
             Ok((code, answer)) => {
                 if json {
-                    println!("{answer}");
+                    listing_line(&answer);
                 }
                 exit(code)
             }
@@ -88,7 +90,7 @@ fn main() -> ProcessExit {
 
 /// `conch sim`: one verdict line per seed, a summary, exit 0 when every invariant held.
 fn fail(code: ExitCode, message: &str) -> ProcessExit {
-    eprintln!("conch: {message}");
+    conch_driver_etcd::out::say_err(&format!("conch: {message}"));
     exit(code)
 }
 
@@ -106,15 +108,4 @@ fn format_from_env() -> LogFormat {
     } else {
         LogFormat::Text
     }
-}
-
-/// Logs on stderr only: one line per state transition.
-fn init_logging(quiet: bool, format: LogFormat) {
-    let level = if quiet { tracing::Level::WARN } else { tracing::Level::INFO };
-    let builder = tracing_subscriber::fmt().with_writer(std::io::stderr).with_max_level(level).with_target(false);
-    conch_driver_etcd::run::use_json_logs(format == LogFormat::Json);
-    let _ = match format {
-        LogFormat::Text => builder.with_ansi(false).try_init(),
-        LogFormat::Json => builder.json().try_init(),
-    };
 }

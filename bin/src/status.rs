@@ -12,7 +12,7 @@ pub fn serve_conchd(etcd: EtcdConfig, cfg: ConchdConfig, status_addr: Option<Soc
         Some(addr) => match Status::serve(addr, etcd.clone()) {
             Ok(status) => Some(status),
             Err(e) => {
-                eprintln!("conch: {e}");
+                conch_driver_etcd::out::say_err(&format!("conch: {e}"));
                 return ExitCode::UNAVAILABLE;
             }
         },

@@ -11,7 +11,9 @@
 //! * At `T` + jitter (0–500 ms, drawn from a seeded generator): a tick reached more than
 //!   `min(60 s, period / 2)` late is skipped and logged; otherwise race the claim
 //!   transaction. Win ⇒ run the job under the standard supervision with the session's
-//!   deadlines and the job's `run_ttl`; on exit write the result.
+//!   deadlines and the job's `run_ttl`; on exit release the running key and write the
+//!   result, each retried until it lands (`conchd/writes.rs`): a running key outlives its
+//!   run by at most [`running_key_bound`]`(ttl) = RELEASE_RETRY_FOR + ttl`.
 //! * Claims go on a claim lease rotated hourly, results on a result lease rotated daily:
 //!   live leases per node stay bounded, never O(ticks).
 //! * SIGTERM: stop claiming, stop running jobs (kill-after escalation), write their
@@ -108,6 +110,8 @@ struct Run {
     ttl_deadline: Instant,
     outcome: Option<&'static str>,
     running_key: Option<String>,
+    /// The session lease the claim (and the running key) went on.
+    lease: LeaseId,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -137,11 +141,13 @@ pub struct Conchd {
     claim_lease: Slot,
     result_lease: Slot,
     waiting_claims: Vec<(String, i64)>,
-    claims: BTreeMap<ReqId, (String, i64)>,
+    /// Claims in flight: job, tick, and the session lease of the running key if any.
+    claims: BTreeMap<ReqId, (String, i64, Option<LeaseId>)>,
     runs: BTreeMap<ChildId, Run>,
     next_child: u64,
-    waiting_results: Vec<(String, i64, Vec<u8>)>,
-    writes: BTreeSet<ReqId>,
+    /// Results waiting for the result lease.
+    waiting_results: Vec<Write>,
+    writes: Writes,
     stopping: bool,
     stop_deadline: Option<Instant>,
     revoke: Option<ReqId>,
@@ -177,7 +183,7 @@ impl Conchd {
             runs: BTreeMap::new(),
             next_child: 0,
             waiting_results: Vec::new(),
-            writes: BTreeSet::new(),
+            writes: Writes::default(),
             stopping: false,
             stop_deadline: None,
             revoke: None,
@@ -245,14 +251,11 @@ impl Conchd {
             self.on_lease_granted(now, is_claim, response);
             return;
         }
-        if let Some((name, tick)) = self.claims.remove(&id) {
-            self.on_claimed(now, name, tick, response);
+        if let Some((name, tick, running)) = self.claims.remove(&id) {
+            self.on_claimed(now, name, tick, running, response);
             return;
         }
-        if self.writes.remove(&id) {
-            if let EtcdResponse::Error(e) = response {
-                self.out.log(Event::warn("write-failed").with("error", format!("{e:?}")));
-            }
+        if self.on_write_answer(now, id, response.clone()) {
             self.maybe_finish(now);
             return;
         }
@@ -279,20 +282,31 @@ impl Conchd {
                 }
             }
             SessionEvent::GrantFailed(_) | SessionEvent::Infeasible(_) | SessionEvent::Lost(_) => {
-                self.session_up = false;
-                self.out.log(Event::error("session-lost").with("note", "runs stop; a new session is requested"));
-                let kill_at = now.mono.plus(self.cfg.kill_after);
-                for run in self.runs.values_mut() {
-                    run.outcome.get_or_insert("lost");
-                    run.supervisor.terminate(now.mono, kill_at, "session lost", &mut self.out);
-                }
-                if !self.stopping {
-                    // A new session after a pause: etcd may be down, and a grant that fails
-                    // at once must not turn into a busy loop.
-                    self.session = Session::new(self.cfg.ttl, self.cfg.kill_after);
-                    self.regrant_at = Some(now.mono.plus(REGRANT_DELAY));
-                }
+                self.drop_session(now);
             }
+        }
+    }
+
+    /// The session is gone (or given up): its runs stop, what was owed on its lease goes
+    /// with the lease, and a new session is asked for after a pause.
+    fn drop_session(&mut self, now: Now) {
+        self.session_up = false;
+        self.out.log(Event::error("session-lost").with("note", "runs stop; a new session is requested"));
+        let kill_at = now.mono.plus(self.cfg.kill_after);
+        for run in self.runs.values_mut() {
+            run.outcome.get_or_insert("lost");
+            run.supervisor.terminate(now.mono, kill_at, "session lost", &mut self.out);
+        }
+        if let Some(lease) = self.session.lease() {
+            self.writes.forget_lease(lease);
+        }
+        if !self.stopping {
+            // A new session after a pause: etcd may be down, and a grant that fails
+            // at once must not turn into a busy loop.
+            self.session = Session::new(self.cfg.ttl, self.cfg.kill_after);
+            self.regrant_at = Some(now.mono.plus(REGRANT_DELAY));
+        } else {
+            self.session.stop();
         }
     }
 
@@ -374,6 +388,7 @@ impl Conchd {
             self.relist_at = None;
             self.list_jobs();
         }
+        self.on_writes_timeout(now);
         let due: Vec<(String, i64)> = self
             .jobs
             .iter()
@@ -440,76 +455,6 @@ impl Conchd {
         }
         self.claim(now, name, tick);
     }
-
-    fn claim(&mut self, now: Now, name: String, tick: i64) {
-        let Some(claim_lease) = self.fresh_lease(now, true) else {
-            self.waiting_claims.push((name, tick));
-            return;
-        };
-        let (Some(state), Some(session)) = (self.jobs.get(&name), self.session.lease()) else { return };
-        let claim = Claim {
-            host: self.cfg.node.clone(),
-            pid: self.cfg.pid,
-            started: self.cfg.started.clone(),
-            cmd: Some(cmd_field(&state.job.spec.cmd)),
-            tick: rfc3339(tick),
-        };
-        let running = (state.job.spec.overlap == Overlap::Skip).then(|| (running_key(&name), session));
-        let claim = serde_json::to_vec(&claim).unwrap_or_default();
-        let request = match self.cfg.sabotage {
-            Sabotage::ClaimWithoutCompare => {
-                EtcdRequest::Put { key: fire_key(&name, tick), value: claim, lease: Some(claim_lease) }
-            }
-            _ => EtcdRequest::Claim { fire_key: fire_key(&name, tick), claim, claim_lease, running },
-        };
-        let id = self.out.request(request);
-        self.claims.insert(id, (name, tick));
-    }
-
-    fn on_claimed(&mut self, now: Now, name: String, tick: i64, response: EtcdResponse) {
-        let tick_text = rfc3339(tick);
-        match response {
-            EtcdResponse::Claimed { won: true, rev, .. } | EtcdResponse::Written { rev } if self.stopping => {
-                // Won while stopping (the answer crossed the signal): a run started now would
-                // outlive the shutdown. The tick stays claimed and unrun, like a zombie.
-                self.stats.claimed += 1;
-                self.out
-                    .log(Event::warn("claim-abandoned").with("job", &name).with("tick", &tick_text).with("rev", rev));
-            }
-            EtcdResponse::Claimed { won: true, rev, .. } | EtcdResponse::Written { rev } => {
-                self.stats.claimed += 1;
-                self.out.log(Event::info("claimed").with("job", &name).with("tick", &tick_text).with("rev", rev));
-                self.start_run(now, name, tick, rev);
-            }
-            EtcdResponse::Claimed { won: false, existing: Some(value), .. } => {
-                let ours = serde_json::from_slice::<Claim>(&value)
-                    .is_ok_and(|c| c.host == self.cfg.node && c.pid == self.cfg.pid && c.started == self.cfg.started);
-                if ours {
-                    // Our earlier attempt won but its answer was lost: the run never
-                    // started, and starting it now could not be proven safe. A zombie.
-                    self.out.log(Event::warn("claim-orphaned").with("job", &name).with("tick", &tick_text));
-                } else {
-                    self.stats.lost += 1;
-                }
-            }
-            EtcdResponse::Claimed { won: false, existing: None, .. } => {
-                self.stats.skipped_overlap += 1;
-                self.out.log(Event::info("skipped-overlap").with("job", &name).with("tick", &tick_text));
-            }
-            EtcdResponse::Error(EtcdError::Unavailable(why)) => {
-                self.out
-                    .log(Event::warn("claim-failed").with("job", &name).with("tick", &tick_text).with("error", why));
-            }
-            other => {
-                self.out.log(
-                    Event::warn("claim-failed")
-                        .with("job", &name)
-                        .with("tick", &tick_text)
-                        .with("answer", format!("{other:?}")),
-                );
-            }
-        }
-    }
 }
 
 /// The job name of a key under [`job_prefix`].
@@ -537,7 +482,8 @@ impl Machine for Conchd {
             .flat_map(|r| [r.supervisor.poll_timeout(), r.outcome.is_none().then_some(r.ttl_deadline)])
             .flatten()
             .min();
-        [self.session.poll_timeout(), self.relist_at, self.regrant_at, ticks, runs, self.stop_deadline]
+        let writes = self.writes.poll_timeout();
+        [self.session.poll_timeout(), self.relist_at, self.regrant_at, ticks, runs, self.stop_deadline, writes]
             .into_iter()
             .flatten()
             .min()
@@ -571,6 +517,11 @@ impl Driven for Conchd {
 
     fn handle_signal(&mut self, now: Now, signal: WrapperSignal) {
         self.see_clock(now);
+        if !signal.stops() {
+            // SIGHUP & co. stop nothing: a daemon's jobs are not its children's business.
+            self.out.log(Event::info("signal-ignored").with("signal", signal.number()));
+            return;
+        }
         self.on_signal(now, signal);
     }
 
@@ -580,9 +531,14 @@ impl Driven for Conchd {
     }
 }
 
+mod claims;
 mod leases;
 mod runs;
 mod shutdown;
+mod writes;
+
+pub use writes::{running_key_bound, RELEASE_RETRY_FOR, RESULTS_PENDING_MAX, WRITE_RETRY_BASE, WRITE_RETRY_MAX};
+use writes::{Write, Writes};
 
 #[cfg(test)]
 #[path = "conchd_tests.rs"]

@@ -65,6 +65,9 @@ impl Harness {
                         EtcdRequest::KeepAlive { .. } => EtcdResponse::KeepAlive { ttl_s: 10 },
                         EtcdRequest::Revoke { .. } => EtcdResponse::Revoked,
                         EtcdRequest::DeleteIfCreateRev { .. } => EtcdResponse::Deleted { deleted: true },
+                        EtcdRequest::PutIfAbsent { lease, .. } => {
+                            EtcdResponse::Put { created: true, create_rev: rev, lease }
+                        }
                         _ => EtcdResponse::Written { rev },
                     };
                     self.d.handle_response(now, id, answer);

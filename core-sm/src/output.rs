@@ -51,6 +51,13 @@ pub enum Output {
     },
     /// SIGKILL the child's process group directly (the shim did not act in time).
     KillGroup(ChildId),
+    /// Pass a signal the wrapper received on to the child's group, as itself.
+    SignalGroup {
+        /// Which child.
+        child: ChildId,
+        /// The signal's number.
+        signal: i32,
+    },
     /// Run a hook: `sh -c cmd` in its own process group; report its exit with the same id.
     RunHook(crate::hooks::HookSpec),
     /// SIGKILL a hook's whole process group.

@@ -88,6 +88,9 @@ pub struct Runner {
     /// The code to exit with once the child is gone, when it is not the child's own
     /// (the hold was lost, or etcd failed under a running child).
     exit_after_child: Option<ExitCode>,
+    /// The run ends because of etcd, not the child: no session, a failed campaign, or a
+    /// lost session or hold.
+    etcd_failed: bool,
 }
 
 impl Runner {
@@ -123,6 +126,7 @@ impl Runner {
             after_hook: None,
             lost_while_waiting: false,
             exit_after_child: None,
+            etcd_failed: false,
         }
     }
 
@@ -134,6 +138,19 @@ impl Runner {
     /// Whether the session was lost while waiting for the hold (never held).
     pub fn lost_while_waiting(&self) -> bool {
         self.lost_while_waiting
+    }
+
+    /// Whether the run ended because of etcd rather than the child: the grant failed, the
+    /// campaign failed, or the session or hold was lost (a child it stopped for that
+    /// included). [`crate::service`] retries those at the session's pace, not the child's
+    /// crash backoff.
+    pub fn ended_by_etcd(&self) -> bool {
+        self.etcd_failed
+    }
+
+    /// Whether a session lease was granted in this run.
+    pub fn had_session(&self) -> bool {
+        self.session.lease().is_some()
     }
 
     /// Whether the machine has emitted its exit.
@@ -211,6 +228,10 @@ impl Runner {
 
     /// A signal reached the wrapper.
     pub fn handle_signal(&mut self, now: Instant, signal: WrapperSignal) {
+        if let WrapperSignal::Pass(n) = signal {
+            self.child.pass_signal(n, &mut self.out);
+            return;
+        }
         let code = ExitCode(128 + signal.number());
         self.out.log(self.event(Event::info("signal")).with("signal", signal.number()));
         match self.stage {
@@ -281,6 +302,11 @@ impl Runner {
                 let Some(lease) = self.session.lease() else {
                     return;
                 };
+                // A stop signal came while the grant was on its way: revoke it, campaign not.
+                if let Some(code) = self.aborted {
+                    self.begin_release(now, code);
+                    return;
+                }
                 self.stage = Stage::Campaigning;
                 self.campaign_at = Some(now);
                 // --nonblock (a zero wait) is decided by the first ranking, not by a timer.
@@ -294,6 +320,7 @@ impl Runner {
                 }
             }
             SessionEvent::GrantFailed(why) => {
+                self.etcd_failed = true;
                 self.out.log(Event::error("no-session").with("error", why));
                 self.finish(self.aborted.unwrap_or(ExitCode::UNAVAILABLE));
             }
@@ -329,6 +356,7 @@ impl Runner {
             HoldEvent::Acquired { rev } => self.on_acquired(now, rev),
             HoldEvent::Lost(reason) => self.on_loss(now, reason),
             HoldEvent::Failed(why) => {
+                self.etcd_failed = self.stage != Stage::LoseHook;
                 self.out.log(self.event(Event::error("etcd-failed")).with("error", why));
                 let code = if self.stage == Stage::Running { ExitCode::LOST } else { ExitCode::UNAVAILABLE };
                 self.stop_child_then_release(now, code, "etcd-failed");
@@ -395,6 +423,7 @@ impl Runner {
             // The child is already gone; the on-lose hook and the release follow.
             return;
         }
+        self.etcd_failed = true;
         self.stop_child_then_release(now, code, reason.as_str());
     }
 

@@ -198,6 +198,23 @@ fn a_signal_while_running_forwards_and_returns_the_childs_code() {
     assert_eq!(release_and_exit(&mut r, at(21), &out), vec![Output::Exit(ExitCode(7))]);
 }
 
+/// Found by tests/tests/operator_systemd.rs: a SIGTERM that arrived while the grant was
+/// on its way was noted, then the grant's answer started a campaign, and the child ran.
+#[test]
+fn a_stop_signal_during_the_grant_revokes_it_and_never_campaigns() {
+    let mut r = Runner::new(config(false, None));
+    r.start(at(0));
+    let grant = request_id(&actions(&mut r), |_| true);
+    r.handle_signal(at(1), WrapperSignal::Terminate);
+    assert!(actions(&mut r).iter().all(|o| matches!(o, Output::Log(_))));
+    r.handle_response(at(2), grant, EtcdResponse::Granted { lease: LeaseId(7), ttl_s: 10 });
+    let out = actions(&mut r);
+    assert!(!out.iter().any(|o| matches!(o, Output::Etcd { request: EtcdRequest::PutIfAbsent { .. }, .. })), "{out:?}");
+    let revoke = request_id(&out, |q| matches!(q, EtcdRequest::Revoke { lease: LeaseId(7) }));
+    r.handle_response(at(3), revoke, EtcdResponse::Revoked);
+    assert_eq!(actions(&mut r).last(), Some(&Output::Exit(ExitCode(143))));
+}
+
 #[test]
 fn grant_failure_exits_69_without_writing() {
     let mut r = Runner::new(config(false, None));

@@ -44,11 +44,15 @@ pub enum Sabotage {
     /// behaviour before conch had failover).
     /// Caught by: failover.
     StayOnFailedEndpoint,
+    /// conchd writes a run's release and result once and never retries them, nor sweeps
+    /// the running key of an ambiguous claim (the behaviour before issue 11's drill).
+    /// Caught by: cron running key.
+    NoWriteRetry,
 }
 
 impl Sabotage {
     /// Every deliberate bug.
-    pub const ALL: [Sabotage; 10] = [
+    pub const ALL: [Sabotage; 11] = [
         Sabotage::IgnoreDeadlines,
         Sabotage::RankByModRevision,
         Sabotage::ConstantFencingToken,
@@ -59,6 +63,7 @@ impl Sabotage {
         Sabotage::ClaimPastTicks,
         Sabotage::AcquireOnWake,
         Sabotage::StayOnFailedEndpoint,
+        Sabotage::NoWriteRetry,
     ];
 
     /// The kebab-case name used on the command line and in traces.
@@ -75,6 +80,7 @@ impl Sabotage {
             Sabotage::ClaimPastTicks => "claim-past-ticks",
             Sabotage::AcquireOnWake => "acquire-on-wake",
             Sabotage::StayOnFailedEndpoint => "stay-on-failed-endpoint",
+            Sabotage::NoWriteRetry => "no-write-retry",
         }
     }
 

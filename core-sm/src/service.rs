@@ -1,10 +1,23 @@
 //! The process-level loop around one [`Runner`] per cycle.
 //!
 //! * `elect --restart` (service mode): when a run ends — the child exited (cleanly too),
-//!   the hold was lost, or the on-acquire hook failed — resign (the runner does), back off
-//!   ([`crate::backoff`], reset after a child stayed up 60 s), and campaign again.
+//!   the hold was lost, or the on-acquire hook failed — resign (the runner does), wait, and
+//!   campaign again.
+//! * The wait depends on why the run ended. The child's own exit (a crash or a clean exit)
+//!   or a failed on-acquire hook grows the crash backoff ([`crate::backoff`]: 1 s to 30 s,
+//!   reset after a child stayed up 60 s). A failure to reach etcd is not a failed run of
+//!   the child ([`Runner::ended_by_etcd`]: no session, a failed campaign, a lost session or
+//!   hold, the child stopped for it): it never grows the crash backoff; the campaign is
+//!   retried at the session's pace, after a jittered [`ETCD_RETRY_BASE`]..[`ETCD_RETRY_MAX`]
+//!   (decorrelated, reset once a session is granted). So a service is back within
+//!   `ETCD_RETRY_MAX` + a grant of etcd answering again, plus at most one TTL for the
+//!   previous holder's lease to expire: TTL + 2 s at the drivers' call timeouts.
 //! * A waiter that lost its session re-enters at the back of the queue (new lease, new
-//!   key) while `--wait` allows, else the run's exit (75) stands.
+//!   key) while `--wait` allows, else the run's exit (75) stands; a re-entered waiter whose
+//!   grant fails keeps re-entering at the session's pace while `--wait` allows.
+//! * A one-shot (no `--restart`) whose first grant fails exits 69 at once: the bound is
+//!   the driver's, which gives a grant `--dial-timeout` (default 5 s, failing over between
+//!   endpoints) before it answers that etcd is unavailable.
 //!
 //! A signal ends the service: it is forwarded to the running cycle, whose exit code is
 //! the process's; during a backoff the service exits at once with 128 + n.
@@ -23,6 +36,10 @@ use crate::time::Instant;
 
 /// Ids of successive cycles never collide: each cycle's ids start this far apart.
 pub const ID_STRIDE: u64 = 1 << 40;
+/// Shortest pause before campaigning again after etcd failed a cycle.
+pub const ETCD_RETRY_BASE: Duration = Duration::from_millis(100);
+/// Longest pause before campaigning again after etcd failed a cycle.
+pub const ETCD_RETRY_MAX: Duration = Duration::from_secs(1);
 
 /// What the service runs.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -42,6 +59,9 @@ pub struct Service {
     runner: Option<Runner>,
     cycle: u64,
     backoff: Backoff,
+    etcd_retry: Backoff,
+    /// A one-shot waiter has re-entered the queue at least once.
+    reentered: bool,
     rng: SplitMix64,
     out: VecDeque<Output>,
     restart_at: Option<Instant>,
@@ -61,6 +81,8 @@ impl Service {
             runner: None,
             cycle: 0,
             backoff: Backoff::default(),
+            etcd_retry: Backoff::new(ETCD_RETRY_BASE, ETCD_RETRY_MAX),
+            reentered: false,
             rng,
             out: VecDeque::new(),
             restart_at: None,
@@ -113,12 +135,19 @@ impl Service {
 
     /// A signal reached the wrapper: the service ends after the running cycle does.
     pub fn handle_signal(&mut self, now: Instant, signal: WrapperSignal) {
+        if !signal.stops() {
+            // Passed on to a running child; between cycles there is nobody to tell.
+            self.with_runner(now, |r| r.handle_signal(now, signal));
+            return;
+        }
         self.signaled = true;
         if self.runner.is_some() {
             self.with_runner(now, |r| r.handle_signal(now, signal));
         } else if !self.done {
             self.out.push_back(Output::Log(Event::info("signal").with("signal", signal.number())));
-            self.finish(ExitCode(128 + signal.number()));
+            // In service mode a stop between cycles holds nothing: a clean stop.
+            let code = if self.cfg.restart { ExitCode::OK } else { ExitCode(128 + signal.number()) };
+            self.finish(code);
         }
     }
 
@@ -175,23 +204,52 @@ impl Service {
     }
 
     fn on_cycle_end(&mut self, now: Instant, code: ExitCode) {
-        let lost_waiting = self.runner.as_ref().is_some_and(Runner::lost_while_waiting);
-        self.runner = None;
+        let runner = self.runner.take();
+        let lost_waiting = runner.as_ref().is_some_and(Runner::lost_while_waiting);
+        let by_etcd = runner.as_ref().is_some_and(Runner::ended_by_etcd);
+        let had_session = runner.as_ref().is_some_and(Runner::had_session);
         let wait_left = self.wait_until.is_none_or(|until| now < until);
-        let again = !self.signaled && (self.cfg.restart || (lost_waiting && wait_left));
+        // A one-shot waiter that re-entered and found etcd failing keeps waiting; its very
+        // first grant failing is final (69).
+        let held = self.child_started_at.is_some() || self.child_uptime.is_some();
+        let waiter = lost_waiting || (self.reentered && by_etcd && !held);
+        let again = !self.signaled && (self.cfg.restart || (waiter && wait_left));
         if !again {
-            self.finish(code);
+            self.finish(self.stop_code(code));
             return;
         }
+        self.reentered |= !self.cfg.restart;
         if self.child_uptime.take().is_some_and(|up| up >= STABLE_AFTER) {
             self.backoff.reset();
         }
-        let delay = self.backoff.next_delay(self.rng.next_u64());
-        let why = if lost_waiting { "session lost while waiting" } else { "restart" };
+        self.child_started_at = None;
+        if had_session {
+            self.etcd_retry.reset();
+        }
+        let draw = self.rng.next_u64();
+        let delay = if by_etcd { self.etcd_retry.next_delay(draw) } else { self.backoff.next_delay(draw) };
+        let why = match (lost_waiting, by_etcd) {
+            (true, _) => "session lost while waiting",
+            (false, true) => "etcd",
+            (false, false) => "restart",
+        };
         self.out.push_back(Output::Log(
             Event::info("backoff").with("delay", format(delay)).with("code", code.0).with("why", why),
         ));
         self.restart_at = Some(now.plus(delay));
+    }
+
+    /// A service (`--restart`) stopped by SIGTERM or SIGINT whose last cycle released
+    /// cleanly exits 0, so `systemctl stop` does not mark the unit failed; a lost hold or
+    /// an unreachable etcd keeps its code. Without `--restart` the child's status is
+    /// passed on.
+    fn stop_code(&self, code: ExitCode) -> ExitCode {
+        let clean = code != ExitCode::LOST && code != ExitCode::UNAVAILABLE;
+        if self.signaled && self.cfg.restart && clean {
+            ExitCode::OK
+        } else {
+            code
+        }
     }
 
     fn finish(&mut self, code: ExitCode) {
@@ -248,169 +306,5 @@ impl Machine for Service {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::etcd::{EtcdRequest, Kv};
-    use crate::hold::HoldSpec;
-    use crate::hooks::HookConfig;
-    use crate::ids::{LeaseId, Revision};
-    use crate::keys::Name;
-    use crate::values::Holder;
-
-    fn at(ms: u64) -> Instant {
-        Instant::from_nanos(ms * 1_000_000)
-    }
-
-    fn service(restart: bool, wait: Option<Duration>) -> Service {
-        let run = RunConfig {
-            spec: HoldSpec::office(Name::new("svc").unwrap()),
-            holder: Holder { host: "h".into(), pid: 1, started: "t".into(), cmd: None },
-            argv: vec!["c".into()],
-            ttl: Duration::from_secs(10),
-            kill_after: Duration::from_secs(5),
-            wait,
-            hooks: HookConfig::default(),
-            sabotage: Default::default(),
-        };
-        Service::new(ServiceConfig { run, restart, seed: 1 })
-    }
-
-    /// Answers every request as a healthy etcd where we are alone (or, with `rival`,
-    /// behind another key); returns the non-etcd outputs.
-    fn answer(s: &mut Service, now: Instant, rival: bool) -> Vec<Output> {
-        let mut rest = Vec::new();
-        for _ in 0..100 {
-            let outputs: Vec<Output> = std::iter::from_fn(|| s.poll_output()).collect();
-            if outputs.is_empty() {
-                break;
-            }
-            for o in outputs {
-                match o {
-                    Output::Etcd { id, request } => {
-                        let response = match request {
-                            EtcdRequest::Grant { .. } => EtcdResponse::Granted { lease: LeaseId(0x10), ttl_s: 10 },
-                            EtcdRequest::PutIfAbsent { lease, .. } => {
-                                EtcdResponse::Put { created: true, create_rev: Revision(5), lease }
-                            }
-                            EtcdRequest::RangePrefix { .. } => {
-                                let own = Kv {
-                                    key: "/conch/v1/elect/svc/10".into(),
-                                    create_rev: Revision(5),
-                                    mod_rev: Revision(5),
-                                    lease: LeaseId(0x10),
-                                    value: vec![],
-                                };
-                                let other =
-                                    Kv { key: "/conch/v1/elect/svc/1".into(), create_rev: Revision(1), ..own.clone() };
-                                EtcdResponse::Range {
-                                    header_rev: Revision(5),
-                                    kvs: if rival { vec![other, own] } else { vec![own] },
-                                }
-                            }
-                            EtcdRequest::DeleteIfCreateRev { .. } => EtcdResponse::Deleted { deleted: true },
-                            EtcdRequest::Revoke { .. } => EtcdResponse::Revoked,
-                            _ => continue,
-                        };
-                        s.handle_response(now, id, response);
-                    }
-                    Output::Log(_) | Output::Watch { .. } | Output::CancelWatch(_) => {}
-                    other => rest.push(other),
-                }
-            }
-        }
-        rest
-    }
-
-    #[test]
-    fn restart_reruns_after_clean_exits_with_backoff_until_a_signal() {
-        let mut s = service(true, None);
-        s.start(at(0));
-        let mut now = at(0);
-        for cycle in 1..=3u64 {
-            let out = answer(&mut s, now, false);
-            assert!(out.iter().any(|o| matches!(o, Output::Spawn(_))), "cycle {cycle}: {out:?}");
-            s.handle_child_started(now, 9);
-            now = now.plus(Duration::from_millis(10));
-            s.handle_child_exit(now, ChildStatus::Exited(0));
-            assert!(answer(&mut s, now, false).is_empty(), "no exit in service mode");
-            let restart = s.poll_timeout().unwrap();
-            let delay = restart.since(now);
-            assert!(delay >= Duration::from_secs(1) && delay <= Duration::from_secs(30), "{delay:?}");
-            assert_eq!(s.cycles(), cycle);
-            if cycle == 3 {
-                s.handle_signal(now, WrapperSignal::Interrupt);
-                assert_eq!(answer(&mut s, now, false), vec![Output::Exit(ExitCode(130))]);
-                return;
-            }
-            now = restart;
-            s.handle_timeout(now);
-        }
-    }
-
-    /// Delays grow while children die young, and fall back to 1-3 s after a child
-    /// stayed up 60 s (seed 1 is known to have grown past 3 s by the fifth quick cycle).
-    #[test]
-    fn backoff_resets_after_a_stable_child() {
-        let mut s = service(true, None);
-        s.start(at(0));
-        let mut now = at(0);
-        let mut delays = Vec::new();
-        for uptime in [10u64, 10, 10, 10, 10, 61_000] {
-            answer(&mut s, now, false);
-            s.handle_child_started(now, 9);
-            now = now.plus(Duration::from_millis(uptime));
-            s.handle_child_exit(now, ChildStatus::Exited(0));
-            answer(&mut s, now, false);
-            let restart = s.poll_timeout().unwrap();
-            delays.push(restart.since(now));
-            now = restart;
-            s.handle_timeout(now);
-        }
-        let (before, after) = delays.split_at(5);
-        assert!(before.iter().any(|d| *d > Duration::from_secs(3)), "{delays:?}");
-        assert!(after[0] <= Duration::from_secs(3), "no reset after a stable child: {delays:?}");
-    }
-
-    #[test]
-    fn a_signal_while_running_in_service_mode_ends_with_the_childs_code() {
-        let mut s = service(true, None);
-        s.start(at(0));
-        answer(&mut s, at(0), false);
-        s.handle_child_started(at(1), 9);
-        s.handle_signal(at(2), WrapperSignal::Terminate);
-        assert!(answer(&mut s, at(2), false).iter().any(|o| matches!(o, Output::Terminate { .. })));
-        s.handle_child_exit(at(3), ChildStatus::Exited(0));
-        assert_eq!(answer(&mut s, at(3), false), vec![Output::Exit(ExitCode(0))]);
-        assert!(s.is_done());
-    }
-
-    #[test]
-    fn a_waiter_that_lost_its_session_reenters_while_wait_allows() {
-        let mut s = service(false, Some(Duration::from_secs(60)));
-        s.start(at(0));
-        answer(&mut s, at(0), true);
-        // Our own key is deleted while we wait: the session is gone.
-        s.handle_watch(
-            at(100),
-            WatchId(1),
-            WatchEvent::Delete { key: "/conch/v1/elect/svc/10".into(), mod_rev: Revision(9) },
-        );
-        assert!(answer(&mut s, at(100), true).is_empty(), "must re-enter, not exit");
-        let restart = s.poll_timeout().unwrap();
-        s.handle_timeout(restart);
-        assert_eq!(s.cycles(), 2);
-        // Without --wait the loss ends the run with 75.
-        let mut s = service(false, None);
-        s.start(at(0));
-        answer(&mut s, at(0), true);
-        s.handle_watch(
-            at(100),
-            WatchId(1),
-            WatchEvent::Delete { key: "/conch/v1/elect/svc/10".into(), mod_rev: Revision(9) },
-        );
-        assert!(answer(&mut s, at(100), true).is_empty(), "no wait limit: re-enter too");
-        let mut s = service(false, Some(Duration::ZERO));
-        s.start(at(0));
-        assert_eq!(answer(&mut s, at(0), true), vec![Output::Exit(ExitCode::NOT_ACQUIRED)]);
-    }
-}
+#[path = "service_tests.rs"]
+mod tests;

@@ -39,22 +39,31 @@ impl ChildStatus {
 /// A signal delivered to the wrapper.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WrapperSignal {
-    /// SIGINT.
+    /// SIGINT: stop (forward SIGTERM, release).
     Interrupt,
-    /// SIGTERM.
+    /// SIGTERM: stop.
     Terminate,
-    /// SIGHUP.
-    Hangup,
+    /// A signal passed on to the child's group as itself and otherwise ignored: SIGHUP
+    /// (`ExecReload=kill -HUP $MAINPID`), SIGUSR1, SIGUSR2, SIGWINCH, SIGQUIT.
+    Pass(i32),
 }
+
+/// The signals a wrapper passes on to its child's group ([`WrapperSignal::Pass`]).
+pub const PASSED_SIGNALS: [i32; 5] = [1, 3, 10, 12, 28];
 
 impl WrapperSignal {
     /// The signal's number on Linux.
     pub fn number(self) -> i32 {
         match self {
-            WrapperSignal::Hangup => 1,
             WrapperSignal::Interrupt => 2,
             WrapperSignal::Terminate => 15,
+            WrapperSignal::Pass(n) => n,
         }
+    }
+
+    /// Whether this signal asks the wrapper to stop.
+    pub fn stops(self) -> bool {
+        !matches!(self, WrapperSignal::Pass(_))
     }
 }
 
@@ -163,6 +172,14 @@ impl Supervisor {
                 Event::info("term-sent").with("why", why).with("kill_in", crate::duration::format(kill_at.since(now))),
             );
             out.push(Output::Terminate { child: self.child, kill_at });
+        }
+    }
+
+    /// Passes a signal on to the child's group, if a child runs.
+    pub fn pass_signal(&mut self, signal: i32, out: &mut Outbox) {
+        if let Phase::Running { .. } | Phase::Stopping { .. } = self.phase {
+            out.log(Event::info("signal-passed").with("signal", signal));
+            out.push(Output::SignalGroup { child: self.child, signal });
         }
     }
 

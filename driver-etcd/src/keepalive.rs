@@ -141,7 +141,19 @@ impl KeepAlives {
                     return;
                 }
             };
-            let (keeper, mut stream) = match client.lease_keep_alive(lease.0).await {
+            let timeout = pool.config().call_timeout();
+            let opened = match tokio::time::timeout(timeout, client.lease_keep_alive(lease.0)).await {
+                Ok(opened) => opened,
+                Err(_) => {
+                    // A silent member: the stream never opened.
+                    pool.report(endpoint, Outcome::TimedOut);
+                    let why = format!("{} {}ms (keepalive stream)", crate::calls::NO_ANSWER, timeout.as_millis());
+                    send(StreamNews::Answer(EtcdResponse::Error(EtcdError::Unavailable(why.clone()))));
+                    send(StreamNews::Closed(why));
+                    return;
+                }
+            };
+            let (keeper, mut stream) = match opened {
                 Ok(pair) => pair,
                 Err(e) => {
                     pool.report(endpoint, stream_outcome(&e));

@@ -8,6 +8,8 @@
 //! * [`watches`] — one task per single-key watch.
 //! * [`shim`] — the hidden `conch __shim` mode that owns the child's process group.
 //! * [`shim_link`] — the wrapper's end of the shim pipe.
+//! * [`notify`] — systemd `Type=notify`: READY, STATUS, STOPPING, WATCHDOG.
+//! * [`out`] — stdout and stderr that never panic (closed pipes), journald priorities.
 //! * [`run`] — the event loop for one [`conch_core::Runner`].
 //! * [`query`] — read-only queries (`--who`).
 //! * [`clock`] — `CLOCK_BOOTTIME` as the core's [`conch_core::Instant`].
@@ -19,6 +21,8 @@ pub mod clock;
 pub mod connect;
 pub mod hooks;
 pub mod keepalive;
+pub mod notify;
+pub mod out;
 pub mod pool;
 pub mod query;
 pub mod run;

@@ -84,7 +84,7 @@ async fn watch_loop(config: &EtcdConfig, spec: &HoldSpec, as_json: bool) -> Exit
     let mut print = |kvs: &[Kv]| {
         let line = watch_line(spec, kvs, as_json);
         if last.as_ref() != Some(&line) {
-            println!("{line}");
+            crate::out::listing_line(&line);
             last = Some(line);
         }
     };

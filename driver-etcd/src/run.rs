@@ -14,6 +14,7 @@ use crate::clock::{now, to_tokio};
 use crate::connect::EtcdConfig;
 use crate::hooks::Hooks;
 use crate::keepalive::{KeepAlives, StreamNews};
+use crate::notify::Notifier;
 use crate::pool::Pool;
 use crate::shim_link::ShimLink;
 use crate::watches::Watches;
@@ -43,6 +44,7 @@ struct Io {
     watches: Watches,
     shims: BTreeMap<ChildId, ShimLink>,
     hooks: Hooks,
+    notify: Notifier,
     exit: Option<ExitCode>,
 }
 
@@ -111,8 +113,10 @@ async fn drive_observed<M: Driven>(
         watches: Watches::default(),
         shims: BTreeMap::new(),
         hooks: Hooks::default(),
+        notify: Notifier::from_env(),
         exit: None,
     };
+    let mut watchdog = io.notify.watchdog_every().map(tokio::time::interval);
     let mut signals = match Signals::new() {
         Ok(s) => s,
         Err(e) => {
@@ -139,11 +143,21 @@ async fn drive_observed<M: Driven>(
             },
             signal = signals.next() => machine.handle_signal(now_both(), signal),
             _ = sleep(sleep_until) => machine.handle_timeout(now_both()),
+            _ = tick(&mut watchdog) => io.notify.pet(),
         }
         // Anything else already queued is handled before the next drain wait.
         while let Ok(event) = inbox.try_recv() {
             io.feed(&mut machine, event).await;
         }
+    }
+}
+
+async fn tick(interval: &mut Option<tokio::time::Interval>) {
+    match interval {
+        Some(interval) => {
+            interval.tick().await;
+        }
+        None => std::future::pending().await,
     }
 }
 
@@ -225,6 +239,11 @@ impl Io {
                     shim.terminate(kill_at).await;
                 }
             }
+            Output::SignalGroup { child, signal } => {
+                if let Some(shim) = self.shims.get_mut(&child) {
+                    shim.pass_signal(signal).await;
+                }
+            }
             Output::KillGroup(child) => {
                 if let Some(shim) = self.shims.get(&child) {
                     shim.kill_group();
@@ -237,9 +256,15 @@ impl Io {
                 }
             }
             Output::KillHook(id) => self.hooks.kill(id),
-            Output::Print(line) => println!("{line}"),
+            // A closed stdout drops the line: the hold is released as always.
+            Output::Print(line) => {
+                let _ = crate::out::print_line(&line);
+            }
             Output::Exit(code) => self.exit = Some(code),
-            Output::Log(event) => log_event(&event),
+            Output::Log(event) => {
+                self.notify.see(&event);
+                log_event(&event);
+            }
             _ => tracing::warn!(?output, "output not handled by this driver"),
         }
     }
@@ -275,7 +300,12 @@ pub fn log_event(event: &conch_core::Event) {
             };
             line.insert((*key).into(), value);
         }
-        eprintln!("{}", serde_json::Value::Object(line));
+        let severity = match event.level {
+            Level::Info => crate::out::Severity::Info,
+            Level::Warn => crate::out::Severity::Warn,
+            Level::Error => crate::out::Severity::Error,
+        };
+        crate::out::log_bytes(severity, serde_json::Value::Object(line).to_string().as_bytes());
         return;
     }
     let line = std::iter::once(event.kind.to_string())
@@ -289,10 +319,16 @@ pub fn log_event(event: &conch_core::Event) {
     }
 }
 
+/// SIGINT and SIGTERM stop; SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 and SIGWINCH
+/// ([`conch_core::supervision::PASSED_SIGNALS`]) are passed on to the child's group.
 struct Signals {
     int: tokio::signal::unix::Signal,
     term: tokio::signal::unix::Signal,
     hup: tokio::signal::unix::Signal,
+    quit: tokio::signal::unix::Signal,
+    usr1: tokio::signal::unix::Signal,
+    usr2: tokio::signal::unix::Signal,
+    winch: tokio::signal::unix::Signal,
 }
 
 impl Signals {
@@ -301,6 +337,10 @@ impl Signals {
             int: signal(SignalKind::interrupt())?,
             term: signal(SignalKind::terminate())?,
             hup: signal(SignalKind::hangup())?,
+            quit: signal(SignalKind::quit())?,
+            usr1: signal(SignalKind::user_defined1())?,
+            usr2: signal(SignalKind::user_defined2())?,
+            winch: signal(SignalKind::window_change())?,
         })
     }
 
@@ -308,7 +348,21 @@ impl Signals {
         tokio::select! {
             _ = self.int.recv() => WrapperSignal::Interrupt,
             _ = self.term.recv() => WrapperSignal::Terminate,
-            _ = self.hup.recv() => WrapperSignal::Hangup,
+            _ = self.hup.recv() => WrapperSignal::Pass(libc_signal::SIGHUP),
+            _ = self.quit.recv() => WrapperSignal::Pass(libc_signal::SIGQUIT),
+            _ = self.usr1.recv() => WrapperSignal::Pass(libc_signal::SIGUSR1),
+            _ = self.usr2.recv() => WrapperSignal::Pass(libc_signal::SIGUSR2),
+            _ = self.winch.recv() => WrapperSignal::Pass(libc_signal::SIGWINCH),
         }
     }
+}
+
+/// Signal numbers as the core names them (Linux).
+mod libc_signal {
+    use nix::sys::signal::Signal;
+    pub const SIGHUP: i32 = Signal::SIGHUP as i32;
+    pub const SIGQUIT: i32 = Signal::SIGQUIT as i32;
+    pub const SIGUSR1: i32 = Signal::SIGUSR1 as i32;
+    pub const SIGUSR2: i32 = Signal::SIGUSR2 as i32;
+    pub const SIGWINCH: i32 = Signal::SIGWINCH as i32;
 }

@@ -1,4 +1,4 @@
-//! The shim: `conch __shim <fd> <term_at_ns> <kill_at_ns> <kill_after_ms> -- cmd...`.
+//! The shim: `conch __shim <fd> <term_at_ns> <kill_at_ns> <kill_after_ms> <tty_pgrp> -- cmd...`.
 //!
 //! A small synchronous process (no async runtime) between the wrapper and the child. It
 //! leads a new process group, is a child subreaper, starts the command inside its group,
@@ -11,6 +11,11 @@
 //! * when the command exits: whatever of it is left is stopped the same way, then the
 //!   status is reported and the shim exits.
 //!
+//! A terminal: when the wrapper runs in the foreground of the terminal on its stdin, it
+//! passes its process group as `tty_pgrp`; the shim's group then takes the terminal for
+//! the command's life (so the command can read it, and ^C reaches the command as under
+//! `flock`) and gives it back to `tty_pgrp` before reporting. 0 means no terminal.
+//!
 //! "Every descendant" is found by walking `/proc`, so processes that left the group with
 //! `setsid` die too; being subreaper, the shim inherits and reaps them once their parent
 //! is gone. The pipe protocol is one line per message:
@@ -18,6 +23,7 @@
 //! ```text
 //! wrapper → shim   D <term_at_ns> <kill_at_ns>   new deadlines
 //!                  T <kill_at_ns>                terminate now, SIGKILL by kill_at
+//!                  S <signal>                    pass this signal on to every descendant
 //! shim → wrapper   P <pid>                       the command started
 //!                  X exit <code> | X signal <n>  the command and its group are gone
 //! ```
@@ -49,6 +55,8 @@ pub struct ShimArgs {
     pub kill_at: Instant,
     /// Grace between SIGTERM and SIGKILL.
     pub kill_after: Duration,
+    /// The wrapper's process group, which had the terminal on stdin (0: no terminal).
+    pub tty_pgrp: i32,
     /// The command.
     pub argv: Vec<String>,
 }
@@ -62,6 +70,7 @@ pub fn encode_args(
     term_at: Instant,
     kill_at: Instant,
     kill_after: Duration,
+    tty_pgrp: i32,
     argv: &[String],
 ) -> Vec<String> {
     let mut args = vec![
@@ -70,6 +79,7 @@ pub fn encode_args(
         term_at.as_nanos().to_string(),
         kill_at.as_nanos().to_string(),
         kill_after.as_millis().to_string(),
+        tty_pgrp.to_string(),
         "--".to_string(),
     ];
     args.extend(argv.iter().cloned());
@@ -78,8 +88,8 @@ pub fn encode_args(
 
 /// Parses the shim's arguments (after the executable and [`SHIM_ARG`]).
 pub fn parse_args(args: &[String]) -> Result<ShimArgs, String> {
-    let bad = || "usage: conch __shim <fd> <term_at_ns> <kill_at_ns> <kill_after_ms> -- cmd...".to_string();
-    let [fd, term_at, kill_at, kill_after, dashes, argv @ ..] = args else {
+    let bad = || "usage: conch __shim <fd> <term_at_ns> <kill_at_ns> <kill_after_ms> <tty_pgrp> -- cmd...".to_string();
+    let [fd, term_at, kill_at, kill_after, tty_pgrp, dashes, argv @ ..] = args else {
         return Err(bad());
     };
     if dashes != "--" || argv.is_empty() {
@@ -90,6 +100,7 @@ pub fn parse_args(args: &[String]) -> Result<ShimArgs, String> {
         term_at: Instant::from_nanos(term_at.parse().map_err(|_| bad())?),
         kill_at: Instant::from_nanos(kill_at.parse().map_err(|_| bad())?),
         kill_after: Duration::from_millis(kill_after.parse().map_err(|_| bad())?),
+        tty_pgrp: tty_pgrp.parse().map_err(|_| bad())?,
         argv: argv.to_vec(),
     })
 }
@@ -102,6 +113,7 @@ struct Shim {
     main: Pid,
     main_status: Option<String>,
     me: Pid,
+    tty_pgrp: i32,
 }
 
 /// Runs the shim; returns the process exit code.
@@ -138,6 +150,9 @@ pub fn main(args: ShimArgs) -> i32 {
     ] {
         let _ = signal_hook::flag::register(sig, noted.clone());
     }
+    if args.tty_pgrp > 0 {
+        hand_terminal(me);
+    }
     let mut shim = Shim {
         link: Some(link),
         inbox: Vec::new(),
@@ -145,6 +160,7 @@ pub fn main(args: ShimArgs) -> i32 {
         main: Pid::from_raw(0),
         main_status: None,
         me,
+        tty_pgrp: args.tty_pgrp,
     };
     match Command::new(&args.argv[0]).args(&args.argv[1..]).spawn() {
         Ok(child) => {
@@ -162,6 +178,19 @@ pub fn main(args: ShimArgs) -> i32 {
     0
 }
 
+/// Makes `pgrp` the foreground group of the terminal on stdin. A process outside the
+/// foreground group may do so only with SIGTTOU blocked; the mask is restored at once (a
+/// blocked signal would be inherited by the command).
+fn hand_terminal(pgrp: Pid) {
+    let mut ttou = nix::sys::signal::SigSet::empty();
+    ttou.add(Signal::SIGTTOU);
+    let _ = ttou.thread_block();
+    if let Err(e) = nix::unistd::tcsetpgrp(std::io::stdin(), pgrp) {
+        tracing::warn!(error = %e, "shim: cannot hand the terminal over");
+    }
+    let _ = ttou.thread_unblock();
+}
+
 impl Shim {
     fn run(&mut self, sigpipe: &UnixStream) {
         loop {
@@ -175,6 +204,9 @@ impl Shim {
                 self.perform(now);
             }
             if no_children_left && self.main_status.is_some() {
+                if self.tty_pgrp > 0 {
+                    hand_terminal(Pid::from_raw(self.tty_pgrp));
+                }
                 if let Some(status) = self.main_status.clone() {
                     self.send(&format!("X {status}"));
                 }
@@ -287,6 +319,12 @@ impl Shim {
                 self.rules.handle_deadlines(Instant::from_nanos(*term_at), Instant::from_nanos(*kill_at))
             }
             (Some("T"), [kill_at]) => self.rules.handle_terminate(now, Instant::from_nanos(*kill_at)),
+            (Some("S"), [signal]) => match i32::try_from(*signal).ok().and_then(|n| Signal::try_from(n).ok()) {
+                Some(signal) => {
+                    self.signal_all(signal);
+                }
+                None => tracing::warn!(line, "shim: unknown signal"),
+            },
             _ => tracing::warn!(line, "shim: unknown message"),
         }
     }
@@ -339,7 +377,7 @@ mod tests {
     fn args_round_trip() {
         let argv = vec!["sh".to_string(), "-c".to_string(), "exit 3".to_string()];
         let encoded =
-            encode_args(5, Instant::from_nanos(10), Instant::from_nanos(20), Duration::from_millis(1500), &argv);
+            encode_args(5, Instant::from_nanos(10), Instant::from_nanos(20), Duration::from_millis(1500), 77, &argv);
         let parsed = parse_args(&encoded[1..]).unwrap();
         assert_eq!(
             parsed,
@@ -348,10 +386,17 @@ mod tests {
                 term_at: Instant::from_nanos(10),
                 kill_at: Instant::from_nanos(20),
                 kill_after: Duration::from_millis(1500),
+                tty_pgrp: 77,
                 argv
             }
         );
         assert!(parse_args(&["5".into()]).is_err());
+    }
+
+    #[test]
+    fn the_passed_signals_are_linuxs_numbers() {
+        let names = [Signal::SIGHUP, Signal::SIGQUIT, Signal::SIGUSR1, Signal::SIGUSR2, Signal::SIGWINCH];
+        assert_eq!(conch_core::supervision::PASSED_SIGNALS, names.map(|s| s as i32));
     }
 
     #[test]

@@ -14,6 +14,20 @@ use tokio::sync::mpsc::UnboundedSender;
 use crate::run::DriverEvent;
 use crate::shim::encode_args;
 
+/// Our process group when it is the foreground group of the terminal on stdin (the
+/// command then gets the terminal for its life), else 0.
+fn tty_pgrp() -> i32 {
+    let stdin = std::io::stdin();
+    if !nix::unistd::isatty(stdin.as_raw_fd()).unwrap_or(false) {
+        return 0;
+    }
+    let ours = nix::unistd::getpgrp();
+    match nix::unistd::tcgetpgrp(stdin) {
+        Ok(foreground) if foreground == ours => ours.as_raw(),
+        _ => 0,
+    }
+}
+
 /// A running shim.
 pub struct ShimLink {
     pid: Pid,
@@ -27,7 +41,7 @@ impl ShimLink {
         // The shim's end must survive exec; ours must not.
         fcntl(theirs.as_raw_fd(), FcntlArg::F_SETFD(FdFlag::empty())).map_err(std::io::Error::from)?;
         let exe = std::env::current_exe()?;
-        let args = encode_args(theirs.as_raw_fd(), spec.term_at, spec.kill_at, spec.kill_after, &spec.argv);
+        let args = encode_args(theirs.as_raw_fd(), spec.term_at, spec.kill_at, spec.kill_after, tty_pgrp(), &spec.argv);
         let spawned = Command::new(exe).args(args).envs(spec.env.iter().cloned()).spawn();
         drop(theirs);
         let child = spawned?;
@@ -68,6 +82,11 @@ impl ShimLink {
     /// Orders a termination.
     pub async fn terminate(&mut self, kill_at: Instant) {
         self.send(&format!("T {}\n", kill_at.as_nanos())).await;
+    }
+
+    /// Passes a signal on to the command's group, as itself.
+    pub async fn pass_signal(&mut self, signal: i32) {
+        self.send(&format!("S {signal}\n")).await;
     }
 
     /// SIGKILLs the shim's whole process group (the shim did not act in time).

@@ -13,6 +13,11 @@
 //!   holder its hold: a loss with only member faults around it (no other fault of that
 //!   client or of etcd as a whole, no fault site, within two TTLs and the kill grace
 //!   before it) means a client did not move to a live member in time.
+//! * `cron-running-key`: a tick skipped for overlap at `t` saw a running key; that key is
+//!   the latest won claim's, and its run must still be on, or have ended (or, never
+//!   started, been claimed) no longer than conchd's bound
+//!   ([`conch_core::conchd::running_key_bound`]) before `t` — unless `t` is within the
+//!   settle time of a fault, as for liveness.
 //! * `no-leaks`: after SIGTERM to every client: no keys, no session leases, no children,
 //!   every wrapper and daemon exited.
 use std::collections::{BTreeMap, BTreeSet};
@@ -31,7 +36,7 @@ pub struct Violation {
 }
 
 /// Every checker name, in report order.
-pub const CHECKERS: [&str; 9] = [
+pub const CHECKERS: [&str; 10] = [
     "bounded-holders",
     "fencing",
     "fifo",
@@ -40,6 +45,7 @@ pub const CHECKERS: [&str; 9] = [
     "cron-liveness",
     "cron-no-past-tick",
     "failover",
+    "cron-running-key",
     "no-leaks",
 ];
 
@@ -92,6 +98,7 @@ fn raw_check(outcome: &Outcome) -> Vec<Violation> {
     convergence(outcome, &mut v);
     cron(outcome, &mut v);
     failover(outcome, &mut v);
+    running_keys(outcome, &mut v);
     leaks(outcome, &mut v);
     v
 }
@@ -312,7 +319,7 @@ fn cron(outcome: &Outcome, v: &mut Vec<Violation>) {
         return;
     }
     // Liveness: every tick far enough from any fault (and from the start and the end).
-    let settle = (opts.ttl + opts.kill_after).as_nanos() as u64 + 3_000_000_000;
+    let settle = cron_settle(opts);
     let first = EPOCH_MS / 1000 + (settle / 1_000_000_000) as i64 + 2;
     let last = (EPOCH_MS + (outcome.stop_at / 1_000_000) as i64) / 1000 - (settle / 1_000_000_000) as i64;
     let mut missed = Vec::new();
@@ -336,6 +343,41 @@ fn cron(outcome: &Outcome, v: &mut Vec<Violation>) {
         let n = missed.len();
         missed.truncate(5);
         v.push(violation("cron-liveness", format!("{n} ticks never claimed: {}", missed.join(", "))));
+    }
+}
+
+/// Time around a fault in which cron may be late or skip (a TTL, the kill grace, slack).
+fn cron_settle(opts: &SimOptions) -> u64 {
+    (opts.ttl + opts.kill_after).as_nanos() as u64 + 3_000_000_000
+}
+
+fn running_keys(outcome: &Outcome, v: &mut Vec<Violation>) {
+    let settle = cron_settle(&outcome.opts);
+    let bound = conch_core::conchd::running_key_bound(outcome.opts.ttl).as_nanos() as u64;
+    let ends: BTreeMap<&str, u64> =
+        outcome.intervals.iter().filter(|iv| iv.group == Group::Cron).map(|iv| (iv.label.as_str(), iv.end)).collect();
+    for skip in outcome.claims.iter().filter(|c| !c.won && c.at < outcome.stop_at) {
+        let t = skip.at;
+        let near_fault =
+            outcome.faults.iter().any(|f| f.from <= t + settle && f.to + settle >= t && f.kind != "compact");
+        // The running key is the one the latest won claim of the job put.
+        let owner = outcome.claims.iter().filter(|c| c.won && c.job == skip.job && c.at <= t).max_by_key(|c| c.at);
+        let Some(owner) = owner.filter(|_| !near_fault) else { continue };
+        let label = format!("{}@{}", owner.job, conch_core::cron::rfc3339(owner.tick));
+        let ended = ends.get(label.as_str()).copied().unwrap_or(owner.at);
+        if t > ended + bound {
+            v.push(violation(
+                "cron-running-key",
+                format!(
+                    "{}@{} skipped at {}: the running key of {label} (client {}) outlived its run, over at {}",
+                    skip.job,
+                    skip.tick,
+                    secs(t),
+                    owner.client,
+                    secs(ended)
+                ),
+            ));
+        }
     }
 }
 

@@ -31,8 +31,14 @@ impl Conchd {
             }
         } else {
             self.result_lease = slot;
-            for (name, tick, value) in std::mem::take(&mut self.waiting_results) {
-                self.write_result(now, name, tick, value);
+            for write in std::mem::take(&mut self.waiting_results) {
+                if slot == Slot::Empty {
+                    // No lease now: the results wait for the write retry, not a new grant
+                    // at once (etcd may be down; that must not become a busy loop).
+                    self.retry_later(now, write);
+                } else {
+                    self.send_write(now, write);
+                }
             }
             self.maybe_finish(now);
         }
@@ -57,16 +63,6 @@ impl Conchd {
                 }
                 None
             }
-        }
-    }
-
-    pub(super) fn write_result(&mut self, now: Now, name: String, tick: i64, value: Vec<u8>) {
-        match self.fresh_lease(now, false) {
-            Some(lease) => {
-                let id = self.out.request(EtcdRequest::Put { key: result_key(&name, tick), value, lease: Some(lease) });
-                self.writes.insert(id);
-            }
-            None => self.waiting_results.push((name, tick, value)),
         }
     }
 }

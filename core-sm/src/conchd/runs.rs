@@ -39,6 +39,7 @@ impl Conchd {
             ttl_deadline,
             outcome: None,
             running_key,
+            lease,
         };
         self.runs.insert(child, run);
     }
@@ -76,10 +77,11 @@ impl Conchd {
                 .with("exit", exit),
         );
         if let Some(key) = run.running_key.take() {
-            let id = self.out.request(EtcdRequest::DeleteIfCreateRev { key, create_rev: run.rev });
-            self.writes.insert(id);
+            let lease = run.lease;
+            self.send_write(now, Write::Release { key, create_rev: run.rev, lease, since: now.mono });
         }
-        self.write_result(now, run.name, run.tick, serde_json::to_vec(&result).unwrap_or_default());
+        let value = serde_json::to_vec(&result).unwrap_or_default();
+        self.send_write(now, Write::Result { name: run.name, tick: run.tick, value });
         self.maybe_finish(now);
     }
 }

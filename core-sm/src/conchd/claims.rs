@@ -1,0 +1,108 @@
+//! conchd's claims: the claim transaction of a tick (with the running key under
+//! `--overlap skip`), its answer, and the sweep of a running key an ambiguous claim may
+//! have left.
+use super::*;
+
+impl Conchd {
+    pub(super) fn claim(&mut self, now: Now, name: String, tick: i64) {
+        let Some(claim_lease) = self.fresh_lease(now, true) else {
+            self.waiting_claims.push((name, tick));
+            return;
+        };
+        let (Some(state), Some(session)) = (self.jobs.get(&name), self.session.lease()) else { return };
+        let claim = Claim {
+            host: self.cfg.node.clone(),
+            pid: self.cfg.pid,
+            started: self.cfg.started.clone(),
+            cmd: Some(cmd_field(&state.job.spec.cmd)),
+            tick: rfc3339(tick),
+        };
+        let running = (state.job.spec.overlap == Overlap::Skip).then(|| (running_key(&name), session));
+        let running_lease = running.as_ref().map(|(_, lease)| *lease);
+        let claim = serde_json::to_vec(&claim).unwrap_or_default();
+        let request = match self.cfg.sabotage {
+            Sabotage::ClaimWithoutCompare => {
+                EtcdRequest::Put { key: fire_key(&name, tick), value: claim, lease: Some(claim_lease) }
+            }
+            _ => EtcdRequest::Claim { fire_key: fire_key(&name, tick), claim, claim_lease, running },
+        };
+        let id = self.out.request(request);
+        self.claims.insert(id, (name, tick, running_lease));
+    }
+
+    pub(super) fn on_claimed(
+        &mut self,
+        now: Now,
+        name: String,
+        tick: i64,
+        running: Option<LeaseId>,
+        response: EtcdResponse,
+    ) {
+        let tick_text = rfc3339(tick);
+        let session_changed = running.is_some_and(|l| self.session.lease() != Some(l) || !self.session_up);
+        match response {
+            EtcdResponse::Claimed { won: true, rev, .. } if session_changed => {
+                // Won on a session that is gone since: its running key went with that lease,
+                // and a run now would not be covered by it. A zombie, like a lost answer.
+                self.stats.claimed += 1;
+                self.out.log(
+                    Event::warn("claim-abandoned")
+                        .with("job", &name)
+                        .with("tick", &tick_text)
+                        .with("rev", rev)
+                        .with("why", "session replaced"),
+                );
+            }
+            EtcdResponse::Claimed { won: true, rev, .. } | EtcdResponse::Written { rev } if self.stopping => {
+                // Won while stopping (the answer crossed the signal): a run started now would
+                // outlive the shutdown. The tick stays claimed and unrun, like a zombie.
+                self.stats.claimed += 1;
+                self.out
+                    .log(Event::warn("claim-abandoned").with("job", &name).with("tick", &tick_text).with("rev", rev));
+            }
+            EtcdResponse::Claimed { won: true, rev, .. } | EtcdResponse::Written { rev } => {
+                self.stats.claimed += 1;
+                self.out.log(Event::info("claimed").with("job", &name).with("tick", &tick_text).with("rev", rev));
+                self.start_run(now, name, tick, rev);
+            }
+            EtcdResponse::Claimed { won: false, existing: Some(value), .. } => {
+                let ours = serde_json::from_slice::<Claim>(&value)
+                    .is_ok_and(|c| c.host == self.cfg.node && c.pid == self.cfg.pid && c.started == self.cfg.started);
+                if ours {
+                    // Our earlier attempt won but its answer was lost: the run never
+                    // started, and starting it now could not be proven safe. A zombie;
+                    // its running key, if it put one, is swept.
+                    self.out.log(Event::warn("claim-orphaned").with("job", &name).with("tick", &tick_text));
+                    self.sweep(now, name, tick, running);
+                } else {
+                    self.stats.lost += 1;
+                }
+            }
+            EtcdResponse::Claimed { won: false, existing: None, .. } => {
+                self.stats.skipped_overlap += 1;
+                self.out.log(Event::info("skipped-overlap").with("job", &name).with("tick", &tick_text));
+            }
+            EtcdResponse::Error(EtcdError::Unavailable(why)) => {
+                // It may have been applied: then a running key of ours is there, for a run
+                // that will never start.
+                self.out
+                    .log(Event::warn("claim-failed").with("job", &name).with("tick", &tick_text).with("error", why));
+                self.sweep(now, name, tick, running);
+            }
+            other => {
+                self.out.log(
+                    Event::warn("claim-failed")
+                        .with("job", &name)
+                        .with("tick", &tick_text)
+                        .with("answer", format!("{other:?}")),
+                );
+            }
+        }
+    }
+
+    fn sweep(&mut self, now: Now, name: String, tick: i64, running: Option<LeaseId>) {
+        if let Some(lease) = running.filter(|_| self.cfg.sabotage != Sabotage::NoWriteRetry) {
+            self.send_write(now, Write::Sweep { name, tick, lease, since: now.mono });
+        }
+    }
+}
