@@ -23,7 +23,7 @@ pub struct GlobalArgs {
     /// No endpoint reachable within this ⇒ exit 69, nothing written.
     #[arg(long, global = true, env = "CONCH_DIAL_TIMEOUT", default_value = "5s", allow_hyphen_values = true)]
     pub dial_timeout: String,
-    /// Session lease TTL, whole seconds (the TTL etcd grants is the one used).
+    /// Session lease TTL in whole seconds: 10 or 10s (etcd may grant another; that one is used).
     #[arg(long, global = true, env = "CONCH_TTL", default_value = "10s", allow_hyphen_values = true)]
     pub ttl: String,
     /// etcd user as name:password.
@@ -73,9 +73,9 @@ pub enum Tool {
         /// Serve JSON status and Prometheus metrics here (read-only; loopback by default).
         #[arg(long, env = "CONCH_STATUS_ADDR")]
         status_addr: Option<String>,
-        /// Grace between SIGTERM and SIGKILL when a run must stop.
-        #[arg(long, env = "CONCH_KILL_AFTER", default_value = "5s", allow_hyphen_values = true)]
-        kill_after: String,
+        /// Grace between SIGTERM and SIGKILL when a run must stop [default: 5s, less if --ttl is short].
+        #[arg(long, env = "CONCH_KILL_AFTER", allow_hyphen_values = true)]
+        kill_after: Option<String>,
     },
     /// Run conch's own state machines in a deterministic simulator under faults and check
     /// every guarantee; a failing seed replays bit for bit with --seed.
@@ -138,9 +138,9 @@ pub struct RunArgs {
     /// Do not wait: exit 75 at once if the hold is taken.
     #[arg(long, env = "CONCH_NONBLOCK", value_parser = BoolishValueParser::new())]
     pub nonblock: bool,
-    /// Grace between SIGTERM and SIGKILL when the child must stop.
-    #[arg(long, env = "CONCH_KILL_AFTER", default_value = "5s", allow_hyphen_values = true)]
-    pub kill_after: String,
+    /// Grace between SIGTERM and SIGKILL when the child must stop [default: 5s, less if --ttl is short].
+    #[arg(long, env = "CONCH_KILL_AFTER", allow_hyphen_values = true)]
+    pub kill_after: Option<String>,
     /// Print who holds instead of running a command (exit 1 when vacant).
     #[arg(long, env = "CONCH_WHO", value_parser = BoolishValueParser::new())]
     pub who: bool,
