@@ -57,7 +57,7 @@ fn main() -> ProcessExit {
                 }
                 exit(report.code)
             }
-            Err(e) => fail(ExitCode::UNAVAILABLE, &e),
+            Err(e) => fail(e.code, &e.message),
         },
         Action::Assert { spec, host, min_rev, json } => match query::assert(&config.etcd, &spec, &host, min_rev) {
             Ok((code, answer)) => {
@@ -66,12 +66,12 @@ fn main() -> ProcessExit {
                 }
                 exit(code)
             }
-            Err(e) => fail(ExitCode::UNAVAILABLE, &e),
+            Err(e) => fail(e.code, &e.message),
         },
         Action::Watch { spec, json } => exit(query::watch(&config.etcd, &spec, json)),
         Action::Cron(action) => match cron::run(&config.etcd, action) {
             Ok(code) => exit(code),
-            Err(e) => fail(ExitCode::UNAVAILABLE, &e),
+            Err(e) => fail(e.code, &e.message),
         },
         Action::Conchd { cfg, status_addr } => exit(status::serve_conchd(config.etcd, cfg, status_addr)),
         Action::Sim(sim) => exit(sim::simulate(sim)),

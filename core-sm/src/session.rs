@@ -187,7 +187,7 @@ pub enum SessionEvent {
     /// The deadline moved later.
     Extended,
     /// The grant failed: no session.
-    GrantFailed(String),
+    GrantFailed(EtcdError),
     /// The granted TTL leaves no workable cadence.
     Infeasible(TimingError),
     /// The lease is gone, or its deadline passed.
@@ -337,8 +337,8 @@ impl Session {
                 self.next_send_at = Some(sent_at.plus(timings.keepalive_interval));
                 SessionEvent::Granted
             }
-            EtcdResponse::Error(e) => SessionEvent::GrantFailed(format!("{e:?}")),
-            other => SessionEvent::GrantFailed(format!("unexpected answer {other:?}")),
+            EtcdResponse::Error(e) => SessionEvent::GrantFailed(e),
+            other => SessionEvent::GrantFailed(EtcdError::Fatal(format!("unexpected answer {other:?}"))),
         }
     }
 
