@@ -116,6 +116,9 @@ pub enum Tool {
         /// One JSON object per seed and one for the summary.
         #[arg(long)]
         json: bool,
+        /// Wall-clock figures (wall seconds, speed, seeds/s) in the summary on stdout; without it they go to stderr (text) or nowhere (JSON), so stdout is the same for the same command.
+        #[arg(long)]
+        timing: bool,
         /// Break a machine on purpose, to see a checker fail (tests of the checkers).
         #[arg(long, hide = true, default_value = "none")]
         sabotage: String,

@@ -6,7 +6,7 @@ use std::time::Duration;
 use conch_core::endpoints::ENDPOINTS_MAX;
 use conch_core::keys::Name;
 use conch_core::values::{cmd_field, Holder};
-use conch_core::{duration, HoldSpec, HookConfig, RunConfig, ServiceConfig, Timings};
+use conch_core::{duration, Failure, HoldSpec, HookConfig, RunConfig, ServiceConfig, Timings};
 use conch_driver_etcd::connect::{EtcdConfig, TlsFiles};
 use conch_driver_sim::options::{FaultKind, Scenario, SimArgs};
 
@@ -74,8 +74,30 @@ pub struct Config {
     pub action: Action,
 }
 
-/// Checks everything; the error is the one line to print.
-pub fn validate(cli: Cli) -> Result<Config, String> {
+/// Checks everything: first every usage error (exit 64), then what the run needs of this
+/// host — the command to run (exit 127 or 126), the files to write (exit 73). The error is
+/// the one line to print and its exit code; nothing has been sent to etcd.
+pub fn validate(cli: Cli) -> Result<Config, Failure> {
+    let config = check_usage(cli)?;
+    match &config.action {
+        Action::Run(service) => {
+            if let Some(program) = service.run.argv.first() {
+                crate::command::resolve(program)?;
+            }
+        }
+        Action::Sim(run) => {
+            for (flag, path) in [("--trace", &run.trace), ("--timeline", &run.timeline)] {
+                if let Some(path) = path {
+                    crate::sim::check_writable(flag, path)?;
+                }
+            }
+        }
+        _ => {}
+    }
+    Ok(config)
+}
+
+fn check_usage(cli: Cli) -> Result<Config, String> {
     let etcd = etcd_config(&cli.global)?;
     let ttl = parse_ttl(&cli.global.ttl)?;
     let action = match cli.command {
@@ -93,6 +115,7 @@ pub fn validate(cli: Cli) -> Result<Config, String> {
             trace,
             timeline,
             json,
+            timing,
             sabotage,
         } => {
             let seeds = match (seed, seeds) {
@@ -143,7 +166,7 @@ pub fn validate(cli: Cli) -> Result<Config, String> {
                 trace: false,
                 members: members.map(usize::from),
             };
-            Action::Sim(crate::sim::SimRun { args, seeds, trace, timeline, json })
+            Action::Sim(crate::sim::SimRun { args, seeds, trace, timeline, json, timing })
         }
         Tool::Cron { cmd } => Action::Cron(crate::cron::validate(cmd)?),
         Tool::Conchd { status_addr, kill_after } => {

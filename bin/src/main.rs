@@ -1,5 +1,6 @@
 //! `conch`: parse, validate, pick a driver, map the outcome to an exit code.
 mod cli;
+mod command;
 mod config;
 mod cron;
 mod sim;
@@ -39,7 +40,7 @@ fn main() -> ProcessExit {
     init_logging(cli.global.quiet, cli.global.log_format);
     let config = match validate(cli) {
         Ok(config) => config,
-        Err(e) => return fail(ExitCode::USAGE, &e),
+        Err(e) => return fail(e.code, &e.message),
     };
     match config.action {
         Action::Run(service) => exit(run::run(config.etcd, service)),

@@ -4,7 +4,8 @@
 //! and every instant with more holders than capacity in red.
 use std::fmt::Write;
 
-use crate::record::{Group, Outcome};
+use crate::record::Group;
+use crate::run::Report;
 
 const LEFT: f64 = 110.0;
 const WIDTH: f64 = 1400.0;
@@ -34,8 +35,9 @@ fn escape(text: &str) -> String {
     text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
 }
 
-/// Draws `outcome` as SVG.
-pub fn svg(outcome: &Outcome) -> String {
+/// Draws a seed's run as SVG.
+pub fn svg(report: &Report) -> String {
+    let outcome = &report.outcome;
     let opts = &outcome.opts;
     let clients = opts.clients();
     let end = outcome.end_at.max(1) as f64;
