@@ -61,8 +61,13 @@ pub enum Action {
     Sim(crate::sim::SimRun),
     /// Print completions.
     Completions(clap_complete::Shell),
-    /// Print the man page.
-    Man,
+    /// Print a man page, or write them all.
+    Man {
+        /// The page (`None`: conch(1)).
+        page: Option<String>,
+        /// Write every page here.
+        dir: Option<String>,
+    },
 }
 
 /// The checked command line.
@@ -188,7 +193,7 @@ fn check_usage(cli: Cli) -> Result<Config, String> {
             };
             Action::Conchd { cfg, status_addr }
         }
-        Tool::Man => Action::Man,
+        Tool::Man { page, dir } => Action::Man { page, dir },
         Tool::Elect(a) => {
             let spec = HoldSpec::office(name(&a.office)?);
             let modes = [a.run.who, a.watch, a.assert].iter().filter(|m| **m).count();

@@ -3,6 +3,7 @@ mod cli;
 mod command;
 mod config;
 mod cron;
+mod manual;
 mod sim;
 mod status;
 
@@ -80,9 +81,9 @@ fn main() -> ProcessExit {
             clap_complete::generate(shell, &mut Cli::command(), "conch", &mut std::io::stdout());
             exit(ExitCode::OK)
         }
-        Action::Man => match clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()) {
+        Action::Man { page, dir } => match manual::man(page.as_deref(), dir.as_deref()) {
             Ok(()) => exit(ExitCode::OK),
-            Err(e) => fail(ExitCode::LOST, &e.to_string()),
+            Err(e) => fail(e.code, &e.message),
         },
     }
 }

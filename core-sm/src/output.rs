@@ -153,7 +153,7 @@ impl ExitCode {
         (ExitCode::NO_PERMISSION, "etcd refused the credentials or the permission (--user)"),
         (ExitCode::NOT_EXECUTABLE, "the command was found but cannot be executed; nothing was written to etcd"),
         (ExitCode::NOT_FOUND, "the command was not found; nothing was written to etcd"),
-        (ExitCode(128), "128+N: the command was killed by signal N (otherwise its own exit status is passed on)"),
+        (ExitCode(128), "the command was killed by signal N (128+N); otherwise its own exit status is passed on"),
     ];
 }
 
