@@ -8,7 +8,7 @@ seeds=${1:-1..500}
 cargo build --release -q -p conch
 pin=()
 if command -v taskset >/dev/null; then pin=(taskset -c 0); fi
-"${pin[@]}" ./target/release/conch sim --scenario mixed --clients 10 --seeds "$seeds" --json > target/bench-sim.jsonl
+"${pin[@]}" ./target/release/conch sim --scenario mixed --clients 10 --seeds "$seeds" --json --timing > target/bench-sim.jsonl
 summary=$(tail -n 1 target/bench-sim.jsonl)
 echo "$summary" > target/bench-sim.json
 python3 - "$summary" <<'PY'

@@ -2,9 +2,14 @@
 use clap::builder::BoolishValueParser;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::manual::{exits, CONCHD_EXITS, CRON_EXITS, OTHER_EXITS, RUN_EXITS, SIM_EXITS};
+
 /// Run a command while holding something in etcd; kill it when the hold is gone.
 #[derive(Debug, Parser)]
-#[command(name = "conch", version, about, propagate_version = true)]
+#[command(name = "conch", version, about, propagate_version = true, after_help = exits(None))]
+#[command(
+    long_about = "Run a command while holding something in etcd; kill it when the hold is gone.\n\nconch elect runs a command on one leader, conch sema on at most N holders, conch cron with conch conchd runs each tick of a job on at most one node. A command never outlives its hold: when the session lease cannot be renewed, the command's process group is stopped before the lease can expire. conch sim checks these guarantees in a deterministic simulator."
+)]
 pub struct Cli {
     /// Flags every tool shares.
     #[command(flatten)]
@@ -14,8 +19,9 @@ pub struct Cli {
     pub command: Tool,
 }
 
-/// Flags every tool shares.
+/// Flags every tool shares (listed apart from a tool's own in its `--help`).
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
     /// Comma-separated etcd endpoints (http://host:port, https://host:port, or host:port); one is used at a time, the next on failure.
     #[arg(long, global = true, env = "CONCH_ENDPOINTS", default_value = "http://127.0.0.1:2379")]
@@ -23,7 +29,7 @@ pub struct GlobalArgs {
     /// No endpoint reachable within this ⇒ exit 69, nothing written.
     #[arg(long, global = true, env = "CONCH_DIAL_TIMEOUT", default_value = "5s", allow_hyphen_values = true)]
     pub dial_timeout: String,
-    /// Session lease TTL, whole seconds (the TTL etcd grants is the one used).
+    /// Session lease TTL in whole seconds: 10 or 10s (etcd may grant another; that one is used).
     #[arg(long, global = true, env = "CONCH_TTL", default_value = "10s", allow_hyphen_values = true)]
     pub ttl: String,
     /// etcd user as name:password.
@@ -59,26 +65,56 @@ pub enum LogFormat {
 #[derive(Debug, Subcommand)]
 pub enum Tool {
     /// Run a command only while leader of an office (or: who leads, watch, assert).
+    ///
+    /// Campaigns for the office with a session lease; the one leader runs the command, the
+    /// others wait in line (first come, first served) and take over when it exits. If the
+    /// lease is lost (etcd unreachable past the TTL, the key deleted), the command's process
+    /// group gets SIGTERM, then SIGKILL after --kill-after, before the lease can expire, and
+    /// conch exits 70. CONCH_REV, the key's create revision, is a fencing token that grows
+    /// with every new leader. With --restart it campaigns again after every exit.
+    #[command(after_help = exits(Some(RUN_EXITS)))]
     Elect(ElectArgs),
     /// Run a command while holding one of N slots of a semaphore (or: who holds).
+    ///
+    /// At most --max holders run at once across every host; the rest wait in line, first
+    /// come, first served. --max is part of the semaphore's identity: contenders must agree
+    /// on it. The same guarantees as conch-elect(1) when the hold is lost.
+    #[command(after_help = exits(Some(RUN_EXITS)))]
     Sema(SemaArgs),
     /// Distributed cron: add, remove and inspect jobs that `conch conchd` runs.
+    ///
+    /// Jobs live in etcd; every node runs the same conch-conchd(1), and each tick of a job
+    /// runs on at most one node. These subcommands only read and write the job table and
+    /// read the run history; they need no daemon on this host.
+    #[command(after_help = exits(Some(CRON_EXITS)))]
     Cron {
         /// What to do.
         #[command(subcommand)]
         cmd: CronCmd,
     },
     /// The cron daemon: the same on every node; each tick runs on at most one node.
+    ///
+    /// At each tick of each job every daemon races to claim it in one etcd transaction; the
+    /// winner runs the command under its session, killed if the session is lost or the run
+    /// outlives --run-ttl, and records the outcome. SIGTERM stops it after the runs in
+    /// flight are stopped and recorded.
+    #[command(after_help = exits(Some(CONCHD_EXITS)))]
     Conchd {
         /// Serve JSON status and Prometheus metrics here (read-only; loopback by default).
         #[arg(long, env = "CONCH_STATUS_ADDR")]
         status_addr: Option<String>,
-        /// Grace between SIGTERM and SIGKILL when a run must stop.
-        #[arg(long, env = "CONCH_KILL_AFTER", default_value = "5s", allow_hyphen_values = true)]
-        kill_after: String,
+        /// Grace between SIGTERM and SIGKILL when a run must stop [default: 5s, less if --ttl is short].
+        #[arg(long, env = "CONCH_KILL_AFTER", allow_hyphen_values = true)]
+        kill_after: Option<String>,
     },
     /// Run conch's own state machines in a deterministic simulator under faults and check
     /// every guarantee; a failing seed replays bit for bit with --seed.
+    ///
+    /// Each seed draws its options (clients, TTL, members, faults), runs a safety phase under
+    /// faults and a liveness phase after healing, and checks every guarantee: bounded
+    /// holders, fencing, FIFO, convergence, cron at most once, failover, no leaks. The same
+    /// command prints the same bytes on stdout; exit 1 if any seed failed.
+    #[command(after_help = exits(Some(SIM_EXITS)))]
     Sim {
         /// What to simulate.
         #[arg(long, env = "CONCH_SCENARIO", value_enum, default_value = "mixed")]
@@ -116,17 +152,28 @@ pub enum Tool {
         /// One JSON object per seed and one for the summary.
         #[arg(long)]
         json: bool,
+        /// Wall-clock figures (wall seconds, speed, seeds/s) in the summary on stdout; without it they go to stderr (text) or nowhere (JSON), so stdout is the same for the same command.
+        #[arg(long)]
+        timing: bool,
         /// Break a machine on purpose, to see a checker fail (tests of the checkers).
         #[arg(long, hide = true, default_value = "none")]
         sabotage: String,
     },
     /// Print shell completions for conch.
+    #[command(after_help = exits(Some(OTHER_EXITS)))]
     Completions {
         /// The shell.
         shell: clap_complete::Shell,
     },
-    /// Print conch's man page (roff).
-    Man,
+    /// Print a man page (roff): conch(1), or one tool's, like `conch man elect`; or write them all with --dir.
+    #[command(after_help = exits(Some(OTHER_EXITS)))]
+    Man {
+        /// The page: elect, sema, cron, cron-add, cron-rm, cron-ls, cron-results, cron-next, conchd, sim, completions, man (default: conch(1)).
+        page: Option<String>,
+        /// Write every page into this directory as conch.1, conch-elect.1, ... (install: /usr/local/share/man/man1).
+        #[arg(long, conflicts_with = "page")]
+        dir: Option<String>,
+    },
 }
 
 /// Flags of a run (shared by elect and sema).
@@ -138,9 +185,9 @@ pub struct RunArgs {
     /// Do not wait: exit 75 at once if the hold is taken.
     #[arg(long, env = "CONCH_NONBLOCK", value_parser = BoolishValueParser::new())]
     pub nonblock: bool,
-    /// Grace between SIGTERM and SIGKILL when the child must stop.
-    #[arg(long, env = "CONCH_KILL_AFTER", default_value = "5s", allow_hyphen_values = true)]
-    pub kill_after: String,
+    /// Grace between SIGTERM and SIGKILL when the child must stop [default: 5s, less if --ttl is short].
+    #[arg(long, env = "CONCH_KILL_AFTER", allow_hyphen_values = true)]
+    pub kill_after: Option<String>,
     /// Print who holds instead of running a command (exit 1 when vacant).
     #[arg(long, env = "CONCH_WHO", value_parser = BoolishValueParser::new())]
     pub who: bool,
@@ -203,6 +250,7 @@ pub struct SemaArgs {
 #[derive(Debug, Subcommand)]
 pub enum CronCmd {
     /// Add a job, or replace the job of that name (that is how you edit).
+    #[command(after_help = exits(Some(CRON_EXITS)))]
     Add {
         /// The job: 1-128 bytes of [A-Za-z0-9._:@-].
         name: String,
@@ -223,11 +271,13 @@ pub enum CronCmd {
         cmd: Vec<String>,
     },
     /// Remove a job (a run in flight finishes).
+    #[command(after_help = exits(Some(CRON_EXITS)))]
     Rm {
         /// The job.
         name: String,
     },
     /// List the jobs with their next and last ticks; zombies (claimed, no result) marked.
+    #[command(after_help = exits(Some(CRON_EXITS)))]
     Ls {
         /// Also show the last run's outcome and revision.
         #[arg(long, env = "CONCH_LAST", value_parser = BoolishValueParser::new())]
@@ -237,6 +287,7 @@ pub enum CronCmd {
         json: bool,
     },
     /// The kept run history of a job, newest first (zombies included).
+    #[command(after_help = exits(Some(CRON_EXITS)))]
     Results {
         /// The job.
         name: String,
@@ -248,6 +299,7 @@ pub enum CronCmd {
         json: bool,
     },
     /// The next tick instants of an expression or a stored job (a dry run).
+    #[command(after_help = exits(Some(CRON_EXITS)))]
     Next {
         /// A cron expression, or a job name.
         what: String,

@@ -6,11 +6,14 @@ use std::time::Duration;
 use conch_core::endpoints::ENDPOINTS_MAX;
 use conch_core::keys::Name;
 use conch_core::values::{cmd_field, Holder};
-use conch_core::{duration, HoldSpec, HookConfig, RunConfig, ServiceConfig, Timings};
+use conch_core::{duration, Failure, HoldSpec, HookConfig, RunConfig, ServiceConfig, Timings};
 use conch_driver_etcd::connect::{EtcdConfig, TlsFiles};
 use conch_driver_sim::options::{FaultKind, Scenario, SimArgs};
 
 use crate::cli::{Cli, GlobalArgs, RunArgs, Tool};
+
+/// `--kill-after` when not given (and the TTL leaves room for it).
+pub const KILL_AFTER_DEFAULT: Duration = Duration::from_secs(5);
 
 /// Largest `--max` accepted: the first waiter watches every holder's key.
 pub const MAX_SLOTS: u32 = 1000;
@@ -58,8 +61,13 @@ pub enum Action {
     Sim(crate::sim::SimRun),
     /// Print completions.
     Completions(clap_complete::Shell),
-    /// Print the man page.
-    Man,
+    /// Print a man page, or write them all.
+    Man {
+        /// The page (`None`: conch(1)).
+        page: Option<String>,
+        /// Write every page here.
+        dir: Option<String>,
+    },
 }
 
 /// The checked command line.
@@ -71,8 +79,30 @@ pub struct Config {
     pub action: Action,
 }
 
-/// Checks everything; the error is the one line to print.
-pub fn validate(cli: Cli) -> Result<Config, String> {
+/// Checks everything: first every usage error (exit 64), then what the run needs of this
+/// host — the command to run (exit 127 or 126), the files to write (exit 73). The error is
+/// the one line to print and its exit code; nothing has been sent to etcd.
+pub fn validate(cli: Cli) -> Result<Config, Failure> {
+    let config = check_usage(cli)?;
+    match &config.action {
+        Action::Run(service) => {
+            if let Some(program) = service.run.argv.first() {
+                crate::command::resolve(program)?;
+            }
+        }
+        Action::Sim(run) => {
+            for (flag, path) in [("--trace", &run.trace), ("--timeline", &run.timeline)] {
+                if let Some(path) = path {
+                    crate::sim::check_writable(flag, path)?;
+                }
+            }
+        }
+        _ => {}
+    }
+    Ok(config)
+}
+
+fn check_usage(cli: Cli) -> Result<Config, String> {
     let etcd = etcd_config(&cli.global)?;
     let ttl = parse_ttl(&cli.global.ttl)?;
     let action = match cli.command {
@@ -90,6 +120,7 @@ pub fn validate(cli: Cli) -> Result<Config, String> {
             trace,
             timeline,
             json,
+            timing,
             sabotage,
         } => {
             let seeds = match (seed, seeds) {
@@ -140,12 +171,11 @@ pub fn validate(cli: Cli) -> Result<Config, String> {
                 trace: false,
                 members: members.map(usize::from),
             };
-            Action::Sim(crate::sim::SimRun { args, seeds, trace, timeline, json })
+            Action::Sim(crate::sim::SimRun { args, seeds, trace, timeline, json, timing })
         }
         Tool::Cron { cmd } => Action::Cron(crate::cron::validate(cmd)?),
         Tool::Conchd { status_addr, kill_after } => {
-            let kill_after = parse_duration("--kill-after", &kill_after)?;
-            Timings::derive(ttl, kill_after).map_err(|e| e.to_string())?;
+            let kill_after = kill_after_for(ttl, kill_after.as_deref())?;
             let status_addr = match status_addr {
                 Some(a) => {
                     Some(a.parse().map_err(|_| format!("--status-addr {a:?} is not an address like 127.0.0.1:9191"))?)
@@ -163,7 +193,7 @@ pub fn validate(cli: Cli) -> Result<Config, String> {
             };
             Action::Conchd { cfg, status_addr }
         }
-        Tool::Man => Action::Man,
+        Tool::Man { page, dir } => Action::Man { page, dir },
         Tool::Elect(a) => {
             let spec = HoldSpec::office(name(&a.office)?);
             let modes = [a.run.who, a.watch, a.assert].iter().filter(|m| **m).count();
@@ -230,8 +260,7 @@ fn run_action(spec: HoldSpec, run: RunArgs, ttl: Duration, hooks: HookConfig, re
     if run.cmd.is_empty() {
         return Err("missing command: put it after --, as in: conch elect office -- my-daemon --flag".to_string());
     }
-    let kill_after = parse_duration("--kill-after", &run.kill_after)?;
-    Timings::derive(ttl, kill_after).map_err(|e| e.to_string())?;
+    let kill_after = kill_after_for(ttl, run.kill_after.as_deref())?;
     let wait = match (run.nonblock, run.wait) {
         (true, _) => Some(Duration::ZERO),
         (false, Some(w)) => Some(parse_duration("--wait", &w)?),
@@ -285,10 +314,31 @@ fn positive(flag: &str, text: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+/// `--kill-after` as given (it must fit in the TTL), or the default: [`KILL_AFTER_DEFAULT`],
+/// shrunk to what the TTL leaves when the TTL is short.
+fn kill_after_for(ttl: Duration, given: Option<&str>) -> Result<Duration, String> {
+    let kill_after = match given {
+        Some(text) => parse_duration("--kill-after", text)?,
+        None => match Timings::kill_after_max(ttl) {
+            Some(max) => max.min(KILL_AFTER_DEFAULT),
+            None => {
+                return Err(format!(
+                    "--ttl {} is too short: a lease needs a safety margin and {} for keepalives; use --ttl {} or more",
+                    duration::format(ttl),
+                    duration::format(conch_core::session::BUDGET_MIN),
+                    duration::format(Timings::ttl_min(Duration::ZERO))
+                ))
+            }
+        },
+    };
+    Timings::derive(ttl, kill_after).map_err(|e| e.to_string())?;
+    Ok(kill_after)
+}
+
 fn parse_ttl(text: &str) -> Result<Duration, String> {
     let ttl = positive("--ttl", text)?;
     if ttl.subsec_nanos() != 0 {
-        return Err(format!("--ttl {text} is not a whole number of seconds (etcd's unit): use e.g. 10s"));
+        return Err(format!("--ttl {text} is not a whole number of seconds (etcd's unit): use e.g. 10 or 10s"));
     }
     Ok(ttl)
 }
@@ -377,6 +427,25 @@ mod tests {
         assert_eq!(parse_ttl("10s"), Ok(Duration::from_secs(10)));
         assert!(parse_ttl("1500ms").is_err());
         assert!(parse_ttl("0s").is_err());
-        assert!(parse_ttl("10").is_err());
+        assert_eq!(parse_ttl("10"), Ok(Duration::from_secs(10)));
+        assert!(parse_ttl("1.5").is_err());
+    }
+
+    #[test]
+    fn the_default_kill_after_fits_a_short_ttl() {
+        let s = Duration::from_secs;
+        assert_eq!(kill_after_for(s(10), None), Ok(s(5)));
+        assert_eq!(kill_after_for(s(5), None), Ok(Duration::from_millis(3_775)));
+        assert_eq!(kill_after_for(s(2), None), Ok(Duration::from_millis(790)));
+        assert_eq!(kill_after_for(s(5), Some("2")), Ok(s(2)));
+        let msg = kill_after_for(s(1), None).unwrap_err();
+        assert!(msg.contains("--ttl 1s is too short") && msg.contains("--ttl 2s or more"), "{msg}");
+        let msg = kill_after_for(s(5), Some("5s")).unwrap_err();
+        assert!(
+            msg.contains("--kill-after 5s")
+                && msg.contains("--ttl 5s")
+                && msg.contains("--ttl 7s with --kill-after 5s"),
+            "{msg}"
+        );
     }
 }

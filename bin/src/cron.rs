@@ -2,9 +2,9 @@
 use conch_core::cron::{fire_prefix, job_key, job_prefix, result_prefix, rfc3339, runs, Job, JobSpec, Overlap, RunRow};
 use conch_core::keys::Name;
 use conch_core::schedule::Schedule;
-use conch_core::{EtcdRequest, ExitCode};
+use conch_core::{EtcdRequest, ExitCode, Failure};
 use conch_driver_etcd::out::listing_line;
-use conch_driver_etcd::query::{call_once, list};
+use conch_driver_etcd::query::{call_once, read_prefix as list};
 use conch_driver_etcd::EtcdConfig;
 
 use crate::cli::{CronCmd, OverlapArg};
@@ -103,11 +103,11 @@ fn now_s() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
-/// Runs a checked `cron` subcommand; the error is the line to print with exit 69.
-pub fn run(etcd: &EtcdConfig, action: CronAction) -> Result<ExitCode, String> {
+/// Runs a checked `cron` subcommand; the error is the line to print and its exit code.
+pub fn run(etcd: &EtcdConfig, action: CronAction) -> Result<ExitCode, Failure> {
     match action {
         CronAction::Add(name, job) => {
-            let value = serde_json::to_vec(&job.spec).map_err(|e| e.to_string())?;
+            let value = serde_json::to_vec(&job.spec).map_err(|e| Failure::new(ExitCode::LOST, e.to_string()))?;
             call_once(etcd, EtcdRequest::Put { key: job_key(&name), value, lease: None })?;
             let next = job.schedule.next_after(now_s()).map_or("-".to_string(), |t| local(&job.schedule, t));
             conch_driver_etcd::out::say_err(&format!("conch: job {} saved; next tick {next}", name.as_str()));
@@ -134,7 +134,7 @@ pub fn run(etcd: &EtcdConfig, action: CronAction) -> Result<ExitCode, String> {
             let schedule = match (schedule, job) {
                 (Some(s), _) => s,
                 (None, Some(name)) => stored_job(etcd, &name)?.schedule,
-                (None, None) => return Err("nothing to compute".into()),
+                (None, None) => return Err(Failure::new(ExitCode::LOST, "nothing to compute")),
             };
             let mut t = from.unwrap_or_else(now_s);
             let mut ticks = Vec::new();
@@ -160,13 +160,18 @@ fn local(schedule: &Schedule, unix_s: i64) -> String {
     schedule.tz().timestamp_opt(unix_s, 0).single().map_or_else(|| rfc3339(unix_s), |t| t.to_rfc3339())
 }
 
-fn stored_job(etcd: &EtcdConfig, name: &Name) -> Result<Job, String> {
+/// The stored job; no such job is the answer "no" (exit 1, as `cron rm` says it), not an
+/// etcd failure.
+fn stored_job(etcd: &EtcdConfig, name: &Name) -> Result<Job, Failure> {
     let kvs = list(etcd, &job_key(name))?;
-    let kv = kvs.iter().find(|kv| kv.key == job_key(name)).ok_or_else(|| format!("no job named {}", name.as_str()))?;
-    Job::decode(&kv.value).map_err(|e| format!("job {}: {e}", name.as_str()))
+    let kv = kvs
+        .iter()
+        .find(|kv| kv.key == job_key(name))
+        .ok_or_else(|| Failure::new(ExitCode::VACANT, format!("no job named {}", name.as_str())))?;
+    Job::decode(&kv.value).map_err(|e| Failure::new(ExitCode::LOST, format!("job {}: {e}", name.as_str())))
 }
 
-fn job_runs(etcd: &EtcdConfig, name: &str, job: &Job) -> Result<Vec<RunRow>, String> {
+fn job_runs(etcd: &EtcdConfig, name: &str, job: &Job) -> Result<Vec<RunRow>, Failure> {
     let fires = list(etcd, &fire_prefix(name))?;
     let results = list(etcd, &result_prefix(name))?;
     Ok(runs(&fires, &results, job.run_ttl, now_s()))
@@ -193,7 +198,7 @@ fn print_rows(rows: &[RunRow], json: bool) {
     }
 }
 
-fn ls(etcd: &EtcdConfig, last: bool, json: bool) -> Result<ExitCode, String> {
+fn ls(etcd: &EtcdConfig, last: bool, json: bool) -> Result<ExitCode, Failure> {
     let jobs = list(etcd, &job_prefix())?;
     let mut rows = Vec::new();
     for kv in &jobs {

@@ -1,8 +1,10 @@
 //! `conch`: parse, validate, pick a driver, map the outcome to an exit code.
 mod cli;
+mod command;
 mod config;
 mod cron;
 mod logging;
+mod manual;
 mod sim;
 mod status;
 
@@ -41,7 +43,7 @@ fn main() -> ProcessExit {
     logging::init(cli.global.quiet, cli.global.log_format);
     let config = match validate(cli) {
         Ok(config) => config,
-        Err(e) => return fail(ExitCode::USAGE, &e),
+        Err(e) => return fail(e.code, &e.message),
     };
     match config.action {
         Action::Run(service) => exit(run::run(config.etcd, service)),
@@ -59,7 +61,7 @@ fn main() -> ProcessExit {
                 }
                 exit(report.code)
             }
-            Err(e) => fail(ExitCode::UNAVAILABLE, &e),
+            Err(e) => fail(e.code, &e.message),
         },
         Action::Assert { spec, host, min_rev, json } => match query::assert(&config.etcd, &spec, &host, min_rev) {
             Ok((code, answer)) => {
@@ -68,12 +70,12 @@ fn main() -> ProcessExit {
                 }
                 exit(code)
             }
-            Err(e) => fail(ExitCode::UNAVAILABLE, &e),
+            Err(e) => fail(e.code, &e.message),
         },
         Action::Watch { spec, json } => exit(query::watch(&config.etcd, &spec, json)),
         Action::Cron(action) => match cron::run(&config.etcd, action) {
             Ok(code) => exit(code),
-            Err(e) => fail(ExitCode::UNAVAILABLE, &e),
+            Err(e) => fail(e.code, &e.message),
         },
         Action::Conchd { cfg, status_addr } => exit(status::serve_conchd(config.etcd, cfg, status_addr)),
         Action::Sim(sim) => exit(sim::simulate(sim)),
@@ -81,9 +83,9 @@ fn main() -> ProcessExit {
             clap_complete::generate(shell, &mut Cli::command(), "conch", &mut std::io::stdout());
             exit(ExitCode::OK)
         }
-        Action::Man => match clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()) {
+        Action::Man { page, dir } => match manual::man(page.as_deref(), dir.as_deref()) {
             Ok(()) => exit(ExitCode::OK),
-            Err(e) => fail(ExitCode::LOST, &e.to_string()),
+            Err(e) => fail(e.code, &e.message),
         },
     }
 }

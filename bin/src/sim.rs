@@ -1,10 +1,15 @@
 //! `conch sim`: runs seeds through the simulator and prints one verdict line per seed, a
 //! summary, and for a failing seed the exact command that replays it.
+//!
+//! stdout depends only on the seeds and options (the same command prints the same bytes);
+//! wall-clock figures (speed, seeds/s) go to stderr, or into the summary with `--timing`.
+//! A `--trace` or `--timeline` file that cannot be written is exit 73, checked before the
+//! first seed runs.
 use std::io::{IsTerminal, Write};
 use std::ops::RangeInclusive;
 use std::time::Duration;
 
-use conch_core::ExitCode;
+use conch_core::{ExitCode, Failure};
 use conch_driver_sim::options::{SimArgs, SimOptions};
 use conch_driver_sim::run::{run_seed, Report};
 use conch_driver_sim::timeline;
@@ -22,6 +27,36 @@ pub struct SimRun {
     pub timeline: Option<String>,
     /// `--json`.
     pub json: bool,
+    /// `--timing`: wall-clock figures in the summary on stdout.
+    pub timing: bool,
+}
+
+/// A file conch sim was asked to write can be: its directory exists and takes files, and
+/// it is not itself a directory or read-only. Checked before the seeds run; nothing is
+/// created.
+pub fn check_writable(flag: &str, path: &str) -> Result<(), Failure> {
+    use nix::unistd::{access, AccessFlags};
+    let cannot = |why: String| Failure::new(ExitCode::CANT_CREATE, format!("{flag} {path}: cannot create: {why}"));
+    let file = std::path::Path::new(path);
+    let dir = match file.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => std::path::Path::new("."),
+    };
+    match std::fs::metadata(dir) {
+        Ok(meta) if meta.is_dir() => {}
+        Ok(_) => return Err(cannot(format!("{} is not a directory", dir.display()))),
+        Err(e) => return Err(cannot(format!("{}: {e}", dir.display()))),
+    }
+    if file.is_dir() {
+        return Err(cannot("it is a directory".to_string()));
+    }
+    let target = if file.exists() { file } else { dir };
+    access(target, AccessFlags::W_OK).map_err(|e| cannot(format!("{}: {}", target.display(), e.desc())))
+}
+
+fn write_file(flag: &str, path: &str, contents: &str) -> Result<(), Failure> {
+    std::fs::write(path, contents)
+        .map_err(|e| Failure::new(ExitCode::CANT_CREATE, format!("{flag} {path}: cannot write: {e}")))
 }
 
 /// The command that replays `seed` with the same fixed options.
@@ -57,13 +92,20 @@ fn replay(run: &SimRun, seed: u64) -> String {
     cmd + " --trace trace.jsonl --timeline timeline.svg"
 }
 
-/// Prints a line; a closed stdout (`| head`) ends the run quietly, as for any filter.
+/// Prints a line; a closed stdout (`| head`) ends the run quietly after the seed under
+/// way, as for any filter (exit 141), with `--trace`/`--timeline` still written.
 fn say(line: &str) {
+    if STDOUT_GONE.load(std::sync::atomic::Ordering::Relaxed) {
+        return;
+    }
     let mut out = std::io::stdout().lock();
     if writeln!(out, "{line}").is_err() {
-        std::process::exit(141);
+        STDOUT_GONE.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 }
+
+/// Set once stdout's reader went away: no more seeds run, the files are still written.
+static STDOUT_GONE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 fn json_string(text: &str) -> String {
     serde_json::Value::String(text.to_string()).to_string()
@@ -108,12 +150,18 @@ fn verdict_line(run: &SimRun, opts: &SimOptions, report: &Report) -> String {
 fn progress(done: u64, total: u64, failed: u64) {
     let width = 30;
     let filled = (done * width / total.max(1)) as usize;
-    eprint!(
+    stderr_text(&format!(
         "\r\x1b[K[{}{}] {done}/{total} seeds, {failed} failed",
         "#".repeat(filled),
         " ".repeat(width as usize - filled)
-    );
-    let _ = std::io::stderr().flush();
+    ));
+}
+
+/// Text on stderr without a newline; a closed stderr drops it (never a panic).
+fn stderr_text(text: &str) {
+    let mut err = std::io::stderr().lock();
+    let _ = err.write_all(text.as_bytes());
+    let _ = err.flush();
 }
 
 /// Runs every seed; 0 when every guarantee held, 1 otherwise.
@@ -135,7 +183,7 @@ pub fn simulate(run: SimRun) -> ExitCode {
         let opts = report.outcome.opts.clone();
         simulated += Duration::from_nanos(report.outcome.end_at);
         if bar {
-            eprint!("\r\x1b[K");
+            stderr_text("\r\x1b[K");
         }
         say(&verdict_line(&run, &opts, &report));
         if report.passed() {
@@ -153,43 +201,56 @@ pub fn simulate(run: SimRun) -> ExitCode {
         if bar {
             progress(passed + failed, total, failed);
         }
+        if STDOUT_GONE.load(std::sync::atomic::Ordering::Relaxed) {
+            break;
+        }
     }
     if bar {
-        eprintln!();
+        stderr_text("\n");
     }
+    let mut written = Ok(());
     if let Some(report) = &kept {
         if let Some(path) = &run.trace {
-            if let Err(e) = std::fs::write(path, report.outcome.trace.join("\n") + "\n") {
-                eprintln!("conch: --trace {path}: {e}");
-            }
+            written = written.and(write_file("--trace", path, &(report.outcome.trace.join("\n") + "\n")));
         }
         if let Some(path) = &run.timeline {
-            if let Err(e) = std::fs::write(path, timeline::svg(&report.outcome)) {
-                eprintln!("conch: --timeline {path}: {e}");
-            }
+            written = written.and(write_file("--timeline", path, &timeline::svg(report)));
         }
     }
     let wall = started.elapsed().as_secs_f64().max(1e-9);
     let speed = simulated.as_secs_f64() / wall;
+    let seeds_per_s = (passed + failed) as f64 / wall;
+    let simulated_s = simulated.as_secs_f64();
     if run.json {
+        let timing = if run.timing {
+            format!(",\"wall_s\":{wall:.3},\"speed\":{speed:.0},\"seeds_per_s\":{seeds_per_s:.2}")
+        } else {
+            String::new()
+        };
         say(&format!(
-            "{{\"summary\":true,\"seeds\":{total},\"passed\":{passed},\"failed\":{failed},\"failing\":{failing:?},\"simulated_s\":{:.1},\"wall_s\":{wall:.3},\"speed\":{speed:.0},\"seeds_per_s\":{:.2}}}",
-            simulated.as_secs_f64(),
-            (passed + failed) as f64 / wall
+            "{{\"summary\":true,\"seeds\":{total},\"passed\":{passed},\"failed\":{failed},\"failing\":{failing:?},\"simulated_s\":{simulated_s:.1}{timing}}}"
         ));
     } else {
-        say(&format!(
-            "{total} seeds: {passed} passed, {failed} failed; {:.0} simulated s in {wall:.2} s wall = {speed:.0}x real time, {:.1} seeds/s",
-            simulated.as_secs_f64(),
-            (passed + failed) as f64 / wall
-        ));
+        let timing = format!(
+            "{simulated_s:.0} simulated s in {wall:.2} s wall = {speed:.0}x real time, {seeds_per_s:.1} seeds/s"
+        );
+        if run.timing {
+            say(&format!("{total} seeds: {passed} passed, {failed} failed; {timing}"));
+        } else {
+            say(&format!("{total} seeds: {passed} passed, {failed} failed; {simulated_s:.0} simulated s"));
+            conch_driver_etcd::out::say_err(&format!("conch: {timing}"));
+        }
         if !failing.is_empty() {
             say(&format!("failing seeds: {failing:?}"));
         }
     }
-    if failed == 0 {
-        ExitCode::OK
-    } else {
-        ExitCode::VACANT
+    match written {
+        Err(e) => {
+            conch_driver_etcd::out::say_err(&format!("conch: {e}"));
+            e.code
+        }
+        Ok(()) if STDOUT_GONE.load(std::sync::atomic::Ordering::Relaxed) => ExitCode(141),
+        Ok(()) if failed == 0 => ExitCode::OK,
+        Ok(()) => ExitCode::VACANT,
     }
 }

@@ -166,14 +166,21 @@ pub enum EtcdResponse {
 }
 
 /// How an etcd call failed.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum EtcdError {
     /// Transport trouble or a timeout: the call may or may not have taken effect.
+    #[error("{0}")]
     Unavailable(String),
     /// etcd says the lease does not exist (expired or revoked).
+    #[error("lease not found")]
     LeaseNotFound,
-    /// Any other refusal (auth, bad request): retrying will not help.
+    /// etcd refused who we are or what we may do: wrong or missing credentials, `--user`
+    /// given while etcd has no authentication, or a role without the permission (exit 77).
+    #[error("{0}")]
+    Denied(String),
+    /// Any other refusal (a bad request): retrying will not help.
+    #[error("{0}")]
     Fatal(String),
 }
 

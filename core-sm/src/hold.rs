@@ -96,7 +96,7 @@ pub enum HoldEvent {
     /// Our key is gone.
     Lost(LossReason),
     /// etcd kept refusing or failing; the hold cannot go on.
-    Failed(String),
+    Failed(EtcdError),
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -204,7 +204,7 @@ impl Hold {
                 if Some(lease) != self.lease {
                     let Some(key) = self.key.clone().filter(|_| self.spec.host_key.is_some()) else {
                         let msg = format!("key {} belongs to another lease", self.key.as_deref().unwrap_or(""));
-                        return self.fail(out, msg);
+                        return self.fail(out, EtcdError::Fatal(msg));
                     };
                     self.phase = Phase::HostTaken(out.watch(key, Revision(create_rev.0 + 1)));
                     return Some(HoldEvent::HostTaken);
@@ -427,7 +427,7 @@ impl Hold {
                 self.retry_at = Some(now.plus(retry_delay(self.attempts)));
                 None
             }
-            EtcdError::Unavailable(msg) | EtcdError::Fatal(msg) => self.fail(out, msg),
+            error => self.fail(out, error),
         }
     }
 
@@ -436,9 +436,9 @@ impl Hold {
         Some(HoldEvent::Lost(reason))
     }
 
-    fn fail(&mut self, out: &mut Outbox, msg: String) -> Option<HoldEvent> {
+    fn fail(&mut self, out: &mut Outbox, error: EtcdError) -> Option<HoldEvent> {
         self.stop(out);
-        Some(HoldEvent::Failed(msg))
+        Some(HoldEvent::Failed(error))
     }
 
     fn stop(&mut self, out: &mut Outbox) {

@@ -42,7 +42,7 @@ pub use etcd::{EtcdError, EtcdRequest, EtcdResponse, Kv, WatchEvent};
 pub use hold::HoldSpec;
 pub use hooks::{HookConfig, HookKind, HookSpec};
 pub use ids::{ChildId, HookId, LeaseId, ReqId, Revision, WatchId};
-pub use output::{Event, ExitCode, Level, Output, SpawnSpec};
+pub use output::{Event, ExitCode, Failure, Level, Output, SpawnSpec};
 pub use runner::{RunConfig, Runner};
 pub use sabotage::Sabotage;
 pub use service::{Service, ServiceConfig};

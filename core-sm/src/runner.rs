@@ -319,10 +319,14 @@ impl Runner {
                     self.child.set_deadlines(term_at, kill_at, &mut self.out);
                 }
             }
-            SessionEvent::GrantFailed(why) => {
-                self.etcd_failed = true;
-                self.out.log(Event::error("no-session").with("error", why));
-                self.finish(self.aborted.unwrap_or(ExitCode::UNAVAILABLE));
+            SessionEvent::GrantFailed(error) => {
+                let code = match error {
+                    EtcdError::Denied(_) => ExitCode::NO_PERMISSION,
+                    _ => ExitCode::UNAVAILABLE,
+                };
+                self.etcd_failed = code == ExitCode::UNAVAILABLE;
+                self.out.log(Event::error("no-session").with("error", error));
+                self.finish(self.aborted.unwrap_or(code));
             }
             SessionEvent::Infeasible(error) => {
                 self.out.log(Event::error("no-session").with("error", error.to_string()));
@@ -355,10 +359,14 @@ impl Runner {
             }
             HoldEvent::Acquired { rev } => self.on_acquired(now, rev),
             HoldEvent::Lost(reason) => self.on_loss(now, reason),
-            HoldEvent::Failed(why) => {
-                self.etcd_failed = self.stage != Stage::LoseHook;
-                self.out.log(self.event(Event::error("etcd-failed")).with("error", why));
-                let code = if self.stage == Stage::Running { ExitCode::LOST } else { ExitCode::UNAVAILABLE };
+            HoldEvent::Failed(error) => {
+                self.etcd_failed = self.stage != Stage::LoseHook && !matches!(error, EtcdError::Denied(_));
+                let code = match error {
+                    _ if self.stage == Stage::Running => ExitCode::LOST,
+                    EtcdError::Denied(_) => ExitCode::NO_PERMISSION,
+                    _ => ExitCode::UNAVAILABLE,
+                };
+                self.out.log(self.event(Event::error("etcd-failed")).with("error", error));
                 self.stop_child_then_release(now, code, "etcd-failed");
             }
         }

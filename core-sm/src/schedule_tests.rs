@@ -111,7 +111,7 @@ fn refusals_say_what_is_wrong() {
         ("0 0 31 2 *", None, "never occurs"),
         ("@fortnightly", None, "unknown descriptor"),
         ("@every 500ms", None, "@every needs"),
-        ("@every 10", None, "@every needs"),
+        ("@every 1.5", None, "@every needs"),
         ("0 0 * * *", Some("Mars/Olympus"), "unknown time zone"),
         ("CRON_TZ=Nowhere/Land 0 0 * * *", None, "unknown time zone"),
     ];

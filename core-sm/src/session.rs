@@ -49,6 +49,11 @@ const RETRY_MIN: Duration = Duration::from_millis(100);
 const RETRY_MAX: Duration = Duration::from_secs(1);
 const _: () = assert!(BUDGET_MIN.as_millis() >= 3 * RETRY_MIN.as_millis());
 
+/// The safety margin at a TTL (see the module doc).
+fn margin(ttl: Duration) -> Duration {
+    MARGIN_BASE + ttl / MARGIN_TTL_DIVISOR
+}
+
 /// Timings derived from a TTL and a kill-after.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Timings {
@@ -64,14 +69,11 @@ pub struct Timings {
     pub retry_after: Duration,
 }
 
-/// Timings where no keepalive cadence can meet `term_at`.
+/// Timings where no keepalive cadence can meet `term_at`. The message names both numbers
+/// and pairs that work: the same kill-after with a longer TTL, or, when one fits, the same
+/// TTL with a shorter kill-after.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
-#[error(
-    "--kill-after {kill_after} leaves no time to renew a --ttl {ttl} lease: kill-after + the {margin} safety margin + {budget_min} for keepalives must not exceed the TTL (use --kill-after {kill_after_max} or less, or a longer --ttl)",
-    kill_after = format(*kill_after), ttl = format(*ttl), margin = format(*margin),
-    budget_min = format(BUDGET_MIN), kill_after_max = format(*kill_after_max)
-)]
 pub struct TimingError {
     /// The TTL.
     pub ttl: Duration,
@@ -81,16 +83,35 @@ pub struct TimingError {
     pub margin: Duration,
     /// Largest kill-after that would work at that TTL (zero if none).
     pub kill_after_max: Duration,
+    /// Smallest whole-second TTL that works with that kill-after.
+    pub ttl_min: Duration,
+}
+
+impl std::fmt::Display for TimingError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (ka, ttl) = (format(self.kill_after), format(self.ttl));
+        write!(
+            f,
+            "--kill-after {ka} does not fit in --ttl {ttl}: kill-after + the {} safety margin + {} for keepalives must not exceed the TTL; use --ttl {} with --kill-after {ka}",
+            format(self.margin),
+            format(BUDGET_MIN),
+            format(self.ttl_min)
+        )?;
+        if Timings::kill_after_max(self.ttl).is_some() {
+            write!(f, ", or --kill-after {} with --ttl {ttl}", format(self.kill_after_max))?;
+        }
+        Ok(())
+    }
 }
 
 impl Timings {
     /// Derives the cadence, or refuses timings no cadence can meet.
     pub fn derive(ttl: Duration, kill_after: Duration) -> Result<Timings, TimingError> {
-        let margin = MARGIN_BASE + ttl / MARGIN_TTL_DIVISOR;
+        let margin = margin(ttl);
         let reserved = kill_after + margin + BUDGET_MIN;
         if reserved > ttl {
             let kill_after_max = ttl.saturating_sub(margin + BUDGET_MIN);
-            return Err(TimingError { ttl, kill_after, margin, kill_after_max });
+            return Err(TimingError { ttl, kill_after, margin, kill_after_max, ttl_min: Timings::ttl_min(kill_after) });
         }
         let budget = ttl - kill_after - margin;
         Ok(Timings {
@@ -100,6 +121,29 @@ impl Timings {
             keepalive_interval: budget / 3,
             retry_after: (budget / 8).clamp(RETRY_MIN, RETRY_MAX),
         })
+    }
+
+    /// The largest kill-after that works with `ttl`; `None` when the TTL is too short for
+    /// any (it cannot hold the margin and [`BUDGET_MIN`]).
+    pub fn kill_after_max(ttl: Duration) -> Option<Duration> {
+        ttl.checked_sub(margin(ttl) + BUDGET_MIN)
+    }
+
+    /// The smallest whole-second TTL (etcd's unit) that works with `kill_after`.
+    pub fn ttl_min(kill_after: Duration) -> Duration {
+        // ttl ≥ kill_after + MARGIN_BASE + ttl/200 + BUDGET_MIN, so ttl ≥ (kill_after +
+        // MARGIN_BASE + BUDGET_MIN) · 200/199: start at the fixed part and step up; the
+        // proportional part adds at most one second per 199.
+        let fixed = kill_after + MARGIN_BASE + BUDGET_MIN;
+        let mut secs = fixed.as_secs() + u64::from(fixed.subsec_nanos() > 0);
+        for _ in 0..=(secs / 199 + 2) {
+            let ttl = Duration::from_secs(secs);
+            if kill_after + margin(ttl) + BUDGET_MIN <= ttl {
+                break;
+            }
+            secs += 1;
+        }
+        Duration::from_secs(secs)
     }
 
     /// `D − kill_after − margin`.
@@ -143,7 +187,7 @@ pub enum SessionEvent {
     /// The deadline moved later.
     Extended,
     /// The grant failed: no session.
-    GrantFailed(String),
+    GrantFailed(EtcdError),
     /// The granted TTL leaves no workable cadence.
     Infeasible(TimingError),
     /// The lease is gone, or its deadline passed.
@@ -293,8 +337,8 @@ impl Session {
                 self.next_send_at = Some(sent_at.plus(timings.keepalive_interval));
                 SessionEvent::Granted
             }
-            EtcdResponse::Error(e) => SessionEvent::GrantFailed(format!("{e:?}")),
-            other => SessionEvent::GrantFailed(format!("unexpected answer {other:?}")),
+            EtcdResponse::Error(e) => SessionEvent::GrantFailed(e),
+            other => SessionEvent::GrantFailed(EtcdError::Fatal(format!("unexpected answer {other:?}"))),
         }
     }
 
@@ -383,9 +427,32 @@ mod tests {
             msg.contains("--kill-after 10s")
                 && msg.contains("--ttl 10s")
                 && msg.contains("250ms")
-                && msg.contains("8s750ms"),
+                && msg.contains("use --ttl 12s with --kill-after 10s")
+                && msg.contains("or --kill-after 8s750ms with --ttl 10s"),
             "{msg}"
         );
+        // A TTL too short for any kill-after suggests only a longer TTL.
+        let msg = Timings::derive(ms(1_000), ms(0)).unwrap_err().to_string();
+        assert!(msg.contains("use --ttl 2s with --kill-after 0s") && !msg.contains(", or"), "{msg}");
+    }
+
+    #[test]
+    fn the_suggested_pairs_work_and_are_tight() {
+        for kill_after in [0u64, 1, 790, 5_000, 8_750, 10_000, 59_999, 600_000] {
+            let ttl = Timings::ttl_min(ms(kill_after));
+            assert!(Timings::derive(ttl, ms(kill_after)).is_ok(), "kill-after {kill_after}: ttl {ttl:?}");
+            assert!(
+                Timings::derive(ttl - ms(1_000), ms(kill_after)).is_err(),
+                "kill-after {kill_after}: {ttl:?} not tight"
+            );
+        }
+        assert_eq!(Timings::kill_after_max(ms(5_000)), Some(ms(3_775)));
+        assert_eq!(Timings::kill_after_max(ms(2_000)), Some(ms(790)));
+        assert_eq!(Timings::kill_after_max(ms(1_000)), None);
+        for ttl in [2_000u64, 5_000, 10_000, 3_600_000] {
+            let max = Timings::kill_after_max(ms(ttl)).unwrap();
+            assert!(Timings::derive(ms(ttl), max).is_ok() && Timings::derive(ms(ttl), max + ms(1)).is_err());
+        }
     }
 
     fn drain_requests(out: &mut Outbox) -> Vec<(ReqId, EtcdRequest)> {

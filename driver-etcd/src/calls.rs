@@ -118,7 +118,7 @@ pub fn to_kv(kv: &etcd_client::KeyValue) -> Kv {
     }
 }
 
-/// Sorts an etcd-client error into the core's three kinds.
+/// Sorts an etcd-client error into the core's kinds.
 pub fn map_error(error: &etcd_client::Error) -> EtcdError {
     let text = describe(error);
     if text.contains("requested lease not found") || text.contains("lease not found") {
@@ -126,14 +126,44 @@ pub fn map_error(error: &etcd_client::Error) -> EtcdError {
     }
     match error {
         etcd_client::Error::GRpcStatus(status) => match status.code() {
-            Code::InvalidArgument | Code::PermissionDenied | Code::Unauthenticated | Code::FailedPrecondition => {
-                EtcdError::Fatal(text)
+            Code::PermissionDenied | Code::Unauthenticated => EtcdError::Denied(denied(status.message())),
+            Code::InvalidArgument | Code::FailedPrecondition if is_auth(status.message()) => {
+                EtcdError::Denied(denied(status.message()))
             }
+            Code::InvalidArgument | Code::FailedPrecondition => EtcdError::Fatal(text),
             _ => EtcdError::Unavailable(text),
         },
         etcd_client::Error::InvalidArgs(_) | etcd_client::Error::InvalidUri(_) => EtcdError::Fatal(text),
         _ => EtcdError::Unavailable(text),
     }
+}
+
+/// etcd's refusals of who we are (its `rpctypes` messages), as opposed to a bad request.
+/// "auth: revision in header is old" is not one: it is retried like any stale read.
+const AUTH_REFUSALS: [&str; 5] = [
+    "authentication failed",
+    "authentication is not enabled",
+    "user name is empty",
+    "user name not found",
+    "invalid auth token",
+];
+
+fn is_auth(message: &str) -> bool {
+    AUTH_REFUSALS.iter().any(|m| message.contains(m))
+}
+
+/// The one line an operator reads for a refusal: what to do, then etcd's own words.
+fn denied(message: &str) -> String {
+    let advice = if message.contains("authentication is not enabled") {
+        "etcd has no authentication enabled, but --user was given: drop --user"
+    } else if message.contains("authentication failed") || message.contains("user name not found") {
+        "etcd refused the --user credentials: wrong name or password"
+    } else if message.contains("permission denied") {
+        "etcd denied the permission: the --user's role must allow reading and writing under /conch/"
+    } else {
+        "etcd requires authentication: give --user name:password (or CONCH_USER)"
+    };
+    format!("{advice} (etcd: {})", message.trim_start_matches("etcdserver: "))
 }
 
 /// One short line for an error: gRPC's message and the root cause (say, "Connection

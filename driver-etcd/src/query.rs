@@ -3,7 +3,7 @@ use std::time::Duration;
 
 use conch_core::keys::sema_name_prefix;
 use conch_core::who::{assert_leader, other_capacities, report, watch_line, WhoReport};
-use conch_core::{EtcdError, EtcdRequest, EtcdResponse, ExitCode, HoldSpec, Kv, Revision};
+use conch_core::{EtcdError, EtcdRequest, EtcdResponse, ExitCode, Failure, HoldSpec, Kv, Revision};
 use etcd_client::WatchOptions;
 use tokio::signal::unix::{signal, SignalKind};
 
@@ -13,26 +13,41 @@ use crate::pool::{stream_outcome, Pool};
 /// Pause between attempts to re-list after `--watch` lost etcd.
 const RELIST_DELAY: Duration = Duration::from_millis(500);
 
-fn runtime() -> Result<tokio::runtime::Runtime, String> {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())
+fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::new(ExitCode::LOST, e.to_string()))
 }
 
-async fn range(pool: &Pool, prefix: String) -> Result<(Revision, Vec<Kv>), String> {
+/// A failed call as the line to print and its exit code: 69 only when etcd is
+/// unreachable, 77 when it refused who we are, 70 for anything else.
+pub fn failure(config: &EtcdConfig, error: EtcdError) -> Failure {
+    match error {
+        EtcdError::Unavailable(why) => {
+            Failure::new(ExitCode::UNAVAILABLE, format!("etcd unreachable at {}: {why}", config.endpoints.join(",")))
+        }
+        EtcdError::Denied(why) => Failure::new(ExitCode::NO_PERMISSION, why),
+        other => Failure::new(ExitCode::LOST, format!("etcd refused the request: {other}")),
+    }
+}
+
+fn unexpected(answer: &EtcdResponse) -> Failure {
+    Failure::new(ExitCode::LOST, format!("unexpected answer {answer:?}"))
+}
+
+async fn range(pool: &Pool, prefix: String) -> Result<(Revision, Vec<Kv>), Failure> {
     let config = pool.config();
     match pool.call(EtcdRequest::RangePrefix { prefix }, config.dial_timeout).await {
         EtcdResponse::Range { header_rev, kvs } => Ok((header_rev, kvs)),
-        EtcdResponse::Error(EtcdError::Unavailable(why)) => {
-            Err(format!("etcd unreachable at {}: {why}", config.endpoints.join(",")))
-        }
-        EtcdResponse::Error(EtcdError::Fatal(why)) => Err(format!("etcd refused the read: {why}")),
-        EtcdResponse::Error(e) => Err(format!("etcd error: {e:?}")),
-        other => Err(format!("unexpected answer {other:?}")),
+        EtcdResponse::Error(e) => Err(failure(config, e)),
+        other => Err(unexpected(&other)),
     }
 }
 
 /// `--who`: the holders (and waiters); for a semaphore also the other capacities in use
 /// under its name, which the caller warns about.
-pub fn who(config: &EtcdConfig, spec: &HoldSpec) -> Result<(WhoReport, Vec<(u32, usize)>), String> {
+pub fn who(config: &EtcdConfig, spec: &HoldSpec) -> Result<(WhoReport, Vec<(u32, usize)>), Failure> {
     runtime()?.block_on(async {
         let pool = Pool::new(config.clone());
         if spec.is_office {
@@ -53,7 +68,7 @@ pub fn assert(
     spec: &HoldSpec,
     host: &str,
     min_rev: Option<i64>,
-) -> Result<(ExitCode, String), String> {
+) -> Result<(ExitCode, String), Failure> {
     runtime()?.block_on(async {
         let (_, kvs) = range(&Pool::new(config.clone()), spec.prefix()).await?;
         let (held, json) = assert_leader(spec, &kvs, host, min_rev);
@@ -93,8 +108,8 @@ async fn watch_loop(config: &EtcdConfig, spec: &HoldSpec, as_json: bool) -> Exit
         let (rev, kvs) = match range(&pool, prefix.clone()).await {
             Ok(answer) => answer,
             Err(e) if first => {
-                tracing::error!(error = %e, "etcd unreachable");
-                return ExitCode::UNAVAILABLE;
+                tracing::error!(error = %e, "watch failed");
+                return e.code;
             }
             Err(e) => {
                 tracing::warn!(error = %e, "re-list failed; retrying");
@@ -147,22 +162,24 @@ async fn watch_loop(config: &EtcdConfig, spec: &HoldSpec, as_json: bool) -> Exit
 }
 
 /// One etcd call, bounded by the dial timeout (the `cron` subcommands are made of these).
-pub fn call_once(config: &EtcdConfig, request: EtcdRequest) -> Result<EtcdResponse, String> {
+pub fn call_once(config: &EtcdConfig, request: EtcdRequest) -> Result<EtcdResponse, Failure> {
     runtime()?.block_on(async {
         match Pool::new(config.clone()).call(request, config.dial_timeout).await {
-            EtcdResponse::Error(EtcdError::Unavailable(why)) => {
-                Err(format!("etcd unreachable at {}: {why}", config.endpoints.join(",")))
-            }
-            EtcdResponse::Error(e) => Err(format!("etcd error: {e:?}")),
+            EtcdResponse::Error(e) => Err(failure(config, e)),
             answer => Ok(answer),
         }
     })
 }
 
 /// Every key under `prefix`, sorted by create revision.
-pub fn list(config: &EtcdConfig, prefix: &str) -> Result<Vec<Kv>, String> {
+pub fn read_prefix(config: &EtcdConfig, prefix: &str) -> Result<Vec<Kv>, Failure> {
     match call_once(config, EtcdRequest::RangePrefix { prefix: prefix.to_string() })? {
         EtcdResponse::Range { kvs, .. } => Ok(kvs),
-        other => Err(format!("unexpected answer {other:?}")),
+        other => Err(unexpected(&other)),
     }
+}
+
+/// [`read_prefix`] with the failure as its line only (the status API answers 503 with it).
+pub fn list(config: &EtcdConfig, prefix: &str) -> Result<Vec<Kv>, String> {
+    read_prefix(config, prefix).map_err(|f| f.message)
 }

@@ -33,6 +33,16 @@ pub struct Violation {
     pub checker: &'static str,
     /// What it saw.
     pub detail: String,
+    /// When it happened (ns of simulated time), where one instant says it; the timeline
+    /// marks it there.
+    pub at: Option<u64>,
+}
+
+impl Violation {
+    fn at(mut self, t: u64) -> Violation {
+        self.at = Some(t);
+        self
+    }
 }
 
 /// Every checker name, in report order.
@@ -82,17 +92,20 @@ fn raw_check(outcome: &Outcome) -> Vec<Violation> {
     for p in &outcome.promotions {
         let max = opts.capacity(p.group);
         if p.lower >= max {
-            v.push(violation(
-                "fifo",
-                format!(
-                    "{} client {} started rev {} at {} while {} older keys existed (capacity {max})",
-                    p.group.as_str(),
-                    p.client,
-                    p.rev,
-                    secs(p.at),
-                    p.lower
-                ),
-            ));
+            v.push(
+                violation(
+                    "fifo",
+                    format!(
+                        "{} client {} started rev {} at {} while {} older keys existed (capacity {max})",
+                        p.group.as_str(),
+                        p.client,
+                        p.rev,
+                        secs(p.at),
+                        p.lower
+                    ),
+                )
+                .at(p.at),
+            );
         }
     }
     convergence(outcome, &mut v);
@@ -114,22 +127,25 @@ fn failover(outcome: &Outcome, v: &mut Vec<Violation>) {
         let around: Vec<&FaultRecord> = outcome.faults.iter().filter(near).filter(mine).collect();
         if !around.is_empty() && around.iter().all(|f| member(&f.kind)) {
             let kinds: Vec<&str> = around.iter().map(|f| f.kind.as_str()).collect();
-            v.push(violation(
-                "failover",
-                format!(
-                    "client {} lost its hold ({}) at {} with only member faults around it ({})",
-                    loss.client,
-                    loss.reason,
-                    secs(loss.at),
-                    kinds.join(",")
-                ),
-            ));
+            v.push(
+                violation(
+                    "failover",
+                    format!(
+                        "client {} lost its hold ({}) at {} with only member faults around it ({})",
+                        loss.client,
+                        loss.reason,
+                        secs(loss.at),
+                        kinds.join(",")
+                    ),
+                )
+                .at(loss.at),
+            );
         }
     }
 }
 
 fn violation(checker: &'static str, detail: String) -> Violation {
-    Violation { checker, detail }
+    Violation { checker, detail, at: None }
 }
 
 fn secs(ns: u64) -> String {
@@ -208,17 +224,20 @@ fn bounded_holders(
         if unexcused.len() > max {
             let who: Vec<String> =
                 active.iter().map(|k| format!("client {} rev {}", intervals[*k].client, intervals[*k].rev)).collect();
-            v.push(violation(
-                "bounded-holders",
-                format!(
-                    "{} holders of the {} (capacity {max}) from {} to {}: {}",
-                    active.len(),
-                    group.as_str(),
-                    secs(t),
-                    secs(next),
-                    who.join(", ")
-                ),
-            ));
+            v.push(
+                violation(
+                    "bounded-holders",
+                    format!(
+                        "{} holders of the {} (capacity {max}) from {} to {}: {}",
+                        active.len(),
+                        group.as_str(),
+                        secs(t),
+                        secs(next),
+                        who.join(", ")
+                    ),
+                )
+                .at(t),
+            );
         }
     }
 }
@@ -233,19 +252,22 @@ fn fencing(group: Group, intervals: &[&Interval], v: &mut Vec<Violation>) {
                 _ => a.rev == b.rev,
             };
             if broken {
-                v.push(violation(
-                    "fencing",
-                    format!(
-                        "{}: rev {} (client {}, from {}) after rev {} (client {}, until {})",
-                        group.as_str(),
-                        b.rev,
-                        b.client,
-                        secs(b.start),
-                        a.rev,
-                        a.client,
-                        secs(a.end)
-                    ),
-                ));
+                v.push(
+                    violation(
+                        "fencing",
+                        format!(
+                            "{}: rev {} (client {}, from {}) after rev {} (client {}, until {})",
+                            group.as_str(),
+                            b.rev,
+                            b.client,
+                            secs(b.start),
+                            a.rev,
+                            a.client,
+                            secs(a.end)
+                        ),
+                    )
+                    .at(b.start),
+                );
             }
         }
     }
@@ -299,13 +321,16 @@ fn cron(outcome: &Outcome, v: &mut Vec<Violation>) {
                     && f.from <= c.at
             });
             if c.tick <= c.daemon_start_s.min(real_start_s) && !stepped {
-                v.push(violation(
-                    "cron-no-past-tick",
-                    format!(
-                        "client {} claimed {}@{} though it started at {}",
-                        c.client, c.job, c.tick, c.daemon_start_s
-                    ),
-                ));
+                v.push(
+                    violation(
+                        "cron-no-past-tick",
+                        format!(
+                            "client {} claimed {}@{} though it started at {}",
+                            c.client, c.job, c.tick, c.daemon_start_s
+                        ),
+                    )
+                    .at(c.at),
+                );
             }
         }
     }

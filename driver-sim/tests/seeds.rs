@@ -113,7 +113,7 @@ fn every_checker_catches_its_bug() {
 #[test]
 fn the_timeline_marks_overlaps_in_red_only_when_there_are_some() {
     let clean = run_seed(1, &args(Scenario::Mixed));
-    let svg = timeline::svg(&clean.outcome);
+    let svg = timeline::svg(&clean);
     assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
     assert!(svg.matches("<rect").count() > 20);
     assert!(!svg.contains("above capacity 1</title>"), "a clean office run drawn with an overlap");
@@ -124,6 +124,6 @@ fn the_timeline_marks_overlaps_in_red_only_when_there_are_some() {
         ..args(Scenario::Elect)
     };
     let seed = (1..=10).find(|s| run_seed(*s, &broken).caught_by("bounded-holders")).expect("a failing seed");
-    let svg = timeline::svg(&run_seed(seed, &broken).outcome);
+    let svg = timeline::svg(&run_seed(seed, &broken));
     assert!(svg.contains("#ff0000"), "the overlap is not drawn in red");
 }

@@ -212,7 +212,7 @@ fn next_prints_ticks_in_the_zone_and_bad_specs_write_nothing() {
         &["cron", "add", "bad", "--schedule", "@reboot", "--", "true"],
         &["cron", "add", "bad/name", "--schedule", "@daily", "--", "true"],
         &["cron", "add", "bad", "--schedule", "@daily"],
-        &["cron", "add", "bad", "--schedule", "@daily", "--run-ttl", "10", "--", "true"],
+        &["cron", "add", "bad", "--schedule", "@daily", "--run-ttl", "1m30", "--", "true"],
     ];
     for args in cases {
         let out = conch(&etcd).args(*args).output().unwrap();

@@ -1,5 +1,6 @@
 //! `conch sim` as an operator uses it: verdict lines, exit codes, replay of a failing
-//! seed, trace and timeline files, JSON, and usage errors.
+//! seed, trace and timeline files (exit 73 when they cannot be written), JSON that is the
+//! same byte for byte on every run, and usage errors.
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
 use std::process::Command;
@@ -75,4 +76,41 @@ fn bad_sim_arguments_exit_64_with_one_line() {
         assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
         assert!(err.contains(needle), "{args:?}: {err}");
     }
+}
+
+#[test]
+fn a_trace_or_timeline_that_cannot_be_written_exits_73_before_any_seed_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let here = dir.path().to_str().unwrap();
+    for (flag, path, needle) in [
+        ("--timeline", "/nonexistent/dir/x.svg", "No such file"),
+        ("--trace", "/nonexistent/dir/t.jsonl", "No such file"),
+        ("--timeline", here, "is a directory"),
+        ("--trace", "/proc/version/t.jsonl", "not a directory"),
+    ] {
+        let t0 = std::time::Instant::now();
+        let (code, out, err) = sim(&["--seeds", "1..50", flag, path]);
+        assert_eq!(code, 73, "{flag} {path}: {out}{err}");
+        assert_eq!(err.lines().count(), 1, "{flag} {path}: {err}");
+        assert!(err.contains(flag) && err.contains(path) && err.contains(needle), "{flag} {path}: {err}");
+        assert!(out.is_empty(), "seeds ran before the check: {out}");
+        assert!(t0.elapsed() < std::time::Duration::from_secs(5));
+    }
+}
+
+#[test]
+fn the_same_command_prints_the_same_bytes() {
+    let run = || sim(&["--seed", "7", "--json"]);
+    let ((c1, out1, _), (c2, out2, _)) = (run(), run());
+    assert_eq!((c1, c2), (0, 0));
+    assert_eq!(out1, out2, "two runs of --seed 7 --json differ");
+    assert!(!out1.contains("wall_s") && !out1.contains("speed"), "{out1}");
+    // The text form too; wall-clock figures are on stderr, or on stdout with --timing.
+    let (_, text1, err) = sim(&["--seeds", "7..8"]);
+    let (_, text2, _) = sim(&["--seeds", "7..8"]);
+    assert_eq!(text1, text2);
+    assert!(err.contains("x real time") && err.contains("seeds/s"), "{err}");
+    let (_, timed, _) = sim(&["--seed", "7", "--json", "--timing"]);
+    let summary: serde_json::Value = serde_json::from_str(timed.lines().last().unwrap()).unwrap();
+    assert!(summary["wall_s"].is_number() && summary["speed"].is_number() && summary["seeds_per_s"].is_number());
 }

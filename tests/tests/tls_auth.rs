@@ -66,11 +66,12 @@ fn a_run_with_etcd_authentication() {
         .arg(&denied)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(69), "{}", String::from_utf8_lossy(&out.stderr));
+    // A refusal of the credentials is exit 77 (EX_NOPERM), not "unreachable" (see cli_exit_codes.rs).
+    assert_eq!(out.status.code(), Some(77), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(t0.elapsed() < Duration::from_secs(10));
     assert!(!denied.exists());
     let out = conch(&etcd).args(["sema", "auth", "--max", "1", "--", "touch"]).arg(&denied).output().unwrap();
-    assert_eq!(out.status.code(), Some(69), "no credentials: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(77), "no credentials: {}", String::from_utf8_lossy(&out.stderr));
     assert!(etcd.keys("/conch/").is_empty());
     assert!(etcd.leases().is_empty());
 }

@@ -16,7 +16,7 @@ fn bad_names_flags_and_timings_exit_64_before_any_etcd_call() {
         (&["sema", "s", "--max", "0", "--", "true"], "--max 0"),
         (&["sema", "s", "--", "true"], "--max"),
         (&["elect", "x", "--kill-after", "10s", "--", "true"], "--kill-after 10s"),
-        (&["elect", "x", "--wait", "10", "--", "true"], "missing unit"),
+        (&["elect", "x", "--wait", "1m30", "--", "true"], "missing unit"),
         (&["elect", "x", "--wait", "-1s", "--", "true"], "-1s"),
         (&["elect", "x", "--nonblock", "--wait", "1s", "--", "true"], "--nonblock"),
         (&["elect", "x", "--who", "--", "true"], "--who takes no command"),
