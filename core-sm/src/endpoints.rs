@@ -24,13 +24,16 @@
 //!   within [`RECENT_FAILURE`]; if all have, to the one whose last failure is oldest. A
 //!   failure reported for an endpoint that is no longer pinned (an answer that was already
 //!   under way) only marks it failed. Any answer from an endpoint clears its mark.
-//! * A call gets one budget (the driver's call timeout). Each attempt is bounded by
-//!   `budget / endpoints` (at least [`ATTEMPT_MIN`]), so trying every endpoint once fits in
-//!   the budget: with the dial timeout as the budget, a live member is found within the
-//!   dial timeout when one exists. A failed attempt is tried again on the newly pinned
-//!   endpoint while fewer attempts than endpoints were made and at least [`ATTEMPT_MIN`] of
-//!   the budget is left; otherwise the failure goes to the core, which retries at its own
-//!   pace. With one endpoint nothing changes: one attempt, the whole budget.
+//! * A call gets one budget (the driver's call timeout; the dial timeout for a grant).
+//!   Each attempt is bounded by `budget / endpoints` (at least [`ATTEMPT_MIN`]), so trying
+//!   every endpoint once fits in the budget: a live member is found within the budget when
+//!   one exists. A failed attempt is tried again at once on the newly pinned endpoint; once
+//!   every endpoint has failed in this call (a round), the next round starts after
+//!   [`ROUND_PAUSE`] — members that refuse or have no leader answer fast, and an election
+//!   or a restarting member is over in about a second. Rounds go on while at least
+//!   [`ROUND_PAUSE`] + [`ATTEMPT_MIN`] of the budget is left, at most [`ROUNDS_MAX`];
+//!   then the failure goes to the core, which retries at its own pace. With one endpoint a
+//!   call is one attempt with the whole budget, as before failover existed.
 //!
 //! # Why a retried attempt is safe
 //!
@@ -52,6 +55,13 @@ pub const RECENT_FAILURE: Duration = Duration::from_secs(5);
 
 /// No attempt gets less time than this (a loaded etcd answers in tens of milliseconds).
 pub const ATTEMPT_MIN: Duration = Duration::from_millis(300);
+
+/// The pause between two rounds of a call over every endpoint.
+pub const ROUND_PAUSE: Duration = Duration::from_millis(200);
+
+/// Rounds of one call at most (with the pause, a refusing cluster is asked for about 2 s
+/// at the most; the budget usually ends it first).
+pub const ROUNDS_MAX: usize = 10;
 
 /// Bounds the endpoint list (the same bound the CLI enforces).
 pub const ENDPOINTS_MAX: usize = 64;
@@ -105,6 +115,8 @@ pub struct Attempt {
     pub tried: usize,
     /// When the call began (its budget counts from here).
     pub began: Instant,
+    /// Wait this long before sending (the pause between rounds).
+    pub delay: Duration,
     /// The whole call's budget.
     pub budget: Duration,
 }
@@ -192,7 +204,14 @@ impl Endpoints {
 
     /// The first attempt of a call with `budget`.
     pub fn begin(&self, now: Instant, budget: Duration) -> Attempt {
-        Attempt { endpoint: self.pinned, timeout: self.attempt_timeout(budget, budget), tried: 0, began: now, budget }
+        Attempt {
+            endpoint: self.pinned,
+            timeout: self.attempt_timeout(budget, budget),
+            tried: 0,
+            began: now,
+            delay: Duration::ZERO,
+            budget,
+        }
     }
 
     /// An attempt ended with `outcome`: feeds it to the pin, then says whether the call is
@@ -205,14 +224,20 @@ impl Endpoints {
         }
         let tried = attempt.tried + 1;
         let left = attempt.budget.saturating_sub(now.since(attempt.began));
-        if tried >= self.count() || left < ATTEMPT_MIN {
+        // One endpoint: one attempt (nowhere else to go; the core retries).
+        if self.count() == 1 || tried >= self.count() * ROUNDS_MAX {
+            return (Next::Deliver, switch);
+        }
+        let delay = if tried % self.count() == 0 { ROUND_PAUSE } else { Duration::ZERO };
+        if left < delay + ATTEMPT_MIN {
             return (Next::Deliver, switch);
         }
         let next = Attempt {
             endpoint: self.pinned,
-            timeout: self.attempt_timeout(attempt.budget, left),
+            timeout: self.attempt_timeout(attempt.budget, left - delay),
             tried,
             began: attempt.began,
+            delay,
             budget: attempt.budget,
         };
         (Next::Retry(next), switch)
@@ -276,7 +301,7 @@ mod tests {
     }
 
     #[test]
-    fn every_endpoint_is_tried_once_within_the_budget_then_the_failure_is_delivered() {
+    fn silent_endpoints_use_up_the_budget_once_each_then_the_failure_is_delivered() {
         let mut e = Endpoints::new(3);
         let mut a = e.begin(at(0), Duration::from_secs(3));
         let mut seen = vec![a.endpoint];
@@ -291,6 +316,43 @@ mod tests {
             }
         }
         assert_eq!(seen, vec![0, 1, 2]);
+    }
+
+    /// An election: every member answers "no leader" for a second. The call goes round
+    /// the members, pausing between rounds, and lands once a leader is back.
+    #[test]
+    fn fast_failures_go_round_again_after_a_pause_until_the_budget_ends() {
+        let mut e = Endpoints::new(3);
+        let mut a = e.begin(at(0), Duration::from_secs(2));
+        let mut now = 0;
+        let mut rounds_paused = 0;
+        let delivered = loop {
+            now += a.delay.as_millis() as u64 + 5;
+            let outcome = if now < 1_000 { Outcome::NoLeader } else { Outcome::Answered };
+            match e.attempt_done(at(now), a, outcome).0 {
+                Next::Retry(b) => {
+                    rounds_paused += usize::from(b.delay == ROUND_PAUSE);
+                    assert_eq!(b.delay.is_zero(), b.tried % 3 != 0, "{b:?}");
+                    a = b;
+                }
+                Next::Deliver => break outcome,
+            }
+        };
+        assert_eq!(delivered, Outcome::Answered);
+        assert!((4..=5).contains(&rounds_paused), "{rounds_paused} pauses");
+        // All down for good: the failure is delivered before the budget is over.
+        let mut e = Endpoints::new(3);
+        let mut a = e.begin(at(0), Duration::from_secs(2));
+        let mut now = 0;
+        loop {
+            now += a.delay.as_millis() as u64 + 5;
+            match e.attempt_done(at(now), a, Outcome::Unavailable).0 {
+                Next::Retry(b) => a = b,
+                Next::Deliver => break,
+            }
+        }
+        assert!(now <= 2_000, "gave up at {now} ms");
+        assert!(now >= 2_000 - (ROUND_PAUSE + ATTEMPT_MIN).as_millis() as u64, "gave up early at {now} ms");
     }
 
     #[test]

@@ -89,6 +89,9 @@ impl Pool {
     pub async fn call(&self, request: EtcdRequest, budget: Duration) -> EtcdResponse {
         let mut attempt = self.state().machine.begin(now(), budget);
         loop {
+            if !attempt.delay.is_zero() {
+                tokio::time::sleep(attempt.delay).await;
+            }
             let response = match self.client(attempt.endpoint, attempt.timeout).await {
                 Ok(client) => call(client, request.clone(), attempt.timeout).await,
                 Err(failure) => failure,

@@ -67,6 +67,7 @@ enum Ev {
     Deliver(usize, u64, Input),
     Apply(usize, u64, ReqId, EtcdRequest, u64),
     AttemptFailed(usize, u64, ReqId, Box<EtcdRequest>, Attempt, EndpointOutcome),
+    Attempt(usize, u64, ReqId, Box<EtcdRequest>, Attempt),
     MemberBack(usize),
     Timer(usize, u64),
     Shim(usize, ChildId, u64),
@@ -324,6 +325,11 @@ impl World {
             Ev::Apply(i, inc, id, request, sent) => self.apply(i, inc, id, request, sent),
             Ev::AttemptFailed(i, inc, id, request, attempt, outcome) => {
                 self.attempt_failed(i, inc, id, *request, attempt, outcome)
+            }
+            Ev::Attempt(i, inc, id, request, attempt) => {
+                if self.clients[i].incarnation == inc && self.clients[i].machine.is_some() {
+                    self.send_attempt(i, inc, id, *request, attempt);
+                }
             }
             Ev::MemberBack(m) => self.member_back(m),
             Ev::Timer(i, gen) => {

@@ -159,7 +159,11 @@ impl World {
             self.switched(i, switch);
         }
         match next {
-            Next::Retry(again) => self.send_attempt(i, inc, id, request, again),
+            Next::Retry(again) if again.delay.is_zero() => self.send_attempt(i, inc, id, request, again),
+            Next::Retry(again) => {
+                let when = self.now + again.delay.as_nanos() as u64;
+                self.at(when, Ev::Attempt(i, inc, id, Box::new(request), again));
+            }
             Next::Deliver => {
                 let why = match outcome {
                     Outcome::NoLeader => "etcdserver: no leader".to_string(),
