@@ -228,7 +228,7 @@ impl Endpoints {
         if self.count() == 1 || tried >= self.count() * ROUNDS_MAX {
             return (Next::Deliver, switch);
         }
-        let delay = if tried % self.count() == 0 { ROUND_PAUSE } else { Duration::ZERO };
+        let delay = if tried.is_multiple_of(self.count()) { ROUND_PAUSE } else { Duration::ZERO };
         if left < delay + ATTEMPT_MIN {
             return (Next::Deliver, switch);
         }
@@ -332,7 +332,7 @@ mod tests {
             match e.attempt_done(at(now), a, outcome).0 {
                 Next::Retry(b) => {
                     rounds_paused += usize::from(b.delay == ROUND_PAUSE);
-                    assert_eq!(b.delay.is_zero(), b.tried % 3 != 0, "{b:?}");
+                    assert_eq!(b.delay.is_zero(), !b.tried.is_multiple_of(3), "{b:?}");
                     a = b;
                 }
                 Next::Deliver => break outcome,
