@@ -15,7 +15,10 @@ use conch_tests::Etcd;
 use etcd_client::{Client, EventType, WatchOptions};
 
 /// Operations per CI run (the issue asks for at least 100 000).
-const OPS: usize = 100_000;
+/// Operations per run; `CONCH_DIFF_OPS` changes it (CI runs fewer against the second etcd line).
+fn ops() -> usize {
+    std::env::var("CONCH_DIFF_OPS").ok().and_then(|v| v.parse().ok()).filter(|n| *n >= 1000).unwrap_or(100_000)
+}
 const KEYS: [&str; 8] = ["/d/k0", "/d/k1", "/d/k2", "/d/k3", "/d/k10", "/d/k11", "/d/x/k0", "/d/x/k1"];
 const PREFIXES: [&str; 4] = ["/d/", "/d/k1", "/d/x/", "/e/"];
 
@@ -135,7 +138,8 @@ fn sim_etcd_answers_like_real_etcd() {
         let mut compared = 0usize;
         let mut watches = 0usize;
         let pick = |rng: &mut SplitMix64, n: usize| (rng.next_u64() % n as u64) as usize;
-        for op in 0..OPS {
+        let ops = ops();
+        for op in 0..ops {
             let live = sim.leases();
             let any_lease = |rng: &mut SplitMix64| -> LeaseId {
                 // Mostly a live lease, sometimes none or one that is gone.
@@ -237,8 +241,8 @@ fn sim_etcd_answers_like_real_etcd() {
             assert_eq!(ties_by_key(to_sim(real, &leases)), ties_by_key(expected), "op {op}: {request:?}");
             compared += 1;
         }
-        assert!(compared + watches > OPS * 9 / 10);
-        assert!(watches > OPS / 500, "only {watches} watch checks");
+        assert!(compared + watches > ops * 9 / 10);
+        assert!(watches > ops / 500, "only {watches} watch checks");
         println!("{compared} results and {watches} watch histories matched");
     });
 }
