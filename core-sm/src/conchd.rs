@@ -142,7 +142,11 @@ pub struct Conchd {
     result_lease: Slot,
     waiting_claims: Vec<(String, i64)>,
     /// Claims in flight: job, tick, and the session lease of the running key if any.
-    claims: BTreeMap<ReqId, (String, i64, Option<LeaseId>)>,
+    claims: BTreeMap<ReqId, (String, i64, Option<LeaseId>, LeaseId)>,
+    /// Claim and result leases that may hold a key (a claim not cleanly lost, a result
+    /// sent): the shutdown revokes the others, so a daemon that lost every race leaves no
+    /// empty 25-hour lease behind.
+    keyed_leases: BTreeSet<LeaseId>,
     runs: BTreeMap<ChildId, Run>,
     next_child: u64,
     /// Results waiting for the result lease.
@@ -150,7 +154,8 @@ pub struct Conchd {
     writes: Writes,
     stopping: bool,
     stop_deadline: Option<Instant>,
-    revoke: Option<ReqId>,
+    /// Revokes of the shutdown still unanswered (the session's, and empty leases').
+    revokes: BTreeSet<ReqId>,
     done: bool,
     /// Counters.
     pub stats: Stats,
@@ -180,13 +185,14 @@ impl Conchd {
             result_lease: Slot::Empty,
             waiting_claims: Vec::new(),
             claims: BTreeMap::new(),
+            keyed_leases: BTreeSet::new(),
             runs: BTreeMap::new(),
             next_child: 0,
             waiting_results: Vec::new(),
             writes: Writes::default(),
             stopping: false,
             stop_deadline: None,
-            revoke: None,
+            revokes: BTreeSet::new(),
             done: false,
             stats: Stats::default(),
         }
@@ -251,7 +257,18 @@ impl Conchd {
             self.on_lease_granted(now, is_claim, response);
             return;
         }
-        if let Some((name, tick, running)) = self.claims.remove(&id) {
+        if let Some((name, tick, running, claim_lease)) = self.claims.remove(&id) {
+            // Only a claim lost to another node's key leaves nothing on our lease (our own
+            // earlier attempt's key is "won: false" with our claim in it).
+            let ours = |v: &[u8]| {
+                serde_json::from_slice::<Claim>(v)
+                    .is_ok_and(|c| c.host == self.cfg.node && c.pid == self.cfg.pid && c.started == self.cfg.started)
+            };
+            let lost_cleanly =
+                matches!(&response, EtcdResponse::Claimed { won: false, existing: Some(v), .. } if !ours(v));
+            if !lost_cleanly {
+                self.keyed_leases.insert(claim_lease);
+            }
             self.on_claimed(now, name, tick, running, response);
             return;
         }
@@ -259,8 +276,7 @@ impl Conchd {
             self.maybe_finish(now);
             return;
         }
-        if self.revoke == Some(id) {
-            self.revoke = None;
+        if self.revokes.remove(&id) && self.revokes.is_empty() {
             self.finish();
         }
     }

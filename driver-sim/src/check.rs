@@ -413,7 +413,7 @@ fn leaks(outcome: &Outcome, v: &mut Vec<Violation>) {
     }
     if !l.leases.is_empty() {
         let leases: Vec<String> = l.leases.iter().map(|x| format!("{x:x}")).collect();
-        v.push(violation("no-leaks", format!("session leases left: {}", leases.join(", "))));
+        v.push(violation("no-leaks", format!("session or empty leases left: {}", leases.join(", "))));
     }
     if !l.children.is_empty() {
         v.push(violation("no-leaks", format!("children still running on clients {:?}", l.children)));

@@ -74,6 +74,11 @@ impl SimEtcd {
         Revision(self.rev)
     }
 
+    /// Keys attached to a live lease (0 for a lease that is gone).
+    pub fn lease_keys(&self, lease: LeaseId) -> usize {
+        self.leases.get(&lease.0).map_or(0, |l| l.keys.len())
+    }
+
     /// Live lease ids.
     pub fn leases(&self) -> Vec<LeaseId> {
         self.leases.keys().map(|l| LeaseId(*l)).collect()

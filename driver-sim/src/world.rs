@@ -172,6 +172,13 @@ pub struct World {
     rng: SplitMix64,
     buggify: Buggify,
     lease_owner: BTreeMap<i64, usize>,
+    /// The incarnation that was granted each lease.
+    lease_incarnation: BTreeMap<i64, (usize, u64)>,
+    /// Incarnations that exited by themselves (not killed): they had every chance to clean up.
+    clean_exits: BTreeSet<(usize, u64)>,
+    /// Leases whose grant answer reached the client (a grant whose answer was lost leaves a
+    /// lease nobody knows of, until its TTL: etcd's own ambiguity, not a leak).
+    grants_heard: BTreeSet<i64>,
     session_leases: BTreeSet<i64>,
     phase_liveness: bool,
     stopping: bool,
@@ -238,6 +245,9 @@ impl World {
             rng,
             buggify,
             lease_owner: BTreeMap::new(),
+            lease_incarnation: BTreeMap::new(),
+            clean_exits: BTreeSet::new(),
+            grants_heard: BTreeSet::new(),
             session_leases: BTreeSet::new(),
             phase_liveness: false,
             stopping: false,
@@ -484,6 +494,9 @@ impl World {
         let now = self.clock(i);
         match input {
             Input::Response(id, response) => {
+                if let EtcdResponse::Granted { lease, .. } = &response {
+                    self.grants_heard.insert(lease.0);
+                }
                 if let Some(m) = self.clients[i].machine.as_mut() {
                     m.driven().handle_response(now, id, response);
                 }
@@ -555,6 +568,7 @@ impl World {
             Output::KillGroup(child) => self.child_gone(i, child, ChildStatus::Signaled(9)),
             Output::Exit(code) => {
                 self.trace("exit", format_args!("\"client\":{i},\"code\":{}", code.0));
+                self.clean_exits.insert((i, inc));
                 let c = &mut self.clients[i];
                 c.machine = None;
                 c.watches.clear();

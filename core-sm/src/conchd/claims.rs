@@ -27,7 +27,7 @@ impl Conchd {
             _ => EtcdRequest::Claim { fire_key: fire_key(&name, tick), claim, claim_lease, running },
         };
         let id = self.out.request(request);
-        self.claims.insert(id, (name, tick, running_lease));
+        self.claims.insert(id, (name, tick, running_lease, claim_lease));
     }
 
     pub(super) fn on_claimed(

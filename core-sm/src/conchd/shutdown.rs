@@ -18,16 +18,27 @@ impl Conchd {
     }
 
     pub(super) fn maybe_finish(&mut self, _now: Now) {
-        if !self.stopping || self.done || self.revoke.is_some() {
+        if !self.stopping || self.done || !self.revokes.is_empty() {
             return;
         }
         if !self.runs.is_empty() || !self.writes.is_empty() || !self.waiting_results.is_empty() {
             return;
         }
         self.session.stop();
-        match self.session.lease() {
-            Some(lease) => self.revoke = Some(self.out.request(EtcdRequest::Revoke { lease })),
-            None => self.finish(),
+        // The session, and a claim or result lease that never got a key: nothing of this
+        // daemon's is left behind but the cron history (fire keys and results keep their
+        // leases, so a tick stays claimed for a day and a result for two weeks).
+        let empty = [self.claim_lease, self.result_lease].into_iter().filter_map(|slot| match slot {
+            Slot::Ready(lease, _) if !self.keyed_leases.contains(&lease) => Some(lease),
+            _ => None,
+        });
+        let leases: Vec<LeaseId> = self.session.lease().into_iter().chain(empty).collect();
+        for lease in leases {
+            let id = self.out.request(EtcdRequest::Revoke { lease });
+            self.revokes.insert(id);
+        }
+        if self.revokes.is_empty() {
+            self.finish();
         }
     }
 

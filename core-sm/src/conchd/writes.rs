@@ -164,7 +164,10 @@ impl Conchd {
                 EtcdRequest::DeleteIfCreateRev { key: key.clone(), create_rev: *create_rev }
             }
             Write::Result { name, tick, value } => match self.fresh_lease(now, false) {
-                Some(lease) => EtcdRequest::PutIfAbsent { key: result_key(name, *tick), value: value.clone(), lease },
+                Some(lease) => {
+                    self.keyed_leases.insert(lease);
+                    EtcdRequest::PutIfAbsent { key: result_key(name, *tick), value: value.clone(), lease }
+                }
                 None => {
                     self.waiting_results.push(write);
                     return;

@@ -58,9 +58,17 @@ impl World {
             keys.extend(self.etcd.range(&spec.prefix()).into_iter().map(|kv| kv.key));
         }
         let live: BTreeSet<i64> = self.etcd.leases().into_iter().map(|l| l.0).collect();
+        // A session lease left behind, or any lease without a key (a daemon's claim or
+        // result lease that never got one) granted to a process that exited by itself.
+        let empty = live.iter().copied().filter(|l| {
+            self.etcd.lease_keys(conch_core::LeaseId(*l)) == 0
+                && self.grants_heard.contains(l)
+                && self.lease_incarnation.get(l).is_some_and(|owner| self.clean_exits.contains(owner))
+        });
+        let leases: BTreeSet<i64> = self.session_leases.intersection(&live).copied().chain(empty).collect();
         self.out.leftovers = Leftovers {
             keys,
-            leases: self.session_leases.intersection(&live).copied().collect(),
+            leases: leases.into_iter().collect(),
             children: (0..self.clients.len()).filter(|i| !self.clients[*i].host.children.is_empty()).collect(),
             running: (0..self.clients.len()).filter(|i| self.clients[*i].machine.is_some()).collect(),
         };

@@ -84,6 +84,7 @@ impl World {
         match (request, response) {
             (EtcdRequest::Grant { .. }, EtcdResponse::Granted { lease, ttl_s }) => {
                 self.lease_owner.insert(lease.0, i);
+                self.lease_incarnation.insert(lease.0, (i, inc));
                 if *ttl_s == self.opts.ttl.as_secs() as i64 {
                     self.session_leases.insert(lease.0);
                 }
