@@ -48,7 +48,7 @@ launch() {
     --listen-client-urls "$(client_url "$m")" --advertise-client-urls "$(client_url "$m")" \
     --listen-peer-urls "$(peer_url "$m")" --initial-advertise-peer-urls "$(peer_url "$m")" \
     --initial-cluster "$(IFS=,; echo "${initial[*]}")" --initial-cluster-state new \
-    --initial-cluster-token "$(sed -n 's/^token //p' "$conf")" \
+    --initial-cluster-token "$(sed -n 's/^token //p' "$conf")" --pre-vote=true \
     >> "$dir/m$m.log" 2>&1 < /dev/null &
   echo $! > "$dir/m$m.pid"
 }
