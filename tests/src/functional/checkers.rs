@@ -13,6 +13,9 @@
 //! * `ConchKill`:  [inject − 1 s, in place + TTL + 2 s] (the killed daemon's session,
 //!   and the running key on it, live until its TTL).
 //!
+//! * an `--overlap skip` job under a peer delay: the whole delay too (each release commits
+//!   late, so the next tick is skipped for overlap, as the policy says).
+//!
 //! Ticks expected in a round: every whole second from the first one at least 1 s after
 //! its start to its end − 2 s.
 use std::collections::{BTreeMap, BTreeSet};
@@ -182,7 +185,15 @@ pub fn check_round(
     }
     // Every tick outside the windows ran.
     let windows = tick_windows(r, b);
-    for (job, _, ivs) in &logs.cron {
+    for (job, cap, ivs) in &logs.cron {
+        // Under a peer delay every commit takes several delayed round trips, so an
+        // `--overlap skip` run's release lands after the next tick: that tick is skipped for
+        // overlap, as the policy says, for as long as the delay lasts.
+        let delayed = matches!(r.case, CaseKind::DELAY_PEER_PORT_TX_RX_LEADER | CaseKind::DELAY_PEER_PORT_TX_RX_ALL);
+        let mut windows = windows.clone();
+        if delayed && cap.is_some() {
+            windows.push((r.inject_at.saturating_sub(S), r.healthy_at + 2 * S));
+        }
         let (run, missed) = ticks(r, &windows, clock, ivs);
         f.ticks_run += run;
         f.ticks_missed += missed.len();

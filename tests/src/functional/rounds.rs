@@ -226,13 +226,24 @@ fn finish(w: &mut World, summary: &mut Summary) {
         .extend(logs.elect.iter().chain(&logs.sema).chain(logs.cron.iter().flat_map(|(_, _, i)| i)).map(|i| i.pid));
     processes.sort_unstable();
     processes.dedup();
-    let alive: Vec<i32> = processes.into_iter().filter(|p| crate::alive(*p)).collect();
+    // A pid from the logs may have been reused by now (pid_max is often 32768): only a
+    // live process still running one of our binaries counts, and only it may be killed.
+    let alive: Vec<i32> = processes.into_iter().filter(|p| crate::alive(*p) && runs_ours(*p)).collect();
     if !alive.is_empty() {
         summary.final_violations.push(("processes", format!("still running after every stresser stopped: {alive:?}")));
         for p in alive {
             let _ = kill(Pid::from_raw(p), Signal::SIGKILL);
         }
     }
+}
+
+/// Whether `pid` runs conch or the test child (`holdlog`), by its command line.
+fn runs_ours(pid: i32) -> bool {
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let argv0 = cmdline.split(|b| *b == 0).next().unwrap_or_default();
+    let name = String::from_utf8_lossy(argv0);
+    let base = name.rsplit('/').next().unwrap_or_default();
+    base == "conch" || base == "holdlog" || base.starts_with("conch-")
 }
 
 fn keys(w: &World) -> Vec<String> {
