@@ -421,7 +421,10 @@ impl Conchd {
                 let kill_at = now.mono.plus(self.cfg.kill_after);
                 let kill_at = self.session.kill_at().map_or(kill_at, |k| k.min(kill_at));
                 self.out.log(
-                    Event::warn("run-timeout").with("job", &run.name).with("tick", run.tick).with("child", child.0),
+                    Event::warn("run-timeout")
+                        .with("job", &run.name)
+                        .with("tick", rfc3339(run.tick))
+                        .with("child", child.0),
                 );
                 run.supervisor.terminate(now.mono, kill_at, "run_ttl", &mut self.out);
             }
