@@ -266,8 +266,13 @@ fn run_action(spec: HoldSpec, run: RunArgs, ttl: Duration, hooks: HookConfig, re
         (false, Some(w)) => Some(parse_duration("--wait", &w)?),
         (false, None) => None,
     };
-    let holder =
-        Holder { host: hostname(), pid: std::process::id(), started: now_rfc3339(), cmd: Some(cmd_field(&run.cmd)) };
+    let holder = Holder {
+        host: hostname(),
+        pid: std::process::id(),
+        started: now_rfc3339(),
+        cmd: Some(cmd_field(&run.cmd)),
+        held_since: None,
+    };
     let run = RunConfig { spec, holder, argv: run.cmd, ttl, kill_after, wait, hooks, sabotage: Default::default() };
     Ok(Action::Run(ServiceConfig { run, restart, seed: random_seed() }))
 }

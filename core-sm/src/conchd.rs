@@ -258,14 +258,16 @@ impl Conchd {
             return;
         }
         if let Some((name, tick, running, claim_lease)) = self.claims.remove(&id) {
-            // Only a claim lost to another node's key leaves nothing on our lease (our own
-            // earlier attempt's key is "won: false" with our claim in it).
+            // A claim whose compare failed wrote nothing on our lease, unless the key it
+            // found is our own earlier attempt's; an error may have been applied.
             let ours = |v: &[u8]| {
                 serde_json::from_slice::<Claim>(v)
                     .is_ok_and(|c| c.host == self.cfg.node && c.pid == self.cfg.pid && c.started == self.cfg.started)
             };
-            let lost_cleanly =
-                matches!(&response, EtcdResponse::Claimed { won: false, existing: Some(v), .. } if !ours(v));
+            let lost_cleanly = match &response {
+                EtcdResponse::Claimed { won: false, existing, .. } => !existing.as_deref().is_some_and(ours),
+                _ => false,
+            };
             if !lost_cleanly {
                 self.keyed_leases.insert(claim_lease);
             }
@@ -421,7 +423,10 @@ impl Conchd {
                 let kill_at = now.mono.plus(self.cfg.kill_after);
                 let kill_at = self.session.kill_at().map_or(kill_at, |k| k.min(kill_at));
                 self.out.log(
-                    Event::warn("run-timeout").with("job", &run.name).with("tick", run.tick).with("child", child.0),
+                    Event::warn("run-timeout")
+                        .with("job", &run.name)
+                        .with("tick", rfc3339(run.tick))
+                        .with("child", child.0),
                 );
                 run.supervisor.terminate(now.mono, kill_at, "run_ttl", &mut self.out);
             }

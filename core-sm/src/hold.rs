@@ -119,6 +119,10 @@ pub struct Hold {
     spec: HoldSpec,
     prefix: String,
     value: Vec<u8>,
+    /// Who we are, to write `held_since` into our key on acquiring (none: keep the value).
+    holder: Option<crate::values::Holder>,
+    /// The wall clock of the last input (Unix ms), for `held_since`.
+    wall_ms: i64,
     lease: Option<LeaseId>,
     key: Option<String>,
     create_rev: Option<Revision>,
@@ -133,6 +137,17 @@ pub struct Hold {
 }
 
 impl Hold {
+    /// The same hold, which writes `held_since` into its key's holder JSON on acquiring.
+    pub fn with_holder(mut self, holder: crate::values::Holder) -> Hold {
+        self.holder = Some(holder);
+        self
+    }
+
+    /// The wall clock of the input about to be handled (Unix ms).
+    pub fn set_wall_ms(&mut self, wall_ms: i64) {
+        self.wall_ms = wall_ms;
+    }
+
     /// A hold on `spec` whose key will carry `value`.
     pub fn new(spec: HoldSpec, value: Vec<u8>) -> Hold {
         let prefix = spec.prefix();
@@ -140,6 +155,8 @@ impl Hold {
             spec,
             prefix,
             value,
+            holder: None,
+            wall_ms: 0,
             lease: None,
             key: None,
             create_rev: None,
@@ -246,10 +263,16 @@ impl Hold {
                         // A semaphore's later keys may watch ours as their predecessor (they
                         // ranked while we still waited, even if we never saw ourselves wait):
                         // touch it so the next one re-ranks and watches the holders instead.
-                        if self.spec.slots > 1 && kvs.iter().any(|kv| kv.create_rev > rev) {
+                        // The touch also writes when we began holding (`--who` shows it).
+                        let behind = self.spec.slots > 1 && kvs.iter().any(|kv| kv.create_rev > rev);
+                        let held = self.holder.clone().map(|holder| {
+                            let since = crate::cron::rfc3339(self.wall_ms.div_euclid(1000));
+                            crate::values::Holder { held_since: Some(since), ..holder }.encode()
+                        });
+                        if let Some(value) = held.or_else(|| behind.then(|| self.value.clone())) {
                             self.touch = Some(out.request(EtcdRequest::TouchIfCreateRev {
                                 key,
-                                value: self.value.clone(),
+                                value,
                                 lease: self.lease?,
                                 create_rev: rev,
                             }));

@@ -103,7 +103,9 @@ impl Runner {
     pub fn with_id_base(cfg: RunConfig, id_base: u64) -> Runner {
         let hooks = Hooks::new(cfg.hooks.clone(), id_base);
         let session = Session::new(cfg.ttl, cfg.kill_after);
-        let hold = Hold::new(cfg.spec.clone(), cfg.holder.encode()).with_sabotage(cfg.sabotage);
+        let hold = Hold::new(cfg.spec.clone(), cfg.holder.encode())
+            .with_holder(cfg.holder.clone())
+            .with_sabotage(cfg.sabotage);
         Runner {
             cfg,
             session,
@@ -224,6 +226,12 @@ impl Runner {
             }
             _ => {}
         }
+    }
+
+    /// The wall clock of the input about to be handled (Unix ms): the hold writes it as
+    /// `held_since` when it acquires.
+    pub fn set_wall_ms(&mut self, wall_ms: i64) {
+        self.hold.set_wall_ms(wall_ms);
     }
 
     /// A signal reached the wrapper.

@@ -67,6 +67,8 @@ pub struct Service {
     restart_at: Option<Instant>,
     wait_until: Option<Instant>,
     signaled: bool,
+    /// The wall clock of the last input (Unix ms).
+    wall_ms: i64,
     child_started_at: Option<Instant>,
     child_uptime: Option<Duration>,
     done: bool,
@@ -88,6 +90,7 @@ impl Service {
             restart_at: None,
             wait_until: None,
             signaled: false,
+            wall_ms: 0,
             child_started_at: None,
             child_uptime: None,
             done: false,
@@ -175,6 +178,7 @@ impl Service {
             run.wait = Some(until.since(now));
         }
         let mut runner = Runner::with_id_base(run, self.cycle * ID_STRIDE);
+        runner.set_wall_ms(self.wall_ms);
         self.cycle += 1;
         runner.start(now);
         self.runner = Some(runner);
@@ -259,32 +263,49 @@ impl Service {
     }
 }
 
+impl Service {
+    /// Passes the wall clock of an input on to the running cycle (for `held_since`).
+    fn see_wall(&mut self, wall_ms: i64) {
+        self.wall_ms = wall_ms;
+        if let Some(runner) = self.runner.as_mut() {
+            runner.set_wall_ms(wall_ms);
+        }
+    }
+}
+
 impl Driven for Service {
     fn handle_response(&mut self, now: Now, id: ReqId, response: EtcdResponse) {
+        self.see_wall(now.wall_ms);
         Service::handle_response(self, now.mono, id, response);
     }
 
     fn handle_watch(&mut self, now: Now, id: WatchId, event: WatchEvent) {
+        self.see_wall(now.wall_ms);
         Service::handle_watch(self, now.mono, id, event);
     }
 
     fn handle_child_started(&mut self, now: Now, _child: ChildId, pid: u32) {
+        self.see_wall(now.wall_ms);
         Service::handle_child_started(self, now.mono, pid);
     }
 
     fn handle_child_exit(&mut self, now: Now, _child: ChildId, status: ChildStatus) {
+        self.see_wall(now.wall_ms);
         Service::handle_child_exit(self, now.mono, status);
     }
 
     fn handle_hook_exit(&mut self, now: Now, id: HookId, status: ChildStatus) {
+        self.see_wall(now.wall_ms);
         Service::handle_hook_exit(self, now.mono, id, status);
     }
 
     fn handle_signal(&mut self, now: Now, signal: WrapperSignal) {
+        self.see_wall(now.wall_ms);
         Service::handle_signal(self, now.mono, signal);
     }
 
     fn handle_timeout(&mut self, now: Now) {
+        self.see_wall(now.wall_ms);
         Service::handle_timeout(self, now.mono);
     }
 }

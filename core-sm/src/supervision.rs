@@ -125,8 +125,10 @@ impl Supervisor {
         self.phase = Phase::Exited(status);
         let ran = now.since(self.started_at.unwrap_or(now));
         let event = match status {
-            ChildStatus::Exited(code) => Event::info("child-exit").with("code", code),
-            ChildStatus::Signaled(sig) => Event::info("child-exit").with("signal", sig),
+            // A non-zero exit or a death by signal is a warning: journald and --quiet show it.
+            ChildStatus::Exited(0) => Event::info("child-exit").with("code", 0),
+            ChildStatus::Exited(code) => Event::warn("child-exit").with("code", code),
+            ChildStatus::Signaled(sig) => Event::warn("child-exit").with("signal", sig),
             ChildStatus::Vanished => Event::error("child-exit").with("status", "unknown: the shim vanished"),
         };
         out.log(event.with("ran", crate::duration::format(ran)));

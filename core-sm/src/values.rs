@@ -21,6 +21,10 @@ pub struct Holder {
     /// The command, argv joined by spaces, cut to [`CMD_LEN_MAX`] bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cmd: Option<String>,
+    /// When it began holding, RFC 3339 UTC: written over the value on acquiring (the key,
+    /// and so its create revision — the fencing token — stay the same).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_since: Option<String>,
 }
 
 impl Holder {
@@ -59,6 +63,7 @@ mod tests {
             pid: 4242,
             started: "2026-06-12T10:15:00Z".into(),
             cmd: Some("my-daemon --port 8080".into()),
+            held_since: None,
         };
         assert_eq!(
             String::from_utf8(h.encode()).unwrap(),

@@ -28,8 +28,10 @@ struct Entry<'a> {
 
 impl Entry<'_> {
     fn text(&self) -> String {
+        // A holder shows when it began holding; a waiter (or an older conch) when it began
+        // campaigning.
         let (host, pid, started) = match &self.holder {
-            Some(h) => (h.host.clone(), h.pid.to_string(), h.started.clone()),
+            Some(h) => (h.host.clone(), h.pid.to_string(), h.held_since.clone().unwrap_or_else(|| h.started.clone())),
             None => ("?".to_string(), "?".to_string(), "?".to_string()),
         };
         format!("{host} pid={pid} since={started} rev={}", self.kv.create_rev)
@@ -39,7 +41,7 @@ impl Entry<'_> {
         let lease = self.kv.key.rsplit('/').next().and_then(parse_lease_hex).map(|l| l.to_string());
         match &self.holder {
             Some(h) => {
-                json!({"host": h.host, "pid": h.pid, "started": h.started, "cmd": h.cmd, "rev": self.kv.create_rev.0, "lease": lease, "key": self.kv.key})
+                json!({"host": h.host, "pid": h.pid, "started": h.started, "held_since": h.held_since, "cmd": h.cmd, "rev": self.kv.create_rev.0, "lease": lease, "key": self.kv.key})
             }
             None => {
                 json!({"host": null, "pid": null, "started": null, "cmd": null, "rev": self.kv.create_rev.0, "lease": lease, "key": self.kv.key, "foreign": true})

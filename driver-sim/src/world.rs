@@ -179,6 +179,9 @@ pub struct World {
     /// Leases whose grant answer reached the client (a grant whose answer was lost leaves a
     /// lease nobody knows of, until its TTL: etcd's own ambiguity, not a leak).
     grants_heard: BTreeSet<i64>,
+    /// Leases a write applied with an answer that was lost: they may hold a key the client
+    /// never heard of, so keeping them is no leak.
+    ambiguous_leases: BTreeSet<i64>,
     session_leases: BTreeSet<i64>,
     phase_liveness: bool,
     stopping: bool,
@@ -248,6 +251,7 @@ impl World {
             lease_incarnation: BTreeMap::new(),
             clean_exits: BTreeSet::new(),
             grants_heard: BTreeSet::new(),
+            ambiguous_leases: BTreeSet::new(),
             session_leases: BTreeSet::new(),
             phase_liveness: false,
             stopping: false,
@@ -444,6 +448,7 @@ impl World {
                     pid: 1000 + c.incarnation as u32,
                     started: format!("inc{}", c.incarnation),
                     cmd: Some("child".into()),
+                    held_since: None,
                 };
                 let run = RunConfig {
                     spec: spec.clone(),

@@ -39,3 +39,43 @@ fn completions_and_man_page_come_from_the_clap_definitions() {
     assert_eq!(man.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&man.stdout).contains(".TH conch 1"));
 }
+
+/// A failing child is a warning (so `--quiet` and `journalctl -p warning` show it), and the
+/// shim's lines obey `--quiet` and `--log-format json` like the wrapper's own.
+#[test]
+fn failures_are_warnings_and_the_shims_lines_follow_the_wrappers_flags() {
+    let etcd = Etcd::start();
+    let office = unique("warn");
+    let quiet = conch(&etcd).args(["--quiet", "elect", &office, "--", "sh", "-c", "exit 3"]).output().unwrap();
+    assert_eq!(quiet.status.code(), Some(3));
+    let stderr = String::from_utf8_lossy(&quiet.stderr);
+    assert!(stderr.lines().any(|l| l.contains("WARN") && l.contains("child-exit") && l.contains("code=3")), "{stderr}");
+    // SIGTERM to the wrapper: the shim signals the child and logs term-sent, in JSON too.
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("stderr");
+    let d = dir.path().display();
+    let mut wrapper = conch(&etcd)
+        .args([
+            "--log-format",
+            "json",
+            "elect",
+            &office,
+            "--",
+            "sh",
+            "-c",
+            &format!("echo $$ > {d}/pid; exec sleep 30"),
+        ])
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    assert!(wait_until(std::time::Duration::from_secs(10), || !pids_in(&dir.path().join("pid")).is_empty()));
+    signal(&wrapper, nix::sys::signal::Signal::SIGTERM);
+    assert!(wait_child(&mut wrapper, std::time::Duration::from_secs(10)).is_some());
+    let text = read(&log);
+    let events: Vec<serde_json::Value> = text
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON: {line}: {e}")))
+        .collect();
+    let shim_line = events.iter().any(|e| e.to_string().contains("term_at") || e.to_string().contains("processes"));
+    assert!(shim_line, "no line of the shim's: {text}");
+}

@@ -69,12 +69,10 @@ impl Conchd {
             tick: rfc3339(run.tick),
             rev: run.rev.0,
         };
+        // A job that failed is a warning (`journalctl -p warning` finds it); a clean run is news.
+        let level = if exit == 0 { Event::info("run-end") } else { Event::warn("run-end") };
         self.out.log(
-            Event::info("run-end")
-                .with("job", &run.name)
-                .with("tick", rfc3339(run.tick))
-                .with("outcome", outcome)
-                .with("exit", exit),
+            level.with("job", &run.name).with("tick", rfc3339(run.tick)).with("outcome", outcome).with("exit", exit),
         );
         if let Some(key) = run.running_key.take() {
             let lease = run.lease;

@@ -63,6 +63,7 @@ impl World {
         let empty = live.iter().copied().filter(|l| {
             self.etcd.lease_keys(conch_core::LeaseId(*l)) == 0
                 && self.grants_heard.contains(l)
+                && !self.ambiguous_leases.contains(l)
                 && self.lease_incarnation.get(l).is_some_and(|owner| self.clean_exits.contains(owner))
         });
         let leases: BTreeSet<i64> = self.session_leases.intersection(&live).copied().chain(empty).collect();

@@ -14,6 +14,16 @@ use crate::net::Stream;
 use crate::record::ClaimRecord;
 use conch_core::cron::fire_key_parts;
 
+/// The lease a write puts a key on, if any.
+pub(super) fn write_lease(request: &EtcdRequest) -> Option<i64> {
+    match request {
+        EtcdRequest::Claim { claim_lease, .. } => Some(claim_lease.0),
+        EtcdRequest::PutIfAbsent { lease, .. } | EtcdRequest::TouchIfCreateRev { lease, .. } => Some(lease.0),
+        EtcdRequest::Put { lease: Some(lease), .. } => Some(lease.0),
+        _ => None,
+    }
+}
+
 impl World {
     pub(super) fn send(&mut self, i: usize, inc: u64, id: ReqId, request: EtcdRequest) {
         if self.members.len() > 1 {
@@ -44,12 +54,17 @@ impl World {
         let keepalive = matches!(request, EtcdRequest::KeepAlive { .. });
         if !keepalive && self.buggify.fires(Site::RequestLost) {
             self.site_fired(Site::RequestLost, i);
+            // The client hears a failure it cannot tell from a lost answer.
+            self.ambiguous_leases.extend(write_lease(&request));
             return self.fail_call(i, inc, id, self.now, "no answer (request lost)");
         }
         match self.net.up(i, self.now) {
             Some(arrival) => self.at(arrival, Ev::Apply(i, inc, id, request, self.now)),
             // Lost on the way: the call's timeout answers (a keepalive stream just stays silent).
-            None if !keepalive => self.fail_call(i, inc, id, self.now, "no answer (partition)"),
+            None if !keepalive => {
+                self.ambiguous_leases.extend(write_lease(&request));
+                self.fail_call(i, inc, id, self.now, "no answer (partition)")
+            }
             None => {}
         }
     }
@@ -67,16 +82,21 @@ impl World {
             return;
         }
         if self.net.etcd_down(self.now) {
+            self.ambiguous_leases.extend(write_lease(&request));
             if !keepalive {
                 let err = EtcdResponse::Error(EtcdError::Unavailable("connection refused".into()));
-                self.respond(i, inc, id, err, sent, false);
+                let _ = self.respond(i, inc, id, err, sent, false);
             }
             return;
         }
         let response = self.etcd.apply(Instant::from_nanos(self.now), &request);
         self.observe(i, inc, &request, &response);
         self.notify_watches();
-        self.respond(i, inc, id, response, sent, keepalive);
+        // A write applied whose answer was lost: the client cannot know its lease got a key.
+        let used = write_lease(&request);
+        if !self.respond(i, inc, id, response, sent, keepalive) {
+            self.ambiguous_leases.extend(used);
+        }
     }
 
     /// Records what the checkers need from an applied request.
@@ -127,11 +147,11 @@ impl World {
         response: EtcdResponse,
         sent: u64,
         keepalive: bool,
-    ) {
+    ) -> bool {
         if !keepalive && self.buggify.fires(Site::ResponseLost) {
             self.site_fired(Site::ResponseLost, i);
             self.fail_call(i, inc, id, sent, "no answer (response lost)");
-            return;
+            return false;
         }
         if keepalive && self.buggify.fires(Site::KeepaliveLate) {
             // Just before the holder's deadline: most of the TTL after it was sent.
@@ -141,13 +161,19 @@ impl World {
             if !self.net.down_cut(i, late) {
                 self.at(late, Ev::Deliver(i, inc, Input::Response(id, response)));
             }
-            return;
+            return true;
         }
         let stream = if keepalive { Stream::KeepAlive } else { Stream::Unary };
         match self.net.down(i, self.now, stream) {
-            Some(arrival) => self.at(arrival, Ev::Deliver(i, inc, Input::Response(id, response))),
-            None if !keepalive => self.fail_call(i, inc, id, sent, "no answer (partition)"),
-            None => {}
+            Some(arrival) => {
+                self.at(arrival, Ev::Deliver(i, inc, Input::Response(id, response)));
+                true
+            }
+            None if !keepalive => {
+                self.fail_call(i, inc, id, sent, "no answer (partition)");
+                false
+            }
+            None => false,
         }
     }
 
