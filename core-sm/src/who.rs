@@ -6,6 +6,7 @@ use serde_json::{json, Value};
 
 use crate::etcd::Kv;
 use crate::hold::HoldSpec;
+use crate::ids::Revision;
 use crate::keys::{parse_key, parse_lease_hex, ParsedKey};
 use crate::output::ExitCode;
 use crate::values::Holder;
@@ -106,6 +107,15 @@ pub fn watch_line(spec: &HoldSpec, kvs: &[Kv], as_json: bool) -> String {
         (false, Some(line)) => line.clone(),
         (false, None) => format!("{} -", spec.name.as_str()),
     }
+}
+
+/// What `--watch` reports a change of: the holders, by their keys' create revisions (a
+/// holder rewriting its own value, as it does with `held_since` on acquiring, is no change).
+pub fn watch_identity(spec: &HoldSpec, kvs: &[Kv]) -> Vec<Revision> {
+    let mut revs: Vec<Revision> = kvs.iter().map(|kv| kv.create_rev).collect();
+    revs.sort();
+    revs.truncate((spec.slots as usize).max(1));
+    revs
 }
 
 /// Other capacities in use under a semaphore's name, as (max, keys), from a range read of

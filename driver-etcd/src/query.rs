@@ -2,7 +2,7 @@
 use std::time::Duration;
 
 use conch_core::keys::sema_name_prefix;
-use conch_core::who::{assert_leader, other_capacities, report, watch_line, WhoReport};
+use conch_core::who::{assert_leader, other_capacities, report, watch_identity, watch_line, WhoReport};
 use conch_core::{EtcdError, EtcdRequest, EtcdResponse, ExitCode, Failure, HoldSpec, Kv, Revision};
 use etcd_client::WatchOptions;
 use tokio::signal::unix::{signal, SignalKind};
@@ -95,12 +95,13 @@ pub fn watch(config: &EtcdConfig, spec: &HoldSpec, as_json: bool) -> ExitCode {
 async fn watch_loop(config: &EtcdConfig, spec: &HoldSpec, as_json: bool) -> ExitCode {
     let pool = Pool::new(config.clone());
     let prefix = spec.prefix();
-    let mut last: Option<String> = None;
+    let mut last: Option<Vec<Revision>> = None;
     let mut print = |kvs: &[Kv]| {
         let line = watch_line(spec, kvs, as_json);
-        if last.as_ref() != Some(&line) {
+        let identity = watch_identity(spec, kvs);
+        if last.as_ref() != Some(&identity) {
             crate::out::listing_line(&line);
-            last = Some(line);
+            last = Some(identity);
         }
     };
     let mut first = true;

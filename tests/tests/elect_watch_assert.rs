@@ -112,3 +112,39 @@ fn assert_answers_0_1_and_69() {
         .unwrap();
     assert_eq!(out.status.code(), Some(69));
 }
+
+/// `--who` shows when the holder began holding, not when it began waiting; the fencing
+/// token (the key's create revision) is the one it had while it waited.
+#[test]
+fn who_shows_since_when_the_holder_holds() {
+    let etcd = Etcd::start();
+    let office = unique("since");
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display();
+    let mut first = conch(&etcd)
+        .args(["elect", &office, "--", "sh", "-c", &format!("echo x > {d}/first; sleep 2.5")])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(wait_until(Duration::from_secs(10), || !read(&dir.path().join("first")).is_empty()));
+    let mut second = conch(&etcd)
+        .args(["elect", &office, "--", "sh", "-c", &format!("echo $CONCH_REV > {d}/second; sleep 5")])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(wait_until(Duration::from_secs(5), || etcd.keys(&format!("/conch/v1/elect/{office}/")).len() == 2));
+    let waiting_rev = etcd.create_revision(&etcd.keys(&format!("/conch/v1/elect/{office}/"))[1]);
+    assert!(wait_until(Duration::from_secs(10), || !read(&dir.path().join("second")).is_empty()));
+    let out = conch(&etcd).args(["elect", &office, "--who", "--json"]).output().unwrap();
+    let who: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let holder = &who;
+    let (started, since) = (holder["started"].as_str().unwrap(), holder["held_since"].as_str().unwrap());
+    assert!(since > started, "held since {since}, waiting since {started}: {who}");
+    assert_eq!(holder["rev"].as_i64(), waiting_rev, "the token changed on acquiring");
+    assert_eq!(read(&dir.path().join("second")).trim().parse::<i64>().ok(), waiting_rev);
+    let text = conch(&etcd).args(["elect", &office, "--who"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&text.stdout).contains(&format!("since={since}")));
+    for child in [&mut first, &mut second] {
+        kill_child(child);
+    }
+}
