@@ -1,10 +1,13 @@
 //! `conch cron ...`: validate, make the one or two etcd calls, print.
-use conch_core::cron::{fire_prefix, job_key, job_prefix, result_prefix, rfc3339, runs, Job, JobSpec, Overlap, RunRow};
+use conch_core::cron::{
+    fire_prefix, job_key, job_prefix, open_claim_sessions, result_prefix, rfc3339, runs_knowing, Job, JobSpec, Overlap,
+    RunRow,
+};
 use conch_core::keys::Name;
 use conch_core::schedule::Schedule;
 use conch_core::{EtcdRequest, ExitCode, Failure};
 use conch_driver_etcd::out::listing_line;
-use conch_driver_etcd::query::{call_once, read_prefix as list};
+use conch_driver_etcd::query::{call_once, forget_history, read_prefix as list, sessions_gone};
 use conch_driver_etcd::EtcdConfig;
 
 use crate::cli::{CronCmd, OverlapArg};
@@ -116,6 +119,9 @@ pub fn run(etcd: &EtcdConfig, action: CronAction) -> Result<ExitCode, Failure> {
         CronAction::Rm(name) => {
             let existed = !list(etcd, &job_key(&name))?.iter().all(|kv| kv.key != job_key(&name));
             call_once(etcd, EtcdRequest::Delete { key: job_key(&name) })?;
+            // Its history goes too, but for claims of the last minute (the longest a tick
+            // can be late and still be claimed): nothing of a removed job is left behind.
+            forget_history(etcd, name.as_str(), now_s() - 60)?;
             if existed {
                 Ok(ExitCode::OK)
             } else {
@@ -174,7 +180,9 @@ fn stored_job(etcd: &EtcdConfig, name: &Name) -> Result<Job, Failure> {
 fn job_runs(etcd: &EtcdConfig, name: &str, job: &Job) -> Result<Vec<RunRow>, Failure> {
     let fires = list(etcd, &fire_prefix(name))?;
     let results = list(etcd, &result_prefix(name))?;
-    Ok(runs(&fires, &results, job.run_ttl, now_s()))
+    // A claim without a result whose claimer's session is gone is a zombie at once.
+    let gone = sessions_gone(etcd, &open_claim_sessions(&fires, &results))?;
+    Ok(runs_knowing(&fires, &results, job.run_ttl, now_s(), &|s| gone.contains(s)))
 }
 
 fn print_rows(rows: &[RunRow], json: bool) {

@@ -178,6 +178,10 @@ pub struct Claim {
     pub cmd: Option<String>,
     /// The tick, RFC 3339.
     pub tick: String,
+    /// The claimer's session lease (hex): once it is gone, a claim without a result is a
+    /// zombie at once (the node died mid-run), not only after `run_ttl`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<String>,
 }
 
 /// A run's result.
@@ -284,11 +288,39 @@ pub struct RunRow {
 /// Joins a job's claims (fire keys) and results into runs, newest first. `now_s` and
 /// `run_ttl` decide between `running` and `zombie` for a claim without a result.
 pub fn runs(fires: &[crate::etcd::Kv], results: &[crate::etcd::Kv], run_ttl: Duration, now_s: i64) -> Vec<RunRow> {
+    runs_knowing(fires, results, run_ttl, now_s, &|_| false)
+}
+
+/// The sessions (lease hex) of claims that have no result yet: the caller asks etcd which
+/// are gone, for [`runs_knowing`].
+pub fn open_claim_sessions(fires: &[crate::etcd::Kv], results: &[crate::etcd::Kv]) -> Vec<String> {
+    let done: std::collections::BTreeSet<i64> = results.iter().filter_map(|kv| tick_of(&kv.key)).collect();
+    let mut sessions: Vec<String> = fires
+        .iter()
+        .filter(|kv| tick_of(&kv.key).is_some_and(|t| !done.contains(&t)))
+        .filter_map(|kv| serde_json::from_slice::<Claim>(&kv.value).ok()?.session)
+        .collect();
+    sessions.sort();
+    sessions.dedup();
+    sessions
+}
+
+/// [`runs`], where a claim without a result whose claimer's session `gone` says is gone is
+/// a zombie at once.
+pub fn runs_knowing(
+    fires: &[crate::etcd::Kv],
+    results: &[crate::etcd::Kv],
+    run_ttl: Duration,
+    now_s: i64,
+    gone: &dyn Fn(&str) -> bool,
+) -> Vec<RunRow> {
     let mut by_tick: BTreeMap<i64, RunRow> = BTreeMap::new();
     for kv in fires {
         let Some(tick) = tick_of(&kv.key) else { continue };
-        let node = serde_json::from_slice::<Claim>(&kv.value).map(|c| c.host).unwrap_or_else(|_| "?".to_string());
-        let outcome = if now_s > tick + run_ttl.as_secs() as i64 { "zombie" } else { "running" };
+        let claim = serde_json::from_slice::<Claim>(&kv.value).ok();
+        let node = claim.as_ref().map_or_else(|| "?".to_string(), |c| c.host.clone());
+        let dead = claim.and_then(|c| c.session).is_some_and(|s| gone(&s));
+        let outcome = if dead || now_s > tick + run_ttl.as_secs() as i64 { "zombie" } else { "running" };
         by_tick.insert(
             tick,
             RunRow { tick, node, outcome: outcome.to_string(), exit: None, duration: None, rev: kv.create_rev.0 },
@@ -331,6 +363,7 @@ mod run_tests {
                 pid: 1,
                 started: "s".into(),
                 cmd: None,
+                session: None,
                 tick: rfc3339(t),
             })
             .unwrap()

@@ -180,6 +180,59 @@ pub fn read_prefix(config: &EtcdConfig, prefix: &str) -> Result<Vec<Kv>, Failure
     }
 }
 
+/// Which of these session leases (hex) are gone (expired or revoked): a claim on one of
+/// them without a result is a zombie. A lease whose state cannot be read counts as alive.
+pub fn sessions_gone(config: &EtcdConfig, leases: &[String]) -> Result<std::collections::BTreeSet<String>, Failure> {
+    let mut gone = std::collections::BTreeSet::new();
+    if leases.is_empty() {
+        return Ok(gone);
+    }
+    runtime()?.block_on(async {
+        let pool = Pool::new(config.clone());
+        let endpoint = pool.pinned();
+        let Ok(mut client) = pool.client(endpoint, config.dial_timeout).await else { return };
+        for hex in leases {
+            let Some(lease) = conch_core::keys::parse_lease_hex(hex) else { continue };
+            let asked = tokio::time::timeout(config.call_timeout(), client.lease_time_to_live(lease.0, None)).await;
+            match asked {
+                Ok(Ok(answer)) if answer.ttl() <= 0 => {
+                    gone.insert(hex.clone());
+                }
+                Ok(Err(e)) if crate::calls::map_error(&e) == EtcdError::LeaseNotFound => {
+                    gone.insert(hex.clone());
+                }
+                _ => {}
+            }
+        }
+    });
+    Ok(gone)
+}
+
+/// `cron rm`'s cleanup: every result of `job`, and its claims of ticks before `cutoff`
+/// (Unix s; a later tick's claim stays, so a daemon that has not yet heard of the removal
+/// cannot run that tick twice). Tick keys are ten-digit seconds, so a key range is a
+/// tick range.
+pub fn forget_history(config: &EtcdConfig, job: &str, cutoff: i64) -> Result<(), Failure> {
+    use conch_core::cron::{fire_key, fire_prefix, result_prefix};
+    runtime()?.block_on(async {
+        let pool = Pool::new(config.clone());
+        let mut client = pool.client(pool.pinned(), config.dial_timeout).await.map_err(|e| match e {
+            EtcdResponse::Error(e) => failure(config, e),
+            other => unexpected(&other),
+        })?;
+        let results = etcd_client::DeleteOptions::new().with_prefix();
+        let fires = etcd_client::DeleteOptions::new().with_range(fire_key(job, cutoff));
+        for (key, options) in [(result_prefix(job), results), (fire_prefix(job), fires)] {
+            match tokio::time::timeout(config.call_timeout(), client.delete(key, Some(options))).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => return Err(failure(config, crate::calls::map_error(&e))),
+                Err(_) => return Err(failure(config, EtcdError::Unavailable("no answer".into()))),
+            }
+        }
+        Ok(())
+    })
+}
+
 /// [`read_prefix`] with the failure as its line only (the status API answers 503 with it).
 pub fn list(config: &EtcdConfig, prefix: &str) -> Result<Vec<Kv>, String> {
     read_prefix(config, prefix).map_err(|f| f.message)

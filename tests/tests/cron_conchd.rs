@@ -116,6 +116,43 @@ fn a_killed_winner_leaves_a_claimed_tick_without_result_that_is_never_rerun() {
     kill_pids_in_lines(&dir.path().join("runs"));
 }
 
+/// `cron rm` takes the job's history with it: `cron results` says there is no such job,
+/// and no result key of it is left in etcd.
+#[test]
+fn rm_takes_the_history_with_the_job() {
+    let etcd = Etcd::start();
+    let dir = tempfile::tempdir().unwrap();
+    add(&etcd, "gone", "@every 1s", &[], "true");
+    let mut daemon = conchd(&etcd, &dir.path().join("d0"), "node0");
+    assert!(wait_until(Duration::from_secs(10), || ticks_in(&etcd, "/conch/v1/cron/result/gone/").len() >= 2));
+    stop(std::slice::from_mut(&mut daemon));
+    assert_eq!(conch(&etcd).args(["cron", "rm", "gone"]).output().unwrap().status.code(), Some(0));
+    assert!(etcd.keys("/conch/v1/cron/result/gone/").is_empty(), "results left behind");
+    let results = conch(&etcd).args(["cron", "results", "gone"]).output().unwrap();
+    assert_eq!(results.status.code(), Some(1), "{}", String::from_utf8_lossy(&results.stderr));
+}
+
+/// A claim whose daemon's session is gone is a zombie at once, long before `--run-ttl`.
+#[test]
+fn a_claim_whose_daemons_session_is_gone_is_a_zombie_at_once() {
+    let etcd = Etcd::start();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display();
+    add(&etcd, "lone", "@every 2s", &["--run-ttl", "1h"], &format!("echo \"$CONCH_TICK $$\" >> {d}/runs; sleep 30"));
+    let mut daemon = conchd(&etcd, &dir.path().join("d0"), "node0");
+    assert!(wait_until(Duration::from_secs(10), || read(&dir.path().join("runs")).lines().count() == 1));
+    let outcome = || {
+        let out = conch(&etcd).args(["cron", "results", "lone", "--json"]).output().unwrap();
+        let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        rows.last().and_then(|r| r["outcome"].as_str().map(str::to_string)).unwrap_or_default()
+    };
+    assert_eq!(outcome(), "running", "a live daemon's run");
+    kill_child(&mut daemon);
+    // Its session (TTL 5 s) runs out; the run is a zombie then, not in an hour.
+    assert!(wait_until(Duration::from_secs(12), || outcome() == "zombie"), "still {:?}", outcome());
+    kill_pids_in_lines(&dir.path().join("runs"));
+}
+
 /// Unix seconds of an RFC 3339 UTC time like 2026-11-23T19:52:13Z.
 fn chrono_free_parse(text: &str) -> i64 {
     let out = std::process::Command::new("date").args(["-u", "-d", text, "+%s"]).output().unwrap();

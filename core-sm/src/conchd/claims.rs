@@ -16,6 +16,7 @@ impl Conchd {
             started: self.cfg.started.clone(),
             cmd: Some(cmd_field(&state.job.spec.cmd)),
             tick: rfc3339(tick),
+            session: Some(session.to_string()),
         };
         let running = (state.job.spec.overlap == Overlap::Skip).then(|| (running_key(&name), session));
         let running_lease = running.as_ref().map(|(_, lease)| *lease);
