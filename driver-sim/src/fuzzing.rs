@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use conch_core::cron::Job;
-use conch_core::keys::{member_key, parse_key, Name};
+use conch_core::keys::{member_key, parse_key, Member, Name, ParsedKey};
 use conch_core::schedule::Schedule;
 use conch_core::values::Holder;
 use conch_core::{
@@ -16,8 +16,11 @@ use crate::options::{FaultKind, Scenario, SimArgs, SimOptions};
 use crate::plan::PlannedFault;
 use crate::run::run_plan;
 
-/// Schedule parsing and next-tick math: the next tick is strictly later, and stepping
-/// from it goes forward too.
+mod cron_oracle;
+
+/// Schedule parsing and next-tick math: the next tick is strictly later, stepping from it
+/// goes forward too, and each step agrees with a brute-force minute scan of the same
+/// expression over a bounded window ([`cron_oracle`]); `@every` with its formula.
 pub fn schedule(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
     let (expr, tz) = match text.split_once('\n') {
@@ -25,9 +28,26 @@ pub fn schedule(data: &[u8]) {
         None => (text.to_string(), None),
     };
     let Ok(schedule) = Schedule::parse(&expr, tz.as_deref()) else { return };
+    let naive = cron_oracle::Naive::parse(&expr);
+    let every = every_period(&expr);
     let mut after = 1_700_000_000 + (data.len() as i64 * 7919) % 400_000_000;
     for _ in 0..4 {
-        match schedule.next_after(after) {
+        let next = schedule.next_after(after);
+        if let Some(period) = every {
+            assert_eq!(next, Some((after.div_euclid(period) + 1) * period), "{expr:?}: @every after {after}");
+        }
+        if let Some(expect) = naive.as_ref().and_then(|n| n.expect(schedule.tz(), after)) {
+            match expect {
+                cron_oracle::Expect::At(t) => {
+                    assert_eq!(next, Some(t), "{expr:?} {tz:?}: after {after} the scan finds {t}")
+                }
+                cron_oracle::Expect::NoneUpTo(last) => assert!(
+                    next.is_none_or(|n| n > last),
+                    "{expr:?} {tz:?}: after {after} next {next:?}, the scan finds none up to {last}"
+                ),
+            }
+        }
+        match next {
             Some(next) => {
                 assert!(next > after, "{expr:?} {tz:?}: next {next} not after {after}");
                 after = next;
@@ -37,28 +57,78 @@ pub fn schedule(data: &[u8]) {
     }
 }
 
-/// Key, name, duration and JSON decoding: no panic, and what decodes re-encodes to itself.
+/// The period of an `@every` expression, read the naive way.
+fn every_period(expr: &str) -> Option<i64> {
+    let lower = expr.trim().to_ascii_lowercase();
+    let lower = match lower.strip_prefix("cron_tz=") {
+        Some(rest) => rest.split_once(char::is_whitespace)?.1.trim().to_string(),
+        None => lower,
+    };
+    let d = conch_core::duration::parse(lower.strip_prefix("@every")?.trim()).ok()?;
+    i64::try_from(d.as_secs()).ok().filter(|p| *p >= 1)
+}
+
+/// Key, name, duration and JSON decoding: no panic, and whatever decodes re-encodes to
+/// itself (encode(decode(x)) decodes to decode(x); for the canonical forms — lease hex,
+/// holder keys — the text itself comes back).
 pub fn decode(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
     if let Ok(name) = Name::new(&text) {
+        assert_eq!(name.as_str(), text, "a name is its text");
         let key = member_key(&conch_core::keys::elect_prefix(&name), LeaseId(0x1234));
-        assert!(parse_key(&key).is_ok(), "{key}");
+        assert_eq!(
+            parse_key(&key),
+            Ok(ParsedKey::Elect { office: name.clone(), member: Member::Lease(LeaseId(0x1234)) }),
+            "{key}"
+        );
     }
-    let _ = parse_key(&text);
-    let _ = conch_core::keys::parse_lease_hex(&text);
+    if let Ok(parsed) = parse_key(&text) {
+        assert_eq!(key_of(&parsed), text, "a parsed key re-encodes to itself");
+    }
+    if let Some(lease) = conch_core::keys::parse_lease_hex(&text) {
+        assert_eq!(lease.to_string(), text, "lease hex is canonical");
+    }
     if let Ok(d) = conch_core::duration::parse(&text) {
         assert_eq!(conch_core::duration::parse(&conch_core::duration::format(d)), Ok(d), "{text:?}");
     }
     if let Some(holder) = Holder::decode(data) {
         assert_eq!(Holder::decode(&holder.encode()), Some(holder));
     }
-    let _ = Job::decode(data);
-    let _ = serde_json::from_slice::<conch_core::cron::Claim>(data);
-    let _ = serde_json::from_slice::<conch_core::cron::RunResult>(data);
+    if let Ok(job) = Job::decode(data) {
+        let again = serde_json::to_vec(&job.spec).expect("a job spec serializes");
+        assert_eq!(Job::decode(&again).as_ref(), Ok(&job), "a job spec re-encodes to itself");
+    }
+    round_trip::<conch_core::cron::Claim>(data);
+    round_trip::<conch_core::cron::RunResult>(data);
+}
+
+/// The key a parsed key came from.
+fn key_of(parsed: &ParsedKey) -> String {
+    let member = |m: &Member| match m {
+        Member::Lease(lease) => lease.to_string(),
+        Member::Other(s) => s.clone(),
+    };
+    match parsed {
+        ParsedKey::Elect { office, member: m } => format!("{}{}", conch_core::keys::elect_prefix(office), member(m)),
+        ParsedKey::Sema { name, max, member: m } => {
+            format!("{}{}", conch_core::keys::sema_prefix(name, *max), member(m))
+        }
+        other => panic!("a parsed key of an unknown kind: {other:?}"),
+    }
+}
+
+fn round_trip<T: serde::de::DeserializeOwned + serde::Serialize + PartialEq + std::fmt::Debug>(data: &[u8]) {
+    if let Ok(value) = serde_json::from_slice::<T>(data) {
+        let again = serde_json::to_vec(&value).expect("a decoded value serializes");
+        assert_eq!(serde_json::from_slice::<T>(&again).ok(), Some(value), "{}", String::from_utf8_lossy(data));
+    }
 }
 
 /// Any sequence of inputs to a wrapper's machine: answers of any kind to its requests,
-/// watch events, child reports, signals, timers. No panic, and every drain ends.
+/// watch events, child reports, signals, timers. The core's own `assert!`s hold (and,
+/// under `cargo fuzz -a`, its debug assertions and overflow checks), every drain ends,
+/// no request or watch id is used twice, and no child is spawned while an earlier one
+/// has not been reported gone (a wrapper runs one command at a time).
 pub fn machine_inputs(data: &[u8]) {
     let name = Name::new("fz").expect("a valid name literal");
     let spec = if data.first().is_some_and(|b| b.is_multiple_of(2)) {
@@ -83,13 +153,22 @@ pub fn machine_inputs(data: &[u8]) {
     let mut requests = Vec::new();
     let mut watches = Vec::new();
     let mut children = Vec::new();
+    let mut seen = Ids::default();
     for chunk in data.chunks(3).take(2000) {
-        let outputs = drain_all(&mut m);
-        for o in outputs {
+        for o in drain_all(&mut m) {
             match o {
-                Output::Etcd { id, .. } => requests.push(id),
-                Output::Watch { id, .. } => watches.push(id),
-                Output::Spawn(s) => children.push(s.child),
+                Output::Etcd { id, .. } => {
+                    assert!(seen.requests.insert(id), "request id {id:?} used twice");
+                    requests.push(id)
+                }
+                Output::Watch { id, .. } => {
+                    assert!(seen.watches.insert(id), "watch id {id:?} used twice");
+                    watches.push(id)
+                }
+                Output::Spawn(s) => {
+                    assert!(children.is_empty(), "spawned {:?} while {children:?} still runs", s.child);
+                    children.push(s.child)
+                }
                 _ => {}
             }
         }
@@ -126,9 +205,18 @@ pub fn machine_inputs(data: &[u8]) {
     drain_all(&mut m);
 }
 
+/// Every id a machine has handed out.
+#[derive(Default)]
+struct Ids {
+    requests: std::collections::BTreeSet<conch_core::ReqId>,
+    watches: std::collections::BTreeSet<conch_core::WatchId>,
+}
+
+/// Drains one input's outputs; a drain that does not end within a bound is a finding.
 fn drain_all(m: &mut Service) -> Vec<Output> {
     let mut outputs = Vec::new();
     conch_core::drain(m, |o| outputs.push(o));
+    assert!(conch_core::Machine::poll_output(m).is_none(), "a drain did not end after {} outputs", outputs.len());
     outputs
 }
 
