@@ -1,4 +1,7 @@
 //! Hooks as processes: `sh -c cmd` in a process group of its own, killed whole on order.
+//! The group is signalled only through a [`PidGate`]: the blocking thread waits without
+//! reaping, kills what the hook left in its group and reaps under the gate's lock, so a
+//! `kill` racing the reap never reaches a reused pid.
 use std::collections::BTreeMap;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, Stdio};
@@ -8,12 +11,13 @@ use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use tokio::sync::mpsc::UnboundedSender;
 
+use crate::reap::{wait_exited, PidGate};
 use crate::run::DriverEvent;
 
 /// The running hooks (at most one at a time in practice).
 #[derive(Default)]
 pub struct Hooks {
-    groups: BTreeMap<HookId, Pid>,
+    groups: BTreeMap<HookId, PidGate>,
 }
 
 impl Hooks {
@@ -28,10 +32,20 @@ impl Hooks {
             .process_group(0)
             .spawn()?;
         let pid = Pid::from_raw(child.id() as i32);
-        self.groups.insert(spec.id, pid);
+        let gate = PidGate::new(pid);
+        self.groups.insert(spec.id, gate.clone());
         let (id, events) = (spec.id, events.clone());
         tokio::task::spawn_blocking(move || {
-            let status = match child.wait() {
+            wait_exited(pid);
+            let waited = gate.reap(|pid| {
+                // Whatever the hook left in its group goes with it (the zombie still
+                // holds the group's id).
+                if let Some(pid) = pid {
+                    let _ = killpg(pid, Signal::SIGKILL);
+                }
+                child.wait()
+            });
+            let status = match waited {
                 Ok(s) => match (s.code(), s.signal()) {
                     (Some(code), _) => ChildStatus::Exited(code),
                     (None, Some(sig)) => ChildStatus::Signaled(sig),
@@ -39,17 +53,17 @@ impl Hooks {
                 },
                 Err(_) => ChildStatus::Vanished,
             };
-            // Whatever the hook left in its group goes with it.
-            let _ = killpg(pid, Signal::SIGKILL);
             let _ = events.send(DriverEvent::HookExit(id, status));
         });
         Ok(())
     }
 
-    /// Kills a hook's whole process group.
+    /// Kills a hook's whole process group (nothing once the hook is reaped).
     pub fn kill(&mut self, id: HookId) {
-        if let Some(pid) = self.groups.get(&id) {
-            let _ = killpg(*pid, Signal::SIGKILL);
+        if let Some(gate) = self.groups.get(&id) {
+            gate.signal(|pid| {
+                let _ = killpg(pid, Signal::SIGKILL);
+            });
         }
     }
 

@@ -13,6 +13,8 @@
 //! * [`run`] — the event loop for one [`conch_core::Runner`].
 //! * [`query`] — read-only queries (`--who`).
 //! * [`clock`] — `CLOCK_BOOTTIME` as the core's [`conch_core::Instant`].
+//! * `reap`, `sync` — a pid signalled only until reaped; std's or loom's sync types
+//!   (under `--cfg loom` the `loom_*` models run the real cross-thread code).
 //!
 //! A driver only translates; every rule lives in `conch-core`.
 
@@ -21,14 +23,18 @@ pub mod clock;
 pub mod connect;
 pub mod hooks;
 pub mod keepalive;
+#[cfg(all(test, loom))]
+mod loom_shim;
 pub mod notify;
 pub mod out;
 pub mod pool;
 pub mod query;
+mod reap;
 pub mod run;
 pub mod shim;
 pub mod shim_link;
 pub mod status;
+mod sync;
 pub mod watches;
 
 pub use connect::EtcdConfig;

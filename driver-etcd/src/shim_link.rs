@@ -1,4 +1,6 @@
 //! The wrapper's end of the shim: start it, send deadlines and orders, read its reports.
+//! The shim's pid is signalled only through a [`PidGate`], so a kill racing the reap
+//! never reaches a reused pid.
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream as StdUnixStream;
 use std::process::Command;
@@ -11,6 +13,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::unix::OwnedWriteHalf;
 use tokio::sync::mpsc::UnboundedSender;
 
+use crate::reap::{wait_exited, PidGate};
 use crate::run::DriverEvent;
 use crate::shim::encode_args;
 
@@ -30,7 +33,7 @@ fn tty_pgrp() -> i32 {
 
 /// A running shim.
 pub struct ShimLink {
-    pid: Pid,
+    pid: PidGate,
     writer: OwnedWriteHalf,
 }
 
@@ -46,10 +49,11 @@ impl ShimLink {
         drop(theirs);
         let child = spawned?;
         let pid = Pid::from_raw(child.id() as i32);
+        let gate = PidGate::new(pid);
         ours.set_nonblocking(true)?;
         let (reader, writer) = tokio::net::UnixStream::from_std(ours)?.into_split();
         let events = events.clone();
-        let child_id = spec.child;
+        let (child_id, reaper) = (spec.child, gate.clone());
         tokio::spawn(async move {
             let mut lines = BufReader::new(reader).lines();
             let mut status = ChildStatus::Vanished;
@@ -66,12 +70,17 @@ impl ShimLink {
                     _ => tracing::warn!(line, "unknown message from the shim"),
                 }
             }
-            // The shim exits right after its report; reap it so no zombie is left.
+            // The shim exits right after its report; reap it so no zombie is left, closing
+            // the gate first so no kill_group can reach the freed pid.
             let mut child = child;
-            let _ = tokio::task::spawn_blocking(move || child.wait()).await;
+            let _ = tokio::task::spawn_blocking(move || {
+                wait_exited(pid);
+                reaper.reap(|_| child.wait())
+            })
+            .await;
             let _ = events.send(DriverEvent::ChildExit(child_id, status));
         });
-        Ok(ShimLink { pid, writer })
+        Ok(ShimLink { pid: gate, writer })
     }
 
     /// Sends new deadlines.
@@ -89,9 +98,12 @@ impl ShimLink {
         self.send(&format!("S {signal}\n")).await;
     }
 
-    /// SIGKILLs the shim's whole process group (the shim did not act in time).
+    /// SIGKILLs the shim's whole process group (the shim did not act in time); nothing
+    /// once the shim is reaped.
     pub fn kill_group(&self) {
-        let _ = killpg(self.pid, Signal::SIGKILL);
+        self.pid.signal(|pid| {
+            let _ = killpg(pid, Signal::SIGKILL);
+        });
     }
 
     async fn send(&mut self, line: &str) {
