@@ -1,9 +1,15 @@
 //! conchd's status API: `GET /cron`, `/elect`, `/sema` (JSON), `/healthz`, `/metrics`
 //! (Prometheus text). Read-only, served by `tiny_http` on its own thread; the daemon's
 //! loop publishes a snapshot after every input, etcd is read per request for the rest.
+//!
+//! The snapshot and the metrics live under one lock and are published together, so every
+//! reader sees them at one moment and reads never go backwards: a `/healthz` saying "no
+//! session" is never followed by a `/metrics` with `session_up 1` from before (two locks
+//! allowed that; the `loom_` model below checks it).
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+
+use crate::sync::{Arc, Mutex};
 
 use conch_core::conchd::{Conchd, Stats};
 use conch_core::cron::{fire_prefix, result_prefix, rfc3339, runs};
@@ -117,18 +123,23 @@ impl Metrics {
     }
 }
 
+/// What the daemon loop and the HTTP thread share: one moment of the daemon.
+struct Shared {
+    snapshot: Snapshot,
+    metrics: Metrics,
+}
+
 /// The shared state between the daemon loop and the HTTP thread.
 #[derive(Clone)]
 pub struct Status {
-    snapshot: Arc<Mutex<Snapshot>>,
-    metrics: Arc<Mutex<Metrics>>,
+    shared: Arc<Mutex<Shared>>,
 }
 
 impl Status {
     /// Binds `addr` and serves on a thread of its own; the error names the address.
     pub fn serve(addr: SocketAddr, etcd: EtcdConfig) -> Result<Status, String> {
         let server = tiny_http::Server::http(addr).map_err(|e| format!("--status-addr {addr}: {e}"))?;
-        let status = Status { snapshot: Arc::default(), metrics: Arc::new(Mutex::new(Metrics::new())) };
+        let status = Status::new();
         let shared = status.clone();
         std::thread::spawn(move || {
             for request in server.incoming_requests() {
@@ -144,6 +155,10 @@ impl Status {
         Ok(status)
     }
 
+    fn new() -> Status {
+        Status { shared: Arc::new(Mutex::new(Shared { snapshot: Snapshot::default(), metrics: Metrics::new() })) }
+    }
+
     /// Publishes the daemon's state (called after every input).
     pub fn observe(&self, conchd: &Conchd) {
         let jobs = conchd
@@ -153,31 +168,35 @@ impl Status {
                 (name.clone(), s.job.spec.schedule.clone(), s.job.spec.tz.clone(), s.next_tick, s.job.run_ttl)
             })
             .collect();
-        if let Ok(mut snap) = self.snapshot.lock() {
-            *snap = Snapshot { healthy: conchd.healthy(), jobs };
-        }
-        if let Ok(mut m) = self.metrics.lock() {
-            m.update(conchd);
+        self.publish(Snapshot { healthy: conchd.healthy(), jobs }, |m| m.update(conchd));
+    }
+
+    /// Replaces the snapshot and moves the metrics, both under the one lock.
+    fn publish(&self, snapshot: Snapshot, update: impl FnOnce(&mut Metrics)) {
+        if let Ok(mut shared) = self.shared.lock() {
+            shared.snapshot = snapshot;
+            update(&mut shared.metrics);
         }
     }
 
     fn answer(&self, url: &str, etcd: &EtcdConfig) -> (u16, String, &'static str) {
-        let snap = self.snapshot.lock().map(|s| s.clone()).unwrap_or_default();
+        let path = url.split('?').next().unwrap_or("");
+        if path == "/metrics" {
+            let mut text = String::new();
+            if let Ok(shared) = self.shared.lock() {
+                let _ = prometheus_client::encoding::text::encode(&mut text, &shared.metrics.registry);
+            }
+            return (200, text, "application/openmetrics-text; version=1.0.0; charset=utf-8");
+        }
+        let snap = self.shared.lock().map(|s| s.snapshot.clone()).unwrap_or_default();
         let json_type = "application/json";
-        let result = match url.split('?').next().unwrap_or("") {
+        let result = match path {
             "/healthz" => {
                 return if snap.healthy {
                     (200, "ok\n".into(), "text/plain")
                 } else {
                     (503, "no session\n".into(), "text/plain")
                 }
-            }
-            "/metrics" => {
-                let mut text = String::new();
-                if let Ok(m) = self.metrics.lock() {
-                    let _ = prometheus_client::encoding::text::encode(&mut text, &m.registry);
-                }
-                return (200, text, "application/openmetrics-text; version=1.0.0; charset=utf-8");
             }
             "/cron" => cron_status(&snap, etcd),
             "/elect" => list(etcd, &format!("{ROOT}elect/")).map(|kvs| elect_status(&kvs)),
@@ -229,4 +248,69 @@ fn sema_status(kvs: &[Kv]) -> Value {
     let list: Vec<Value> =
         semaphores.into_iter().map(|((name, max), kvs)| report(&HoldSpec::semaphore(name, max), &kvs).json).collect();
     json!({"semaphores": list})
+}
+
+#[cfg(all(test, loom))]
+mod loom_models {
+    //! The daemon loop publishing against the HTTP thread reading.
+    use std::time::Duration;
+
+    use super::{Snapshot, Status};
+    use crate::connect::EtcdConfig;
+
+    fn etcd() -> EtcdConfig {
+        EtcdConfig { endpoints: Vec::new(), dial_timeout: Duration::from_secs(1), user: None, tls: None }
+    }
+
+    fn session_up(metrics: &str) -> Option<i64> {
+        metrics.lines().find_map(|l| l.strip_prefix("conch_session_up ")).and_then(|v| v.trim().parse().ok())
+    }
+
+    /// The loop reports the session up, then lost; a reader asking `/healthz` then
+    /// `/metrics` never sees the loss in the first and the session up in the second.
+    #[test]
+    fn loom_status_reads_never_go_backwards() {
+        loom::model(|| {
+            let status = Status::new();
+            status.publish(Snapshot { healthy: true, jobs: Vec::new() }, |m| {
+                m.session_up.set(1);
+            });
+            let writer = status.clone();
+            let loop_thread = loom::thread::spawn(move || {
+                writer.publish(Snapshot { healthy: false, jobs: Vec::new() }, |m| {
+                    m.session_up.set(0);
+                });
+            });
+            let (healthz, _, _) = status.answer("/healthz", &etcd());
+            let (_, metrics, _) = status.answer("/metrics", &etcd());
+            loop_thread.join().expect("the loop thread");
+            let up = session_up(&metrics).expect("session_up in /metrics");
+            if healthz == 503 {
+                assert_eq!(up, 0, "/healthz saw the loss, then /metrics showed the session up");
+            }
+            let (after, _, _) = status.answer("/healthz", &etcd());
+            assert_eq!(after, 503);
+        });
+    }
+
+    /// The protocol before the one lock (snapshot and metrics under locks of their own,
+    /// published one after the other): loom finds the read that goes backwards.
+    #[test]
+    #[should_panic(expected = "backwards")]
+    fn loom_two_locks_are_caught() {
+        use loom::sync::{Arc, Mutex};
+        loom::model(|| {
+            let healthy = Arc::new(Mutex::new(true));
+            let up = Arc::new(Mutex::new(1));
+            let (h, u) = (healthy.clone(), up.clone());
+            let loop_thread = loom::thread::spawn(move || {
+                *h.lock().expect("lock") = false;
+                *u.lock().expect("lock") = 0;
+            });
+            let saw_loss = !*healthy.lock().expect("lock");
+            let saw_up = *up.lock().expect("lock");
+            loop_thread.join().expect("the loop thread");
+            assert!(!(saw_loss && saw_up == 1), "reads went backwards");
+        });
+    }
 }
