@@ -5,7 +5,8 @@
 #   scripts/fuzz.sh --target schedule --seconds 30 [--cmin]
 # Installs cargo-fuzz when missing; uses `cargo +nightly`, else stable with
 # RUSTC_BOOTSTRAP=1 (and says which). New coverage inputs land in fuzz/corpus/<target>/
-# (libFuzzer writes them there); --cmin minimises each corpus afterwards. A crash or a
+# (libFuzzer writes them there); --cmin minimises each corpus afterwards (by edge
+# coverage). A crash or a
 # failed property exits 1 and leaves its reproducer in fuzz/artifacts/<target>/
 # (replay: cargo +nightly fuzz run <target> fuzz/artifacts/<target>/<file>, from fuzz/).
 # Figures per target (execs, coverage, corpus) are printed and appended to
@@ -74,7 +75,10 @@ for t in "${targets[@]}"; do
   fi
   rm -f "$log"
   if [ "$cmin" -eq 1 ] && [ "$rc" -eq 0 ]; then
-    nice -n 10 cargo "${toolchain[@]}" fuzz cmin -a "$t" "corpus/$t" >/dev/null 2>&1 || echo "fuzz.sh: cmin $t failed"
+    # Edges only (-use_counters=0): a corpus small enough to check in.
+    nice -n 10 cargo "${toolchain[@]}" fuzz cmin -a "$t" "corpus/$t" -- -timeout=30 -use_counters=0 >/dev/null 2>&1 ||
+      echo "fuzz.sh: cmin $t failed"
+    echo "fuzz.sh: $t corpus after cmin: $(ls "corpus/$t" | wc -l)"
   fi
 done
 
