@@ -7,7 +7,10 @@
 # compared with when no --compare is given).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release -q -p conch -p conch-tests --bin conch --bin conch-bench
+# Separately, so conch is the binary `cargo build --release -p conch` makes (no feature
+# unification with the test crate).
+cargo build --release -q -p conch
+cargo build --release -q -p conch-tests --bin conch-bench
 json=target/bench.json
 args=()
 compare=0

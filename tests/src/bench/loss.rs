@@ -53,7 +53,7 @@ fn revoke_trial(ctx: &Ctx, tool: Tool) -> Result<Option<f64>, String> {
 }
 
 fn revoke_rows(ctx: &Ctx, loaded: bool) -> Result<Vec<Row>, String> {
-    let n = ctx.opts.trials(6, 30);
+    let n = ctx.opts.trials(10, 30);
     let n_etcdctl = ctx.opts.trials(2, 5);
     let mut spinners = Vec::new();
     if loaded {

@@ -56,13 +56,17 @@ struct Drain {
     per: Counters,
     failed: usize,
     fifo_breaks: usize,
-    leases_per: f64,
+    /// Leases granted beyond one per contender: sessions lost and granted again.
+    reentered: usize,
+    /// etcd's "took too long" warnings meanwhile.
+    slow: usize,
 }
 
 fn drain(ctx: &Ctx, tool: Tool, k: usize, poll: Counters) -> Result<Drain, String> {
     let name = ctx.name("b5");
     let file = ctx.file("b5");
     let f = file.display().to_string();
+    let slow_before = ctx.etcd.log().matches("took too long").count();
     let before = Counters::read(ctx)?;
     let holder = ctx.procs.spawn(&mut tool.lock(ctx, &name, &[], &["hold", &f, "600000"]))?;
     let ready = wait_lines(&file, "ready", 1, Duration::from_secs(10));
@@ -92,7 +96,9 @@ fn drain(ctx: &Ctx, tool: Tool, k: usize, poll: Counters) -> Result<Drain, Strin
     runs.sort();
     let fifo_breaks = runs.windows(2).filter(|w| w[1].1 < w[0].1).count();
     let n = (k + 1) as f64;
-    Ok(Drain { per: used.scaled(1.0 / n), failed, fifo_breaks, leases_per: used.grants / n })
+    let reentered = (used.grants - n).round().max(0.0) as usize;
+    let slow = ctx.etcd.log().matches("took too long").count() - slow_before;
+    Ok(Drain { per: used.scaled(1.0 / n), failed, fifo_breaks, reentered, slow })
 }
 
 /// What one count-only poll costs (so the waits' polls can be taken off).
@@ -151,14 +157,22 @@ pub fn b5(ctx: &Ctx) -> Result<Vec<Row>, String> {
     ));
     let health = |v: &[(usize, Drain)], k: usize| {
         v.iter().find(|(x, _)| *x == k).map_or(String::new(), |(_, d)| {
-            format!("{} failed, {:.2} leases per contender, {} FIFO breaks", d.failed, d.leases_per, d.fifo_breaks)
+            format!(
+                "{} failed, {} re-entered, {} FIFO breaks, etcd warned {} times 'took too long'",
+                d.failed, d.reentered, d.fifo_breaks, d.slow
+            )
         })
     };
-    let failed = c.iter().find(|(x, _)| *x == ck).map(|(_, d)| (d.failed + d.fifo_breaks) as f64);
+    let failed = c.iter().find(|(x, _)| *x == ck).map(|(_, d)| (d.failed + d.fifo_breaks + d.reentered) as f64);
     rows.push(
-        Row::new("B5", format!("contenders failed or out of FIFO order at K={ck}"), "", Target::AtMost(0.0))
-            .figures(failed, None, 1)
-            .notes(health(&c, ck), health(&e, ek)),
+        Row::new(
+            "B5",
+            format!("contenders failed, re-entered (session lost) or out of FIFO order, K={ck}"),
+            "",
+            Target::AtMost(0.0),
+        )
+        .figures(failed, None, 1)
+        .notes(health(&c, ck), health(&e, ek)),
     );
     Ok(rows)
 }
