@@ -57,10 +57,16 @@ pub fn b7(ctx: &Ctx) -> Result<Vec<Row>, String> {
     }
     let mut daemons = Vec::new();
     let mut status = Vec::new();
+    let mut logs = Vec::new();
     for host in ["bench-a", "bench-b", "bench-c"] {
         let addr = format!("127.0.0.1:{}", crate::free_port());
+        let path = ctx.file("conchd-log");
+        let log = std::fs::File::create(&path).map_err(|e| format!("log file: {e}"))?;
+        logs.push(path);
         let mut cmd = ctx.conch();
-        cmd.env("CONCH_HOSTNAME", host).args(["--ttl", "5s", "conchd", "--kill-after", "1s", "--status-addr", &addr]);
+        cmd.env("CONCH_HOSTNAME", host)
+            .args(["--log-format", "json", "--ttl", "5s", "conchd", "--kill-after", "1s", "--status-addr", &addr])
+            .stderr(log);
         daemons.push(ctx.procs.spawn(&mut cmd)?);
         status.push(format!("http://{addr}"));
     }
@@ -92,6 +98,19 @@ pub fn b7(ctx: &Ctx) -> Result<Vec<Row>, String> {
     for pid in &daemons {
         ctx.procs.wait(*pid, Duration::from_secs(10));
     }
+    // Warnings and errors the daemons logged, by event, most frequent first.
+    let mut events = std::collections::BTreeMap::<String, usize>::new();
+    for log in &logs {
+        for line in crate::read(log).lines() {
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else { continue };
+            if matches!(v["level"].as_str(), Some("warn" | "error")) {
+                *events.entry(v["event"].as_str().unwrap_or("?").to_string()).or_default() += 1;
+            }
+        }
+    }
+    let mut events: Vec<(String, usize)> = events.into_iter().collect();
+    events.sort_by(|a, b| b.1.cmp(&a.1));
+    let logged: Vec<String> = events.iter().take(6).map(|(e, n)| format!("{n} {e}")).collect();
     let mut late = Vec::new();
     let mut runs = std::collections::BTreeMap::<(String, i64), usize>::new();
     for l in lines(&file) {
@@ -129,7 +148,9 @@ pub fn b7(ctx: &Ctx) -> Result<Vec<Row>, String> {
         Row::new("B7", format!("{per}: ticks run / expected in {ticks_in_window} s"), "", Target::None)
             .figures(Some(ran as f64), None, 1)
             .notes(format!("of {expected}; ticks in the window: {}", results.join(", ")), ""),
-        Row::new("B7", format!("{per}: ticks run twice"), "", Target::AtMost(0.0)).figures(Some(twice as f64), None, 1),
+        Row::new("B7", format!("{per}: ticks run twice"), "", Target::AtMost(0.0))
+            .figures(Some(twice as f64), None, 1)
+            .notes(if logged.is_empty() { String::new() } else { format!("logged: {}", logged.join(", ")) }, ""),
     ])
 }
 
