@@ -109,7 +109,7 @@ pub fn b7(ctx: &Ctx) -> Result<Vec<Row>, String> {
         }
     }
     let mut events: Vec<(String, usize)> = events.into_iter().collect();
-    events.sort_by(|a, b| b.1.cmp(&a.1));
+    events.sort_by_key(|e| std::cmp::Reverse(e.1));
     let logged: Vec<String> = events.iter().take(6).map(|(e, n)| format!("{n} {e}")).collect();
     let mut late = Vec::new();
     let mut runs = std::collections::BTreeMap::<(String, i64), usize>::new();
