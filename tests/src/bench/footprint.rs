@@ -46,10 +46,11 @@ fn cpu_of(h: &Holder) -> Duration {
 pub fn b6(ctx: &Ctx) -> Result<Vec<Row>, String> {
     let hold = Duration::from_secs(if ctx.opts.quick { 5 } else { 20 });
     let holders = [start(ctx, Tool::Conch)?, start(ctx, Tool::Etcdctl)?];
-    std::thread::sleep(Duration::from_millis(200));
+    super::procs::nap(Duration::from_millis(200));
     let before: Vec<Duration> = holders.iter().map(cpu_of).collect();
-    std::thread::sleep(hold);
-    let used: Vec<f64> = holders.iter().zip(before).map(|(h, b)| (cpu_of(h) - b).as_secs_f64() * 1e3).collect();
+    super::procs::nap(hold);
+    let used: Vec<f64> =
+        holders.iter().zip(before).map(|(h, b)| cpu_of(h).saturating_sub(b).as_secs_f64() * 1e3).collect();
     let rss: Vec<Vec<f64>> = holders
         .iter()
         .map(|h| h.pids.iter().map(|p| status_kb(*p, "VmHWM").unwrap_or(0) as f64 / MIB).collect())

@@ -56,7 +56,7 @@ pub fn wait_keys(ctx: &Ctx, prefix: &str, n: u64, limit: Duration) -> Result<u64
     let ok = crate::wait_until(limit, || {
         polls += 1;
         seen = http::count(&ctx.etcd.endpoint(), prefix).unwrap_or(0);
-        seen >= n
+        seen >= n || super::procs::stopping()
     });
     if ok {
         Ok(polls)

@@ -142,7 +142,7 @@ pub fn wait_lines(path: &Path, tag: &str, n: usize, limit: Duration) -> Vec<Vec<
     let mut found = Vec::new();
     crate::wait_until(limit, || {
         found = lines(path).into_iter().filter(|l| l.first().is_some_and(|t| t == tag)).collect();
-        found.len() >= n
+        found.len() >= n || procs::stopping()
     });
     found
 }
@@ -162,7 +162,7 @@ pub fn run_all(ctx: &Ctx) -> Vec<Row> {
     ];
     let mut rows = Vec::new();
     for (id, measure) in measures {
-        if !ctx.opts.wants(id) {
+        if !ctx.opts.wants(id) || procs::stopping() {
             continue;
         }
         let start = Instant::now();

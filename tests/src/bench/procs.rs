@@ -2,12 +2,17 @@
 //! for exactly (a blocking `waitpid` on a helper thread, so a wall time is not rounded to a
 //! polling step) and bounded; [`Procs::kill_all`] SIGKILLs every registered group, every
 //! descendant found in `/proc` and every adopted pid (an orphan `etcdctl` left behind), and
-//! reaps them. Also the `/proc` figures B6 and B7 read: peak RSS, PSS, CPU time.
+//! reaps them. [`on_stop_signal`] does the same from a thread of its own when the bench
+//! gets SIGINT or SIGTERM (the tools run in groups of their own: a ^C reaches only the
+//! bench) and makes [`stopping`] true, so the measures end at their next wait. Also the
+//! `/proc` figures B6 and B7 read: peak RSS, PSS, CPU time.
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::os::unix::process::CommandExt;
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
@@ -27,15 +32,20 @@ pub type Code = i32;
 impl Procs {
     /// Starts `cmd` in a new process group; returns its pid.
     pub fn spawn(&self, cmd: &mut Command) -> Result<i32, String> {
+        if stopping() {
+            return Err("stopping".to_string());
+        }
         let child = cmd.process_group(0).spawn().map_err(|e| format!("{cmd:?}: {e}"))?;
         let pid = child.id() as i32;
         self.roots.borrow_mut().push(pid);
+        register(pid);
         Ok(pid)
     }
 
     /// A process started by one of ours that may outlive it (it is killed at the end too).
     pub fn adopt(&self, pid: i32) {
         self.adopted.borrow_mut().push(pid);
+        register(pid);
     }
 
     /// Waits for `pid` (one of ours) at most `limit`; SIGKILLs it past that. Returns the
@@ -97,6 +107,52 @@ impl Drop for Procs {
     fn drop(&mut self) {
         self.kill_all();
     }
+}
+
+/// Every pid started or adopted in this run, for the stop-signal thread.
+static STARTED: Mutex<Vec<i32>> = Mutex::new(Vec::new());
+static STOPPING: AtomicBool = AtomicBool::new(false);
+
+fn register(pid: i32) {
+    if let Ok(mut started) = STARTED.lock() {
+        started.push(pid);
+    }
+}
+
+/// Whether a SIGINT or SIGTERM asked the bench to stop.
+pub fn stopping() -> bool {
+    STOPPING.load(Ordering::Relaxed)
+}
+
+/// Sleeps `d`, or less when the bench is stopping.
+pub fn nap(d: Duration) {
+    let end = Instant::now() + d;
+    while !stopping() && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(20).min(end.saturating_duration_since(Instant::now())));
+    }
+}
+
+/// On SIGINT or SIGTERM: SIGKILL every group and process started so far (the main thread
+/// then stops etcd and removes the scratch files on its way out).
+pub fn on_stop_signal() {
+    let Ok(mut signals) =
+        signal_hook::iterator::Signals::new([signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM])
+    else {
+        return;
+    };
+    std::thread::spawn(move || {
+        for _ in signals.forever() {
+            STOPPING.store(true, Ordering::Relaxed);
+            eprintln!("conch-bench: stopping: killing what it started");
+            let pids: Vec<i32> = STARTED.lock().map(|p| p.clone()).unwrap_or_default();
+            for pid in pids {
+                if crate::alive(pid) {
+                    let _ = kill(Pid::from_raw(-pid), Signal::SIGKILL);
+                    let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+                }
+            }
+        }
+    });
 }
 
 /// Parent of every process on the machine.

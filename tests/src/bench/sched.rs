@@ -78,11 +78,11 @@ pub fn b7(ctx: &Ctx) -> Result<Vec<Row>, String> {
             .map(|r| (r.to_string(), http::sum(&all, "conch_cron_ticks_total", &[&format!("result=\"{r}\"")])))
             .collect()
     };
-    std::thread::sleep(Duration::from_secs(3));
+    super::procs::nap(Duration::from_secs(3));
     let from = crate::now_ns() as i128;
     let cpu0: Vec<_> = daemons.iter().map(|p| super::procs::cpu(*p).unwrap_or_default()).collect();
     let ticks0 = ticks();
-    std::thread::sleep(window);
+    super::procs::nap(window);
     let cpu1: Vec<_> = daemons.iter().map(|p| super::procs::cpu(*p).unwrap_or_default()).collect();
     let ticks1 = ticks();
     let results: Vec<String> = ticks1

@@ -53,6 +53,7 @@ fn main() {
             std::process::exit(66)
         })
     });
+    conch_tests::bench::procs::on_stop_signal();
     let load_before = shell("cut -d' ' -f1-3 /proc/loadavg");
     let started = std::time::Instant::now();
     let ctx = match Ctx::new(Options { quick, conch: conch.clone(), only }) {
@@ -77,6 +78,10 @@ fn main() {
         "child": if ctx.child_static { "static C child (gcc -O2 -static)" } else { "dynamic C child (gcc -O2)" },
     });
     drop(ctx);
+    if conch_tests::bench::procs::stopping() {
+        eprintln!("conch-bench: stopped by a signal; nothing left behind");
+        std::process::exit(130);
+    }
     println!(
         "conch-bench {} mode, {} · nproc {} · {} · load {} → {} · {} s\n",
         about["mode"].as_str().unwrap_or(""),
