@@ -18,7 +18,17 @@
 //!
 //! "Every descendant" is found by walking `/proc`, so processes that left the group with
 //! `setsid` die too; being subreaper, the shim inherits and reaps them once their parent
-//! is gone. The pipe protocol is one line per message:
+//! is gone. Two shortcuts keep the walk off the paths users feel (07-performance B2, B3):
+//!
+//! * a signal the shim itself catches (SIGTERM, SIGINT, SIGHUP, SIGQUIT) goes to the whole
+//!   group first with one `kill(-pgid)` — the shim, in the group too, only notes it — and
+//!   the walk that follows signals only the processes outside the group;
+//! * when the command has exited and `waitpid` says the shim has no child left at all,
+//!   nothing of the command is left (a subreaper inherits every orphan below it, so a
+//!   descendant always has a live chain of parents up to the shim): the exit is reported
+//!   without a walk. With any child left, it is stopped as before.
+//!
+//! The pipe protocol is one line per message:
 //!
 //! ```text
 //! wrapper → shim   D <term_at_ns> <kill_at_ns>   new deadlines
@@ -60,6 +70,9 @@ pub struct ShimArgs {
     /// The command.
     pub argv: Vec<String>,
 }
+
+/// The signals the shim catches (and only notes): these may be sent to its whole group.
+const CAUGHT: [Signal; 4] = [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP, Signal::SIGQUIT];
 
 /// The hidden subcommand name.
 pub const SHIM_ARG: &str = "__shim";
@@ -114,6 +127,8 @@ struct Shim {
     main_status: Option<String>,
     me: Pid,
     tty_pgrp: i32,
+    /// Whether the shim catches every signal of [`CAUGHT`], so it may send them to its group.
+    group_signals: bool,
 }
 
 /// Runs the shim; returns the process exit code.
@@ -142,14 +157,8 @@ pub fn main(args: ShimArgs) -> i32 {
         return 70;
     }
     let noted = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    for sig in [
-        signal_hook::consts::SIGTERM,
-        signal_hook::consts::SIGINT,
-        signal_hook::consts::SIGHUP,
-        signal_hook::consts::SIGQUIT,
-    ] {
-        let _ = signal_hook::flag::register(sig, noted.clone());
-    }
+    // Without a handler a group-wide signal would stop the shim itself: then walk only.
+    let group_signals = CAUGHT.iter().all(|sig| signal_hook::flag::register(*sig as i32, noted.clone()).is_ok());
     if args.tty_pgrp > 0 {
         hand_terminal(me);
     }
@@ -161,6 +170,7 @@ pub fn main(args: ShimArgs) -> i32 {
         main_status: None,
         me,
         tty_pgrp: args.tty_pgrp,
+        group_signals,
     };
     match Command::new(&args.argv[0]).args(&args.argv[1..]).spawn() {
         Ok(child) => {
@@ -201,7 +211,12 @@ impl Shim {
             let no_children_left = self.reap();
             if self.main_status.is_some() {
                 self.rules.handle_main_exit(now);
-                self.perform(now);
+                if no_children_left {
+                    // No child, so no descendant (see the module doc): nothing to signal.
+                    while self.rules.poll_action().is_some() {}
+                } else {
+                    self.perform(now);
+                }
             }
             if no_children_left && self.main_status.is_some() {
                 if self.tty_pgrp > 0 {
@@ -234,11 +249,18 @@ impl Shim {
         }
     }
 
-    /// Signals every descendant; returns how many there were.
+    /// Signals every descendant; returns how many there were. A signal the shim catches
+    /// goes to the group at once, then the walk finds those outside it.
     fn signal_all(&self, signal: Signal) -> usize {
-        let targets = descendants(self.me);
-        for pid in &targets {
-            let _ = kill(*pid, signal);
+        let group_first = self.group_signals && CAUGHT.contains(&signal);
+        if group_first {
+            let _ = kill(Pid::from_raw(-self.me.as_raw()), signal);
+        }
+        let targets = descendants_in_groups(self.me);
+        for (pid, pgrp) in &targets {
+            if !(group_first && *pgrp == self.me.as_raw()) {
+                let _ = kill(*pid, signal);
+            }
         }
         if signal == Signal::SIGKILL && !targets.is_empty() {
             tracing::warn!(processes = targets.len(), "kill-sent");
@@ -340,7 +362,12 @@ impl Shim {
 
 /// Every live descendant of `root`, found through `/proc` (parents before children).
 pub fn descendants(root: Pid) -> Vec<Pid> {
-    let mut children: BTreeMap<i32, Vec<i32>> = BTreeMap::new();
+    descendants_in_groups(root).into_iter().map(|(pid, _)| pid).collect()
+}
+
+/// Every live descendant of `root` with its process group (parents before children).
+fn descendants_in_groups(root: Pid) -> Vec<(Pid, i32)> {
+    let mut children: BTreeMap<i32, Vec<(i32, i32)>> = BTreeMap::new();
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
@@ -348,25 +375,29 @@ pub fn descendants(root: Pid) -> Vec<Pid> {
         let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
             continue;
         };
-        if let Some(ppid) = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok().as_deref().and_then(parent_of) {
-            children.entry(ppid).or_default().push(pid);
+        if let Some((ppid, pgrp)) =
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).ok().as_deref().and_then(parent_and_group)
+        {
+            children.entry(ppid).or_default().push((pid, pgrp));
         }
     }
     let mut out = Vec::new();
     let mut queue = vec![root.as_raw()];
     while let Some(pid) = queue.pop() {
-        for child in children.get(&pid).into_iter().flatten() {
-            out.push(Pid::from_raw(*child));
+        for (child, pgrp) in children.get(&pid).into_iter().flatten() {
+            out.push((Pid::from_raw(*child), *pgrp));
             queue.push(*child);
         }
     }
     out
 }
 
-/// The parent pid from a `/proc/<pid>/stat` line (the command name may hold `)` and spaces).
-fn parent_of(stat: &str) -> Option<i32> {
+/// The parent pid and process group from a `/proc/<pid>/stat` line (the command name may
+/// hold `)` and spaces).
+fn parent_and_group(stat: &str) -> Option<(i32, i32)> {
     let after = &stat[stat.rfind(')')? + 1..];
-    after.split_whitespace().nth(1)?.parse().ok()
+    let mut fields = after.split_whitespace().skip(1);
+    Some((fields.next()?.parse().ok()?, fields.next()?.parse().ok()?))
 }
 
 #[cfg(test)]
@@ -400,8 +431,8 @@ mod tests {
     }
 
     #[test]
-    fn parent_from_stat() {
-        assert_eq!(parent_of("123 (a) b) c) S 77 123 123 0"), Some(77));
-        assert_eq!(parent_of("garbage"), None);
+    fn parent_and_group_from_stat() {
+        assert_eq!(parent_and_group("123 (a) b) c) S 77 120 123 0"), Some((77, 120)));
+        assert_eq!(parent_and_group("garbage"), None);
     }
 }

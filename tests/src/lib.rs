@@ -19,6 +19,7 @@ pub struct Etcd {
     peer_port: u16,
     tls: bool,
     user: Option<String>,
+    metrics_port: Option<u16>,
 }
 
 impl Etcd {
@@ -32,7 +33,26 @@ impl Etcd {
     pub fn start_in_memory() -> Etcd {
         let shm = Path::new("/dev/shm");
         let dir = if shm.is_dir() { tempfile::tempdir_in(shm) } else { tempfile::tempdir() }.expect("temp dir");
-        Etcd::launch_in(dir, false)
+        Etcd::launch_in(dir, false, false)
+    }
+
+    /// [`Etcd::start_in_memory`] with its Prometheus metrics on a loopback port of their own
+    /// (`--listen-metrics-urls`, see [`Etcd::metrics_url`]): scraping them adds nothing to
+    /// the gRPC counters they show.
+    pub fn start_in_memory_with_metrics() -> Etcd {
+        let shm = Path::new("/dev/shm");
+        let dir = if shm.is_dir() { tempfile::tempdir_in(shm) } else { tempfile::tempdir() }.expect("temp dir");
+        Etcd::launch_in(dir, false, true)
+    }
+
+    /// The metrics URL (`http://127.0.0.1:<port>`; the client URL when there is no own port).
+    pub fn metrics_url(&self) -> String {
+        self.metrics_port.map_or_else(|| self.endpoint(), |port| format!("http://127.0.0.1:{port}"))
+    }
+
+    /// etcd's log so far.
+    pub fn log(&self) -> String {
+        read(&self.dir.path().join("etcd.log"))
     }
 
     /// Starts etcd serving TLS only, requiring client certificates: a CA, a server and a
@@ -42,15 +62,16 @@ impl Etcd {
     }
 
     fn start_with(tls: bool) -> Etcd {
-        Etcd::launch_in(tempfile::tempdir().expect("temp dir"), tls)
+        Etcd::launch_in(tempfile::tempdir().expect("temp dir"), tls, false)
     }
 
-    fn launch_in(dir: tempfile::TempDir, tls: bool) -> Etcd {
+    fn launch_in(dir: tempfile::TempDir, tls: bool, metrics: bool) -> Etcd {
         if tls {
             make_certificates(dir.path());
         }
         let (client_port, peer_port) = (free_port(), free_port());
-        let mut etcd = Etcd { child: None, dir, client_port, peer_port, tls, user: None };
+        let mut etcd =
+            Etcd { child: None, dir, client_port, peer_port, tls, user: None, metrics_port: metrics.then(free_port) };
         // A port taken by someone else between our probe and etcd's bind: try fresh ones.
         for attempt in 1..=3 {
             match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| etcd.launch())) {
@@ -60,6 +81,7 @@ impl Etcd {
                     etcd.stop();
                     let _ = std::fs::remove_dir_all(etcd.dir.path().join("data"));
                     (etcd.client_port, etcd.peer_port) = (free_port(), free_port());
+                    etcd.metrics_port = etcd.metrics_port.map(|_| free_port());
                 }
             }
         }
@@ -127,6 +149,9 @@ impl Etcd {
         if self.tls {
             etcd.args(["--cert-file", &self.tls_file("server.crt"), "--key-file", &self.tls_file("server.key")])
                 .args(["--client-cert-auth", "--trusted-ca-file", &self.tls_file("ca.crt")]);
+        }
+        if let Some(port) = self.metrics_port {
+            etcd.args(["--listen-metrics-urls", &format!("http://127.0.0.1:{port}")]);
         }
         let child = etcd
             .args(["--name", "default", "--data-dir"])
@@ -410,6 +435,7 @@ pub fn mono_ns() -> u64 {
         .unwrap_or(0)
 }
 
+pub mod bench;
 pub mod cluster;
 pub mod functional;
 pub mod invariant;
