@@ -100,7 +100,7 @@ pub enum Tool {
     /// flight are stopped and recorded.
     #[command(after_help = exits(Some(CONCHD_EXITS)))]
     Conchd {
-        /// Serve JSON status and Prometheus metrics here (read-only; loopback by default).
+        /// Serve JSON status and Prometheus metrics at this address, like 127.0.0.1:9191 (read-only; off unless given).
         #[arg(long, env = "CONCH_STATUS_ADDR")]
         status_addr: Option<String>,
         /// Grace between SIGTERM and SIGKILL when a run must stop [default: 5s, less if --ttl is short].

@@ -83,6 +83,10 @@ pub struct Stats {
     pub skipped_no_session: u64,
     /// Finished runs by outcome.
     pub runs: BTreeMap<&'static str, u64>,
+    /// Finished runs by job and outcome (the status API's `job` label).
+    pub runs_by_job: BTreeMap<(String, &'static str), u64>,
+    /// When each job last exited 0 here (Unix s), for "has not succeeded in 25 h" alerts.
+    pub last_success_s: BTreeMap<String, i64>,
     /// Durations of finished runs, in ms (bounded: the newest 1000).
     pub run_ms: Vec<u64>,
     /// Runs finished so far (the newest `run_ms` entries are the latest of these).

@@ -238,8 +238,10 @@ impl Shim {
                 ShimSignal::Term(why) => {
                     let targets = self.signal_all(Signal::SIGTERM);
                     if targets > 0 {
-                        let kill_in_ms = self.rules.kill_by().map_or(0, |k| k.since(now).as_millis() as u64);
-                        tracing::info!(why, processes = targets, kill_in_ms, "term-sent");
+                        // The same field, in the same format, as the wrapper's term-sent.
+                        let kill_in = self.rules.kill_by().map_or(Duration::ZERO, |k| k.since(now));
+                        let kill_in = conch_core::duration::format(kill_in);
+                        tracing::info!(why, processes = targets, kill_in, "term-sent");
                     }
                 }
                 ShimSignal::Kill => {

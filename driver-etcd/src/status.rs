@@ -41,13 +41,25 @@ struct ResultLabel {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OutcomeLabel {
+    job: String,
     outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct JobLabel {
+    job: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabel {
+    version: String,
 }
 
 struct Metrics {
     registry: Registry,
     ticks: Family<ResultLabel, Counter>,
     runs: Family<OutcomeLabel, Counter>,
+    last_success: Family<JobLabel, Gauge>,
     run_seconds: Histogram,
     keepalive_rtt_seconds: Histogram,
     session_up: Gauge,
@@ -68,7 +80,16 @@ impl Metrics {
             "Cron ticks by result: claimed, lost, skipped_late, skipped_overlap, skipped_no_session",
             ticks.clone(),
         );
-        registry.register("cron_runs", "Finished cron runs by outcome", runs.clone());
+        registry.register("cron_runs", "Finished cron runs by job and outcome", runs.clone());
+        let last_success = Family::<JobLabel, Gauge>::default();
+        registry.register(
+            "cron_last_success_timestamp_seconds",
+            "When each job last exited 0 on this node (Unix seconds)",
+            last_success.clone(),
+        );
+        let build_info = Family::<BuildLabel, Gauge>::default();
+        build_info.get_or_create(&BuildLabel { version: env!("CARGO_PKG_VERSION").to_string() }).set(1);
+        registry.register("build_info", "The conch build answering (always 1)", build_info);
         registry.register("cron_run_duration_seconds", "Durations of finished cron runs", run_seconds.clone());
         registry.register(
             "keepalive_rtt_seconds",
@@ -80,6 +101,7 @@ impl Metrics {
             registry,
             ticks,
             runs,
+            last_success,
             run_seconds,
             keepalive_rtt_seconds,
             session_up,
@@ -103,11 +125,15 @@ impl Metrics {
                 self.ticks.get_or_create(&ResultLabel { result: result.to_string() }).inc_by(now - before);
             }
         }
-        for (outcome, n) in &s.runs {
-            let before = self.seen.runs.get(outcome).copied().unwrap_or(0);
+        for ((job, outcome), n) in &s.runs_by_job {
+            let before = self.seen.runs_by_job.get(&(job.clone(), outcome)).copied().unwrap_or(0);
             if *n > before {
-                self.runs.get_or_create(&OutcomeLabel { outcome: outcome.to_string() }).inc_by(n - before);
+                let label = OutcomeLabel { job: job.clone(), outcome: outcome.to_string() };
+                self.runs.get_or_create(&label).inc_by(n - before);
             }
+        }
+        for (job, at) in &s.last_success_s {
+            self.last_success.get_or_create(&JobLabel { job: job.clone() }).set(*at);
         }
         let new_runs = (s.runs_finished - self.seen.runs_finished).min(s.run_ms.len() as u64) as usize;
         for ms in &s.run_ms[s.run_ms.len() - new_runs..] {

@@ -305,7 +305,10 @@ fn the_status_api_answers_with_the_right_data() {
     let (code, metrics) = http_get(port, "/metrics");
     assert_eq!(code, 200);
     assert!(metrics.contains("conch_cron_ticks_total{result=\"claimed\"}"), "{metrics}");
-    assert!(metrics.contains("conch_cron_runs_total{outcome=\"exited\"}"), "{metrics}");
+    assert!(metrics.contains("conch_cron_runs_total{job=\""), "runs carry their job: {metrics}");
+    assert!(metrics.contains("outcome=\"exited\"}"), "{metrics}");
+    assert!(metrics.contains("conch_cron_last_success_timestamp_seconds{job=\""), "{metrics}");
+    assert!(metrics.contains("conch_build_info{version=\""), "{metrics}");
     assert!(metrics.contains("conch_session_up 1"), "{metrics}");
     assert!(
         metrics.contains("conch_keepalive_rtt_seconds_count")

@@ -55,6 +55,10 @@ impl Conchd {
         let outcome = run.outcome.unwrap_or(default_outcome);
         let ran = now.mono.since(run.started);
         *self.stats.runs.entry(outcome).or_insert(0) += 1;
+        *self.stats.runs_by_job.entry((run.name.clone(), outcome)).or_insert(0) += 1;
+        if exit == 0 {
+            self.stats.last_success_s.insert(run.name.clone(), now.wall_ms.div_euclid(1000));
+        }
         if self.stats.run_ms.len() >= 1000 {
             self.stats.run_ms.remove(0);
         }
