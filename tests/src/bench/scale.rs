@@ -77,7 +77,8 @@ fn drain(ctx: &Ctx, tool: Tool, k: usize, poll: Counters) -> Result<Drain, Strin
     for _ in 0..k {
         waiters.push(ctx.procs.spawn(&mut tool.lock(ctx, &name, &[], &["run", &f, "0"]))?);
     }
-    let limit = Duration::from_secs(20) + Duration::from_millis(150) * k as u32;
+    // Bounded so that a full run stays near 10 minutes even when etcd is overloaded.
+    let limit = Duration::from_secs(20) + Duration::from_millis(60) * k as u32;
     // Not all queued in time (contenders that gave up, an overloaded etcd): the queue
     // drains anyway and the row says so.
     let (polls, queued) = wait_keys_counted(ctx, &tool.prefix(&name), k as u64 + 1, limit);
