@@ -86,8 +86,11 @@ fn drain(ctx: &Ctx, tool: Tool, k: usize, poll: Counters) -> Result<Drain, Strin
     ctx.procs.signal(child, Signal::SIGUSR1);
     wait_lines(&file, "run", k, limit);
     let mut codes = std::collections::BTreeMap::<String, usize>::new();
+    // One bound for all the waits together: stuck contenders must not add up.
+    let end = std::time::Instant::now() + Duration::from_secs(20);
     for pid in std::iter::once(holder).chain(waiters) {
-        match ctx.procs.wait(pid, Duration::from_secs(20)) {
+        let left = end.saturating_duration_since(std::time::Instant::now()).max(Duration::from_millis(10));
+        match ctx.procs.wait(pid, left) {
             Some((0, _)) => {}
             Some((code, _)) => *codes.entry(format!("exit {code}")).or_default() += 1,
             None => *codes.entry("still running".to_string()).or_default() += 1,
