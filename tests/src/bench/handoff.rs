@@ -51,18 +51,21 @@ impl Tool {
 
 /// Waits (bounded) until `n` keys are under `prefix`; returns how many polls it took.
 pub fn wait_keys(ctx: &Ctx, prefix: &str, n: u64, limit: Duration) -> Result<u64, String> {
+    let (polls, done) = wait_keys_counted(ctx, prefix, n, limit);
+    done.map(|()| polls)
+}
+
+/// [`wait_keys`] that counts its polls whether or not the keys came.
+pub fn wait_keys_counted(ctx: &Ctx, prefix: &str, n: u64, limit: Duration) -> (u64, Result<(), String>) {
     let mut polls = 0;
     let mut seen = 0;
     let ok = crate::wait_until(limit, || {
         polls += 1;
-        seen = http::count(&ctx.etcd.endpoint(), prefix).unwrap_or(0);
+        // An answer that did not come (an overloaded etcd) keeps the last count.
+        seen = http::count(&ctx.etcd.endpoint(), prefix).unwrap_or(seen);
         seen >= n || super::procs::stopping()
     });
-    if ok {
-        Ok(polls)
-    } else {
-        Err(format!("{prefix}: {seen} of {n} keys after {limit:?}"))
-    }
+    (polls, if ok { Ok(()) } else { Err(format!("{seen} of {n} queued after {limit:?}")) })
 }
 
 /// One chain: the handoff gaps in ms.

@@ -91,11 +91,11 @@ impl Ctx {
         format!("bench-{what}-{n}")
     }
 
-    /// `conch` with this etcd, quiet logs to a file, stdin closed.
+    /// `conch` with this etcd and its default timings (as an operator runs it), stdin
+    /// closed, output discarded.
     pub fn conch(&self) -> Command {
         let mut cmd = Command::new(&self.opts.conch);
         cmd.env("CONCH_ENDPOINTS", self.etcd.endpoint())
-            .env("CONCH_DIAL_TIMEOUT", "2s")
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null());

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
-use super::handoff::{wait_keys, Tool};
+use super::handoff::{wait_keys_counted, Tool};
 use super::{http, lines, wait_lines, Ctx, Row, Target};
 
 /// etcd's counters at one moment.
@@ -55,6 +55,8 @@ impl Counters {
 struct Drain {
     per: Counters,
     failed: usize,
+    /// The failed contenders' exit codes, and whether all were queued.
+    why: String,
     fifo_breaks: usize,
     /// Leases granted beyond one per contender: sessions lost and granted again.
     reentered: usize,
@@ -75,16 +77,27 @@ fn drain(ctx: &Ctx, tool: Tool, k: usize, poll: Counters) -> Result<Drain, Strin
     for _ in 0..k {
         waiters.push(ctx.procs.spawn(&mut tool.lock(ctx, &name, &[], &["run", &f, "0"]))?);
     }
-    let limit = Duration::from_secs(20) + Duration::from_millis(150) * k as u32;
-    let polls = wait_keys(ctx, &tool.prefix(&name), k as u64 + 1, limit)?;
+    // Bounded so that a full run stays near 10 minutes even when etcd is overloaded.
+    let limit = Duration::from_secs(20) + Duration::from_millis(60) * k as u32;
+    // Not all queued in time (contenders that gave up, an overloaded etcd): the queue
+    // drains anyway and the row says so.
+    let (polls, queued) = wait_keys_counted(ctx, &tool.prefix(&name), k as u64 + 1, limit);
+    let short = queued.err();
     ctx.procs.signal(child, Signal::SIGUSR1);
     wait_lines(&file, "run", k, limit);
-    let mut failed = 0;
+    let mut codes = std::collections::BTreeMap::<String, usize>::new();
+    // One bound for all the waits together: stuck contenders must not add up.
+    let end = std::time::Instant::now() + Duration::from_secs(20);
     for pid in std::iter::once(holder).chain(waiters) {
-        if !matches!(ctx.procs.wait(pid, Duration::from_secs(20)), Some((0, _))) {
-            failed += 1;
+        let left = end.saturating_duration_since(std::time::Instant::now()).max(Duration::from_millis(10));
+        match ctx.procs.wait(pid, left) {
+            Some((0, _)) => {}
+            Some((code, _)) => *codes.entry(format!("exit {code}")).or_default() += 1,
+            None => *codes.entry("still running".to_string()).or_default() += 1,
         }
     }
+    let failed = codes.values().sum();
+    let why = codes.iter().map(|(c, n)| format!("{n}× {c}")).chain(short).collect::<Vec<_>>().join(", ");
     let after = Counters::read(ctx)?;
     let used = after.minus(before).minus(poll.scaled(polls as f64));
     // conch's children see CONCH_REV: served in start order, the revisions must rise.
@@ -98,7 +111,7 @@ fn drain(ctx: &Ctx, tool: Tool, k: usize, poll: Counters) -> Result<Drain, Strin
     let n = (k + 1) as f64;
     let reentered = (used.grants - n).round().max(0.0) as usize;
     let slow = ctx.etcd.log().matches("took too long").count() - slow_before;
-    Ok(Drain { per: used.scaled(1.0 / n), failed, fifo_breaks, reentered, slow })
+    Ok(Drain { per: used.scaled(1.0 / n), failed, why, fifo_breaks, reentered, slow })
 }
 
 /// What one count-only poll costs (so the waits' polls can be taken off).
@@ -158,8 +171,12 @@ pub fn b5(ctx: &Ctx) -> Result<Vec<Row>, String> {
     let health = |v: &[(usize, Drain)], k: usize| {
         v.iter().find(|(x, _)| *x == k).map_or(String::new(), |(_, d)| {
             format!(
-                "{} failed, {} re-entered, {} FIFO breaks, etcd warned {} times 'took too long'",
-                d.failed, d.reentered, d.fifo_breaks, d.slow
+                "{} failed{}, {} re-entered, {} FIFO breaks, etcd warned {} times 'took too long'",
+                d.failed,
+                if d.why.is_empty() { String::new() } else { format!(" ({})", d.why) },
+                d.reentered,
+                d.fifo_breaks,
+                d.slow
             )
         })
     };
