@@ -9,8 +9,8 @@
 //! * `convergence`: after the last fault, within the bound, the N oldest contenders hold,
 //!   stay holding, and every other client waits with a key.
 //! * `cron-at-most-once`, `cron-liveness`, `cron-no-past-tick`.
-//! * `failover`: a minority of etcd members down, isolated or cut off never costs a
-//!   holder its hold: a loss with only member faults around it (no other fault of that
+//! * `failover`: with a TTL of at least twice a call's budget, a minority of etcd members
+//!   down, isolated or cut off never costs a holder its hold: a loss with only member faults around it (no other fault of that
 //!   client or of etcd as a whole, no fault site, within two TTLs and the kill grace
 //!   before it) means a client did not move to a live member in time.
 //! * `cron-running-key`: a tick skipped for overlap at `t` saw a running key; that key is
@@ -119,6 +119,11 @@ fn raw_check(outcome: &Outcome) -> Vec<Violation> {
 /// Losses that only member faults can explain.
 fn failover(outcome: &Outcome, v: &mut Vec<Violation>) {
     let opts = &outcome.opts;
+    // Finding a live member costs up to a call's budget (silent members each take their
+    // share of it): only a TTL of at least twice that budget promises no loss to it.
+    if opts.ttl < 2 * std::time::Duration::from_nanos(crate::world::CALL_TIMEOUT_NS) {
+        return;
+    }
     let reach = 2 * opts.ttl.as_nanos() as u64 + opts.kill_after.as_nanos() as u64 + 2_000_000_000;
     let member = |kind: &str| crate::options::FaultKind::MEMBER.iter().any(|k| k.as_str() == kind);
     for loss in &outcome.losses {
