@@ -344,8 +344,13 @@ impl Shim {
             }
             (Some("T"), [kill_at]) => self.rules.handle_terminate(now, Instant::from_nanos(*kill_at)),
             (Some("S"), [signal]) => match i32::try_from(*signal).ok().and_then(|n| Signal::try_from(n).ok()) {
+                // A passed-on signal goes to each descendant, never to the group (the shim
+                // is in it, and SIGHUP to the group also reached the command's own
+                // children in the middle of what the command's handler was doing).
                 Some(signal) => {
-                    self.signal_all(signal);
+                    for pid in descendants(self.me) {
+                        let _ = kill(pid, signal);
+                    }
                 }
                 None => tracing::warn!(line, "shim: unknown signal"),
             },

@@ -324,6 +324,19 @@ fn etcd_tool(name: &str) -> PathBuf {
     }
 }
 
+/// A child process killed (SIGKILL) and reaped when this guard drops, so a test that
+/// fails half-way leaves no wrapper behind.
+pub struct Reaped(pub Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 /// A port nobody listens on right now, never handed out twice by this process (tests run
 /// in parallel threads; the kernel may give a just-released port again).
 pub fn free_port() -> u16 {

@@ -75,16 +75,19 @@ fn sighup_and_friends_reach_the_child_as_themselves() {
         "for s in HUP USR1 USR2 QUIT WINCH; do trap \"echo $s >> {d}/got\" $s; done; echo $$ > {d}/pid; \
          for i in $(seq 300); do sleep 0.05; done"
     );
-    let mut wrapper = conch(&etcd)
-        .args(["elect", &office, "--restart", "--", "sh", "-c", &script])
+    let wrapper = conch(&etcd)
+        .args(["elect", &office, "--restart", "--", "bash", "-c", &script])
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    // Killed on a failure half-way (its group then dies by the shim's rules).
+    let mut wrapper = Reaped(wrapper);
+    let wrapper = &mut wrapper.0;
     assert!(wait_until(Duration::from_secs(10), || !pids_in(&dir.path().join("pid")).is_empty()));
     let child = pids_in(&dir.path().join("pid"))[0];
     let sent = [Signal::SIGHUP, Signal::SIGUSR1, Signal::SIGUSR2, Signal::SIGQUIT, Signal::SIGWINCH];
     for (n, sig) in sent.iter().enumerate() {
-        signal(&wrapper, *sig);
+        signal(wrapper, *sig);
         assert!(
             wait_until(Duration::from_secs(5), || read(&dir.path().join("got")).lines().count() == n + 1),
             "{sig:?} did not reach the child: {:?}",
@@ -94,7 +97,7 @@ fn sighup_and_friends_reach_the_child_as_themselves() {
     assert_eq!(read(&dir.path().join("got")).lines().collect::<Vec<_>>(), ["HUP", "USR1", "USR2", "QUIT", "WINCH"]);
     assert!(alive(child), "a passed signal stopped the child");
     assert!(wrapper.try_wait().unwrap().is_none(), "a passed signal stopped the wrapper");
-    signal(&wrapper, Signal::SIGTERM);
-    assert_eq!(wait_child(&mut wrapper, Duration::from_secs(10)).and_then(|s| s.code()), Some(0));
+    signal(wrapper, Signal::SIGTERM);
+    assert_eq!(wait_child(wrapper, Duration::from_secs(10)).and_then(|s| s.code()), Some(0));
     assert!(etcd.keys("/conch/").is_empty());
 }
