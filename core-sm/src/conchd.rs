@@ -264,12 +264,11 @@ impl Conchd {
         if let Some((name, tick, running, claim_lease)) = self.claims.remove(&id) {
             // A claim whose compare failed wrote nothing on our lease, unless the key it
             // found is our own earlier attempt's; an error may have been applied.
-            let ours = |v: &[u8]| {
-                serde_json::from_slice::<Claim>(v)
-                    .is_ok_and(|c| c.host == self.cfg.node && c.pid == self.cfg.pid && c.started == self.cfg.started)
-            };
             let lost_cleanly = match &response {
-                EtcdResponse::Claimed { won: false, existing, .. } => !existing.as_deref().is_some_and(ours),
+                EtcdResponse::Claimed { won: false, existing, .. } => !existing
+                    .as_deref()
+                    .and_then(|v| serde_json::from_slice::<Claim>(v).ok())
+                    .is_some_and(|c| self.made(&c)),
                 _ => false,
             };
             if !lost_cleanly {
@@ -285,6 +284,11 @@ impl Conchd {
         if self.revokes.remove(&id) && self.revokes.is_empty() {
             self.finish();
         }
+    }
+
+    /// Whether this very daemon (node, pid, start) wrote `claim`.
+    pub(super) fn made(&self, claim: &Claim) -> bool {
+        claim.host == self.cfg.node && claim.pid == self.cfg.pid && claim.started == self.cfg.started
     }
 
     fn on_session(&mut self, now: Now, event: SessionEvent) {

@@ -138,19 +138,22 @@ impl Pool {
 /// an etcd error about the request (lease not found, permission) is an answer.
 pub fn outcome_of(response: &EtcdResponse) -> Outcome {
     match response {
-        EtcdResponse::Error(EtcdError::Unavailable(why)) if why.contains("no leader") => Outcome::NoLeader,
-        EtcdResponse::Error(EtcdError::Unavailable(why)) if why.starts_with(crate::calls::NO_ANSWER) => {
-            Outcome::TimedOut
-        }
-        EtcdResponse::Error(EtcdError::Unavailable(_)) => Outcome::Unavailable,
+        EtcdResponse::Error(error) => error_outcome(error),
         _ => Outcome::Answered,
     }
 }
 
 /// The outcome of a stream error (watch or keepalive) on a member.
 pub fn stream_outcome(error: &etcd_client::Error) -> Outcome {
-    match crate::calls::map_error(error) {
+    error_outcome(&crate::calls::map_error(error))
+}
+
+/// The one place an error's text decides the outcome: etcd says "no leader" in words
+/// only, and the driver's own timeouts begin with [`crate::calls::NO_ANSWER`].
+pub fn error_outcome(error: &EtcdError) -> Outcome {
+    match error {
         EtcdError::Unavailable(why) if why.contains("no leader") => Outcome::NoLeader,
+        EtcdError::Unavailable(why) if why.starts_with(crate::calls::NO_ANSWER) => Outcome::TimedOut,
         EtcdError::Unavailable(_) => Outcome::Unavailable,
         _ => Outcome::Answered,
     }

@@ -155,7 +155,11 @@ async fn follow(
         }
         if response.canceled() {
             let why = format!("watch cancelled: {}", response.cancel_reason());
-            let outcome = if why.contains("no leader") { Outcome::NoLeader } else { Outcome::Unavailable };
+            // A cancel for any reason but compaction means this member cannot serve us.
+            let outcome = match crate::pool::error_outcome(&conch_core::EtcdError::Unavailable(why.clone())) {
+                Outcome::Answered => Outcome::Unavailable,
+                other => other,
+            };
             return Ended::Failed(outcome, why);
         }
     }

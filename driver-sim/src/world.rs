@@ -50,10 +50,6 @@ fn ns(d: Duration) -> u64 {
     d.as_nanos() as u64
 }
 
-fn ns_to_ms(d: Duration) -> u128 {
-    d.as_millis()
-}
-
 /// An input on its way to a client's machine.
 #[derive(Debug)]
 enum Input {

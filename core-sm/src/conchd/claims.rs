@@ -67,8 +67,7 @@ impl Conchd {
                 self.start_run(now, name, tick, rev);
             }
             EtcdResponse::Claimed { won: false, existing: Some(value), .. } => {
-                let ours = serde_json::from_slice::<Claim>(&value)
-                    .is_ok_and(|c| c.host == self.cfg.node && c.pid == self.cfg.pid && c.started == self.cfg.started);
+                let ours = serde_json::from_slice::<Claim>(&value).is_ok_and(|c| self.made(&c));
                 if ours {
                     // Our earlier attempt won but its answer was lost: the run never
                     // started, and starting it now could not be proven safe. A zombie;

@@ -191,12 +191,7 @@ impl Conchd {
                 self.writes.backoff.reset();
                 let key = running_key(&name);
                 let ours = kvs.into_iter().find(|kv| kv.key == key && kv.lease == lease).filter(|kv| {
-                    serde_json::from_slice::<Claim>(&kv.value).is_ok_and(|c| {
-                        c.host == self.cfg.node
-                            && c.pid == self.cfg.pid
-                            && c.started == self.cfg.started
-                            && c.tick == rfc3339(tick)
-                    })
+                    serde_json::from_slice::<Claim>(&kv.value).is_ok_and(|c| self.made(&c) && c.tick == rfc3339(tick))
                 });
                 if let Some(kv) = ours {
                     self.out.log(Event::warn("running-key-orphaned").with("job", &name).with("tick", rfc3339(tick)));

@@ -12,7 +12,7 @@
 //! watches resume on the new member from the revision after their last event.
 use conch_core::{Attempt, EtcdError, EtcdRequest, EtcdResponse, Next, Outcome, ReqId, Switch};
 
-use super::{ns_to_ms, Ev, Input, World};
+use super::{Ev, Input, World};
 use crate::options::FaultKind;
 
 /// The state of one member.
@@ -168,7 +168,7 @@ impl World {
                 self.ambiguous_leases.extend(super::traffic::write_lease(&request));
                 let why = match outcome {
                     Outcome::NoLeader => "etcdserver: no leader".to_string(),
-                    Outcome::TimedOut => format!("no answer within {}ms", ns_to_ms(attempt.timeout)),
+                    Outcome::TimedOut => format!("no answer within {}ms", attempt.timeout.as_millis()),
                     _ => "connection refused".to_string(),
                 };
                 let failure = EtcdResponse::Error(EtcdError::Unavailable(why));
