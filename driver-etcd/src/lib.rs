@@ -21,7 +21,9 @@
 pub mod calls;
 pub mod clock;
 pub mod connect;
+pub mod events;
 pub mod hooks;
+pub mod job_output;
 pub mod keepalive;
 #[cfg(all(test, loom))]
 mod loom_shim;
