@@ -3,6 +3,7 @@ mod cli;
 mod command;
 mod config;
 mod cron;
+mod host;
 mod logging;
 mod manual;
 mod sim;
@@ -41,7 +42,7 @@ fn main() -> ProcessExit {
         }
     };
     logging::init(cli.global.quiet, cli.global.log_format);
-    let config = match validate(cli) {
+    let config = match validate(cli, &host::ThisHost) {
         Ok(config) => config,
         Err(e) => return fail(e.code, &e.message),
     };
