@@ -26,9 +26,9 @@ use crate::cron::{
     fire_key, job_prefix, result_key, rfc3339, rfc3339_ms, running_key, short_duration, Claim, Job, Overlap, RunResult,
     CLAIM_LEASE_ROTATE, CLAIM_LEASE_TTL, RESULT_LEASE_ROTATE, RESULT_LEASE_TTL,
 };
-use crate::drive::{Driven, Machine, Now};
+use crate::drive::{Input, Machine, Now};
 use crate::etcd::{EtcdError, EtcdRequest, EtcdResponse, WatchEvent};
-use crate::ids::{ChildId, HookId, LeaseId, ReqId, Revision, WatchId};
+use crate::ids::{ChildId, LeaseId, ReqId, Revision, WatchId};
 use crate::output::{Event, ExitCode, Outbox, Output, SpawnSpec};
 use crate::sabotage::Sabotage;
 use crate::session::{Session, SessionEvent};
@@ -492,6 +492,28 @@ fn job_name(key: &str) -> Option<String> {
 }
 
 impl Machine for Conchd {
+    fn handle_input(&mut self, now: Now, input: Input) {
+        self.see_clock(now);
+        match input {
+            Input::Response(id, response) => self.on_response(now, id, response),
+            Input::Watch(id, event) => self.on_watch(now, id, event),
+            Input::ChildStarted(child, pid) => {
+                if let Some(run) = self.runs.get_mut(&child) {
+                    run.supervisor.handle_started(now.mono, pid, &mut self.out);
+                }
+            }
+            Input::ChildExit(child, status) => self.on_child_exit(now, child, status),
+            // conchd runs no hooks.
+            Input::HookExit(..) => {}
+            // SIGHUP & co. stop nothing: a daemon's jobs are not its children's business.
+            Input::Signal(signal) if !signal.stops() => {
+                self.out.log(Event::info("signal-ignored").with("signal", signal.number()));
+            }
+            Input::Signal(signal) => self.on_signal(now, signal),
+            Input::Timeout => self.on_timeout(now),
+        }
+    }
+
     fn poll_output(&mut self) -> Option<Output> {
         self.out.pop()
     }
@@ -516,47 +538,6 @@ impl Machine for Conchd {
             .into_iter()
             .flatten()
             .min()
-    }
-}
-
-impl Driven for Conchd {
-    fn handle_response(&mut self, now: Now, id: ReqId, response: EtcdResponse) {
-        self.see_clock(now);
-        self.on_response(now, id, response);
-    }
-
-    fn handle_watch(&mut self, now: Now, id: WatchId, event: WatchEvent) {
-        self.see_clock(now);
-        self.on_watch(now, id, event);
-    }
-
-    fn handle_child_started(&mut self, now: Now, child: ChildId, pid: u32) {
-        self.see_clock(now);
-        if let Some(run) = self.runs.get_mut(&child) {
-            run.supervisor.handle_started(now.mono, pid, &mut self.out);
-        }
-    }
-
-    fn handle_child_exit(&mut self, now: Now, child: ChildId, status: ChildStatus) {
-        self.see_clock(now);
-        self.on_child_exit(now, child, status);
-    }
-
-    fn handle_hook_exit(&mut self, _now: Now, _id: HookId, _status: ChildStatus) {}
-
-    fn handle_signal(&mut self, now: Now, signal: WrapperSignal) {
-        self.see_clock(now);
-        if !signal.stops() {
-            // SIGHUP & co. stop nothing: a daemon's jobs are not its children's business.
-            self.out.log(Event::info("signal-ignored").with("signal", signal.number()));
-            return;
-        }
-        self.on_signal(now, signal);
-    }
-
-    fn handle_timeout(&mut self, now: Now) {
-        self.see_clock(now);
-        self.on_timeout(now);
     }
 }
 

@@ -8,7 +8,6 @@ use crate::time::Instant;
 
 /// One thing for the driver to do, carried out in poll order.
 #[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
 pub enum Output {
     /// Make an etcd call; feed the answer back with the same id.
     Etcd {

@@ -5,11 +5,10 @@
 //! exit, a loss or a signal, stop the child first, then release (delete our key if it is
 //! still ours, revoke the lease), then exit with the code of `01-cli.md`.
 //!
-//! Inputs: `handle_response`, `handle_watch`, `handle_child_started`, `handle_child_exit`,
-//! `handle_signal`, `handle_timeout`. Outputs: [`Output`]s by polling.
+//! Inputs: [`Input`] through [`Machine::handle_input`]. Outputs: [`Output`]s by polling.
 use std::time::Duration;
 
-use crate::drive::Machine;
+use crate::drive::{Input, Machine, Now};
 use crate::duration::format;
 use crate::etcd::{EtcdError, EtcdRequest, EtcdResponse, WatchEvent};
 use crate::hold::{Hold, HoldEvent, HoldSpec, RETRY_DELAY};
@@ -161,7 +160,7 @@ impl Runner {
     }
 
     /// Feeds an etcd answer.
-    pub fn handle_response(&mut self, now: Instant, id: ReqId, response: EtcdResponse) {
+    fn handle_response(&mut self, now: Instant, id: ReqId, response: EtcdResponse) {
         if self.stage == Stage::Done {
             return;
         }
@@ -179,7 +178,7 @@ impl Runner {
     }
 
     /// Feeds a watch event.
-    pub fn handle_watch(&mut self, now: Instant, id: WatchId, event: WatchEvent) {
+    fn handle_watch(&mut self, now: Instant, id: WatchId, event: WatchEvent) {
         if self.stage == Stage::Done {
             return;
         }
@@ -189,12 +188,12 @@ impl Runner {
     }
 
     /// The shim started the child.
-    pub fn handle_child_started(&mut self, now: Instant, pid: u32) {
+    fn handle_child_started(&mut self, now: Instant, pid: u32) {
         self.child.handle_started(now, pid, &mut self.out);
     }
 
     /// The child is gone and its group cleaned up (or the shim vanished).
-    pub fn handle_child_exit(&mut self, now: Instant, status: ChildStatus) {
+    fn handle_child_exit(&mut self, now: Instant, status: ChildStatus) {
         if !self.child.is_alive() {
             return;
         }
@@ -209,7 +208,7 @@ impl Runner {
     }
 
     /// A hook exited (or was killed).
-    pub fn handle_hook_exit(&mut self, now: Instant, id: HookId, status: ChildStatus) {
+    fn handle_hook_exit(&mut self, now: Instant, id: HookId, status: ChildStatus) {
         let Some((kind, ok)) = self.hooks.handle_exit(now, id, status, &mut self.out) else { return };
         match (kind, self.stage) {
             (HookKind::OnAcquire, Stage::AcquireHook) => match self.after_hook.take() {
@@ -235,7 +234,7 @@ impl Runner {
     }
 
     /// A signal reached the wrapper.
-    pub fn handle_signal(&mut self, now: Instant, signal: WrapperSignal) {
+    fn handle_signal(&mut self, now: Instant, signal: WrapperSignal) {
         if let WrapperSignal::Pass(n) = signal {
             self.child.pass_signal(n, &mut self.out);
             return;
@@ -264,7 +263,7 @@ impl Runner {
     }
 
     /// Timers: keepalives, deadlines, retries, `--wait`, escalation, release timeout.
-    pub fn handle_timeout(&mut self, now: Instant) {
+    fn handle_timeout(&mut self, now: Instant) {
         if self.stage == Stage::Done {
             return;
         }
@@ -546,6 +545,21 @@ fn fencing_token(rev: crate::ids::Revision, sabotage: Sabotage) -> String {
 }
 
 impl Machine for Runner {
+    fn handle_input(&mut self, now: Now, input: Input) {
+        self.set_wall_ms(now.wall_ms);
+        let now = now.mono;
+        match input {
+            Input::Response(id, response) => self.handle_response(now, id, response),
+            Input::Watch(id, event) => self.handle_watch(now, id, event),
+            // A runner has one child at a time: the id is the supervisor's.
+            Input::ChildStarted(_, pid) => self.handle_child_started(now, pid),
+            Input::ChildExit(_, status) => self.handle_child_exit(now, status),
+            Input::HookExit(id, status) => self.handle_hook_exit(now, id, status),
+            Input::Signal(signal) => self.handle_signal(now, signal),
+            Input::Timeout => self.handle_timeout(now),
+        }
+    }
+
     fn poll_output(&mut self) -> Option<Output> {
         self.out.pop()
     }

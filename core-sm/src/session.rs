@@ -250,6 +250,13 @@ impl Session {
         Some(self.timings?.kill_at(self.deadline?))
     }
 
+    /// The TTL etcd granted, in whole seconds (what every renewal restores).
+    fn granted_ttl_s(&self) -> Option<i64> {
+        let ttl = self.timings?.ttl;
+        debug_assert!(self.lease.is_some(), "timings are derived only from a grant");
+        i64::try_from(ttl.as_secs()).ok()
+    }
+
     /// Acknowledged keepalives so far, and the round trip of the latest.
     pub fn round_trips(&self) -> (u64, Duration) {
         (self.acks, self.last_rtt)
@@ -281,6 +288,12 @@ impl Session {
         if self.stopped {
             return None;
         }
+        let response = match response {
+            // A renewal restores the TTL etcd granted, so an answer that only says "renewed"
+            // is worth exactly that: the session's own record, never a driver's guess.
+            EtcdResponse::KeepAliveOpened => EtcdResponse::KeepAlive { ttl_s: self.granted_ttl_s()? },
+            other => other,
+        };
         match response {
             EtcdResponse::KeepAlive { ttl_s } if ttl_s > 0 => {
                 if std::mem::take(&mut self.failing) {
@@ -509,6 +522,20 @@ mod tests {
         );
         assert_eq!(s.handle_response(at(2_400), first, EtcdResponse::KeepAlive { ttl_s: 1 }, &mut out), None);
         assert_eq!(s.deadline(), Some(at(12_200)));
+    }
+
+    #[test]
+    fn an_opened_stream_renews_to_the_granted_ttl() {
+        let mut out = Outbox::default();
+        let mut s = granted_session(&mut out);
+        s.handle_timeout(at(1_600), &mut out);
+        let id = drain_requests(&mut out)[0].0;
+        assert_eq!(
+            s.handle_response(at(1_700), id, EtcdResponse::KeepAliveOpened, &mut out),
+            Some(SessionEvent::Extended)
+        );
+        // Sent at 1.6 s, granted 10 s: the deadline is 11.6 s.
+        assert_eq!(s.deadline(), Some(at(11_600)));
     }
 
     #[test]

@@ -8,6 +8,10 @@
 //!   command exiting starts a stop: SIGTERM now, SIGKILL by `min(now + kill_after, kill_at)`.
 //! * Once stopping, SIGKILL is repeated at every wake after the kill deadline, so processes
 //!   forked late die too; deadline updates no longer move anything.
+//! * Once the command has exited and the shim has no child left at all, nothing of the
+//!   command is left (a subreaper inherits every orphan below it, so a descendant always
+//!   has a live chain of parents up to the shim): nothing more to signal, the exit is
+//!   reported ([`ShimRules::exit_due`]).
 use std::collections::VecDeque;
 use std::time::Duration;
 
@@ -34,6 +38,7 @@ pub struct ShimRules {
     kill_after: Duration,
     kill_by: Option<Instant>,
     main_exited: bool,
+    exit_due: bool,
     actions: VecDeque<ShimSignal>,
     ignore_deadlines: bool,
 }
@@ -47,6 +52,7 @@ impl ShimRules {
             kill_after,
             kill_by: None,
             main_exited: false,
+            exit_due: false,
             actions: VecDeque::new(),
             ignore_deadlines: cfg!(feature = "break-shim-deadline"),
         }
@@ -81,6 +87,25 @@ impl ShimRules {
         if self.kill_by.is_none() {
             self.begin_stop(now, now.plus(self.kill_after), "command exited");
         }
+    }
+
+    /// What a reap found: whether the command has exited, and whether the shim has any
+    /// child left. With the command gone and no child left, the group is empty: the
+    /// signals still queued have nobody to reach, and the exit is due.
+    pub fn handle_reaped(&mut self, now: Instant, main_exited: bool, children_left: bool) {
+        debug_assert!(main_exited || !self.main_exited, "the command exits once: a later reap still knows it");
+        if main_exited {
+            self.handle_main_exit(now);
+        }
+        if main_exited && !children_left {
+            self.actions.clear();
+            self.exit_due = true;
+        }
+    }
+
+    /// Whether the command and its whole group are gone: report the exit, stop.
+    pub fn exit_due(&self) -> bool {
+        self.exit_due
     }
 
     /// Deadlines: SIGTERM at `term_at`, SIGKILL at the kill deadline (repeated).

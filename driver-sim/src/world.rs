@@ -9,7 +9,7 @@
 //! now hold until the end, so the expected holders must settle within the convergence
 //! bound) and shutdown (every client gets SIGTERM; nothing may be left behind).
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
 use std::time::Duration;
 
 use conch_core::backoff::SplitMix64;
@@ -18,8 +18,8 @@ use conch_core::cron::{job_key, Job, JobSpec, Overlap};
 use conch_core::keys::Name;
 use conch_core::values::Holder;
 use conch_core::{
-    Attempt, ChildId, ChildStatus, Driven, Endpoints, EtcdRequest, EtcdResponse, HoldSpec, HookConfig, Instant, Now,
-    Outcome as EndpointOutcome, Output, ReqId, RunConfig, Service, ServiceConfig, WatchEvent, WatchId,
+    Attempt, ChildId, ChildStatus, Endpoints, EtcdRequest, EtcdResponse, HoldSpec, HookConfig, Input, Instant, Machine,
+    Now, Outcome as EndpointOutcome, Output, ReqId, RunConfig, Service, ServiceConfig, WatchEvent, WatchId,
 };
 
 use crate::buggify::Buggify;
@@ -48,13 +48,6 @@ const SETTLED_NS: u64 = 3_000_000_000;
 
 fn ns(d: Duration) -> u64 {
     d.as_nanos() as u64
-}
-
-/// An input on its way to a client's machine.
-#[derive(Debug)]
-enum Input {
-    Response(ReqId, EtcdResponse),
-    Watch(WatchId, WatchEvent),
 }
 
 #[derive(Debug)]
@@ -122,7 +115,7 @@ enum Program {
 }
 
 impl Program {
-    fn driven(&mut self) -> &mut dyn Driven {
+    fn machine(&mut self) -> &mut dyn Machine {
         match self {
             Program::Service(s) => s.as_mut(),
             Program::Conchd(c) => c.as_mut(),
@@ -151,6 +144,9 @@ struct Client {
     endpoints: Endpoints,
     /// The member its keepalive stream was last opened on.
     stream_member: usize,
+    /// Inputs the world made while performing the machine's outputs (a child started or
+    /// killed), fed after the drain, in order: never into the machine mid-drain.
+    inbox: VecDeque<Input>,
 }
 
 /// The world.
@@ -209,6 +205,7 @@ impl World {
                 daemon_start_s: BTreeMap::new(),
                 endpoints: Endpoints::new(opts.members),
                 stream_member: 0,
+                inbox: VecDeque::new(),
             });
         }
         let net = SimNet::new(opts.seed, clients.len(), opts.latency_us);
@@ -350,11 +347,7 @@ impl World {
                         return;
                     }
                     self.clients[i].timer_at = None;
-                    let now = self.clock(i);
-                    if let Some(m) = self.clients[i].machine.as_mut() {
-                        m.driven().handle_timeout(now);
-                    }
-                    self.pump(i);
+                    self.feed(i, Input::Timeout);
                 }
             }
             Ev::Shim(i, child, gen) => {
@@ -368,6 +361,7 @@ impl World {
                 if c.shim_gen == gen {
                     c.rules.handle_timeout(now);
                     self.shim_perform(i, child);
+                    self.pump(i);
                 }
             }
             Ev::ChildEnd(i, child, gen) => {
@@ -382,7 +376,10 @@ impl World {
                         let resume = c.stopped_until;
                         self.at(resume, Ev::ChildEnd(i, child, gen));
                     }
-                    Some(c) if c.gen == gen => self.child_gone(i, child, ChildStatus::Exited(0)),
+                    Some(c) if c.gen == gen => {
+                        self.child_gone(i, child, ChildStatus::Exited(0));
+                        self.pump(i);
+                    }
                     _ => {}
                 }
             }
@@ -435,6 +432,7 @@ impl World {
         let c = &mut self.clients[i];
         c.incarnation += 1;
         c.watches.clear();
+        c.inbox.clear();
         c.endpoints = Endpoints::new(self.opts.members).with_sabotage(self.opts.sabotage);
         c.stream_member = 0;
         let machine = match &c.role {
@@ -492,42 +490,64 @@ impl World {
             self.at(resume, Ev::Deliver(i, inc, input));
             return;
         }
-        let now = self.clock(i);
-        match input {
-            Input::Response(id, response) => {
-                if let EtcdResponse::Granted { lease, .. } = &response {
-                    self.grants_heard.insert(lease.0);
-                }
-                if let Some(m) = self.clients[i].machine.as_mut() {
-                    m.driven().handle_response(now, id, response);
-                }
+        match &input {
+            Input::Response(_, EtcdResponse::Granted { lease, .. }) => {
+                self.grants_heard.insert(lease.0);
             }
             Input::Watch(id, event) => {
-                if !self.clients[i].watches.contains_key(&id) {
+                if !self.clients[i].watches.contains_key(id) {
                     return;
                 }
                 if matches!(event, WatchEvent::Compacted | WatchEvent::Broken(_)) {
-                    self.clients[i].watches.remove(&id);
-                }
-                if let Some(m) = self.clients[i].machine.as_mut() {
-                    m.driven().handle_watch(now, id, event);
+                    self.clients[i].watches.remove(id);
                 }
             }
+            _ => {}
+        }
+        self.feed(i, input);
+    }
+
+    /// Feeds one input to client `i`'s machine (if it runs), then drains it.
+    fn feed(&mut self, i: usize, input: Input) {
+        let now = self.clock(i);
+        if let Some(m) = self.clients[i].machine.as_mut() {
+            m.machine().handle_input(now, input);
         }
         self.pump(i);
     }
 
-    /// Drains a client's outputs, performs them, and schedules its timer.
+    /// Queues an input the world made for client `i`'s machine while performing its
+    /// outputs; the drain in progress (or the next [`World::pump`]) feeds it.
+    fn queue_input(&mut self, i: usize, input: Input) {
+        if self.clients[i].machine.is_some() {
+            self.clients[i].inbox.push_back(input);
+        }
+    }
+
+    /// Drains a client's outputs and performs them in poll order, then feeds the inputs
+    /// that performing them made (each followed by its own drain), then schedules its timer.
     fn pump(&mut self, i: usize) {
-        let mut outputs = Vec::new();
-        let timeout = match self.clients[i].machine.as_mut() {
-            Some(m) => conch_core::drain(m.driven(), |o| outputs.push(o)),
-            None => return,
-        };
-        for o in outputs {
-            self.perform(i, o);
-            if self.clients[i].machine.is_none() {
-                return;
+        let mut timeout = None;
+        for _ in 0..conch_core::drive::DRAIN_OUTPUTS_MAX {
+            let mut outputs = Vec::new();
+            timeout = match self.clients[i].machine.as_mut() {
+                Some(m) => conch_core::drain(m.machine(), |o| outputs.push(o)),
+                None => {
+                    self.clients[i].inbox.clear();
+                    return;
+                }
+            };
+            for o in outputs {
+                self.perform(i, o);
+                if self.clients[i].machine.is_none() {
+                    self.clients[i].inbox.clear();
+                    return;
+                }
+            }
+            let Some(input) = self.clients[i].inbox.pop_front() else { break };
+            let now = self.clock(i);
+            if let Some(m) = self.clients[i].machine.as_mut() {
+                m.machine().handle_input(now, input);
             }
         }
         // One live timer per client: re-arm only when the instant changes (most inputs
@@ -567,6 +587,8 @@ impl World {
                 }
             }
             Output::KillGroup(child) => self.child_gone(i, child, ChildStatus::Signaled(9)),
+            // The world carries out no hooks (the simulated clients configure none).
+            Output::RunHook(_) | Output::KillHook(_) | Output::SignalGroup { .. } | Output::Print(_) => {}
             Output::Exit(code) => {
                 self.trace("exit", format_args!("\"client\":{i},\"code\":{}", code.0));
                 self.clean_exits.insert((i, inc));
@@ -593,7 +615,7 @@ impl World {
                 let sep = if fields.is_empty() { "" } else { "," };
                 self.trace("log", format_args!("\"client\":{i},\"kind\":\"{}\"{sep}{}", event.kind, fields.join(",")));
             }
-            _ => {}
+            Output::Log(_) => {}
         }
     }
 }

@@ -132,6 +132,7 @@ impl World {
                 }
                 self.fault_record("child-kill", Some(i), self.now);
                 self.child_gone(i, child, conch_core::ChildStatus::Signaled(9));
+                self.pump(i);
             }
             FaultKind::ChildStop => {
                 let Some(c) = self.clients[i].host.children.values_mut().next() else { return };
