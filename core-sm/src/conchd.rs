@@ -428,8 +428,7 @@ impl Conchd {
             run.supervisor.handle_timeout(now.mono, &mut self.out);
             if run.outcome.is_none() && now.mono >= run.ttl_deadline {
                 run.outcome = Some("timeout");
-                let kill_at = now.mono.plus(self.cfg.kill_after);
-                let kill_at = self.session.kill_at().map_or(kill_at, |k| k.min(kill_at));
+                let kill_at = self.session.kill_by(now.mono);
                 self.out.log(
                     Event::warn("run-timeout")
                         .with("job", &run.name)

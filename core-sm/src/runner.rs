@@ -459,8 +459,7 @@ impl Runner {
 
     /// SIGKILL no later than `now + kill_after`, nor than the session's `kill_at`.
     fn kill_at_from(&self, now: Instant) -> Instant {
-        let grace = now.plus(self.cfg.kill_after);
-        self.session.kill_at().map_or(grace, |k| k.min(grace))
+        self.session.kill_by(now)
     }
 
     fn begin_release(&mut self, now: Instant, code: ExitCode) {

@@ -257,6 +257,14 @@ impl Session {
         i64::try_from(ttl.as_secs()).ok()
     }
 
+    /// When a stop ordered `now` must have SIGKILLed the child: after its `kill_after` of
+    /// grace, and never later than the session's own `kill_at` (the one rule every stop
+    /// of the runner's and conchd's uses).
+    pub fn kill_by(&self, now: Instant) -> Instant {
+        let grace = now.plus(self.kill_after);
+        self.kill_at().map_or(grace, |k| k.min(grace))
+    }
+
     /// Acknowledged keepalives so far, and the round trip of the latest.
     pub fn round_trips(&self) -> (u64, Duration) {
         (self.acks, self.last_rtt)
