@@ -189,7 +189,6 @@ fn check_usage(cli: Cli) -> Result<Config, String> {
                 ttl,
                 kill_after,
                 seed: random_seed(),
-                sabotage: Default::default(),
             };
             Action::Conchd { cfg, status_addr }
         }
@@ -273,7 +272,7 @@ fn run_action(spec: HoldSpec, run: RunArgs, ttl: Duration, hooks: HookConfig, re
         cmd: Some(cmd_field(&run.cmd)),
         held_since: None,
     };
-    let run = RunConfig { spec, holder, argv: run.cmd, ttl, kill_after, wait, hooks, sabotage: Default::default() };
+    let run = RunConfig { spec, holder, argv: run.cmd, ttl, kill_after, wait, hooks };
     Ok(Action::Run(ServiceConfig { run, restart, seed: random_seed() }))
 }
 

@@ -64,8 +64,6 @@ pub struct ConchdConfig {
     pub kill_after: Duration,
     /// Seed of the jitter draws.
     pub seed: u64,
-    /// A deliberate bug for checker tests ([`Sabotage::None`] outside them).
-    pub sabotage: Sabotage,
 }
 
 /// Counters for `/metrics` and tests.
@@ -128,6 +126,8 @@ enum Slot {
 /// The daemon machine.
 #[derive(Debug)]
 pub struct Conchd {
+    /// A deliberate bug, set only by [`Conchd::with_sabotage`].
+    sabotage: Sabotage,
     cfg: ConchdConfig,
     session: Session,
     session_up: bool,
@@ -166,11 +166,17 @@ pub struct Conchd {
 }
 
 impl Conchd {
+    /// The same daemon with a deliberate bug (the simulator's checker tests only).
+    pub fn with_sabotage(self, sabotage: Sabotage) -> Conchd {
+        Conchd { sabotage, ..self }
+    }
+
     /// A daemon; call [`Conchd::start`].
     pub fn new(cfg: ConchdConfig) -> Conchd {
         let session = Session::new(cfg.ttl, cfg.kill_after);
         let rng = SplitMix64::new(cfg.seed);
         Conchd {
+            sabotage: Sabotage::None,
             cfg,
             session,
             session_up: false,
@@ -341,7 +347,7 @@ impl Conchd {
         match Job::decode(value) {
             Ok(job) => {
                 // Ticks strictly after this second: never one before the daemon started.
-                let from = match self.cfg.sabotage {
+                let from = match self.sabotage {
                     Sabotage::ClaimPastTicks => self.start_wall_s - 3600,
                     _ => now.wall_ms.div_euclid(1000).max(self.start_wall_s),
                 };
@@ -458,7 +464,7 @@ impl Conchd {
         let limit_ms = LATE_MAX.min(period / 2).as_millis() as i64;
         let now_s = now.wall_ms.div_euclid(1000);
         state.jitter_ms = self.rng.next_u64() % (JITTER_MAX_MS + 1);
-        let limit_ms = match self.cfg.sabotage {
+        let limit_ms = match self.sabotage {
             Sabotage::SkipEveryLateTick => 0,
             Sabotage::ClaimPastTicks => i64::MAX,
             _ => limit_ms.max(JITTER_MAX_MS as i64),

@@ -30,7 +30,6 @@ fn cfg() -> ConchdConfig {
         ttl: Duration::from_secs(10),
         kill_after: Duration::from_secs(1),
         seed: 3,
-        sabotage: Default::default(),
     }
 }
 

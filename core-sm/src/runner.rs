@@ -42,8 +42,6 @@ pub struct RunConfig {
     pub wait: Option<Duration>,
     /// `--on-acquire`, `--on-lose`, `--hook-timeout`.
     pub hooks: HookConfig,
-    /// A deliberate bug for checker tests ([`Sabotage::None`] outside them).
-    pub sabotage: Sabotage,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,6 +61,8 @@ enum Stage {
 /// The wrapper machine.
 #[derive(Debug)]
 pub struct Runner {
+    /// A deliberate bug, set only by [`Runner::with_sabotage`].
+    sabotage: Sabotage,
     cfg: RunConfig,
     session: Session,
     hold: Hold,
@@ -98,14 +98,18 @@ impl Runner {
         Runner::with_id_base(cfg, 0)
     }
 
+    /// The same runner with a deliberate bug (the simulator's checker tests only).
+    pub fn with_sabotage(self, sabotage: Sabotage) -> Runner {
+        Runner { hold: self.hold.with_sabotage(sabotage), sabotage, ..self }
+    }
+
     /// A runner whose ids start after `id_base`, for the successive runs of one process.
     pub fn with_id_base(cfg: RunConfig, id_base: u64) -> Runner {
         let hooks = Hooks::new(cfg.hooks.clone(), id_base);
         let session = Session::new(cfg.ttl, cfg.kill_after);
-        let hold = Hold::new(cfg.spec.clone(), cfg.holder.encode())
-            .with_holder(cfg.holder.clone())
-            .with_sabotage(cfg.sabotage);
+        let hold = Hold::new(cfg.spec.clone(), cfg.holder.encode()).with_holder(cfg.holder.clone());
         Runner {
+            sabotage: Sabotage::None,
             cfg,
             session,
             hold,
@@ -307,7 +311,8 @@ impl Runner {
         match event {
             SessionEvent::Granted => {
                 let Some(lease) = self.session.lease() else {
-                    return;
+                    debug_assert!(false, "the session says Granted only once it holds its lease");
+                    return self.begin_release(now, ExitCode::LOST);
                 };
                 // A stop signal came while the grant was on its way: revoke it, campaign not.
                 if let Some(code) = self.aborted {
@@ -396,7 +401,7 @@ impl Runner {
         );
         let mut env = vec![
             ("CONCH_NAME".to_string(), self.cfg.spec.name.as_str().to_string()),
-            ("CONCH_REV".to_string(), fencing_token(rev, self.cfg.sabotage)),
+            ("CONCH_REV".to_string(), fencing_token(rev, self.sabotage)),
             ("CONCH_LEASE".to_string(), lease.to_string()),
         ];
         if self.cfg.spec.is_office {
@@ -474,7 +479,7 @@ impl Runner {
             self.release_pending.push(id);
             self.release_delete = Some((id, request));
         }
-        if let Some(lease) = self.session.lease().filter(|_| self.cfg.sabotage != Sabotage::KeepLeaseOnExit) {
+        if let Some(lease) = self.session.lease().filter(|_| self.sabotage != Sabotage::KeepLeaseOnExit) {
             let id = self.out.request(EtcdRequest::Revoke { lease });
             self.release_pending.push(id);
         }

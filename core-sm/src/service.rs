@@ -29,6 +29,7 @@ use crate::drive::{Input, Machine, Now};
 use crate::duration::format;
 use crate::output::{Event, ExitCode, Output};
 use crate::runner::{RunConfig, Runner};
+use crate::sabotage::Sabotage;
 use crate::supervision::WrapperSignal;
 use crate::time::Instant;
 
@@ -70,6 +71,8 @@ pub struct Service {
     child_started_at: Option<Instant>,
     child_uptime: Option<Duration>,
     done: bool,
+    /// A deliberate bug for every cycle, set only by [`Service::with_sabotage`].
+    sabotage: Sabotage,
 }
 
 impl Service {
@@ -92,7 +95,14 @@ impl Service {
             child_started_at: None,
             child_uptime: None,
             done: false,
+            sabotage: Sabotage::None,
         }
+    }
+
+    /// The same service with a deliberate bug in every cycle (the simulator's checker
+    /// tests only).
+    pub fn with_sabotage(self, sabotage: Sabotage) -> Service {
+        Service { sabotage, ..self }
     }
 
     /// How many cycles have started.
@@ -136,7 +146,7 @@ impl Service {
         if let Some(until) = self.wait_until {
             run.wait = Some(until.since(now));
         }
-        let mut runner = Runner::with_id_base(run, self.cycle * ID_STRIDE);
+        let mut runner = Runner::with_id_base(run, self.cycle * ID_STRIDE).with_sabotage(self.sabotage);
         runner.set_wall_ms(self.wall_ms);
         self.cycle += 1;
         runner.start(now);

@@ -48,7 +48,6 @@ fn service(restart: bool, wait: Option<Duration>) -> Service {
         kill_after: Duration::from_secs(5),
         wait,
         hooks: HookConfig::default(),
-        sabotage: Default::default(),
     };
     Service::new(ServiceConfig { run, restart, seed: 1 })
 }

@@ -16,6 +16,11 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use crate::sabotage::Sabotage;
+
+// The feature builds a conch whose shim ignores its deadlines, for the invariant suite to
+// catch (scripts/test.sh builds it as target/broken-conch): never a release build.
+#[cfg(all(feature = "break-shim-deadline", not(debug_assertions)))]
+compile_error!("the break-shim-deadline feature makes the shim ignore its deadlines: debug (test) builds only");
 use crate::time::Instant;
 
 /// How often a stopping shim wakes to look for late processes.

@@ -144,7 +144,6 @@ pub fn machine_inputs(data: &[u8]) {
         kill_after: Duration::from_secs(2),
         wait: data.get(1).map(|b| Duration::from_millis(*b as u64 * 100)),
         hooks: Default::default(),
-        sabotage: Default::default(),
     };
     let mut m =
         Service::new(conch_core::ServiceConfig { run, restart: data.get(2).is_some_and(|b| b % 2 == 1), seed: 1 });

@@ -452,9 +452,9 @@ impl World {
                     kill_after: self.opts.kill_after,
                     wait: None,
                     hooks: HookConfig::default(),
-                    sabotage: self.opts.sabotage,
                 };
-                let mut service = Service::new(ServiceConfig { run, restart: true, seed });
+                let mut service =
+                    Service::new(ServiceConfig { run, restart: true, seed }).with_sabotage(self.opts.sabotage);
                 service.start(now.mono);
                 Program::Service(Box::new(service))
             }
@@ -467,9 +467,8 @@ impl World {
                     ttl: self.opts.ttl,
                     kill_after: self.opts.kill_after,
                     seed,
-                    sabotage: self.opts.sabotage,
                 };
-                let mut conchd = Conchd::new(cfg);
+                let mut conchd = Conchd::new(cfg).with_sabotage(self.opts.sabotage);
                 conchd.start(now);
                 Program::Conchd(Box::new(conchd))
             }
