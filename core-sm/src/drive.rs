@@ -4,7 +4,7 @@
 use crate::etcd::{EtcdResponse, WatchEvent};
 use crate::ids::{ChildId, HookId, ReqId, WatchId};
 use crate::output::Output;
-use crate::supervision::{ChildStatus, WrapperSignal};
+use crate::process::{ChildStatus, WrapperSignal};
 use crate::time::Instant;
 
 /// The two clocks a machine may need: monotonic for deadlines, wall for cron ticks.

@@ -12,7 +12,7 @@
 //!
 //! A line either end cannot read is input, not a broken invariant: `decode` says `None`
 //! and the reader logs it.
-use crate::supervision::ChildStatus;
+use crate::process::ChildStatus;
 use crate::time::Instant;
 
 /// What the wrapper tells its shim.

@@ -5,6 +5,7 @@
 //! * [`pool`] — one connection per member and failover between them (the core's
 //!   [`conch_core::Endpoints`] decides).
 //! * [`events`] — what the driver's tasks send its loop (an input, or keepalive news).
+//! * [`log`] — one log line per core event, text or JSON.
 //! * [`keepalive`] — the lease keepalive stream, answers paired with requests in order.
 //! * [`watches`] — one task per single-key watch.
 //! * [`shim`] — the hidden `conch __shim` mode that owns the child's process group.
@@ -25,6 +26,7 @@ pub mod connect;
 pub mod events;
 pub mod hooks;
 pub mod keepalive;
+pub mod log;
 #[cfg(all(test, loom))]
 mod loom_shim;
 pub mod notify;
