@@ -75,3 +75,34 @@ pub fn drain<M: Machine + ?Sized>(machine: &mut M, mut perform: impl FnMut(Outpu
     }
     machine.poll_timeout()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A machine with a bug: every poll has one more output.
+    struct Endless;
+
+    impl Machine for Endless {
+        fn handle_input(&mut self, _now: Now, _input: Input) {}
+        fn poll_output(&mut self) -> Option<Output> {
+            Some(Output::Print(String::new()))
+        }
+        fn poll_timeout(&self) -> Option<Instant> {
+            None
+        }
+    }
+
+    #[test]
+    #[cfg_attr(debug_assertions, should_panic(expected = "a loop in the machine"))]
+    fn a_drain_that_never_ends_is_a_bug() {
+        let mut outputs = 0usize;
+        let mut overflow = false;
+        let _ = drain(&mut Endless, |o| match o {
+            Output::Log(e) => overflow = e.kind == "drain-overflow",
+            _ => outputs += 1,
+        });
+        // Release builds stop at the bound and say so.
+        assert_eq!((outputs, overflow), (DRAIN_OUTPUTS_MAX, true));
+    }
+}

@@ -176,7 +176,11 @@ impl Io {
                         self.shims.remove(child);
                     }
                     Input::HookExit(id, _) => self.hooks.forget(*id),
-                    _ => {}
+                    Input::Response(..)
+                    | Input::Watch(..)
+                    | Input::ChildStarted(..)
+                    | Input::Signal(_)
+                    | Input::Timeout => {}
                 }
                 machine.handle_input(now_both(), input);
             }

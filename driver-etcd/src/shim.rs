@@ -38,7 +38,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use conch_core::shim_pipe::{FromShim, ToShim};
-use conch_core::shim_rules::{ShimRules, ShimSignal};
+use conch_core::shim_rules::{ShimInput, ShimRules, ShimSignal};
 use conch_core::Instant;
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -200,10 +200,12 @@ impl Shim {
         loop {
             let now = now();
             // Deadlines first: they hold whatever the wrapper does.
-            self.rules.handle_timeout(now);
+            self.rules.handle_input(now, ShimInput::Timeout);
             self.perform(now);
             let no_children_left = self.reap();
-            self.rules.handle_reaped(now, self.main_status.is_some(), !no_children_left);
+            let reaped =
+                ShimInput::Reaped { main_exited: self.main_status.is_some(), children_left: !no_children_left };
+            self.rules.handle_input(now, reaped);
             self.perform(now);
             if self.rules.exit_due() {
                 if self.tty_pgrp > 0 {
@@ -318,15 +320,17 @@ impl Shim {
         }
         if closed {
             self.link = None;
-            self.rules.handle_link_closed(now);
+            self.rules.handle_input(now, ShimInput::LinkClosed);
         }
         self.perform(now);
     }
 
     fn handle_line(&mut self, now: Instant, line: &str) {
         match ToShim::decode(line) {
-            Some(ToShim::Deadlines { term_at, kill_at }) => self.rules.handle_deadlines(term_at, kill_at),
-            Some(ToShim::Terminate { kill_at }) => self.rules.handle_terminate(now, kill_at),
+            Some(ToShim::Deadlines { term_at, kill_at }) => {
+                self.rules.handle_input(now, ShimInput::Deadlines { term_at, kill_at })
+            }
+            Some(ToShim::Terminate { kill_at }) => self.rules.handle_input(now, ShimInput::Terminate { kill_at }),
             Some(ToShim::Signal(signal)) => match Signal::try_from(signal).ok() {
                 // A passed-on signal goes to each descendant, never to the group (the shim
                 // is in it, and SIGHUP to the group also reached the command's own

@@ -16,6 +16,7 @@ use conch_core::backoff::SplitMix64;
 use conch_core::conchd::{Conchd, ConchdConfig};
 use conch_core::cron::{job_key, Job, JobSpec, Overlap};
 use conch_core::keys::Name;
+use conch_core::shim_rules::ShimInput;
 use conch_core::values::Holder;
 use conch_core::{
     Attempt, ChildId, ChildStatus, Endpoints, EtcdRequest, EtcdResponse, HoldSpec, HookConfig, Input, Instant, Machine,
@@ -360,7 +361,7 @@ impl World {
                 let now = self.clients[i].host.mono(self.now);
                 let Some(c) = self.clients[i].host.children.get_mut(&child) else { return };
                 if c.shim_gen == gen {
-                    c.rules.handle_timeout(now);
+                    c.rules.handle_input(now, ShimInput::Timeout);
                     self.shim_perform(i, child);
                     self.pump(i);
                 }
@@ -502,7 +503,12 @@ impl World {
                     self.clients[i].watches.remove(id);
                 }
             }
-            _ => {}
+            Input::Response(..)
+            | Input::ChildStarted(..)
+            | Input::ChildExit(..)
+            | Input::HookExit(..)
+            | Input::Signal(_)
+            | Input::Timeout => {}
         }
         self.feed(i, input);
     }

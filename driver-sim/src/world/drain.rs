@@ -1,6 +1,7 @@
 //! A client's side of the drain contract: one input in, its outputs performed in poll
 //! order, then the inputs performing them made (a child started or killed), each with
 //! its own drain; never an input into the machine while its outputs are carried out.
+use conch_core::shim_rules::ShimInput;
 use conch_core::{ChildStatus, Input, Output};
 
 use super::{Ev, World};
@@ -74,15 +75,16 @@ impl World {
             }
             Output::Spawn(spec) => self.spawn(i, spec),
             Output::Deadlines { child, term_at, kill_at } => {
+                let now = self.clients[i].host.mono(self.now);
                 if let Some(c) = self.clients[i].host.children.get_mut(&child) {
-                    c.rules.handle_deadlines(term_at, kill_at);
+                    c.rules.handle_input(now, ShimInput::Deadlines { term_at, kill_at });
                     self.schedule_shim(i, child);
                 }
             }
             Output::Terminate { child, kill_at } => {
                 let now = self.clients[i].host.mono(self.now);
                 if let Some(c) = self.clients[i].host.children.get_mut(&child) {
-                    c.rules.handle_terminate(now, kill_at);
+                    c.rules.handle_input(now, ShimInput::Terminate { kill_at });
                     self.shim_perform(i, child);
                 }
             }

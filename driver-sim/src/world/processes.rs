@@ -1,6 +1,6 @@
 //! The processes on a SimHost: a child starts under its shim's rules, the rules' signals
 //! end it (a stubborn child ignores SIGTERM), and every end is logged as an interval.
-use conch_core::shim_rules::{ShimRules, ShimSignal};
+use conch_core::shim_rules::{ShimInput, ShimRules, ShimSignal};
 use conch_core::{ChildId, ChildStatus, HoldSpec, Input, SpawnSpec};
 
 use super::{Ev, Role, World};
@@ -116,7 +116,7 @@ impl World {
         let Some(mut c) = self.clients[i].host.children.remove(&child) else { return };
         // A simulated child takes its whole group with it: the shim's rule then reports.
         let now = self.clients[i].host.mono(self.now);
-        c.rules.handle_reaped(now, true, false);
+        c.rules.handle_input(now, ShimInput::Reaped { main_exited: true, children_left: false });
         debug_assert!(c.rules.exit_due(), "an empty group is the shim's report, by its rules");
         let (group, rev) = (self.group_of(i), c.rev);
         self.log_interval(i, c);
