@@ -191,7 +191,6 @@ fn check_usage(cli: Cli, host: &dyn Host) -> Result<Config, String> {
                 ttl,
                 kill_after,
                 seed: host.seed(),
-                sabotage: Default::default(),
             };
             Action::Conchd { cfg, status_addr }
         }
@@ -282,7 +281,7 @@ fn run_action(
         cmd: Some(cmd_field(&run.cmd)),
         held_since: None,
     };
-    let run = RunConfig { spec, holder, argv: run.cmd, ttl, kill_after, wait, hooks, sabotage: Default::default() };
+    let run = RunConfig { spec, holder, argv: run.cmd, ttl, kill_after, wait, hooks };
     Ok(Action::Run(ServiceConfig { run, restart, seed: host.seed() }))
 }
 

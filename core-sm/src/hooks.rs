@@ -7,27 +7,9 @@ use std::time::Duration;
 
 use crate::ids::HookId;
 use crate::output::{Event, Outbox, Output};
-use crate::supervision::ChildStatus;
+use crate::process::ChildStatus;
+pub use crate::process::{HookKind, HookSpec};
 use crate::time::Instant;
-
-/// Which hook.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum HookKind {
-    /// After winning, before the child.
-    OnAcquire,
-    /// After the child is gone, before resigning.
-    OnLose,
-}
-
-impl HookKind {
-    /// The flag's name without dashes.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            HookKind::OnAcquire => "on-acquire",
-            HookKind::OnLose => "on-lose",
-        }
-    }
-}
 
 /// The hooks configured for a run.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -38,19 +20,6 @@ pub struct HookConfig {
     pub on_lose: Option<String>,
     /// Longest a hook may run.
     pub timeout: Duration,
-}
-
-/// How to run one hook.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct HookSpec {
-    /// Correlation id for its exit.
-    pub id: HookId,
-    /// Which hook.
-    pub kind: HookKind,
-    /// The shell command (`sh -c`).
-    pub cmd: String,
-    /// Variables added to the inherited environment (the child's).
-    pub env: Vec<(String, String)>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -5,11 +5,10 @@
 //! exit, a loss or a signal, stop the child first, then release (delete our key if it is
 //! still ours, revoke the lease), then exit with the code of `01-cli.md`.
 //!
-//! Inputs: `handle_response`, `handle_watch`, `handle_child_started`, `handle_child_exit`,
-//! `handle_signal`, `handle_timeout`. Outputs: [`Output`]s by polling.
+//! Inputs: [`Input`] through [`Machine::handle_input`]. Outputs: [`Output`]s by polling.
 use std::time::Duration;
 
-use crate::drive::Machine;
+use crate::drive::{Input, Machine, Now};
 use crate::duration::format;
 use crate::etcd::{EtcdError, EtcdRequest, EtcdResponse, WatchEvent};
 use crate::hold::{Hold, HoldEvent, HoldSpec, RETRY_DELAY};
@@ -43,8 +42,6 @@ pub struct RunConfig {
     pub wait: Option<Duration>,
     /// `--on-acquire`, `--on-lose`, `--hook-timeout`.
     pub hooks: HookConfig,
-    /// A deliberate bug for checker tests ([`Sabotage::None`] outside them).
-    pub sabotage: Sabotage,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,6 +61,8 @@ enum Stage {
 /// The wrapper machine.
 #[derive(Debug)]
 pub struct Runner {
+    /// A deliberate bug, set only by [`Runner::with_sabotage`].
+    sabotage: Sabotage,
     cfg: RunConfig,
     session: Session,
     hold: Hold,
@@ -99,14 +98,18 @@ impl Runner {
         Runner::with_id_base(cfg, 0)
     }
 
+    /// The same runner with a deliberate bug (the simulator's checker tests only).
+    pub fn with_sabotage(self, sabotage: Sabotage) -> Runner {
+        Runner { hold: self.hold.with_sabotage(sabotage), sabotage, ..self }
+    }
+
     /// A runner whose ids start after `id_base`, for the successive runs of one process.
     pub fn with_id_base(cfg: RunConfig, id_base: u64) -> Runner {
         let hooks = Hooks::new(cfg.hooks.clone(), id_base);
         let session = Session::new(cfg.ttl, cfg.kill_after);
-        let hold = Hold::new(cfg.spec.clone(), cfg.holder.encode())
-            .with_holder(cfg.holder.clone())
-            .with_sabotage(cfg.sabotage);
+        let hold = Hold::new(cfg.spec.clone(), cfg.holder.encode()).with_holder(cfg.holder.clone());
         Runner {
+            sabotage: Sabotage::None,
             cfg,
             session,
             hold,
@@ -161,7 +164,7 @@ impl Runner {
     }
 
     /// Feeds an etcd answer.
-    pub fn handle_response(&mut self, now: Instant, id: ReqId, response: EtcdResponse) {
+    fn handle_response(&mut self, now: Instant, id: ReqId, response: EtcdResponse) {
         if self.stage == Stage::Done {
             return;
         }
@@ -179,7 +182,7 @@ impl Runner {
     }
 
     /// Feeds a watch event.
-    pub fn handle_watch(&mut self, now: Instant, id: WatchId, event: WatchEvent) {
+    fn handle_watch(&mut self, now: Instant, id: WatchId, event: WatchEvent) {
         if self.stage == Stage::Done {
             return;
         }
@@ -189,12 +192,12 @@ impl Runner {
     }
 
     /// The shim started the child.
-    pub fn handle_child_started(&mut self, now: Instant, pid: u32) {
+    fn handle_child_started(&mut self, now: Instant, pid: u32) {
         self.child.handle_started(now, pid, &mut self.out);
     }
 
     /// The child is gone and its group cleaned up (or the shim vanished).
-    pub fn handle_child_exit(&mut self, now: Instant, status: ChildStatus) {
+    fn handle_child_exit(&mut self, now: Instant, status: ChildStatus) {
         if !self.child.is_alive() {
             return;
         }
@@ -209,7 +212,7 @@ impl Runner {
     }
 
     /// A hook exited (or was killed).
-    pub fn handle_hook_exit(&mut self, now: Instant, id: HookId, status: ChildStatus) {
+    fn handle_hook_exit(&mut self, now: Instant, id: HookId, status: ChildStatus) {
         let Some((kind, ok)) = self.hooks.handle_exit(now, id, status, &mut self.out) else { return };
         match (kind, self.stage) {
             (HookKind::OnAcquire, Stage::AcquireHook) => match self.after_hook.take() {
@@ -235,7 +238,7 @@ impl Runner {
     }
 
     /// A signal reached the wrapper.
-    pub fn handle_signal(&mut self, now: Instant, signal: WrapperSignal) {
+    fn handle_signal(&mut self, now: Instant, signal: WrapperSignal) {
         if let WrapperSignal::Pass(n) = signal {
             self.child.pass_signal(n, &mut self.out);
             return;
@@ -264,7 +267,7 @@ impl Runner {
     }
 
     /// Timers: keepalives, deadlines, retries, `--wait`, escalation, release timeout.
-    pub fn handle_timeout(&mut self, now: Instant) {
+    fn handle_timeout(&mut self, now: Instant) {
         if self.stage == Stage::Done {
             return;
         }
@@ -308,7 +311,8 @@ impl Runner {
         match event {
             SessionEvent::Granted => {
                 let Some(lease) = self.session.lease() else {
-                    return;
+                    debug_assert!(false, "the session says Granted only once it holds its lease");
+                    return self.begin_release(now, ExitCode::LOST);
                 };
                 // A stop signal came while the grant was on its way: revoke it, campaign not.
                 if let Some(code) = self.aborted {
@@ -397,7 +401,7 @@ impl Runner {
         );
         let mut env = vec![
             ("CONCH_NAME".to_string(), self.cfg.spec.name.as_str().to_string()),
-            ("CONCH_REV".to_string(), fencing_token(rev, self.cfg.sabotage)),
+            ("CONCH_REV".to_string(), fencing_token(rev, self.sabotage)),
             ("CONCH_LEASE".to_string(), lease.to_string()),
         ];
         if self.cfg.spec.is_office {
@@ -467,8 +471,7 @@ impl Runner {
 
     /// SIGKILL no later than `now + kill_after`, nor than the session's `kill_at`.
     fn kill_at_from(&self, now: Instant) -> Instant {
-        let grace = now.plus(self.cfg.kill_after);
-        self.session.kill_at().map_or(grace, |k| k.min(grace))
+        self.session.kill_by(now)
     }
 
     fn begin_release(&mut self, now: Instant, code: ExitCode) {
@@ -483,7 +486,7 @@ impl Runner {
             self.release_pending.push(id);
             self.release_delete = Some((id, request));
         }
-        if let Some(lease) = self.session.lease().filter(|_| self.cfg.sabotage != Sabotage::KeepLeaseOnExit) {
+        if let Some(lease) = self.session.lease().filter(|_| self.sabotage != Sabotage::KeepLeaseOnExit) {
             let id = self.out.request(EtcdRequest::Revoke { lease });
             self.release_pending.push(id);
         }
@@ -553,6 +556,21 @@ fn fencing_token(rev: crate::ids::Revision, sabotage: Sabotage) -> String {
 }
 
 impl Machine for Runner {
+    fn handle_input(&mut self, now: Now, input: Input) {
+        self.set_wall_ms(now.wall_ms);
+        let now = now.mono;
+        match input {
+            Input::Response(id, response) => self.handle_response(now, id, response),
+            Input::Watch(id, event) => self.handle_watch(now, id, event),
+            // A runner has one child at a time: the id is the supervisor's.
+            Input::ChildStarted(_, pid) => self.handle_child_started(now, pid),
+            Input::ChildExit(_, status) => self.handle_child_exit(now, status),
+            Input::HookExit(id, status) => self.handle_hook_exit(now, id, status),
+            Input::Signal(signal) => self.handle_signal(now, signal),
+            Input::Timeout => self.handle_timeout(now),
+        }
+    }
+
     fn poll_output(&mut self) -> Option<Output> {
         self.out.pop()
     }

@@ -24,7 +24,6 @@ fn config(office: bool, wait: Option<Duration>) -> RunConfig {
         kill_after: Duration::from_secs(5),
         wait,
         hooks: HookConfig::default(),
-        sabotage: Default::default(),
     }
 }
 

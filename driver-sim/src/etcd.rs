@@ -182,7 +182,6 @@ impl SimEtcd {
                 }
                 EtcdResponse::Claimed { won: true, rev: Revision(self.rev), existing: None }
             }
-            _ => EtcdResponse::Error(EtcdError::Fatal("not simulated".into())),
         }
     }
 
