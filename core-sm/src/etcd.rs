@@ -169,7 +169,6 @@ pub enum EtcdResponse {
 
 /// How an etcd call failed.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
 pub enum EtcdError {
     /// Transport trouble or a timeout: the call may or may not have taken effect.
     #[error("{0}")]

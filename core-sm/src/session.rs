@@ -291,6 +291,8 @@ impl Session {
         }
         let position = self.inflight.iter().position(|(k, _)| *k == id)?;
         let (_, sent_at) = self.inflight.remove(position)?;
+        // Paired with handle_timeout: a keepalive is sent only once the grant set the timings.
+        debug_assert!(self.timings.is_some(), "a keepalive in flight before the grant");
         // Answers come in request order: anything sent before this one went unanswered.
         self.inflight.drain(..position);
         if self.stopped {

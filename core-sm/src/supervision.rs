@@ -106,6 +106,8 @@ impl Supervisor {
     /// Passes moved deadlines on to the shim.
     pub fn set_deadlines(&mut self, term_at: Instant, kill_at: Instant, out: &mut Outbox) {
         if let Phase::Running { term_at: t, kill_at: k } = self.phase {
+            // The session's timings: term_at = kill_at − kill_after, never after it.
+            debug_assert!(term_at <= kill_at, "term_at {term_at:?} after kill_at {kill_at:?}");
             // Paired with the session's `D = max(D, send + ttl')`: a deadline only moves later.
             debug_assert!(
                 term_at >= t && kill_at >= k,

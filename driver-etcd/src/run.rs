@@ -126,14 +126,11 @@ async fn drive_observed<M: Machine>(
         if let Some(code) = io.exit {
             return code;
         }
-        // One input per turn, each followed by its drain: our own first, then anything
-        // already queued, and only then a wait.
+        // One input per turn, each followed by its drain: our own first (they answer what
+        // was just performed), then whichever source is ready (select picks fairly among
+        // ready ones, so a flood of etcd news never starves the timer or a signal).
         if let Some(input) = io.own.pop_front() {
             machine.handle_input(now_both(), input);
-            continue;
-        }
-        if let Ok(event) = inbox.try_recv() {
-            io.feed(&mut machine, event).await;
             continue;
         }
         let sleep_until = timeout.map(to_tokio);

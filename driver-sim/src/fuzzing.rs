@@ -168,7 +168,17 @@ pub fn machine_inputs(data: &[u8]) {
                     assert!(children.is_empty(), "spawned {:?} while {children:?} still runs", s.child);
                     children.push(s.child)
                 }
-                _ => {}
+                // Nothing of these comes back as an input the fuzzer can aim.
+                Output::CancelWatch(_)
+                | Output::Deadlines { .. }
+                | Output::Terminate { .. }
+                | Output::KillGroup(_)
+                | Output::SignalGroup { .. }
+                | Output::RunHook(_)
+                | Output::KillHook(_)
+                | Output::Print(_)
+                | Output::Exit(_)
+                | Output::Log(_) => {}
             }
         }
         let (op, a, b) = (chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0));
