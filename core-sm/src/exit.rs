@@ -48,6 +48,9 @@ impl ExitCode {
     pub const UNAVAILABLE: ExitCode = ExitCode(69);
     /// Hold lost while the child ran (child killed), or an internal error.
     pub const LOST: ExitCode = ExitCode(70);
+    /// The hold was lost and the `--fence` command failed or overran its budget: the keys
+    /// were left to expire with the lease (EX_OSERR).
+    pub const FENCE_FAILED: ExitCode = ExitCode(71);
     /// A file that was asked for cannot be written (`conch sim --trace`, `--timeline`).
     pub const CANT_CREATE: ExitCode = ExitCode(73);
     /// Could not acquire (`--nonblock`, `--wait` ran out).
@@ -62,12 +65,13 @@ impl ExitCode {
 
     /// Every code conch itself chooses and what it means, in order; besides these a run
     /// passes on its child's status (128 + N for a child killed by signal N).
-    pub const TABLE: [(ExitCode, &'static str); 11] = [
+    pub const TABLE: [(ExitCode, &'static str); 12] = [
         (ExitCode::OK, "success: the command ran and exited 0, or the query's answer is yes"),
         (ExitCode::VACANT, "no: vacant or not ours (--who, --assert), no such job, or a seed failed (sim)"),
         (ExitCode::USAGE, "usage error: a bad flag, name or duration; nothing was written to etcd"),
         (ExitCode::UNAVAILABLE, "etcd unreachable (no endpoint answered within --dial-timeout), or no session"),
         (ExitCode::LOST, "the hold was lost while the command ran (it was killed), or an internal error"),
+        (ExitCode::FENCE_FAILED, "the hold was lost and --fence failed or overran: the keys expire with the lease"),
         (ExitCode::CANT_CREATE, "a file asked for (sim --trace, --timeline) cannot be written"),
         (ExitCode::NOT_ACQUIRED, "not acquired: --nonblock found it taken, or --wait ran out"),
         (ExitCode::NO_PERMISSION, "etcd refused the credentials or the permission (--user)"),

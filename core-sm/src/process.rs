@@ -89,6 +89,8 @@ pub enum HookKind {
     OnAcquire,
     /// After the child is gone, before resigning.
     OnLose,
+    /// After a lost hold's child (or on-acquire hook) is dead, before anything else.
+    Fence,
 }
 
 impl HookKind {
@@ -97,6 +99,7 @@ impl HookKind {
         match self {
             HookKind::OnAcquire => "on-acquire",
             HookKind::OnLose => "on-lose",
+            HookKind::Fence => "fence",
         }
     }
 }

@@ -54,6 +54,9 @@ enum Stage {
     Running,
     /// The child is gone; the on-lose hook runs before the release.
     LoseHook,
+    /// The hold was lost and its child (or on-acquire hook) is dead: the fence runs; the
+    /// release follows only if it succeeds in its budget.
+    Fence,
     Releasing,
     Done,
 }
@@ -106,7 +109,10 @@ impl Runner {
     /// A runner whose ids start after `id_base`, for the successive runs of one process.
     pub fn with_id_base(cfg: RunConfig, id_base: u64) -> Runner {
         let hooks = Hooks::new(cfg.hooks.clone(), id_base);
-        let session = Session::new(cfg.ttl, cfg.kill_after);
+        // The fence's budget comes out of the kill window: the child is stopped that much
+        // earlier, so the fence too ends by the session's kill_at (before the lease could
+        // expire).
+        let session = Session::new(cfg.ttl, cfg.kill_after).with_fence(cfg.hooks.fence_window());
         let hold = Hold::new(cfg.spec.clone(), cfg.holder.encode()).with_holder(cfg.holder.clone());
         Runner {
             sabotage: Sabotage::None,
@@ -203,6 +209,14 @@ impl Runner {
         }
         self.child.handle_exit(now, status, &mut self.out);
         let code = self.exit_after_child.unwrap_or_else(|| status.exit_code());
+        if self.start_fence(now, code) {
+            return;
+        }
+        self.after_child(now, code);
+    }
+
+    /// The child (or a lost hold's fence) is done: the on-lose hook, then the release.
+    fn after_child(&mut self, now: Instant, code: ExitCode) {
         if self.hooks.start(now, HookKind::OnLose, self.child_env.clone(), None, &mut self.out) {
             self.stage = Stage::LoseHook;
             self.after_hook = Some(code);
@@ -216,6 +230,7 @@ impl Runner {
         let Some((kind, ok)) = self.hooks.handle_exit(now, id, status, &mut self.out) else { return };
         match (kind, self.stage) {
             (HookKind::OnAcquire, Stage::AcquireHook) => match self.after_hook.take() {
+                Some(code) if self.start_fence(now, code) => {}
                 Some(code) => self.begin_release(now, code),
                 None if ok => self.spawn_child(now),
                 None => {
@@ -226,6 +241,14 @@ impl Runner {
             (HookKind::OnLose, Stage::LoseHook) => {
                 let code = self.after_hook.take().unwrap_or(ExitCode::LOST);
                 self.begin_release(now, code);
+            }
+            (HookKind::Fence, Stage::Fence) if ok => self.after_child(now, ExitCode::LOST),
+            (HookKind::Fence, Stage::Fence) => {
+                // What the fence should have undone may still stand: keep our keys, so no
+                // one acquires before the lease expires on its own.
+                let note = "keys left to expire with the lease";
+                self.out.log(self.event(Event::error("fence-failed")).with("note", note));
+                self.finish(ExitCode::FENCE_FAILED);
             }
             _ => {}
         }
@@ -258,8 +281,8 @@ impl Runner {
                 self.after_hook.get_or_insert(code);
                 self.hooks.kill(&mut self.out);
             }
-            // The on-lose hook is bounded by its timeout; the release follows it.
-            Stage::LoseHook => {}
+            // The on-lose hook and the fence are bounded; the release follows them.
+            Stage::LoseHook | Stage::Fence => {}
             // A second signal: stop waiting for etcd.
             Stage::Releasing => self.finish(self.exit.unwrap_or(code)),
             Stage::Done => {}
@@ -327,7 +350,7 @@ impl Runner {
                 self.hold.campaign(now, lease, &mut self.out);
             }
             SessionEvent::Extended => {
-                if let (Some(term_at), Some(kill_at)) = (self.session.term_at(), self.session.kill_at()) {
+                if let (Some(term_at), Some(kill_at)) = (self.session.term_at(), self.session.child_kill_at()) {
                     self.child.set_deadlines(term_at, kill_at, &mut self.out);
                 }
             }
@@ -416,7 +439,7 @@ impl Runner {
     }
 
     fn spawn_child(&mut self, now: Instant) {
-        let (Some(term_at), Some(kill_at)) = (self.session.term_at(), self.session.kill_at()) else { return };
+        let (Some(term_at), Some(kill_at)) = (self.session.term_at(), self.session.child_kill_at()) else { return };
         self.stage = Stage::Running;
         if now >= term_at {
             self.on_loss(now, LossReason::DeadlinePassed);
@@ -469,9 +492,24 @@ impl Runner {
         }
     }
 
-    /// SIGKILL no later than `now + kill_after`, nor than the session's `kill_at`.
+    /// SIGKILL no later than `now + kill_after`, nor than the child's share of the
+    /// session's `kill_at` ([`Session::kill_by`]).
     fn kill_at_from(&self, now: Instant) -> Instant {
         self.session.kill_by(now)
+    }
+
+    /// Starts the fence when the hold was lost (`code` is 70) after it was acquired and a
+    /// fence is configured; it must end by the session's `kill_at`.
+    fn start_fence(&mut self, now: Instant, code: ExitCode) -> bool {
+        if code != ExitCode::LOST || !self.hooks.has(HookKind::Fence) || self.hold.create_rev().is_none() {
+            return false;
+        }
+        let by = self.session.kill_at();
+        if !self.hooks.start(now, HookKind::Fence, self.child_env.clone(), by, &mut self.out) {
+            return false;
+        }
+        self.stage = Stage::Fence;
+        true
     }
 
     fn begin_release(&mut self, now: Instant, code: ExitCode) {

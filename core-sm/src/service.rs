@@ -186,7 +186,9 @@ impl Service {
         // first grant failing is final (69).
         let held = self.child_started_at.is_some() || self.child_uptime.is_some();
         let waiter = lost_waiting || (self.reentered && by_etcd && !held);
-        let again = !self.signaled && (self.cfg.restart || (waiter && wait_left));
+        // A failed fence is final: what it should have undone may still stand.
+        let fenced_out = code == ExitCode::FENCE_FAILED;
+        let again = !self.signaled && !fenced_out && (self.cfg.restart || (waiter && wait_left));
         if !again {
             self.finish(self.stop_code(code));
             return;
@@ -217,7 +219,7 @@ impl Service {
     /// an unreachable etcd keeps its code. Without `--restart` the child's status is
     /// passed on.
     fn stop_code(&self, code: ExitCode) -> ExitCode {
-        let clean = code != ExitCode::LOST && code != ExitCode::UNAVAILABLE;
+        let clean = ![ExitCode::LOST, ExitCode::UNAVAILABLE, ExitCode::FENCE_FAILED].contains(&code);
         if self.signaled && self.cfg.restart && clean {
             ExitCode::OK
         } else {

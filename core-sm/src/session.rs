@@ -199,6 +199,9 @@ pub enum SessionEvent {
 pub struct Session {
     requested_ttl: Duration,
     kill_after: Duration,
+    /// The `--fence` budget: the end of the kill window belongs to the fence, so the
+    /// child's group must be dead this much before `kill_at`.
+    fence: Duration,
     timings: Option<Timings>,
     lease: Option<LeaseId>,
     deadline: Option<Instant>,
@@ -217,6 +220,7 @@ impl Session {
         Session {
             requested_ttl: ttl,
             kill_after,
+            fence: Duration::ZERO,
             timings: None,
             lease: None,
             deadline: None,
@@ -228,6 +232,14 @@ impl Session {
             acks: 0,
             last_rtt: Duration::ZERO,
         }
+    }
+
+    /// A session whose kill window also holds a `--fence` of `budget`: the child is told
+    /// to stop `budget` earlier (`term_at`) and must be dead `budget` before `kill_at`,
+    /// which the fence then has.
+    pub fn with_fence(mut self, budget: Duration) -> Session {
+        self.fence = budget;
+        self
     }
 
     /// The lease, once granted.
@@ -262,7 +274,12 @@ impl Session {
     /// of the runner's and conchd's uses).
     pub fn kill_by(&self, now: Instant) -> Instant {
         let grace = now.plus(self.kill_after);
-        self.kill_at().map_or(grace, |k| k.min(grace))
+        self.child_kill_at().map_or(grace, |k| k.min(grace))
+    }
+
+    /// The child's SIGKILL deadline: `kill_at`, less the fence's budget when there is one.
+    pub fn child_kill_at(&self) -> Option<Instant> {
+        Some(self.kill_at()?.minus(self.fence))
     }
 
     /// Acknowledged keepalives so far, and the round trip of the latest.
@@ -341,7 +358,7 @@ impl Session {
             EtcdResponse::Granted { lease, ttl_s } if ttl_s > 0 => {
                 self.lease = Some(lease);
                 let ttl = Duration::from_secs(ttl_s.unsigned_abs());
-                let timings = match Timings::derive(ttl, self.kill_after) {
+                let timings = match Timings::derive(ttl, self.kill_after + self.fence) {
                     Ok(t) => t,
                     Err(e) => {
                         self.stopped = true;

@@ -230,7 +230,7 @@ impl Shim {
                         // The same field, in the same format, as the wrapper's term-sent.
                         let kill_in = self.rules.kill_by().map_or(Duration::ZERO, |k| k.since(now));
                         let kill_in = conch_core::duration::format(kill_in);
-                        tracing::info!(why, processes = targets, kill_in, "term-sent");
+                        tracing::info!(why = %why, processes = targets, kill_in = %kill_in, "term-sent");
                     }
                 }
                 ShimSignal::Kill => {
