@@ -2,7 +2,7 @@
 use clap::builder::BoolishValueParser;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::manual::{exits, CONCHD_EXITS, CRON_EXITS, OTHER_EXITS, RUN_EXITS, SIM_EXITS};
+use crate::exits::{exits, CONCHD_EXITS, CRON_EXITS, OTHER_EXITS, RUN_EXITS, SIM_EXITS};
 
 /// Run a command while holding something in etcd; kill it when the hold is gone.
 #[derive(Debug, Parser)]

@@ -3,6 +3,7 @@ mod cli;
 mod command;
 mod config;
 mod cron;
+mod exits;
 mod host;
 mod logging;
 mod manual;
