@@ -53,12 +53,14 @@ for run in "mixed 1..1000" "elect 1..200" "sema 1..200" "cron 1..200" "mixed $fr
     tail -n 1 "$out"
 done
 # Simulator finds kept as fixed regression seeds, with the options that found them.
-for args in "--scenario mixed --clients 10 --seed 316"; do
-    echo "conch sim $args (regression seed)"
+while IFS= read -r line; do
+    args=${line%%#*}
+    [ -n "${args// /}" ] || continue
+    echo "conch sim $args(regression seed)"
     # shellcheck disable=SC2086
     ./target/debug/conch sim $args > target/sim/regression.txt || { cat target/sim/regression.txt; status=1; }
     tail -n 1 target/sim/regression.txt
-done
+done < scripts/sim-regressions.txt
 # loom models of the drivers' cross-thread protocols.
 ./scripts/loom.sh || status=1
 # The benchmark program (07-performance) in quick mode: it prints its table; timings are

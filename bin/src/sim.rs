@@ -78,7 +78,7 @@ fn replay(run: &SimRun, seed: u64) -> String {
     }
     if let Some(faults) = a.faults.as_ref().filter(|f| {
         use conch_driver_sim::options::FaultKind;
-        f.len() != FaultKind::ALL.len() + FaultKind::MEMBER.len()
+        f.len() != FaultKind::ALL.len() + FaultKind::MEMBER.len() + FaultKind::PAIRED.len()
     }) {
         let names: Vec<&str> = faults.iter().map(|k| k.as_str()).collect();
         cmd += &format!(" --faults {}", if names.is_empty() { "none".to_string() } else { names.join(",") });

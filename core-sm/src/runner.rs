@@ -103,9 +103,12 @@ impl Runner {
     pub fn with_id_base(cfg: RunConfig, id_base: u64) -> Runner {
         let hooks = Hooks::new(cfg.hooks.clone(), id_base);
         let session = Session::new(cfg.ttl, cfg.kill_after);
-        let hold = Hold::new(cfg.spec.clone(), cfg.holder.encode())
+        let mut hold = Hold::new(cfg.spec.clone(), cfg.holder.encode())
             .with_holder(cfg.holder.clone())
             .with_sabotage(cfg.sabotage);
+        if let Ok(timings) = crate::session::Timings::derive(cfg.ttl, cfg.kill_after) {
+            hold = hold.with_confirm_within(timings.term_within());
+        }
         Runner {
             cfg,
             session,

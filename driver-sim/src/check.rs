@@ -18,6 +18,8 @@
 //!   started, been claimed) no longer than conchd's bound
 //!   ([`conch_core::conchd::running_key_bound`]) before `t` — unless `t` is within the
 //!   settle time of a fault, as for liveness.
+//! * `progress`: the event loop never spins at one simulated instant (a machine asking
+//!   to be woken at an instant already past) nor passes the per-seed event limit.
 //! * `no-leaks`: after SIGTERM to every client: no keys, no session leases, no children,
 //!   every wrapper and daemon exited.
 use std::collections::{BTreeMap, BTreeSet};
@@ -46,7 +48,8 @@ impl Violation {
 }
 
 /// Every checker name, in report order.
-pub const CHECKERS: [&str; 10] = [
+pub const CHECKERS: [&str; 11] = [
+    "progress",
     "bounded-holders",
     "fencing",
     "fifo",
@@ -79,6 +82,11 @@ pub fn check(outcome: &Outcome) -> Vec<Violation> {
 
 fn raw_check(outcome: &Outcome) -> Vec<Violation> {
     let mut v = Vec::new();
+    if let Some(why) = &outcome.stuck {
+        // Nothing after the stop is meaningful: the other checkers would report noise.
+        v.push(violation("progress", format!("the run stopped: {why}")));
+        return v;
+    }
     let opts = &outcome.opts;
     for group in [Group::Office, Group::Sema] {
         let max = opts.capacity(group);

@@ -11,4 +11,5 @@ pub mod plan;
 pub mod record;
 pub mod run;
 pub mod timeline;
+pub mod watchdog;
 pub mod world;

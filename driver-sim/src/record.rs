@@ -160,6 +160,9 @@ pub struct Outcome {
     pub events: u64,
     /// How often a client's pinned member changed (failover).
     pub failovers: u64,
+    /// Why the run was stopped before its end: the event loop spun at one instant or
+    /// passed the per-seed event limit (the `progress` checker fails it).
+    pub stuck: Option<String>,
     /// One JSON object per event, when tracing.
     pub trace: Vec<String>,
 }

@@ -34,6 +34,7 @@ mod faults;
 mod members;
 mod phases;
 mod processes;
+mod stuck;
 mod traffic;
 
 /// A call without an answer fails after this (the real driver's call timeout).
@@ -227,6 +228,7 @@ impl World {
             end_at: 0,
             events: 0,
             failovers: 0,
+            stuck: None,
             trace: Vec::new(),
         };
         let members = opts.members.max(1);
@@ -294,11 +296,16 @@ impl World {
         self.out.stop_at = stop_at;
         self.at(stop_at, Ev::Shutdown);
         let end = stop_at + SHUTDOWN_NS;
-        for _ in 0..200_000_000u64 {
+        let mut dog = crate::watchdog::Watchdog::new(self.clients.len());
+        for _ in 0..=crate::watchdog::EVENTS_MAX {
             let Some(Reverse(Queued { when, ev, .. })) = self.queue.pop() else { break };
             if when > end
                 || (self.stopping && self.clients.iter().all(|c| c.machine.is_none() && c.host.children.is_empty()))
             {
+                break;
+            }
+            if let Some(stuck) = dog.event(when, ev.client()) {
+                self.out.stuck = Some(self.name_stuck(stuck));
                 break;
             }
             self.now = when;

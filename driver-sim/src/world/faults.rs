@@ -1,5 +1,6 @@
 //! Carrying out the fault plan — crash, pause, freeze, cuts, swizzle, administrative
-//! revoke and delete, etcd down or stalled, compaction, clock jumps — and healing.
+//! revoke and delete, etcd down or stalled, compaction, clock jumps, one client's calls
+//! refused — and healing.
 use std::collections::BTreeSet;
 
 use conch_core::backoff::SplitMix64;
@@ -132,6 +133,18 @@ impl World {
                 }
                 self.fault_record("child-kill", Some(i), self.now);
                 self.child_gone(i, child, conch_core::ChildStatus::Signaled(9));
+            }
+            FaultKind::ReadsRefused => {
+                self.net.refuse_unary(i, until);
+                let inc = self.clients[i].incarnation;
+                let ids: Vec<WatchId> = self.clients[i].watches.keys().copied().collect();
+                for id in ids {
+                    if let Some(sub) = self.clients[i].watches.get_mut(&id) {
+                        sub.next_rev = i64::MAX;
+                    }
+                    self.send_event(i, inc, id, WatchEvent::Broken("watch cancelled by the server".into()));
+                }
+                self.fault_record("reads-refused", Some(i), until);
             }
             FaultKind::ChildStop => {
                 let Some(c) = self.clients[i].host.children.values_mut().next() else { return };

@@ -89,6 +89,11 @@ impl World {
             }
             return;
         }
+        if !keepalive && self.net.unary_refused(i, self.now) {
+            let err = EtcdResponse::Error(EtcdError::Unavailable("etcdserver: too many requests".into()));
+            let _ = self.respond(i, inc, id, err, sent, false);
+            return;
+        }
         let response = self.etcd.apply(Instant::from_nanos(self.now), &request);
         self.observe(i, inc, &request, &response);
         self.notify_watches();
