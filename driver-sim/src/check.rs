@@ -4,7 +4,9 @@
 //!   the exception windows computed from the fault log (an administrative revoke or key
 //!   delete, a whole-host freeze) — and those windows close.
 //! * `fencing`: an office's tokens strictly increase across successive holders; a
-//!   semaphore never hands out one token twice.
+//!   semaphore never hands out one token twice; every token is the create revision of the
+//!   holder's own key when its child starts.
+//! * `cron-skip-overlap`, `cron-late-tick`: see [`crate::check_cron`].
 //! * `fifo`: a child starts only when fewer than N keys of its contest are older.
 //! * `convergence`: after the last fault, within the bound, the N oldest contenders hold,
 //!   stay holding, and every other client waits with a key.
@@ -41,20 +43,22 @@ pub struct Violation {
 }
 
 impl Violation {
-    fn at(mut self, t: u64) -> Violation {
+    pub(crate) fn at(mut self, t: u64) -> Violation {
         self.at = Some(t);
         self
     }
 }
 
 /// Every checker name, in report order.
-pub const CHECKERS: [&str; 11] = [
+pub const CHECKERS: [&str; 13] = [
     "progress",
     "bounded-holders",
     "fencing",
     "fifo",
     "convergence",
     "cron-at-most-once",
+    "cron-skip-overlap",
+    "cron-late-tick",
     "cron-liveness",
     "cron-no-past-tick",
     "failover",
@@ -94,10 +98,24 @@ fn raw_check(outcome: &Outcome) -> Vec<Violation> {
         if intervals.is_empty() {
             continue;
         }
-        bounded_holders(opts, group, max, &intervals, &outcome.faults, &mut v);
+        bounded_holders(opts, ("bounded-holders", group.as_str()), max, &intervals, &outcome.faults, &mut v);
         fencing(group, &intervals, &mut v);
     }
     for p in &outcome.promotions {
+        if let Some(key_rev) = p.key_rev.filter(|k| *k != p.rev) {
+            v.push(
+                violation(
+                    "fencing",
+                    format!(
+                        "{} client {} started with token {} but its key's create revision is {key_rev}",
+                        p.group.as_str(),
+                        p.client,
+                        p.rev
+                    ),
+                )
+                .at(p.at),
+            );
+        }
         let max = opts.capacity(p.group);
         if p.lower >= max {
             v.push(
@@ -118,6 +136,8 @@ fn raw_check(outcome: &Outcome) -> Vec<Violation> {
     }
     convergence(outcome, &mut v);
     cron(outcome, &mut v);
+    crate::check_cron::skip_overlap(outcome, &mut v);
+    crate::check_cron::late_ticks(outcome, &mut v);
     failover(outcome, &mut v);
     running_keys(outcome, &mut v);
     leaks(outcome, &mut v);
@@ -157,16 +177,16 @@ fn failover(outcome: &Outcome, v: &mut Vec<Violation>) {
     }
 }
 
-fn violation(checker: &'static str, detail: String) -> Violation {
+pub(crate) fn violation(checker: &'static str, detail: String) -> Violation {
     Violation { checker, detail, at: None }
 }
 
-fn secs(ns: u64) -> String {
+pub(crate) fn secs(ns: u64) -> String {
     format!("{:.3}s", ns as f64 / 1e9)
 }
 
 /// Per client, the spans in which its child may overlap a successor.
-fn excuses(opts: &SimOptions, faults: &[FaultRecord]) -> Vec<(usize, u64, u64)> {
+pub(crate) fn excuses(opts: &SimOptions, faults: &[FaultRecord]) -> Vec<(usize, u64, u64)> {
     let ttl = opts.ttl.as_nanos() as u64;
     let kill_after = opts.kill_after.as_nanos() as u64;
     let hears = 2 * 2 * opts.latency_us.1 * 1000 + 300_000_000;
@@ -196,9 +216,11 @@ fn excuses(opts: &SimOptions, faults: &[FaultRecord]) -> Vec<(usize, u64, u64)> 
     spans
 }
 
-fn bounded_holders(
+/// At most `max` of `intervals` at once outside the fault windows; `(checker, contest)`
+/// name the verdict.
+pub(crate) fn bounded_holders(
     opts: &SimOptions,
-    group: Group,
+    (checker, contest): (&'static str, &str),
     max: usize,
     intervals: &[&Interval],
     faults: &[FaultRecord],
@@ -239,11 +261,10 @@ fn bounded_holders(
                 active.iter().map(|k| format!("client {} rev {}", intervals[*k].client, intervals[*k].rev)).collect();
             v.push(
                 violation(
-                    "bounded-holders",
+                    checker,
                     format!(
-                        "{} holders of the {} (capacity {max}) from {} to {}: {}",
+                        "{} holders of the {contest} (capacity {max}) from {} to {}: {}",
                         active.len(),
-                        group.as_str(),
                         secs(t),
                         secs(next),
                         who.join(", ")

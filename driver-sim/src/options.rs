@@ -294,6 +294,11 @@ impl SimOptions {
                 (office, k - office - daemons, daemons)
             }
         };
+        // A quarter of the cron seeds run one daemon (from their own stream, so the other
+        // draws stay): only a lone daemon claims a tick it reached late (with peers, an
+        // on-time peer wins it), so the late-tick rule is judged there.
+        let lone = SplitMix64::new(seed ^ 0x10AE_DAE3).next_u64().is_multiple_of(4);
+        let daemons = if args.scenario == Scenario::Cron && args.clients.is_none() && lone { 1 } else { daemons };
         let sema_max = args.max.unwrap_or(pick(2, 3) as u32).max(1);
         let ttl = Duration::from_secs(pick(2, 6));
         let kill_after = if ttl.as_secs() < 4 { Duration::from_millis(500) } else { Duration::from_secs(1) };

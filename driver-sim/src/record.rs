@@ -80,6 +80,8 @@ pub struct ClaimRecord {
     pub won: bool,
     /// The daemon incarnation's start on its own wall clock (Unix s).
     pub daemon_start_s: i64,
+    /// The daemon's wall clock when etcd applied the decision (Unix ms).
+    pub wall_ms: i64,
     /// ... and in simulated time (ns).
     pub daemon_started_at: u64,
 }
@@ -95,6 +97,9 @@ pub struct Promotion {
     pub rev: i64,
     /// Keys of the contest with a lower create-revision at that instant.
     pub lower: usize,
+    /// The create revision of the holder's own key (the one on its `CONCH_LEASE`) at that
+    /// instant, if the key is there: the token must be this number.
+    pub key_rev: Option<i64>,
     /// When (ns).
     pub at: u64,
 }

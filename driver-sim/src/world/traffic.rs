@@ -133,6 +133,7 @@ impl World {
         let (daemon_start_s, daemon_started_at) =
             self.clients[i].daemon_start_s.get(&inc).copied().unwrap_or((i64::MIN, 0));
         self.trace("claim", format_args!("\"client\":{i},\"job\":\"{job}\",\"tick\":{tick},\"won\":{won}"));
+        let wall_ms = self.clock(i).wall_ms;
         self.out.claims.push(ClaimRecord {
             client: i,
             job,
@@ -140,6 +141,7 @@ impl World {
             at: self.now,
             won,
             daemon_start_s,
+            wall_ms,
             daemon_started_at,
         });
     }
