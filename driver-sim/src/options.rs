@@ -299,6 +299,15 @@ impl SimOptions {
         // on-time peer wins it), so the late-tick rule is judged there.
         let lone = SplitMix64::new(seed ^ 0x10AE_DAE3).next_u64().is_multiple_of(4);
         let daemons = if args.scenario == Scenario::Cron && args.clients.is_none() && lone { 1 } else { daemons };
+        // A third of the mixed seeds queue 2-4 more semaphore contenders (own stream): more
+        // than capacity + 1, so waiters behind the first exercise the deep-queue watch rule.
+        let mut deep = SplitMix64::new(seed ^ 0xDEE9_0E0E);
+        let sema_clients = match (args.scenario, args.clients) {
+            (Scenario::Mixed, None) if deep.next_u64().is_multiple_of(3) => {
+                sema_clients + 2 + (deep.next_u64() % 3) as usize
+            }
+            _ => sema_clients,
+        };
         let sema_max = args.max.unwrap_or(pick(2, 3) as u32).max(1);
         let ttl = Duration::from_secs(pick(2, 6));
         let kill_after = if ttl.as_secs() < 4 { Duration::from_millis(500) } else { Duration::from_secs(1) };

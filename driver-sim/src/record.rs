@@ -97,6 +97,8 @@ pub struct Promotion {
     pub rev: i64,
     /// Keys of the contest with a lower create-revision at that instant.
     pub lower: usize,
+    /// Keys of the contest at that instant (more than the capacity: some wait).
+    pub queued: usize,
     /// The create revision of the holder's own key (the one on its `CONCH_LEASE`) at that
     /// instant, if the key is there: the token must be this number.
     pub key_rev: Option<i64>,

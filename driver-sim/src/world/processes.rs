@@ -27,7 +27,8 @@ impl World {
             let lower = keys.iter().filter(|kv| kv.create_rev.0 < rev).count();
             let lease = env("CONCH_LEASE").and_then(|v| i64::from_str_radix(&v, 16).ok());
             let key_rev = keys.iter().find(|kv| Some(kv.lease.0) == lease).map(|kv| kv.create_rev.0);
-            self.out.promotions.push(Promotion { client: i, group, rev, lower, key_rev, at: self.now });
+            let queued = keys.len();
+            self.out.promotions.push(Promotion { client: i, group, rev, lower, queued, key_rev, at: self.now });
         }
         self.clients[i].host.children.insert(
             child,
