@@ -17,6 +17,11 @@ pub enum Site {
     CompactBeforeWatch,
     /// A call lost on its way to etcd (never applied): the caller sees a timeout.
     RequestLost,
+    /// A holder's host freezes just as a range answer reaches it, longer than the
+    /// stale-answer bound, and its key is deleted meanwhile: the "you hold" it handles on
+    /// thawing is stale (the pairing that found the stale-answer bug; drawn from its own
+    /// stream, see [`crate::options`]).
+    FreezeOnAnswer,
 }
 
 impl Site {
@@ -32,6 +37,7 @@ impl Site {
             Site::WatchCancelled => "watch-cancelled",
             Site::CompactBeforeWatch => "compact-before-watch",
             Site::RequestLost => "request-lost",
+            Site::FreezeOnAnswer => "freeze-on-answer",
         }
     }
 }
@@ -40,7 +46,7 @@ impl Site {
 /// shift the draws of the fault plan or the workload).
 #[derive(Debug)]
 pub struct Buggify {
-    chances: [u64; 5],
+    chances: [u64; 6],
     rng: SplitMix64,
     on: bool,
 }
@@ -48,7 +54,7 @@ pub struct Buggify {
 impl Buggify {
     /// Sites from `(site, per mille)` pairs.
     pub fn new(seed: u64, sites: &[(Site, u64)]) -> Buggify {
-        let mut chances = [0; 5];
+        let mut chances = [0; 6];
         for (site, permille) in sites {
             chances[*site as usize] = *permille;
         }

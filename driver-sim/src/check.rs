@@ -101,6 +101,32 @@ fn raw_check(outcome: &Outcome) -> Vec<Violation> {
         bounded_holders(opts, ("bounded-holders", group.as_str()), max, &intervals, &outcome.faults, &mut v);
         fencing(group, &intervals, &mut v);
     }
+    // A key gone when its holder's child starts was deleted after the read that acquired
+    // (no longer than the stale-answer bound and two round trips before) by an admin.
+    let fresh = (conch_core::hold::STALE_ANSWER.as_nanos() as u64) + 4 * opts.latency_us.1 * 1000 + 200_000_000;
+    for p in outcome.promotions.iter().filter(|p| p.key_rev.is_none() && p.group != Group::Cron) {
+        let admin = outcome.faults.iter().any(|f| {
+            f.client == Some(p.client)
+                && (f.kind == "revoke" || f.kind == "key-delete")
+                && f.from <= p.at
+                && f.from + fresh >= p.at
+        });
+        if !admin {
+            v.push(
+                violation(
+                    "fencing",
+                    format!(
+                        "{} client {} started with token {} at {} but its key was gone",
+                        p.group.as_str(),
+                        p.client,
+                        p.rev,
+                        secs(p.at)
+                    ),
+                )
+                .at(p.at),
+            );
+        }
+    }
     for p in &outcome.promotions {
         if let Some(key_rev) = p.key_rev.filter(|k| *k != p.rev) {
             v.push(

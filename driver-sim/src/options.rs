@@ -377,6 +377,11 @@ impl SimOptions {
         };
         let paired =
             paired_allowed.into_iter().filter(|_| args.all_faults || pairing.next_u64().is_multiple_of(3)).collect();
+        // The stale-answer pairing: a third of the seeds, from their own stream.
+        let mut stale = SplitMix64::new(seed ^ 0x57A1_EA25);
+        if stale.next_u64().is_multiple_of(3) {
+            sites.push((Site::FreezeOnAnswer, [20, 80, 200][(stale.next_u64() % 3) as usize]));
+        }
         let liveness = convergence_bound(ttl, kill_after) + Duration::from_secs(8);
         let safety = args.duration.saturating_sub(liveness).max(Duration::from_secs(5));
         SimOptions {

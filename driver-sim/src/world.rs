@@ -71,6 +71,8 @@ enum Ev {
     ChildEnd(usize, ChildId, u64),
     Expire,
     Fault(usize),
+    /// An administrative delete of a client's key (a site's pairing).
+    AdminDelete(usize),
     Thaw(usize),
     Cut(usize, u64),
     HealLink(usize),
@@ -404,6 +406,11 @@ impl World {
             Ev::Fault(k) => {
                 if let Some(fault) = self.plan.get(k).cloned() {
                     self.fault(fault);
+                }
+            }
+            Ev::AdminDelete(i) => {
+                if let Some(key) = self.key_of(i) {
+                    self.admin(i, EtcdRequest::Delete { key }, "key-delete");
                 }
             }
             Ev::Thaw(i) => {

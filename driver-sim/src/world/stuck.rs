@@ -14,6 +14,7 @@ impl Ev {
             | Ev::Shim(i, ..)
             | Ev::ChildEnd(i, ..)
             | Ev::Thaw(i)
+            | Ev::AdminDelete(i)
             | Ev::Cut(i, _)
             | Ev::HealLink(i) => Some(*i),
             Ev::MemberBack(_)

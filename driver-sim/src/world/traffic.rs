@@ -170,6 +170,10 @@ impl World {
             }
             return true;
         }
+        if matches!(response, EtcdResponse::Range { .. }) {
+            // The answer still travels; a frozen host handles it on thawing.
+            self.freeze_on_answer(i);
+        }
         let stream = if keepalive { Stream::KeepAlive } else { Stream::Unary };
         match self.net.down(i, self.now, stream) {
             Some(arrival) => {
@@ -182,6 +186,28 @@ impl World {
             }
             None => false,
         }
+    }
+
+    /// The freeze-on-answer site: freezes holder `i`'s host past the stale-answer bound
+    /// (and short of its deadline) and deletes its key while it is frozen.
+    fn freeze_on_answer(&mut self, i: usize) {
+        let holder = matches!(self.clients[i].role, super::Role::Holder { .. });
+        if !holder || self.clients[i].host.frozen(self.now) || !self.buggify.fires(Site::FreezeOnAnswer) {
+            return;
+        }
+        let stale = ns(conch_core::hold::STALE_ANSWER);
+        let until = self.now + stale + 300_000_000 + self.buggify.draw(ns(self.opts.ttl) / 4);
+        // Cut short by the heal, the freeze would end inside the bound, where an answer is
+        // trusted by design (a whole-host freeze is an exception of 00-overview).
+        if until >= self.out.heal_at {
+            return;
+        }
+        let host = &mut self.clients[i].host;
+        host.frozen_until = host.frozen_until.max(until);
+        self.at(until, Ev::Thaw(i));
+        self.trace("site", format_args!("\"site\":\"{}\",\"client\":{i}", Site::FreezeOnAnswer.as_str()));
+        self.fault_record(&format!("site:{}", Site::FreezeOnAnswer.as_str()), Some(i), until);
+        self.at(self.now + 50_000_000, Ev::AdminDelete(i));
     }
 
     pub(super) fn site_fired(&mut self, site: Site, i: usize) {
