@@ -113,7 +113,7 @@ fn json_string(text: &str) -> String {
 
 fn verdict_line(run: &SimRun, opts: &SimOptions, report: &Report) -> String {
     let o = &report.outcome;
-    let sites = o.faults.iter().filter(|f| f.kind.starts_with("site:")).count();
+    let sites = o.faults.iter().filter(|f| f.kind.is_site()).count();
     let faults = o.faults.len() - sites;
     if run.json {
         let violations: Vec<String> = report

@@ -14,7 +14,6 @@ use std::time::Duration;
 use conch_core::conchd::{JITTER_MAX_MS, LATE_MAX};
 
 use crate::check::{excuses, secs, violation, Violation};
-use crate::options::FaultKind;
 use crate::record::{Group, Interval, Outcome};
 
 /// Runs of different ticks of one skip job never overlap.
@@ -36,9 +35,10 @@ pub fn skip_overlap(outcome: &Outcome, v: &mut Vec<Violation>) {
                 // makes the daemon claim a tick it already runs; the "orphaned claim" path
                 // then sweeps the live run's running key. Remove this excuse with the fix;
                 // replay: conch sim --scenario cron --seed 65 without this excuse.
-                let stepped = outcome.faults.iter().any(|f| {
-                    f.client == Some(b.client) && f.kind.starts_with("clock-") && f.from >= a.start && f.from <= b.start
-                });
+                let stepped = outcome
+                    .faults
+                    .iter()
+                    .any(|f| f.client == Some(b.client) && f.kind.is_clock() && f.from >= a.start && f.from <= b.start);
                 if a.label != b.label && !covered(a.client) && !covered(b.client) && !stepped {
                     v.push(
                         violation(
@@ -75,12 +75,8 @@ pub fn late_ticks(outcome: &Outcome, v: &mut Vec<Violation>) {
     // Two round trips at the slowest latency, and slack for the event order.
     let slack_ms = (4 * opts.latency_us.1 / 1000) as i64 + 300;
     let look_back = 5_000_000_000u64;
-    let delaying = |kind: &str| {
-        kind.starts_with("clock-")
-            || kind.starts_with("cut-")
-            || ["stall", "etcd-down", "partition", "swizzle"].contains(&kind)
-            || FaultKind::MEMBER.iter().any(|k| k.as_str() == kind)
-    };
+    // Calls delayed, or the claimer's clock stepped between the tick and the claim.
+    let delaying = |kind: conch_checkers::Kind| kind.is_clock() || kind.delays_calls();
     for c in outcome.claims.iter().filter(|c| c.won) {
         let Some(job) = opts.jobs.iter().find(|j| j.name == c.job) else { continue };
         let limit = late_limit_ms(job.every_s);
@@ -92,7 +88,7 @@ pub fn late_ticks(outcome: &Outcome, v: &mut Vec<Violation>) {
         let excused = outcome
             .faults
             .iter()
-            .any(|f| f.client.is_none_or(|x| x == c.client) && delaying(&f.kind) && f.from <= c.at && f.to >= since);
+            .any(|f| f.client.is_none_or(|x| x == c.client) && delaying(f.kind) && f.from <= c.at && f.to >= since);
         if !excused {
             v.push(
                 violation(

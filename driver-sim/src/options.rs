@@ -135,6 +135,32 @@ impl FaultKind {
         }
     }
 
+    /// The kind its record carries (a one-way cut is recorded by its direction, see
+    /// `world/faults.rs`; this is the up direction).
+    pub fn record_kind(self) -> conch_checkers::Kind {
+        use conch_checkers::Kind;
+        match self {
+            FaultKind::Crash => Kind::Crash,
+            FaultKind::Pause => Kind::Pause,
+            FaultKind::Freeze => Kind::Freeze,
+            FaultKind::Partition => Kind::Partition,
+            FaultKind::OneWay => Kind::CutUp,
+            FaultKind::Swizzle => Kind::Swizzle,
+            FaultKind::Revoke => Kind::Revoke,
+            FaultKind::KeyDelete => Kind::KeyDelete,
+            FaultKind::EtcdDown => Kind::EtcdDown,
+            FaultKind::Stall => Kind::Stall,
+            FaultKind::Compact => Kind::Compact,
+            FaultKind::ClockJump => Kind::ClockJump,
+            FaultKind::ChildKill => Kind::ChildKill,
+            FaultKind::ChildStop => Kind::ChildStop,
+            FaultKind::MemberDown => Kind::MemberDown,
+            FaultKind::MemberIsolated => Kind::MemberIsolated,
+            FaultKind::MemberCut => Kind::MemberCut,
+            FaultKind::ReadsRefused => Kind::ReadsRefused,
+        }
+    }
+
     /// Parses [`FaultKind::as_str`].
     pub fn parse(text: &str) -> Option<FaultKind> {
         FaultKind::ALL.into_iter().chain(FaultKind::MEMBER).chain(FaultKind::PAIRED).find(|k| k.as_str() == text)

@@ -41,18 +41,36 @@ pub struct Interval {
     pub end: u64,
 }
 
-/// A fault, a fault-site firing or a restart, as it happened.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FaultRecord {
-    /// What (a fault kind, `site:<name>` or `restart`).
-    pub kind: String,
-    /// Whom, when it targets one client.
-    pub client: Option<usize>,
-    /// Began (ns).
-    pub from: u64,
-    /// Ended (ns).
-    pub to: u64,
+impl Interval {
+    /// The shared checkers' record of it.
+    pub fn checked(&self) -> conch_checkers::Interval {
+        conch_checkers::Interval {
+            client: self.client,
+            rev: self.rev,
+            pid: 0,
+            label: self.label.clone(),
+            start: self.start,
+            end: Some(self.end),
+        }
+    }
 }
+
+impl Promotion {
+    /// The shared checkers' record of it.
+    pub fn start(&self) -> conch_checkers::Start {
+        conch_checkers::Start {
+            client: self.client,
+            rev: self.rev,
+            lower: self.lower,
+            key_rev: self.key_rev,
+            at: self.at,
+        }
+    }
+}
+
+/// A fault, a fault-site firing or a restart, as it happened: the shared checkers'
+/// record, with a typed kind ([`conch_checkers::Kind`]).
+pub use conch_checkers::Fault as FaultRecord;
 
 /// A holder's wrapper gave up its hold because its session or key was lost.
 #[derive(Clone, Debug, PartialEq, Eq)]

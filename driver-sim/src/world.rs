@@ -29,6 +29,7 @@ use crate::net::SimNet;
 use crate::options::{convergence_bound, SimOptions};
 use crate::plan::PlannedFault;
 use crate::record::{FaultRecord, Group, Leftovers, LossRecord, Outcome};
+use conch_checkers::Kind;
 
 mod faults;
 mod members;
@@ -271,8 +272,8 @@ impl World {
         }
     }
 
-    fn fault_record(&mut self, kind: &str, client: Option<usize>, to: u64) {
-        self.out.faults.push(FaultRecord { kind: kind.to_string(), client, from: self.now, to });
+    fn fault_record(&mut self, kind: Kind, client: Option<usize>, to: u64) {
+        self.out.faults.push(FaultRecord { kind, client, from: self.now, to });
     }
 
     /// Runs every phase and returns what happened.
@@ -410,7 +411,7 @@ impl World {
             }
             Ev::AdminDelete(i) => {
                 if let Some(key) = self.key_of(i) {
-                    self.admin(i, EtcdRequest::Delete { key }, "key-delete");
+                    self.admin(i, EtcdRequest::Delete { key }, Kind::KeyDelete);
                 }
             }
             Ev::Thaw(i) => {
@@ -420,7 +421,7 @@ impl World {
             }
             Ev::Cut(i, until) => {
                 self.net.cut(i, self.now, until, true, true);
-                self.fault_record("swizzle", Some(i), until);
+                self.fault_record(Kind::Swizzle, Some(i), until);
                 self.at(until, Ev::HealLink(i));
             }
             Ev::HealLink(i) => {

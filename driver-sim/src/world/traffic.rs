@@ -206,13 +206,13 @@ impl World {
         host.frozen_until = host.frozen_until.max(until);
         self.at(until, Ev::Thaw(i));
         self.trace("site", format_args!("\"site\":\"{}\",\"client\":{i}", Site::FreezeOnAnswer.as_str()));
-        self.fault_record(&format!("site:{}", Site::FreezeOnAnswer.as_str()), Some(i), until);
+        self.fault_record(conch_checkers::Kind::Site(Site::FreezeOnAnswer.as_str()), Some(i), until);
         self.at(self.now + 50_000_000, Ev::AdminDelete(i));
     }
 
     pub(super) fn site_fired(&mut self, site: Site, i: usize) {
         self.trace("site", format_args!("\"site\":\"{}\",\"client\":{i}", site.as_str()));
-        self.fault_record(&format!("site:{}", site.as_str()), Some(i), self.now);
+        self.fault_record(conch_checkers::Kind::Site(site.as_str()), Some(i), self.now);
     }
 
     pub(super) fn open_watch(
