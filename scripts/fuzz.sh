@@ -66,7 +66,7 @@ for t in "${targets[@]}"; do
   ft=$(sed -n 's/.* ft: \([0-9]*\).*/\1/p' <<<"$last")
   line="$(date -u +%FT%TZ) $t seconds=$seconds execs=${execs:-?} cov=${cov:-?} ft=${ft:-?} corpus=$before->$after rc=$rc"
   echo "fuzz.sh: $line"
-  echo "$line" >>campaigns.log
+  [ "${CONCH_FUZZ_NO_LOG:-0}" = 1 ] || echo "$line" >>campaigns.log
   if [ "$rc" -ne 0 ]; then
     failed+=("$t")
     grep -E 'panicked at|SUMMARY|Test unit written|ERROR' "$log" | head -20 || true
