@@ -408,6 +408,9 @@ impl SimOptions {
         if stale.next_u64().is_multiple_of(3) {
             sites.push((Site::FreezeOnAnswer, [20, 80, 200][(stale.next_u64() % 3) as usize]));
         }
+        if stale.next_u64().is_multiple_of(3) {
+            sites.push((Site::KeepaliveLateThenCut, [5, 20, 50][(stale.next_u64() % 3) as usize]));
+        }
         let liveness = convergence_bound(ttl, kill_after) + Duration::from_secs(8);
         let safety = args.duration.saturating_sub(liveness).max(Duration::from_secs(5));
         SimOptions {

@@ -160,6 +160,23 @@ impl World {
             self.fail_call(i, inc, id, sent, "no answer (response lost)");
             return false;
         }
+        if keepalive && self.buggify.fires(Site::KeepaliveLateThenCut) {
+            // Late, but before the deadline the earlier answers set (a keepalive interval
+            // is under a third of the TTL), and every later request of the client lost:
+            // only the late answer renews the deadline, and it must count from the
+            // request's send, not the answer's arrival.
+            let ttl = ns(self.opts.ttl);
+            let late = sent + ttl / 8 + self.buggify.draw(ttl / 4);
+            let until = (late + 2 * ttl).min(self.out.heal_at);
+            if until > self.now && !self.net.down_cut(i, late) {
+                self.site_fired(Site::KeepaliveLateThenCut, i);
+                self.net.cut(i, self.now, until, true, false);
+                self.at(until, Ev::HealLink(i));
+                self.fault_record(conch_checkers::Kind::CutUp, Some(i), until);
+                self.at(late, Ev::Deliver(i, inc, Input::Response(id, response)));
+                return true;
+            }
+        }
         if keepalive && self.buggify.fires(Site::KeepaliveLate) {
             // Just before the holder's deadline: most of the TTL after it was sent.
             let ttl = ns(self.opts.ttl);
