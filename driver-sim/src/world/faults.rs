@@ -95,14 +95,7 @@ impl World {
                 self.net.etcd_down_until = until;
                 // Every watch stream breaks.
                 for c in 0..n {
-                    let inc = self.clients[c].incarnation;
-                    let ids: Vec<WatchId> = self.clients[c].watches.keys().copied().collect();
-                    for id in ids {
-                        if let Some(sub) = self.clients[c].watches.get_mut(&id) {
-                            sub.next_rev = i64::MAX;
-                        }
-                        self.send_event(c, inc, id, WatchEvent::Broken("etcd down".into()));
-                    }
+                    self.break_watches(c, "etcd down");
                 }
                 self.at(until, Ev::EtcdBack);
                 self.fault_record(Kind::EtcdDown, None, until);
@@ -137,14 +130,7 @@ impl World {
             }
             FaultKind::ReadsRefused => {
                 self.net.refuse_unary(i, until);
-                let inc = self.clients[i].incarnation;
-                let ids: Vec<WatchId> = self.clients[i].watches.keys().copied().collect();
-                for id in ids {
-                    if let Some(sub) = self.clients[i].watches.get_mut(&id) {
-                        sub.next_rev = i64::MAX;
-                    }
-                    self.send_event(i, inc, id, WatchEvent::Broken("watch cancelled by the server".into()));
-                }
+                self.break_watches(i, "watch cancelled by the server");
                 self.fault_record(Kind::ReadsRefused, Some(i), until);
             }
             FaultKind::ChildStop => {
@@ -152,6 +138,18 @@ impl World {
                 c.stopped_until = c.stopped_until.max(until);
                 self.fault_record(Kind::ChildStop, Some(i), until);
             }
+        }
+    }
+
+    /// Breaks every watch of client `c` (no event reaches it after the break).
+    fn break_watches(&mut self, c: usize, why: &str) {
+        let inc = self.clients[c].incarnation;
+        let ids: Vec<WatchId> = self.clients[c].watches.keys().copied().collect();
+        for id in ids {
+            if let Some(sub) = self.clients[c].watches.get_mut(&id) {
+                sub.next_rev = i64::MAX;
+            }
+            self.send_event(c, inc, id, WatchEvent::Broken(why.into()));
         }
     }
 
