@@ -78,7 +78,7 @@ fn replay(run: &SimRun, seed: u64) -> String {
     }
     if let Some(faults) = a.faults.as_ref().filter(|f| {
         use conch_driver_sim::options::FaultKind;
-        f.len() != FaultKind::ALL.len() + FaultKind::MEMBER.len()
+        f.len() != FaultKind::ALL.len() + FaultKind::MEMBER.len() + FaultKind::PAIRED.len()
     }) {
         let names: Vec<&str> = faults.iter().map(|k| k.as_str()).collect();
         cmd += &format!(" --faults {}", if names.is_empty() { "none".to_string() } else { names.join(",") });
@@ -113,7 +113,7 @@ fn json_string(text: &str) -> String {
 
 fn verdict_line(run: &SimRun, opts: &SimOptions, report: &Report) -> String {
     let o = &report.outcome;
-    let sites = o.faults.iter().filter(|f| f.kind.starts_with("site:")).count();
+    let sites = o.faults.iter().filter(|f| f.kind.is_site()).count();
     let faults = o.faults.len() - sites;
     if run.json {
         let violations: Vec<String> = report
@@ -122,7 +122,7 @@ fn verdict_line(run: &SimRun, opts: &SimOptions, report: &Report) -> String {
             .map(|v| format!("{{\"checker\":{},\"detail\":{}}}", json_string(v.checker), json_string(&v.detail)))
             .collect();
         return format!(
-            "{{\"seed\":{},\"verdict\":\"{}\",\"options\":{},\"children\":{},\"faults\":{faults},\"site_firings\":{sites},\"claims\":{},\"failovers\":{},\"events\":{},\"violations\":[{}]}}",
+            "{{\"seed\":{},\"verdict\":\"{}\",\"options\":{},\"children\":{},\"faults\":{faults},\"site_firings\":{sites},\"claims\":{},\"failovers\":{},\"events\":{},\"coverage\":{},\"violations\":[{}]}}",
             opts.seed,
             if report.passed() { "ok" } else { "fail" },
             json_string(&opts.to_string()),
@@ -130,6 +130,7 @@ fn verdict_line(run: &SimRun, opts: &SimOptions, report: &Report) -> String {
             o.claims.len(),
             o.failovers,
             o.events,
+            conch_driver_sim::coverage::Coverage::of(o).json(),
             violations.join(",")
         );
     }
@@ -172,6 +173,7 @@ pub fn simulate(run: SimRun) -> ExitCode {
     let (mut passed, mut failed, mut simulated) = (0u64, 0u64, Duration::ZERO);
     let mut failing = Vec::new();
     let mut kept: Option<Report> = None;
+    let mut sweep = conch_driver_sim::coverage::Sweep::default();
     let want_trace = run.trace.is_some() || run.timeline.is_some();
     for seed in run.seeds.clone() {
         let args = SimArgs { trace: run.trace.is_some(), ..run.args.clone() };
@@ -181,6 +183,7 @@ pub fn simulate(run: SimRun) -> ExitCode {
         }
         let report = run_seed(seed, &args);
         let opts = report.outcome.opts.clone();
+        sweep.add(&report.outcome);
         simulated += Duration::from_nanos(report.outcome.end_at);
         if bar {
             stderr_text("\r\x1b[K");
@@ -228,12 +231,16 @@ pub fn simulate(run: SimRun) -> ExitCode {
             String::new()
         };
         say(&format!(
-            "{{\"summary\":true,\"seeds\":{total},\"passed\":{passed},\"failed\":{failed},\"failing\":{failing:?},\"simulated_s\":{simulated_s:.1}{timing}}}"
+            "{{\"summary\":true,\"seeds\":{total},\"passed\":{passed},\"failed\":{failed},\"failing\":{failing:?},\"simulated_s\":{simulated_s:.1},\"exercised\":{}{timing}}}",
+            sweep.json()
         ));
     } else {
         let timing = format!(
             "{simulated_s:.0} simulated s in {wall:.2} s wall = {speed:.0}x real time, {seeds_per_s:.1} seeds/s"
         );
+        if total > 1 {
+            say(&format!("exercised (seeds): {}", sweep.line()));
+        }
         if run.timing {
             say(&format!("{total} seeds: {passed} passed, {failed} failed; {timing}"));
         } else {

@@ -10,7 +10,11 @@
 //! * acquisition is decided from a range read that still contains our key, a linearizable
 //!   proof the lease was alive after the wait (etcd issue 11456); the runner also checks
 //!   its own deadline before starting the child;
-//! * the release deletes only if the key's create-revision is still ours (etcd issue 22082).
+//! * the release deletes only if the key's create-revision is still ours (etcd issue 22082);
+//! * a holder that lost its own watch and cannot read its key gives up the hold once the
+//!   view has been unconfirmed for [`Hold::with_confirm_within`]'s bound, the way the
+//!   deadline rule bounds a silent lease: keepalives that still succeed prove the lease,
+//!   not the key (found by mutation testing: a deleted key's holder ran 7.6 s on).
 use std::time::Duration;
 
 use crate::etcd::{EtcdError, EtcdRequest, EtcdResponse, WatchEvent};
@@ -133,6 +137,10 @@ pub struct Hold {
     attempts: u32,
     range_sent: Instant,
     stale_retries: u32,
+    /// Longest a holder may go without a confirmed view of its key (`None`: unbounded).
+    confirm_within: Option<Duration>,
+    /// When the holder's view of its key stopped being confirmed (its own watch broke).
+    unconfirmed_since: Option<Instant>,
     sabotage: Sabotage,
 }
 
@@ -167,8 +175,17 @@ impl Hold {
             attempts: 0,
             range_sent: Instant::default(),
             stale_retries: 0,
+            confirm_within: None,
+            unconfirmed_since: None,
             sabotage: Sabotage::None,
         }
+    }
+
+    /// The same hold, which gives up holding once it has gone `within` without a live own
+    /// watch or a read that answered (the runner passes the session's TTL less the kill
+    /// grace and the margin, so the child is dead within one TTL of the last view).
+    pub fn with_confirm_within(self, within: Duration) -> Hold {
+        Hold { confirm_within: Some(within), ..self }
     }
 
     /// The same hold with a deliberate bug (checker tests only).
@@ -298,6 +315,7 @@ impl Hold {
                 if !kvs.iter().any(|kv| kv.key == key) {
                     return self.lose(out, LossReason::KeyDeleted);
                 }
+                self.unconfirmed_since = None;
                 self.watch_own_key(header_rev, out);
                 self.phase = Phase::Held;
                 None
@@ -329,6 +347,7 @@ impl Hold {
                     self.own_watch = None;
                     match std::mem::replace(&mut self.phase, Phase::Idle) {
                         Phase::Held => {
+                            self.unconfirmed_since = Some(now);
                             self.phase =
                                 Phase::Confirming(out.request(EtcdRequest::RangePrefix { prefix: self.prefix.clone() }))
                         }
@@ -376,6 +395,11 @@ impl Hold {
 
     /// Re-sends a request that failed transiently.
     pub fn handle_timeout(&mut self, now: Instant, out: &mut Outbox) -> Option<HoldEvent> {
+        if let Some(at) = self.unconfirmed_until().filter(|at| now >= *at) {
+            let since = self.unconfirmed_since.unwrap_or(at);
+            out.log(Event::warn("key-unconfirmed").with("unconfirmed", crate::duration::format(now.since(since))));
+            return self.lose(out, LossReason::KeyUnconfirmed);
+        }
         if self.retry_at.is_some_and(|at| now >= at) {
             self.retry_at = None;
             match self.phase {
@@ -422,7 +446,15 @@ impl Hold {
 
     /// When [`Hold::handle_timeout`] must run next.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.retry_at
+        [self.retry_at, self.unconfirmed_until()].into_iter().flatten().min()
+    }
+
+    /// When a holder re-reading its key gives up, if it is re-reading.
+    fn unconfirmed_until(&self) -> Option<Instant> {
+        match self.phase {
+            Phase::Confirming(_) => Some(self.unconfirmed_since?.plus(self.confirm_within?)),
+            _ => None,
+        }
     }
 
     fn put(&mut self, out: &mut Outbox) {

@@ -161,6 +161,7 @@ pub const EVENT_FIELDS: &[&str] = &[
     "tick",
     "timed_out",
     "to",
+    "unconfirmed",
     "waited",
     "why",
 ];

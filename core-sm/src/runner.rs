@@ -112,8 +112,14 @@ impl Runner {
         // The fence's budget comes out of the kill window: the child is stopped that much
         // earlier, so the fence too ends by the session's kill_at (before the lease could
         // expire).
-        let session = Session::new(cfg.ttl, cfg.kill_after).with_fence(cfg.hooks.fence_window());
-        let hold = Hold::new(cfg.spec.clone(), cfg.holder.encode()).with_holder(cfg.holder.clone());
+        let fence = cfg.hooks.fence_window();
+        let session = Session::new(cfg.ttl, cfg.kill_after).with_fence(fence);
+        let mut hold = Hold::new(cfg.spec.clone(), cfg.holder.encode()).with_holder(cfg.holder.clone());
+        // A holder unsure of its key stops its child as a silent session would: within the
+        // same term_at span (the fence's window included).
+        if let Ok(timings) = crate::session::Timings::derive(cfg.ttl, cfg.kill_after + fence) {
+            hold = hold.with_confirm_within(timings.term_within());
+        }
         Runner {
             sabotage: Sabotage::None,
             cfg,

@@ -255,6 +255,67 @@ fn silent_etcd_terminates_the_child_at_term_at() {
     assert_eq!(terminated, Some((at(4_750), at(9_750))));
 }
 
+/// Runs timers to `until`, answering every keepalive at once and every range read with
+/// `range` (`None`: an error); returns the first termination with its instant.
+fn run_confirming(
+    r: &mut Runner,
+    mut now: Instant,
+    until: Instant,
+    range: Option<EtcdResponse>,
+) -> Option<(Instant, Output)> {
+    let mut pending = actions(r);
+    for _ in 0..10_000 {
+        for o in std::mem::take(&mut pending) {
+            match o {
+                Output::Etcd { id, request: EtcdRequest::KeepAlive { .. } } => {
+                    r.handle_response(now, id, EtcdResponse::KeepAlive { ttl_s: 10 })
+                }
+                Output::Etcd { id, request: EtcdRequest::RangePrefix { .. } } => {
+                    let answer = range.clone().unwrap_or(EtcdResponse::Error(EtcdError::Unavailable("cut".into())));
+                    r.handle_response(now, id, answer)
+                }
+                o @ Output::Terminate { .. } => return Some((now, o)),
+                _ => {}
+            }
+            pending.extend(actions(r));
+        }
+        if !pending.is_empty() {
+            continue;
+        }
+        let next = r.poll_timeout()?;
+        if next > until {
+            return None;
+        }
+        now = next.max(now);
+        r.handle_timeout(now);
+        pending = actions(r);
+    }
+    None
+}
+
+/// Found by mutation testing (issue 14): a holder whose own watch broke and whose re-reads
+/// all fail, while its keepalives succeed, stops its child one `term_at` span (TTL − kill
+/// grace − margin = 4.75 s) after the watch broke, as a silent session would.
+#[test]
+fn a_holder_that_cannot_confirm_its_key_stops_its_child() {
+    let (mut r, _) = holding(None);
+    r.handle_child_started(at(4), 99);
+    r.handle_watch(at(1_000), WatchId(1), WatchEvent::Broken("cancelled".into()));
+    let stopped = run_confirming(&mut r, at(1_000), at(30_000), None);
+    let Some((when, Output::Terminate { kill_at, .. })) = stopped else { panic!("never stopped: {stopped:?}") };
+    assert_eq!(when, at(5_750));
+    assert!(kill_at <= at(10_750), "{kill_at:?}");
+}
+
+#[test]
+fn a_confirming_read_that_answers_keeps_the_hold() {
+    let (mut r, _) = holding(None);
+    r.handle_child_started(at(4), 99);
+    r.handle_watch(at(1_000), WatchId(1), WatchEvent::Broken("cancelled".into()));
+    let range = EtcdResponse::Range { header_rev: Revision(7), kvs: vec![own_kv(5)] };
+    assert_eq!(run_confirming(&mut r, at(1_000), at(30_000), Some(range)), None);
+}
+
 #[test]
 fn a_signal_while_running_forwards_and_returns_the_childs_code() {
     let (mut r, _) = holding(None);

@@ -151,6 +151,12 @@ impl Timings {
         deadline.minus(self.kill_after + self.margin)
     }
 
+    /// `term_at` counted from the instant a view was last confirmed: `ttl − kill_after −
+    /// margin` (a holder unsure of its key stops its child as a silent session would).
+    pub fn term_within(&self) -> Duration {
+        self.ttl.saturating_sub(self.kill_after + self.margin)
+    }
+
     /// `D − margin`.
     pub fn kill_at(&self, deadline: Instant) -> Instant {
         deadline.minus(self.margin)
@@ -166,6 +172,8 @@ pub enum LossReason {
     DeadlinePassed,
     /// Our key was deleted (revoke, `etcdctl del`).
     KeyDeleted,
+    /// A holder went too long without a live watch on its key or a read that answered.
+    KeyUnconfirmed,
 }
 
 impl LossReason {
@@ -175,6 +183,7 @@ impl LossReason {
             LossReason::LeaseGone => "lease-gone",
             LossReason::DeadlinePassed => "deadline-passed",
             LossReason::KeyDeleted => "key-deleted",
+            LossReason::KeyUnconfirmed => "key-unconfirmed",
         }
     }
 }

@@ -17,7 +17,7 @@ macro_rules! with_keys {
         $m!($($args)*;
             text: [after, age, answer, asked, before_term, by, child, delay, error, exit, from, granted,
                 hook, job, kill_in, late, lease, name, node, note, outcome, prefix, ran, reason, status,
-                tick, timed_out, to, waited, why];
+                tick, timed_out, to, unconfirmed, waited, why];
             number: [attempt, code, outputs, pid, rank, rev, runs, signal])
     };
 }

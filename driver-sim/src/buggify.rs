@@ -17,6 +17,15 @@ pub enum Site {
     CompactBeforeWatch,
     /// A call lost on its way to etcd (never applied): the caller sees a timeout.
     RequestLost,
+    /// A holder's host freezes just as a range answer reaches it, longer than the
+    /// stale-answer bound, and its key is deleted meanwhile: the "you hold" it handles on
+    /// thawing is stale (the pairing that found the stale-answer bug; drawn from its own
+    /// stream, see [`crate::options`]).
+    FreezeOnAnswer,
+    /// A keepalive answer delayed to just before the deadline, and the client's requests
+    /// cut from then on: the pairing that exposes a deadline counted from the answer's
+    /// arrival instead of the request's send time (own stream, as FreezeOnAnswer).
+    KeepaliveLateThenCut,
 }
 
 impl Site {
@@ -32,6 +41,8 @@ impl Site {
             Site::WatchCancelled => "watch-cancelled",
             Site::CompactBeforeWatch => "compact-before-watch",
             Site::RequestLost => "request-lost",
+            Site::FreezeOnAnswer => "freeze-on-answer",
+            Site::KeepaliveLateThenCut => "keepalive-late-then-cut",
         }
     }
 }
@@ -40,7 +51,7 @@ impl Site {
 /// shift the draws of the fault plan or the workload).
 #[derive(Debug)]
 pub struct Buggify {
-    chances: [u64; 5],
+    chances: [u64; 7],
     rng: SplitMix64,
     on: bool,
 }
@@ -48,7 +59,7 @@ pub struct Buggify {
 impl Buggify {
     /// Sites from `(site, per mille)` pairs.
     pub fn new(seed: u64, sites: &[(Site, u64)]) -> Buggify {
-        let mut chances = [0; 5];
+        let mut chances = [0; 7];
         for (site, permille) in sites {
             chances[*site as usize] = *permille;
         }

@@ -4,7 +4,9 @@
 //!   the exception windows computed from the fault log (an administrative revoke or key
 //!   delete, a whole-host freeze) — and those windows close.
 //! * `fencing`: an office's tokens strictly increase across successive holders; a
-//!   semaphore never hands out one token twice.
+//!   semaphore never hands out one token twice; every token is the create revision of the
+//!   holder's own key when its child starts.
+//! * `cron-skip-overlap`, `cron-late-tick`: see [`crate::check_cron`].
 //! * `fifo`: a child starts only when fewer than N keys of its contest are older.
 //! * `convergence`: after the last fault, within the bound, the N oldest contenders hold,
 //!   stay holding, and every other client waits with a key.
@@ -18,12 +20,16 @@
 //!   started, been claimed) no longer than conchd's bound
 //!   ([`conch_core::conchd::running_key_bound`]) before `t` — unless `t` is within the
 //!   settle time of a fault, as for liveness.
+//! * `progress`: the event loop never spins at one simulated instant (a machine asking
+//!   to be woken at an instant already past) nor passes the per-seed event limit.
 //! * `no-leaks`: after SIGTERM to every client: no keys, no session leases, no children,
 //!   every wrapper and daemon exited.
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::host::{sim_time_of_unix, EPOCH_MS};
 use crate::options::SimOptions;
+use conch_checkers::{Kind, Start, Window};
+
 use crate::record::{FaultRecord, Group, Interval, Outcome};
 
 /// One broken guarantee.
@@ -39,19 +45,22 @@ pub struct Violation {
 }
 
 impl Violation {
-    fn at(mut self, t: u64) -> Violation {
+    pub(crate) fn at(mut self, t: u64) -> Violation {
         self.at = Some(t);
         self
     }
 }
 
 /// Every checker name, in report order.
-pub const CHECKERS: [&str; 10] = [
+pub const CHECKERS: [&str; 13] = [
+    "progress",
     "bounded-holders",
     "fencing",
     "fifo",
     "convergence",
     "cron-at-most-once",
+    "cron-skip-overlap",
+    "cron-late-tick",
     "cron-liveness",
     "cron-no-past-tick",
     "failover",
@@ -79,6 +88,11 @@ pub fn check(outcome: &Outcome) -> Vec<Violation> {
 
 fn raw_check(outcome: &Outcome) -> Vec<Violation> {
     let mut v = Vec::new();
+    if let Some(why) = &outcome.stuck {
+        // Nothing after the stop is meaningful: the other checkers would report noise.
+        v.push(violation("progress", format!("the run stopped: {why}")));
+        return v;
+    }
     let opts = &outcome.opts;
     for group in [Group::Office, Group::Sema] {
         let max = opts.capacity(group);
@@ -86,30 +100,58 @@ fn raw_check(outcome: &Outcome) -> Vec<Violation> {
         if intervals.is_empty() {
             continue;
         }
-        bounded_holders(opts, group, max, &intervals, &outcome.faults, &mut v);
+        bounded_holders(opts, ("bounded-holders", group.as_str()), max, &intervals, &outcome.faults, &mut v);
         fencing(group, &intervals, &mut v);
     }
-    for p in &outcome.promotions {
-        let max = opts.capacity(p.group);
-        if p.lower >= max {
-            v.push(
-                violation(
-                    "fifo",
-                    format!(
-                        "{} client {} started rev {} at {} while {} older keys existed (capacity {max})",
-                        p.group.as_str(),
-                        p.client,
-                        p.rev,
-                        secs(p.at),
-                        p.lower
-                    ),
-                )
-                .at(p.at),
+    // A key gone when its holder's child starts was deleted after the read that acquired
+    // (no longer than the stale-answer bound and two round trips before) by an admin.
+    let fresh = (conch_core::hold::STALE_ANSWER.as_nanos() as u64) + 4 * opts.latency_us.1 * 1000 + 200_000_000;
+    for group in [Group::Office, Group::Sema] {
+        let starts: Vec<Start> = outcome.promotions.iter().filter(|p| p.group == group).map(|p| p.start()).collect();
+        let admin = |s: &Start| {
+            outcome.faults.iter().any(|f| {
+                f.client == Some(s.client)
+                    && matches!(f.kind, Kind::Revoke | Kind::KeyDelete)
+                    && f.from <= s.at
+                    && f.from + fresh >= s.at
+            })
+        };
+        for s in conch_checkers::fencing::keys_gone(&starts, admin) {
+            let what = format!(
+                "{} client {} started with token {} at {} but its key was gone",
+                group.as_str(),
+                s.client,
+                s.rev,
+                secs(s.at)
             );
+            v.push(violation("fencing", what).at(s.at));
+        }
+        for (s, key_rev) in conch_checkers::fencing::tokens_not_key_revs(&starts) {
+            let what = format!(
+                "{} client {} started with token {} but its key's create revision is {key_rev}",
+                group.as_str(),
+                s.client,
+                s.rev
+            );
+            v.push(violation("fencing", what).at(s.at));
+        }
+        let max = opts.capacity(group);
+        for s in conch_checkers::fifo::queue_jumps(&starts, max) {
+            let what = format!(
+                "{} client {} started rev {} at {} while {} older keys existed (capacity {max})",
+                group.as_str(),
+                s.client,
+                s.rev,
+                secs(s.at),
+                s.lower
+            );
+            v.push(violation("fifo", what).at(s.at));
         }
     }
     convergence(outcome, &mut v);
     cron(outcome, &mut v);
+    crate::check_cron::skip_overlap(outcome, &mut v);
+    crate::check_cron::late_ticks(outcome, &mut v);
     failover(outcome, &mut v);
     running_keys(outcome, &mut v);
     leaks(outcome, &mut v);
@@ -125,13 +167,12 @@ fn failover(outcome: &Outcome, v: &mut Vec<Violation>) {
         return;
     }
     let reach = 2 * opts.ttl.as_nanos() as u64 + opts.kill_after.as_nanos() as u64 + 2_000_000_000;
-    let member = |kind: &str| crate::options::FaultKind::MEMBER.iter().any(|k| k.as_str() == kind);
     for loss in &outcome.losses {
         let near = |f: &&FaultRecord| f.from <= loss.at && f.to + reach >= loss.at;
-        let mine = |f: &&FaultRecord| f.client.is_none_or(|c| c == loss.client) && f.kind != "restart";
+        let mine = |f: &&FaultRecord| f.client.is_none_or(|c| c == loss.client);
         let around: Vec<&FaultRecord> = outcome.faults.iter().filter(near).filter(mine).collect();
-        if !around.is_empty() && around.iter().all(|f| member(&f.kind)) {
-            let kinds: Vec<&str> = around.iter().map(|f| f.kind.as_str()).collect();
+        if !around.is_empty() && around.iter().all(|f| f.kind.is_member()) {
+            let kinds: Vec<String> = around.iter().map(|f| f.kind.to_string()).collect();
             v.push(
                 violation(
                     "failover",
@@ -149,25 +190,25 @@ fn failover(outcome: &Outcome, v: &mut Vec<Violation>) {
     }
 }
 
-fn violation(checker: &'static str, detail: String) -> Violation {
+pub(crate) fn violation(checker: &'static str, detail: String) -> Violation {
     Violation { checker, detail, at: None }
 }
 
-fn secs(ns: u64) -> String {
+pub(crate) fn secs(ns: u64) -> String {
     format!("{:.3}s", ns as f64 / 1e9)
 }
 
 /// Per client, the spans in which its child may overlap a successor.
-fn excuses(opts: &SimOptions, faults: &[FaultRecord]) -> Vec<(usize, u64, u64)> {
+pub(crate) fn excuses(opts: &SimOptions, faults: &[FaultRecord]) -> Vec<(usize, u64, u64)> {
     let ttl = opts.ttl.as_nanos() as u64;
     let kill_after = opts.kill_after.as_nanos() as u64;
     let hears = 2 * 2 * opts.latency_us.1 * 1000 + 300_000_000;
     let mut spans = Vec::new();
     for f in faults {
         let Some(client) = f.client else { continue };
-        match f.kind.as_str() {
-            "freeze" => spans.push((client, f.from, f.to + kill_after + 300_000_000)),
-            "revoke" | "key-delete" => {
+        match f.kind {
+            Kind::Freeze => spans.push((client, f.from, f.to + kill_after + 300_000_000)),
+            Kind::Revoke | Kind::KeyDelete => {
                 // The wrapper hears of it within a round trip and its child is dead a
                 // kill-after later; if it cannot hear (cut, stopped, etcd away, a fault site),
                 // the deadline rule bounds it instead, a TTL later.
@@ -175,7 +216,7 @@ fn excuses(opts: &SimOptions, faults: &[FaultRecord]) -> Vec<(usize, u64, u64)> 
                 let deaf = faults.iter().any(|g| {
                     !std::ptr::eq(g, f)
                         && g.client.is_none_or(|c| c == client)
-                        && g.kind != "compact"
+                        && g.kind != Kind::Compact
                         && g.from <= horizon
                         && g.to >= f.from
                 });
@@ -188,93 +229,58 @@ fn excuses(opts: &SimOptions, faults: &[FaultRecord]) -> Vec<(usize, u64, u64)> 
     spans
 }
 
-fn bounded_holders(
+/// At most `max` of `intervals` at once outside the fault windows (the shared sweep,
+/// [`conch_checkers::holders`]); `(checker, contest)` name the verdict.
+pub(crate) fn bounded_holders(
     opts: &SimOptions,
-    group: Group,
+    (checker, contest): (&'static str, &str),
     max: usize,
     intervals: &[&Interval],
     faults: &[FaultRecord],
     v: &mut Vec<Violation>,
 ) {
-    let spans = excuses(opts, faults);
-    // A child killed at the instant it started held nothing.
-    let mut edges: Vec<(u64, i32, usize)> = intervals
-        .iter()
-        .enumerate()
-        .filter(|(_, iv)| iv.end > iv.start)
-        .flat_map(|(k, iv)| [(iv.start, 1, k), (iv.end, -1, k)])
+    let windows: Vec<Window> = excuses(opts, faults)
+        .into_iter()
+        .map(|(client, from, to)| Window { client: Some(client), from, to, label: String::new() })
         .collect();
-    // Window edges split the sweep too, so a window that opens or closes inside an
-    // overlap is weighed piece by piece (windows of one client may chain).
-    edges.extend(spans.iter().flat_map(|(_, from, until)| [(*from, 0, 0), (*until, 0, 0)]));
-    // Ends before starts at the same instant: a handoff at one instant is no overlap.
-    edges.sort_by_key(|(t, d, k)| (*t, *d, *k));
-    let mut active: BTreeSet<usize> = BTreeSet::new();
-    for w in 0..edges.len() {
-        let (t, d, k) = edges[w];
-        if d > 0 {
-            active.insert(k);
-        } else if d < 0 {
-            active.remove(&k);
-        }
-        let next = edges.get(w + 1).map_or(t, |e| e.0);
-        if active.len() <= max || next == t {
-            continue;
-        }
-        let unexcused: Vec<usize> = active
-            .iter()
-            .map(|k| intervals[*k].client)
-            .filter(|c| !spans.iter().any(|(sc, from, until)| sc == c && *from <= t && next <= *until))
-            .collect();
-        if unexcused.len() > max {
-            let who: Vec<String> =
-                active.iter().map(|k| format!("client {} rev {}", intervals[*k].client, intervals[*k].rev)).collect();
-            v.push(
-                violation(
-                    "bounded-holders",
-                    format!(
-                        "{} holders of the {} (capacity {max}) from {} to {}: {}",
-                        active.len(),
-                        group.as_str(),
-                        secs(t),
-                        secs(next),
-                        who.join(", ")
-                    ),
-                )
-                .at(t),
-            );
-        }
+    let checked: Vec<conch_checkers::Interval> = intervals.iter().map(|iv| iv.checked()).collect();
+    for e in conch_checkers::holders::over_capacity(&checked, max, u64::MAX, &windows).violations {
+        let who: Vec<String> = e.holders.iter().map(|(c, rev)| format!("client {c} rev {rev}")).collect();
+        v.push(
+            violation(
+                checker,
+                format!(
+                    "{} holders of the {contest} (capacity {max}) from {} to {}: {}",
+                    e.holders.len(),
+                    secs(e.from),
+                    secs(e.to),
+                    who.join(", ")
+                ),
+            )
+            .at(e.from),
+        );
     }
 }
 
 fn fencing(group: Group, intervals: &[&Interval], v: &mut Vec<Violation>) {
-    let mut sorted: Vec<&Interval> = intervals.to_vec();
-    sorted.sort_by_key(|iv| (iv.start, iv.end));
-    for (k, a) in sorted.iter().enumerate() {
-        for b in &sorted[k + 1..] {
-            let broken = match group {
-                Group::Office => b.start >= a.end && b.rev <= a.rev,
-                _ => a.rev == b.rev,
-            };
-            if broken {
-                v.push(
-                    violation(
-                        "fencing",
-                        format!(
-                            "{}: rev {} (client {}, from {}) after rev {} (client {}, until {})",
-                            group.as_str(),
-                            b.rev,
-                            b.client,
-                            secs(b.start),
-                            a.rev,
-                            a.client,
-                            secs(a.end)
-                        ),
-                    )
-                    .at(b.start),
-                );
-            }
-        }
+    let checked: Vec<conch_checkers::Interval> = intervals.iter().map(|iv| iv.checked()).collect();
+    for (a, b) in conch_checkers::fencing::successions(&checked, group == Group::Office) {
+        v.push(
+            violation(
+                "fencing",
+                format!(
+                    "{}: rev {} (client {}, from {}) after rev {} (client {}, until {})",
+                    group.as_str(),
+                    b.rev,
+                    b.client,
+                    secs(b.start),
+                    a.rev,
+                    a.client,
+                    secs(a.end.unwrap_or(a.start))
+                ),
+            )
+            .at(b.start),
+        );
     }
 }
 
@@ -306,24 +312,17 @@ fn convergence(outcome: &Outcome, v: &mut Vec<Violation>) {
 
 fn cron(outcome: &Outcome, v: &mut Vec<Violation>) {
     let opts = &outcome.opts;
-    let mut runs: BTreeMap<&str, usize> = BTreeMap::new();
-    for iv in outcome.intervals.iter().filter(|iv| iv.group == Group::Cron) {
-        *runs.entry(iv.label.as_str()).or_insert(0) += 1;
-    }
-    let mut won: BTreeMap<(&str, i64), usize> = BTreeMap::new();
+    let runs: Vec<conch_checkers::Interval> =
+        outcome.intervals.iter().filter(|iv| iv.group == Group::Cron).map(|iv| iv.checked()).collect();
     let mut decided: BTreeSet<(&str, i64)> = BTreeSet::new();
     for c in &outcome.claims {
         decided.insert((c.job.as_str(), c.tick));
         if c.won {
-            *won.entry((c.job.as_str(), c.tick)).or_insert(0) += 1;
             // Never a tick at or before the daemon's start — on its own clock, or in real
             // time — unless its clock was stepped since (then it cannot know).
             let real_start_s = (EPOCH_MS + (c.daemon_started_at / 1_000_000) as i64) / 1000;
             let stepped = outcome.faults.iter().any(|f| {
-                f.client == Some(c.client)
-                    && f.kind.starts_with("clock-")
-                    && f.from >= c.daemon_started_at
-                    && f.from <= c.at
+                f.client == Some(c.client) && f.kind.is_clock() && f.from >= c.daemon_started_at && f.from <= c.at
             });
             if c.tick <= c.daemon_start_s.min(real_start_s) && !stepped {
                 v.push(
@@ -339,10 +338,11 @@ fn cron(outcome: &Outcome, v: &mut Vec<Violation>) {
             }
         }
     }
-    for (label, n) in runs.iter().filter(|(_, n)| **n > 1) {
+    for (label, n) in conch_checkers::cron::runs_twice(&runs) {
         v.push(violation("cron-at-most-once", format!("{label} ran {n} times")));
     }
-    for ((job, tick), n) in won.iter().filter(|(_, n)| **n > 1) {
+    let wins = outcome.claims.iter().filter(|c| c.won).map(|c| (c.job.as_str(), c.tick));
+    for ((job, tick), n) in conch_checkers::cron::won_twice(wins) {
         v.push(violation("cron-at-most-once", format!("{job}@{tick} claimed {n} times")));
     }
     if opts.daemons == 0 {
@@ -362,7 +362,7 @@ fn cron(outcome: &Outcome, v: &mut Vec<Violation>) {
             }
             let t = sim_time_of_unix(tick);
             let excused =
-                outcome.faults.iter().any(|f| f.from <= t + settle && f.to + settle >= t && f.kind != "compact");
+                outcome.faults.iter().any(|f| f.from <= t + settle && f.to + settle >= t && f.kind != Kind::Compact);
             if !excused && !decided.contains(&(job.name.as_str(), tick)) {
                 missed.push(format!("{}@{tick} (at {})", job.name, secs(t)));
             }
@@ -389,7 +389,7 @@ fn running_keys(outcome: &Outcome, v: &mut Vec<Violation>) {
     for skip in outcome.claims.iter().filter(|c| !c.won && c.at < outcome.stop_at) {
         let t = skip.at;
         let near_fault =
-            outcome.faults.iter().any(|f| f.from <= t + settle && f.to + settle >= t && f.kind != "compact");
+            outcome.faults.iter().any(|f| f.from <= t + settle && f.to + settle >= t && f.kind != Kind::Compact);
         // The running key is the one the latest won claim of the job put.
         let owner = outcome.claims.iter().filter(|c| c.won && c.job == skip.job && c.at <= t).max_by_key(|c| c.at);
         let Some(owner) = owner.filter(|_| !near_fault) else { continue };

@@ -2,6 +2,8 @@
 //! machines (`conch-core`) under seeded faults, with checkers for every guarantee.
 pub mod buggify;
 pub mod check;
+pub mod check_cron;
+pub mod coverage;
 pub mod etcd;
 pub mod fuzzing;
 pub mod host;
@@ -11,4 +13,5 @@ pub mod plan;
 pub mod record;
 pub mod run;
 pub mod timeline;
+pub mod watchdog;
 pub mod world;

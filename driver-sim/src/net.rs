@@ -42,6 +42,8 @@ pub struct Link {
     last_down: [u64; 3],
     /// Watch events held by a down cut.
     held: Vec<(WatchId, WatchEvent)>,
+    /// etcd refuses this client's unary calls until then (ns); keepalives pass.
+    unary_refused_until: u64,
 }
 
 /// The network and etcd's availability.
@@ -117,6 +119,17 @@ impl SimNet {
     /// Holds a watch event sent into a down cut, for the heal.
     pub fn hold(&mut self, client: usize, id: WatchId, event: WatchEvent) {
         self.links[client].held.push((id, event));
+    }
+
+    /// etcd refuses `client`'s unary calls until `until` (its keepalive stream carries on).
+    pub fn refuse_unary(&mut self, client: usize, until: u64) {
+        let link = &mut self.links[client];
+        link.unary_refused_until = link.unary_refused_until.max(until);
+    }
+
+    /// Whether etcd refuses `client`'s unary calls at `now`.
+    pub fn unary_refused(&self, client: usize, now: u64) -> bool {
+        now < self.links[client].unary_refused_until
     }
 
     /// Whether every cut of `client` is over at `now`.

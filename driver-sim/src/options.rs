@@ -73,6 +73,10 @@ pub enum FaultKind {
     MemberIsolated,
     /// One member unreachable from the clients: calls unanswered, streams silent.
     MemberCut,
+    /// etcd refuses one client's unary calls ("too many requests", a quota) while its
+    /// keepalive stream carries on; its watches are cancelled as it begins. Drawn only in
+    /// a pairing with a key delete of the same client soon after (see [`crate::plan`]).
+    ReadsRefused,
 }
 
 impl FaultKind {
@@ -97,6 +101,10 @@ impl FaultKind {
     /// The faults of one member of a cluster (drawn only when a seed has several members,
     /// from their own stream, so the plan of a one-member seed is what it always was).
     pub const MEMBER: [FaultKind; 3] = [FaultKind::MemberDown, FaultKind::MemberIsolated, FaultKind::MemberCut];
+
+    /// Faults drawn only in pairings, from their own stream (so the plan of a seed without
+    /// pairings is what it always was).
+    pub const PAIRED: [FaultKind; 1] = [FaultKind::ReadsRefused];
 
     /// Whether this is a fault of one member.
     pub fn is_member(self) -> bool {
@@ -123,25 +131,57 @@ impl FaultKind {
             FaultKind::ClockJump => "clock-jump",
             FaultKind::ChildKill => "child-kill",
             FaultKind::ChildStop => "child-stop",
+            FaultKind::ReadsRefused => "reads-refused",
+        }
+    }
+
+    /// The kind its record carries (a one-way cut is recorded by its direction, see
+    /// `world/faults.rs`; this is the up direction).
+    pub fn record_kind(self) -> conch_checkers::Kind {
+        use conch_checkers::Kind;
+        match self {
+            FaultKind::Crash => Kind::Crash,
+            FaultKind::Pause => Kind::Pause,
+            FaultKind::Freeze => Kind::Freeze,
+            FaultKind::Partition => Kind::Partition,
+            FaultKind::OneWay => Kind::CutUp,
+            FaultKind::Swizzle => Kind::Swizzle,
+            FaultKind::Revoke => Kind::Revoke,
+            FaultKind::KeyDelete => Kind::KeyDelete,
+            FaultKind::EtcdDown => Kind::EtcdDown,
+            FaultKind::Stall => Kind::Stall,
+            FaultKind::Compact => Kind::Compact,
+            FaultKind::ClockJump => Kind::ClockJump,
+            FaultKind::ChildKill => Kind::ChildKill,
+            FaultKind::ChildStop => Kind::ChildStop,
+            FaultKind::MemberDown => Kind::MemberDown,
+            FaultKind::MemberIsolated => Kind::MemberIsolated,
+            FaultKind::MemberCut => Kind::MemberCut,
+            FaultKind::ReadsRefused => Kind::ReadsRefused,
         }
     }
 
     /// Parses [`FaultKind::as_str`].
     pub fn parse(text: &str) -> Option<FaultKind> {
-        FaultKind::ALL.into_iter().chain(FaultKind::MEMBER).find(|k| k.as_str() == text)
+        FaultKind::ALL.into_iter().chain(FaultKind::MEMBER).chain(FaultKind::PAIRED).find(|k| k.as_str() == text)
     }
 
     /// Parses a comma-separated list (`all` and `none` too); the error names what is allowed.
     pub fn parse_list(text: &str) -> Result<Vec<FaultKind>, String> {
         match text {
-            "all" => return Ok(FaultKind::ALL.into_iter().chain(FaultKind::MEMBER).collect()),
+            "all" => return Ok(FaultKind::ALL.into_iter().chain(FaultKind::MEMBER).chain(FaultKind::PAIRED).collect()),
             "none" | "" => return Ok(Vec::new()),
             _ => {}
         }
         let mut kinds = Vec::new();
         for part in text.split(',') {
             let kind = FaultKind::parse(part.trim()).ok_or_else(|| {
-                let names: Vec<&str> = FaultKind::ALL.iter().chain(&FaultKind::MEMBER).map(|k| k.as_str()).collect();
+                let names: Vec<&str> = FaultKind::ALL
+                    .iter()
+                    .chain(&FaultKind::MEMBER)
+                    .chain(&FaultKind::PAIRED)
+                    .map(|k| k.as_str())
+                    .collect();
                 format!("--faults: unknown fault {part:?}; use all, none or a list of {}", names.join(","))
             })?;
             if !kinds.contains(&kind) {
@@ -241,6 +281,8 @@ pub struct SimOptions {
     pub members: usize,
     /// Member fault kinds this seed uses (only with more than one member).
     pub member_faults: Vec<FaultKind>,
+    /// Paired faults this seed uses (each followed by a key delete of the same client).
+    pub paired: Vec<FaultKind>,
     /// Mean gap between faults.
     pub fault_gap: Duration,
     /// Fault sites this seed fires, with their chance per passage (per mille).
@@ -278,6 +320,20 @@ impl SimOptions {
                 (office, k - office - daemons, daemons)
             }
         };
+        // A quarter of the cron seeds run one daemon (from their own stream, so the other
+        // draws stay): only a lone daemon claims a tick it reached late (with peers, an
+        // on-time peer wins it), so the late-tick rule is judged there.
+        let lone = SplitMix64::new(seed ^ 0x10AE_DAE3).next_u64().is_multiple_of(4);
+        let daemons = if args.scenario == Scenario::Cron && args.clients.is_none() && lone { 1 } else { daemons };
+        // A third of the mixed seeds queue 2-4 more semaphore contenders (own stream): more
+        // than capacity + 1, so waiters behind the first exercise the deep-queue watch rule.
+        let mut deep = SplitMix64::new(seed ^ 0xDEE9_0E0E);
+        let sema_clients = match (args.scenario, args.clients) {
+            (Scenario::Mixed, None) if deep.next_u64().is_multiple_of(3) => {
+                sema_clients + 2 + (deep.next_u64() % 3) as usize
+            }
+            _ => sema_clients,
+        };
         let sema_max = args.max.unwrap_or(pick(2, 3) as u32).max(1);
         let ttl = Duration::from_secs(pick(2, 6));
         let kill_after = if ttl.as_secs() < 4 { Duration::from_millis(500) } else { Duration::from_secs(1) };
@@ -295,7 +351,7 @@ impl SimOptions {
         let latency_us = (lat_lo, lat_lo + pick(0, 20_000));
         let drift_ppm = [0, 100, 500, 2000][pick(0, 3) as usize];
         let allowed: Vec<FaultKind> = match &args.faults {
-            Some(faults) => faults.iter().copied().filter(|k| !k.is_member()).collect(),
+            Some(faults) => faults.iter().copied().filter(|k| FaultKind::ALL.contains(k)).collect(),
             None => FaultKind::ALL.to_vec(),
         };
         // Swarm: keep each kind with probability 2/3, at least one.
@@ -339,6 +395,22 @@ impl SimOptions {
         if members > 1 && member_faults.is_empty() && !member_allowed.is_empty() {
             member_faults.push(member_allowed[(cluster.next_u64() % member_allowed.len() as u64) as usize]);
         }
+        // Pairings too: a third of the seeds that allow them (every one with --all-faults).
+        let mut pairing = SplitMix64::new(seed ^ 0x9A12_ED0F_A017);
+        let paired_allowed: Vec<FaultKind> = match &args.faults {
+            Some(faults) => faults.iter().copied().filter(|k| FaultKind::PAIRED.contains(k)).collect(),
+            None => FaultKind::PAIRED.to_vec(),
+        };
+        let paired =
+            paired_allowed.into_iter().filter(|_| args.all_faults || pairing.next_u64().is_multiple_of(3)).collect();
+        // The stale-answer pairing: a third of the seeds, from their own stream.
+        let mut stale = SplitMix64::new(seed ^ 0x57A1_EA25);
+        if stale.next_u64().is_multiple_of(3) {
+            sites.push((Site::FreezeOnAnswer, [20, 80, 200][(stale.next_u64() % 3) as usize]));
+        }
+        if stale.next_u64().is_multiple_of(3) {
+            sites.push((Site::KeepaliveLateThenCut, [5, 20, 50][(stale.next_u64() % 3) as usize]));
+        }
         let liveness = convergence_bound(ttl, kill_after) + Duration::from_secs(8);
         let safety = args.duration.saturating_sub(liveness).max(Duration::from_secs(5));
         SimOptions {
@@ -358,6 +430,7 @@ impl SimOptions {
             faults,
             members,
             member_faults,
+            paired,
             fault_gap,
             sites,
             safety,
@@ -428,6 +501,10 @@ impl fmt::Display for SimOptions {
             let kinds: Vec<&str> = self.member_faults.iter().map(|k| k.as_str()).collect();
             let kinds = if kinds.is_empty() { "none".to_string() } else { kinds.join(",") };
             write!(f, " members={} member_faults={kinds}", self.members)?;
+        }
+        if !self.paired.is_empty() {
+            let kinds: Vec<&str> = self.paired.iter().map(|k| k.as_str()).collect();
+            write!(f, " paired={}+key-delete", kinds.join(","))?;
         }
         if self.sabotage != Sabotage::None {
             write!(f, " sabotage={}", self.sabotage)?;

@@ -27,6 +27,7 @@ pub struct PlannedFault {
 pub fn draw_plan(opts: &SimOptions) -> Vec<PlannedFault> {
     let mut plan = Vec::new();
     draw_member_plan(opts, &mut plan);
+    draw_paired_plan(opts, &mut plan);
     if opts.faults.is_empty() {
         return plan;
     }
@@ -54,6 +55,35 @@ pub fn draw_plan(opts: &SimOptions) -> Vec<PlannedFault> {
     // (stable: at one instant, member faults come first).
     plan.sort_by_key(|f| f.at_ms);
     plan
+}
+
+/// Pairings, from their own stream: a paired fault on one client, then a key delete of the
+/// same client while it lasts — the case of a holder that lost its own watch and cannot
+/// re-read its key while its keepalives succeed (issue 14: it must not run on unbounded).
+fn draw_paired_plan(opts: &SimOptions, plan: &mut Vec<PlannedFault>) {
+    // Holders only (clients 0.. are the office's, then the semaphore's): the pairing is about
+    // a hold's key.
+    let holders = (opts.office_clients + opts.sema_clients) as u64;
+    if opts.paired.is_empty() || holders == 0 {
+        return;
+    }
+    let mut rng = SplitMix64::new(opts.seed ^ 0x9A12_ED0F_91A7);
+    let safety_ms = opts.safety.as_millis() as u64;
+    let ttl_ms = opts.ttl.as_millis() as u64;
+    let gap = (opts.fault_gap.as_millis() as u64).max(1000) * 4;
+    let mut at = FIRST_FAULT_MS + rng.next_u64() % gap;
+    for _ in 0..100_000 {
+        if at >= safety_ms {
+            break;
+        }
+        let kind = opts.paired[(rng.next_u64() % opts.paired.len() as u64) as usize];
+        let target = (rng.next_u64() % holders) as usize;
+        let hold_ms = ttl_ms + rng.next_u64() % (2 * ttl_ms);
+        plan.push(PlannedFault { at_ms: at, kind, target, hold_ms, param: rng.next_u64() });
+        let delete_at = at + 100 + rng.next_u64() % hold_ms.min(2000);
+        plan.push(PlannedFault { at_ms: delete_at, kind: FaultKind::KeyDelete, target, hold_ms: 0, param: 0 });
+        at += gap / 2 + rng.next_u64() % (gap + 1);
+    }
 }
 
 /// The faults of single members, from their own stream (`target` is a member index). A

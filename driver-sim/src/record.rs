@@ -41,18 +41,36 @@ pub struct Interval {
     pub end: u64,
 }
 
-/// A fault, a fault-site firing or a restart, as it happened.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FaultRecord {
-    /// What (a fault kind, `site:<name>` or `restart`).
-    pub kind: String,
-    /// Whom, when it targets one client.
-    pub client: Option<usize>,
-    /// Began (ns).
-    pub from: u64,
-    /// Ended (ns).
-    pub to: u64,
+impl Interval {
+    /// The shared checkers' record of it.
+    pub fn checked(&self) -> conch_checkers::Interval {
+        conch_checkers::Interval {
+            client: self.client,
+            rev: self.rev,
+            pid: 0,
+            label: self.label.clone(),
+            start: self.start,
+            end: Some(self.end),
+        }
+    }
 }
+
+impl Promotion {
+    /// The shared checkers' record of it.
+    pub fn start(&self) -> conch_checkers::Start {
+        conch_checkers::Start {
+            client: self.client,
+            rev: self.rev,
+            lower: self.lower,
+            key_rev: self.key_rev,
+            at: self.at,
+        }
+    }
+}
+
+/// A fault, a fault-site firing or a restart, as it happened: the shared checkers'
+/// record, with a typed kind ([`conch_checkers::Kind`]).
+pub use conch_checkers::Fault as FaultRecord;
 
 /// A holder's wrapper gave up its hold because its session or key was lost.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -80,6 +98,8 @@ pub struct ClaimRecord {
     pub won: bool,
     /// The daemon incarnation's start on its own wall clock (Unix s).
     pub daemon_start_s: i64,
+    /// The daemon's wall clock when etcd applied the decision (Unix ms).
+    pub wall_ms: i64,
     /// ... and in simulated time (ns).
     pub daemon_started_at: u64,
 }
@@ -95,6 +115,11 @@ pub struct Promotion {
     pub rev: i64,
     /// Keys of the contest with a lower create-revision at that instant.
     pub lower: usize,
+    /// Keys of the contest at that instant (more than the capacity: some wait).
+    pub queued: usize,
+    /// The create revision of the holder's own key (the one on its `CONCH_LEASE`) at that
+    /// instant, if the key is there: the token must be this number.
+    pub key_rev: Option<i64>,
     /// When (ns).
     pub at: u64,
 }
@@ -160,6 +185,9 @@ pub struct Outcome {
     pub events: u64,
     /// How often a client's pinned member changed (failover).
     pub failovers: u64,
+    /// Why the run was stopped before its end: the event loop spun at one instant or
+    /// passed the per-seed event limit (the `progress` checker fails it).
+    pub stuck: Option<String>,
     /// One JSON object per event, when tracing.
     pub trace: Vec<String>,
 }

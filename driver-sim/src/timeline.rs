@@ -135,7 +135,8 @@ pub fn svg(report: &Report) -> String {
 
     // The etcd lane: one row per kind of client-less fault.
     let lanes_top = y + 22.0;
-    let mut kinds: Vec<&str> = outcome.faults.iter().filter(|f| f.client.is_none()).map(|f| f.kind.as_str()).collect();
+    let mut kinds: Vec<String> =
+        outcome.faults.iter().filter(|f| f.client.is_none()).map(|f| f.kind.to_string()).collect();
     kinds.sort_unstable();
     kinds.dedup();
     let etcd_top = lanes_top + 4.0;
@@ -174,7 +175,7 @@ pub fn svg(report: &Report) -> String {
         let ry = etcd_top + k as f64 * ETCD_ROW;
         let label: String = format!("etcd {kind}").chars().take(((LEFT - 12.0) / CHAR_W_10) as usize).collect();
         let _ = writeln!(s, r#"<text x="8" y="{:.1}" font-size="10">{}</text>"#, ry + ETCD_ROW - 2.0, escape(&label));
-        for f in outcome.faults.iter().filter(|f| f.client.is_none() && f.kind == *kind) {
+        for f in outcome.faults.iter().filter(|f| f.client.is_none() && f.kind.to_string() == *kind) {
             let (x0, x1) = (x(f.from), x(f.to).max(x(f.from) + 1.5));
             let _ = writeln!(
                 s,
@@ -229,8 +230,8 @@ pub fn svg(report: &Report) -> String {
             r#"<rect x="{x0:.1}" y="{:.1}" width="{:.1}" height="{STRIP_H}" fill="{}"><title>{} on client {client}, {} to {}</title></rect>"#,
             row_y(client) + STRIP_Y,
             x1 - x0,
-            fault_colour(&f.kind),
-            escape(&f.kind),
+            fault_colour(&f.kind.to_string()),
+            escape(&f.kind.to_string()),
             secs(f.from),
             secs(f.to)
         );

@@ -30,12 +30,14 @@ use crate::net::SimNet;
 use crate::options::{convergence_bound, SimOptions};
 use crate::plan::PlannedFault;
 use crate::record::{FaultRecord, Group, Leftovers, Outcome};
+use conch_checkers::Kind;
 
 mod drain;
 mod faults;
 mod members;
 mod phases;
 mod processes;
+mod stuck;
 mod traffic;
 
 /// A call without an answer fails after this (the real driver's call timeout).
@@ -65,6 +67,8 @@ enum Ev {
     ChildEnd(usize, ChildId, u64),
     Expire,
     Fault(usize),
+    /// An administrative delete of a client's key (a site's pairing).
+    AdminDelete(usize),
     Thaw(usize),
     Cut(usize, u64),
     HealLink(usize),
@@ -226,6 +230,7 @@ impl World {
             end_at: 0,
             events: 0,
             failovers: 0,
+            stuck: None,
             trace: Vec::new(),
         };
         let members = opts.members.max(1);
@@ -266,8 +271,8 @@ impl World {
         }
     }
 
-    fn fault_record(&mut self, kind: &str, client: Option<usize>, to: u64) {
-        self.out.faults.push(FaultRecord { kind: kind.to_string(), client, from: self.now, to });
+    fn fault_record(&mut self, kind: Kind, client: Option<usize>, to: u64) {
+        self.out.faults.push(FaultRecord { kind, client, from: self.now, to });
     }
 
     /// Runs every phase and returns what happened.
@@ -293,11 +298,16 @@ impl World {
         self.out.stop_at = stop_at;
         self.at(stop_at, Ev::Shutdown);
         let end = stop_at + SHUTDOWN_NS;
-        for _ in 0..200_000_000u64 {
+        let mut dog = crate::watchdog::Watchdog::new(self.clients.len());
+        for _ in 0..=crate::watchdog::EVENTS_MAX {
             let Some(Reverse(Queued { when, ev, .. })) = self.queue.pop() else { break };
             if when > end
                 || (self.stopping && self.clients.iter().all(|c| c.machine.is_none() && c.host.children.is_empty()))
             {
+                break;
+            }
+            if let Some(stuck) = dog.event(when, ev.client()) {
+                self.out.stuck = Some(self.name_stuck(stuck));
                 break;
             }
             self.now = when;
@@ -398,6 +408,11 @@ impl World {
                     self.fault(fault);
                 }
             }
+            Ev::AdminDelete(i) => {
+                if let Some(key) = self.key_of(i) {
+                    self.admin(i, EtcdRequest::Delete { key }, Kind::KeyDelete);
+                }
+            }
             Ev::Thaw(i) => {
                 if !self.clients[i].host.wrapper_blocked(self.now) {
                     self.trace("thaw", format_args!("\"client\":{i}"));
@@ -405,7 +420,7 @@ impl World {
             }
             Ev::Cut(i, until) => {
                 self.net.cut(i, self.now, until, true, true);
-                self.fault_record("swizzle", Some(i), until);
+                self.fault_record(Kind::Swizzle, Some(i), until);
                 self.at(until, Ev::HealLink(i));
             }
             Ev::HealLink(i) => {

@@ -505,55 +505,53 @@ pub struct Overlap {
     pub violations: Vec<String>,
 }
 
-/// Sweeps the interval edges: every stretch with more than `max` holders must lie inside
-/// one of `windows` (`[start, end]` in `mono_ns`, with a label). Unended intervals last
-/// until `end`.
-pub fn over_capacity(intervals: &[Interval], max: usize, end: u64, windows: &[(u64, u64, String)]) -> Overlap {
-    let mut out = Overlap::default();
-    let mut edges: Vec<(u64, i32)> = Vec::new();
-    for iv in intervals {
-        edges.push((iv.start, 1));
-        edges.push((iv.end.unwrap_or(end), -1));
-    }
-    edges.sort_by_key(|(t, d)| (*t, *d));
-    let mut count = 0;
-    let mut excess_since = None;
-    for (t, d) in edges {
-        count += d;
-        if count > max as i32 && excess_since.is_none() {
-            excess_since = Some(t);
-        } else if count <= max as i32 {
-            if let Some(from) = excess_since.take() {
-                let ms = (t - from) / 1_000_000;
-                out.max_ms = out.max_ms.max(ms);
-                match windows.iter().find(|(a, b, _)| *a <= from && t <= *b) {
-                    Some((_, _, label)) => {
-                        let e = out.covered_ms.entry(label.clone()).or_insert(0);
-                        *e = (*e).max(ms);
-                    }
-                    None => out.violations.push(format!(
-                        "{} holders (max {max}) for {ms} ms from t={from} outside every exception window",
-                        max + 1,
-                    )),
-                }
-            }
+impl Interval {
+    /// The shared checkers' record of it.
+    pub fn checked(&self) -> conch_checkers::Interval {
+        conch_checkers::Interval {
+            client: self.client,
+            rev: self.rev,
+            pid: self.pid.max(0) as u32,
+            label: self.tick.clone().unwrap_or_default(),
+            start: self.start,
+            end: self.end,
         }
     }
-    out
 }
 
-/// Fencing. For an office (`max` 1) the order is total: a holder that started after
-/// another ended has a larger token. For a semaphore two holders may hold at once and
-/// start their children in either order, so only "a token is never used twice" holds.
+/// The shared sweep ([`conch_checkers::holders`]): every stretch with more than `max`
+/// holders must lie inside one of `windows` (`[start, end]` in `mono_ns`, with a label;
+/// each covers every client). Unended intervals last until `end`.
+pub fn over_capacity(intervals: &[Interval], max: usize, end: u64, windows: &[(u64, u64, String)]) -> Overlap {
+    let checked: Vec<conch_checkers::Interval> = intervals.iter().map(Interval::checked).collect();
+    let windows: Vec<conch_checkers::Window> = windows
+        .iter()
+        .map(|(from, to, label)| conch_checkers::Window { client: None, from: *from, to: *to, label: label.clone() })
+        .collect();
+    let over = conch_checkers::holders::over_capacity(&checked, max, end, &windows);
+    let violations = over
+        .violations
+        .iter()
+        .map(|e| {
+            format!(
+                "{} holders (max {max}) for {} ms from t={} outside every exception window",
+                e.holders.len(),
+                (e.to - e.from) / 1_000_000,
+                e.from
+            )
+        })
+        .collect();
+    Overlap { covered_ms: over.covered_ms, max_ms: over.max_ms, violations }
+}
+
+/// Fencing ([`conch_checkers::fencing`]). For an office (`max` 1) the order is total: a
+/// holder that started after another ended has a larger token. For a semaphore two
+/// holders may hold at once and start their children in either order, so only "a token
+/// is never used twice" holds.
 pub fn fencing(intervals: &[Interval], max: usize) -> Vec<String> {
-    let mut out = Vec::new();
-    for (i, a) in intervals.iter().enumerate() {
-        for b in &intervals[i + 1..] {
-            let succession = max == 1 && a.end.is_some_and(|e| b.start > e) && b.rev <= a.rev;
-            if succession || (a.rev == b.rev && a.pid != b.pid) {
-                out.push(format!("fencing: rev {} started after rev {} ended", b.rev, a.rev));
-            }
-        }
-    }
-    out
+    let checked: Vec<conch_checkers::Interval> = intervals.iter().map(Interval::checked).collect();
+    conch_checkers::fencing::successions(&checked, max == 1)
+        .into_iter()
+        .map(|(a, b)| format!("fencing: rev {} started after rev {} ended", b.rev, a.rev))
+        .collect()
 }

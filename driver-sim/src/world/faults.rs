@@ -1,7 +1,9 @@
 //! Carrying out the fault plan — crash, pause, freeze, cuts, swizzle, administrative
-//! revoke and delete, etcd down or stalled, compaction, clock jumps — and healing.
+//! revoke and delete, etcd down or stalled, compaction, clock jumps, one client's calls
+//! refused — and healing.
 use std::collections::BTreeSet;
 
+use conch_checkers::Kind;
 use conch_core::backoff::SplitMix64;
 use conch_core::{ChildId, EtcdRequest, Instant, WatchEvent, WatchId};
 
@@ -31,7 +33,7 @@ impl World {
                 self.crash(i);
                 let back = self.now + 300_000_000 + f.param % 2_700_000_000;
                 self.at(back, Ev::Start(i));
-                self.fault_record("crash", Some(i), back);
+                self.fault_record(Kind::Crash, Some(i), back);
             }
             FaultKind::Pause | FaultKind::Freeze => {
                 let host = &mut self.clients[i].host;
@@ -41,7 +43,7 @@ impl World {
                     host.frozen_until = host.frozen_until.max(until);
                 }
                 self.at(until, Ev::Thaw(i));
-                self.fault_record(f.kind.as_str(), Some(i), until);
+                self.fault_record(f.kind.record_kind(), Some(i), until);
             }
             FaultKind::Partition | FaultKind::OneWay => {
                 let (up, down) = match (f.kind, f.param % 2) {
@@ -52,11 +54,11 @@ impl World {
                 self.net.cut(i, self.now, until, up, down);
                 self.at(until, Ev::HealLink(i));
                 let kind = if f.kind == FaultKind::Partition {
-                    "partition"
+                    Kind::Partition
                 } else if up {
-                    "cut-up"
+                    Kind::CutUp
                 } else {
-                    "cut-down"
+                    Kind::CutDown
                 };
                 self.fault_record(kind, Some(i), until);
             }
@@ -80,11 +82,11 @@ impl World {
             }
             FaultKind::Revoke => {
                 let Some(lease) = self.session_lease_of(i) else { return };
-                self.admin(i, EtcdRequest::Revoke { lease: conch_core::LeaseId(lease) }, "revoke");
+                self.admin(i, EtcdRequest::Revoke { lease: conch_core::LeaseId(lease) }, Kind::Revoke);
             }
             FaultKind::KeyDelete => {
                 let Some(key) = self.key_of(i) else { return };
-                self.admin(i, EtcdRequest::Delete { key }, "key-delete");
+                self.admin(i, EtcdRequest::Delete { key }, Kind::KeyDelete);
             }
             FaultKind::EtcdDown => {
                 if self.net.etcd_down(self.now) {
@@ -93,17 +95,10 @@ impl World {
                 self.net.etcd_down_until = until;
                 // Every watch stream breaks.
                 for c in 0..n {
-                    let inc = self.clients[c].incarnation;
-                    let ids: Vec<WatchId> = self.clients[c].watches.keys().copied().collect();
-                    for id in ids {
-                        if let Some(sub) = self.clients[c].watches.get_mut(&id) {
-                            sub.next_rev = i64::MAX;
-                        }
-                        self.send_event(c, inc, id, WatchEvent::Broken("etcd down".into()));
-                    }
+                    self.break_watches(c, "etcd down");
                 }
                 self.at(until, Ev::EtcdBack);
-                self.fault_record("etcd-down", None, until);
+                self.fault_record(Kind::EtcdDown, None, until);
             }
             FaultKind::Stall => {
                 if self.net.stalled(self.now) || self.net.etcd_down(self.now) {
@@ -111,39 +106,56 @@ impl World {
                 }
                 self.net.stalled_until = until;
                 self.at(until, Ev::EtcdBack);
-                self.fault_record("stall", None, until);
+                self.fault_record(Kind::Stall, None, until);
             }
             FaultKind::Compact => {
                 let rev = self.etcd.revision();
                 self.etcd.compact(rev);
-                self.fault_record("compact", None, self.now);
+                self.fault_record(Kind::Compact, None, self.now);
             }
             FaultKind::ClockJump => {
                 let size = 1_000 + (f.param >> 1) % 120_000;
                 let step = if f.param.is_multiple_of(2) { size as i64 } else { -(size as i64) };
                 self.clients[i].host.wall_offset_ms += step;
                 // The clock stays wrong until NTP steps it back at the heal.
-                self.fault_record("clock-jump", Some(i), self.out.heal_at);
+                self.fault_record(Kind::ClockJump, Some(i), self.out.heal_at);
             }
             FaultKind::ChildKill => {
                 let Some(child) = self.clients[i].host.children.keys().next().copied() else { return };
                 if self.clients[i].host.frozen(self.now) {
                     return;
                 }
-                self.fault_record("child-kill", Some(i), self.now);
+                self.fault_record(Kind::ChildKill, Some(i), self.now);
                 self.child_gone(i, child, conch_core::ChildStatus::Signaled(9));
                 self.pump(i);
+            }
+            FaultKind::ReadsRefused => {
+                self.net.refuse_unary(i, until);
+                self.break_watches(i, "watch cancelled by the server");
+                self.fault_record(Kind::ReadsRefused, Some(i), until);
             }
             FaultKind::ChildStop => {
                 let Some(c) = self.clients[i].host.children.values_mut().next() else { return };
                 c.stopped_until = c.stopped_until.max(until);
-                self.fault_record("child-stop", Some(i), until);
+                self.fault_record(Kind::ChildStop, Some(i), until);
             }
         }
     }
 
+    /// Breaks every watch of client `c` (no event reaches it after the break).
+    fn break_watches(&mut self, c: usize, why: &str) {
+        let inc = self.clients[c].incarnation;
+        let ids: Vec<WatchId> = self.clients[c].watches.keys().copied().collect();
+        for id in ids {
+            if let Some(sub) = self.clients[c].watches.get_mut(&id) {
+                sub.next_rev = i64::MAX;
+            }
+            self.send_event(c, inc, id, WatchEvent::Broken(why.into()));
+        }
+    }
+
     /// An administrative write (`etcdctl lease revoke`, `etcdctl del`) against client `i`.
-    pub(super) fn admin(&mut self, i: usize, request: EtcdRequest, kind: &str) {
+    pub(super) fn admin(&mut self, i: usize, request: EtcdRequest, kind: Kind) {
         if self.net.etcd_down(self.now) || self.net.stalled(self.now) {
             return;
         }
@@ -235,7 +247,7 @@ impl World {
             host.frozen_until = host.frozen_until.min(self.now);
             if host.wall_offset_ms != 0 {
                 host.wall_offset_ms = 0;
-                self.fault_record("clock-reset", Some(i), self.now);
+                self.fault_record(Kind::ClockReset, Some(i), self.now);
             }
             self.heal_link(i);
             // The workload settles too: children of the safety phase finish within 2 s, so

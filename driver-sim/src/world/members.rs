@@ -75,7 +75,7 @@ impl World {
             _ => member.cut_until = member.cut_until.max(until),
         }
         self.trace("member", format_args!("\"member\":{m},\"kind\":\"{}\",\"until\":{until}", kind.as_str()));
-        self.fault_record(kind.as_str(), None, until);
+        self.fault_record(kind.record_kind(), None, until);
         self.at(until, Ev::MemberBack(m));
         // Streams on a member that went down or lost its leader break: every client
         // pinned there hears it now (a silent member is noticed by its silence).

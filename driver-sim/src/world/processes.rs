@@ -23,8 +23,12 @@ impl World {
         let child = spec.child;
         let group = self.group_of(i);
         if let Role::Holder { spec: hold, .. } = &self.clients[i].role {
-            let lower = self.etcd.range(&hold.prefix()).iter().filter(|kv| kv.create_rev.0 < rev).count();
-            self.out.promotions.push(Promotion { client: i, group, rev, lower, at: self.now });
+            let keys = self.etcd.range(&hold.prefix());
+            let lower = keys.iter().filter(|kv| kv.create_rev.0 < rev).count();
+            let lease = env("CONCH_LEASE").and_then(|v| i64::from_str_radix(&v, 16).ok());
+            let key_rev = keys.iter().find(|kv| Some(kv.lease.0) == lease).map(|kv| kv.create_rev.0);
+            let queued = keys.len();
+            self.out.promotions.push(Promotion { client: i, group, rev, lower, queued, key_rev, at: self.now });
         }
         self.clients[i].host.children.insert(
             child,

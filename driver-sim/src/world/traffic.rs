@@ -95,6 +95,11 @@ impl World {
             }
             return;
         }
+        if !keepalive && self.net.unary_refused(i, self.now) {
+            let err = EtcdResponse::Error(EtcdError::Unavailable("etcdserver: too many requests".into()));
+            let _ = self.respond(i, inc, id, err, sent, false);
+            return;
+        }
         let mut response = self.etcd.apply(Instant::from_nanos(self.now), &request);
         self.observe(i, inc, &request, &response);
         if let (EtcdRequest::KeepAlive { fresh_stream: true, .. }, EtcdResponse::KeepAlive { ttl_s }) =
@@ -142,6 +147,7 @@ impl World {
         let (daemon_start_s, daemon_started_at) =
             self.clients[i].daemon_start_s.get(&inc).copied().unwrap_or((i64::MIN, 0));
         self.trace("claim", format_args!("\"client\":{i},\"job\":\"{job}\",\"tick\":{tick},\"won\":{won}"));
+        let wall_ms = self.clock(i).wall_ms;
         self.out.claims.push(ClaimRecord {
             client: i,
             job,
@@ -149,6 +155,7 @@ impl World {
             at: self.now,
             won,
             daemon_start_s,
+            wall_ms,
             daemon_started_at,
         });
     }
@@ -167,6 +174,23 @@ impl World {
             self.fail_call(i, inc, id, sent, "no answer (response lost)");
             return false;
         }
+        if keepalive && self.buggify.fires(Site::KeepaliveLateThenCut) {
+            // Late, but before the deadline the earlier answers set (a keepalive interval
+            // is under a third of the TTL), and every later request of the client lost:
+            // only the late answer renews the deadline, and it must count from the
+            // request's send, not the answer's arrival.
+            let ttl = ns(self.opts.ttl);
+            let late = sent + ttl / 8 + self.buggify.draw(ttl / 4);
+            let until = (late + 2 * ttl).min(self.out.heal_at);
+            if until > self.now && !self.net.down_cut(i, late) {
+                self.site_fired(Site::KeepaliveLateThenCut, i);
+                self.net.cut(i, self.now, until, true, false);
+                self.at(until, Ev::HealLink(i));
+                self.fault_record(conch_checkers::Kind::CutUp, Some(i), until);
+                self.at(late, Ev::Deliver(i, inc, Input::Response(id, response)));
+                return true;
+            }
+        }
         if keepalive && self.buggify.fires(Site::KeepaliveLate) {
             // Just before the holder's deadline: most of the TTL after it was sent.
             let ttl = ns(self.opts.ttl);
@@ -176,6 +200,10 @@ impl World {
                 self.at(late, Ev::Deliver(i, inc, Input::Response(id, response)));
             }
             return true;
+        }
+        if matches!(response, EtcdResponse::Range { .. }) {
+            // The answer still travels; a frozen host handles it on thawing.
+            self.freeze_on_answer(i);
         }
         let stream = if keepalive { Stream::KeepAlive } else { Stream::Unary };
         match self.net.down(i, self.now, stream) {
@@ -191,9 +219,31 @@ impl World {
         }
     }
 
+    /// The freeze-on-answer site: freezes holder `i`'s host past the stale-answer bound
+    /// (and short of its deadline) and deletes its key while it is frozen.
+    fn freeze_on_answer(&mut self, i: usize) {
+        let holder = matches!(self.clients[i].role, super::Role::Holder { .. });
+        if !holder || self.clients[i].host.frozen(self.now) || !self.buggify.fires(Site::FreezeOnAnswer) {
+            return;
+        }
+        let stale = ns(conch_core::hold::STALE_ANSWER);
+        let until = self.now + stale + 300_000_000 + self.buggify.draw(ns(self.opts.ttl) / 4);
+        // Cut short by the heal, the freeze would end inside the bound, where an answer is
+        // trusted by design (a whole-host freeze is an exception of 00-overview).
+        if until >= self.out.heal_at {
+            return;
+        }
+        let host = &mut self.clients[i].host;
+        host.frozen_until = host.frozen_until.max(until);
+        self.at(until, Ev::Thaw(i));
+        self.trace("site", format_args!("\"site\":\"{}\",\"client\":{i}", Site::FreezeOnAnswer.as_str()));
+        self.fault_record(conch_checkers::Kind::Site(Site::FreezeOnAnswer.as_str()), Some(i), until);
+        self.at(self.now + 50_000_000, Ev::AdminDelete(i));
+    }
+
     pub(super) fn site_fired(&mut self, site: Site, i: usize) {
         self.trace("site", format_args!("\"site\":\"{}\",\"client\":{i}", site.as_str()));
-        self.fault_record(&format!("site:{}", site.as_str()), Some(i), self.now);
+        self.fault_record(conch_checkers::Kind::Site(site.as_str()), Some(i), self.now);
     }
 
     pub(super) fn open_watch(
