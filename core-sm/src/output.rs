@@ -3,7 +3,7 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use crate::etcd::EtcdRequest;
-use crate::ids::{ChildId, ReqId, WatchId};
+use crate::ids::{ChildId, LeaseId, ReqId, WatchId};
 use crate::time::Instant;
 
 /// One thing for the driver to do, carried out in poll order.
@@ -85,6 +85,9 @@ pub struct SpawnSpec {
     pub kill_at: Instant,
     /// Grace between SIGTERM and SIGKILL.
     pub kill_after: Duration,
+    /// The session lease the shim revokes when the wrapper is gone and every process of
+    /// the child has exited (issue 16.1); `None`: the shim never revokes (conchd's runs).
+    pub lease: Option<LeaseId>,
 }
 
 /// The process exit codes of `01-cli.md`, in one table ([`ExitCode::TABLE`] says each

@@ -420,8 +420,11 @@ impl Runner {
         }
         let argv = self.cfg.argv.clone();
         let env = self.child_env.clone();
-        let spec =
-            SpawnSpec { child: ChildId::default(), argv, env, term_at, kill_at, kill_after: self.cfg.kill_after };
+        // The shim may revoke the session lease once the wrapper is gone and the child's
+        // processes with it (issue 16.1): the successor need not wait out the TTL.
+        let lease = self.session.lease();
+        let kill_after = self.cfg.kill_after;
+        let spec = SpawnSpec { child: ChildId::default(), argv, env, term_at, kill_at, kill_after, lease };
         self.child.spawn(now, spec, &mut self.out);
     }
 

@@ -34,9 +34,15 @@
 //! wrapper → shim   D <term_at_ns> <kill_at_ns>   new deadlines
 //!                  T <kill_at_ns>                terminate now, SIGKILL by kill_at
 //!                  S <signal>                    pass this signal on to every descendant
+//!                  R <lease> ...                 the session lease, and how to revoke it
 //! shim → wrapper   P <pid>                       the command started
 //!                  X exit <code> | X signal <n>  the command and its group are gone
 //! ```
+//!
+//! When the pipe closed without an order (the wrapper died) and the command's processes
+//! are all gone, the shim revokes the lease it was given (`R`, see `shim_revoke`) before
+//! it exits, so the successor need not wait out the TTL; a frozen wrapper's pipe stays
+//! open, so its lease expires on its own.
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, RawFd};
@@ -53,6 +59,8 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{getpid, setpgid, Pid};
 
 use crate::clock::now;
+use crate::connect::EtcdConfig;
+use crate::shim_revoke;
 
 /// The shim's command line.
 #[derive(Debug, PartialEq, Eq)]
@@ -129,6 +137,8 @@ struct Shim {
     tty_pgrp: i32,
     /// Whether the shim catches every signal of [`CAUGHT`], so it may send them to its group.
     group_signals: bool,
+    /// How to reach etcd for the revoke (the `R` line).
+    etcd: Option<EtcdConfig>,
 }
 
 /// Runs the shim; returns the process exit code.
@@ -171,6 +181,7 @@ pub fn main(args: ShimArgs) -> i32 {
         me,
         tty_pgrp: args.tty_pgrp,
         group_signals,
+        etcd: None,
     };
     match Command::new(&args.argv[0]).args(&args.argv[1..]).spawn() {
         Ok(child) => {
@@ -223,11 +234,26 @@ impl Shim {
                     hand_terminal(Pid::from_raw(self.tty_pgrp));
                 }
                 if let Some(status) = self.main_status.clone() {
-                    self.send(&format!("X {status}"));
+                    if !self.send(&format!("X {status}")) {
+                        // The wrapper died unheard (or just now): nobody releases but us.
+                        self.link = None;
+                        self.rules.handle_link_closed(now);
+                    }
                 }
+                self.rules.handle_group_empty();
+                self.revoke();
                 return;
             }
             self.wait(now, sigpipe);
+        }
+    }
+
+    /// Revokes the lease if the rules say so: one bounded call, the TTL frees it otherwise.
+    fn revoke(&mut self) {
+        let (Some(lease), Some(config)) = (self.rules.poll_revoke(), self.etcd.as_ref()) else { return };
+        match shim_revoke::revoke(lease, config) {
+            Ok(endpoint) => tracing::info!(lease = %lease, endpoint, "lease-revoked"),
+            Err(error) => tracing::warn!(lease = %lease, error, "revoke-failed: the lease expires with its TTL"),
         }
     }
 
@@ -337,6 +363,16 @@ impl Shim {
     }
 
     fn handle_line(&mut self, now: Instant, line: &str) {
+        if line.starts_with("R ") {
+            match shim_revoke::decode(line) {
+                Some((lease, config)) => {
+                    self.rules.handle_lease(lease);
+                    self.etcd = Some(config);
+                }
+                None => tracing::warn!("shim: unreadable lease line"),
+            }
+            return;
+        }
         let fields: Vec<u64> = line.split(' ').skip(1).filter_map(|f| f.parse().ok()).collect();
         match (line.split(' ').next(), fields.as_slice()) {
             (Some("D"), [term_at, kill_at]) => {
@@ -358,12 +394,13 @@ impl Shim {
         }
     }
 
-    fn send(&mut self, line: &str) {
-        if let Some(link) = self.link.as_mut() {
-            let _ = link.set_nonblocking(false);
-            let _ = link.write_all(format!("{line}\n").as_bytes());
-            let _ = link.set_nonblocking(true);
-        }
+    /// Writes a line to the wrapper; false when the pipe is closed.
+    fn send(&mut self, line: &str) -> bool {
+        let Some(link) = self.link.as_mut() else { return false };
+        let _ = link.set_nonblocking(false);
+        let sent = link.write_all(format!("{line}\n").as_bytes()).is_ok();
+        let _ = link.set_nonblocking(true);
+        sent
     }
 }
 

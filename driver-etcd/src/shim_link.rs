@@ -1,6 +1,7 @@
 //! The wrapper's end of the shim: start it, send deadlines and orders, read its reports.
 //! The shim's pid is signalled only through a [`PidGate`], so a kill racing the reap
 //! never reaches a reused pid.
+use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream as StdUnixStream;
 use std::process::Command;
@@ -13,6 +14,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::unix::OwnedWriteHalf;
 use tokio::sync::mpsc::UnboundedSender;
 
+use crate::connect::EtcdConfig;
 use crate::reap::{wait_exited, PidGate};
 use crate::run::DriverEvent;
 use crate::shim::encode_args;
@@ -38,8 +40,14 @@ pub struct ShimLink {
 }
 
 impl ShimLink {
-    /// Starts `conch __shim` for `spec`; its reports arrive as [`DriverEvent`]s.
-    pub fn spawn(spec: &SpawnSpec, events: &UnboundedSender<DriverEvent>) -> std::io::Result<ShimLink> {
+    /// Starts `conch __shim` for `spec`; its reports arrive as [`DriverEvent`]s. With a
+    /// lease in `spec`, the shim is told it and how to reach etcd (`etcd`), to revoke it
+    /// should this wrapper die (issue 16.1).
+    pub fn spawn(
+        spec: &SpawnSpec,
+        etcd: &EtcdConfig,
+        events: &UnboundedSender<DriverEvent>,
+    ) -> std::io::Result<ShimLink> {
         let (ours, theirs) = StdUnixStream::pair()?;
         // The shim's end must survive exec; ours must not.
         fcntl(theirs.as_raw_fd(), FcntlArg::F_SETFD(FdFlag::empty())).map_err(std::io::Error::from)?;
@@ -48,6 +56,14 @@ impl ShimLink {
         let spawned = Command::new(exe).args(args).envs(spec.env.iter().cloned()).spawn();
         drop(theirs);
         let child = spawned?;
+        if let Some(lease) = spec.lease {
+            // Into the socket's buffer before the shim reads anything (a few KiB at most).
+            let mut line = crate::shim_revoke::encode(lease, etcd);
+            line.push('\n');
+            if let Err(e) = (&ours).write_all(line.as_bytes()) {
+                tracing::warn!(error = %e, "cannot tell the shim the lease: the TTL frees it if we die");
+            }
+        }
         let pid = Pid::from_raw(child.id() as i32);
         let gate = PidGate::new(pid);
         ours.set_nonblocking(true)?;
