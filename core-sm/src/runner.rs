@@ -347,6 +347,8 @@ impl Runner {
     fn on_hold(&mut self, now: Instant, event: HoldEvent) {
         match event {
             HoldEvent::Queued { rank } => {
+                // The rank reads know "first waiter" (rank N) or "behind it", not how far.
+                let rank = if rank > self.cfg.spec.slots as usize { format!("{rank}+") } else { rank.to_string() };
                 if self.cfg.wait == Some(Duration::ZERO) {
                     self.out.log(self.event(Event::info("not-acquired")).with("rank", rank).with("why", "nonblock"));
                     self.begin_release(now, ExitCode::NOT_ACQUIRED);
