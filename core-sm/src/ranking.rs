@@ -27,18 +27,22 @@
 //!
 //! A hold never reads the whole queue (07-performance B5: bytes per acquisition would grow
 //! with the number of waiters, and etcd's load with its square). [`rank_reads`] asks, in
-//! one read-only transaction at one revision and with keys only:
+//! one read-only transaction at one revision, with keys only:
 //!
 //! 0. our own key (a count: 0 or 1);
-//! 1. the keys created before ours, lowest first, at most `N + 1` of them;
-//! 2. the key created just before ours (our predecessor);
-//! 3. with `N > 1`: whether any key was created after ours (for the touch).
+//! 1. the keys created before ours, the latest first, at most `N + 1` of them: fewer than
+//!    `N` and we hold; exactly `N` and we are the first waiter and they are the holders;
+//!    `N + 1` and we wait behind the first of them, our predecessor;
+//! 2. how many keys the prefix has (a count, from etcd's index only), so a holder knows
+//!    whether any key came after it (for the touch).
 //!
+//! Only the second read makes etcd look at every key (it filters, then sorts): one scan
+//! per rank read, as etcd's own mutex recipe costs, and nothing of the queue on the wire.
 //! [`standing_from_reads`] turns the answers into the same [`Standing`] as [`standing`]
 //! over the whole queue (a model test holds them equal), except that a rank past the
 //! first waiter reads as `N + 1` — the reads know "behind the first waiter", not how far.
-//! etcd's `count` is never used for a rank: it counts the range before the revision
-//! bounds, not what they kept.
+//! etcd's `count` counts the range before its revision bounds, so it is only ever read
+//! from an unbounded range.
 use crate::etcd::{Kv, RangeResult, RangeSort, RangeSpec};
 use crate::ids::Revision;
 
@@ -84,50 +88,35 @@ pub fn rank_reads(prefix: &str, own_key: &str, own_rev: Revision, slots: usize, 
     // etcd never creates a key at revision 1 (the empty store's), so a bound of 1 keeps
     // nothing where 0 would mean "no bound".
     let before = Revision((own_rev.0 - 1).max(1));
-    let bounded = |spec: RangeSpec| {
-        if by_mod {
-            RangeSpec { max_mod_rev: before, ..spec }
-        } else {
-            RangeSpec { max_create_rev: before, ..spec }
-        }
-    };
-    let queue = RangeSpec { key: prefix.to_string(), prefix: true, keys_only: true, ..RangeSpec::default() };
-    let mut reads = vec![
+    let queue = RangeSpec { key: prefix.to_string(), prefix: true, ..RangeSpec::default() };
+    let ahead = RangeSpec { sort: RangeSort::CreateDescend, limit: slots + 1, keys_only: true, ..queue.clone() };
+    let ahead =
+        if by_mod { RangeSpec { max_mod_rev: before, ..ahead } } else { RangeSpec { max_create_rev: before, ..ahead } };
+    vec![
         RangeSpec { key: own_key.to_string(), count_only: true, ..RangeSpec::default() },
-        bounded(RangeSpec { sort: RangeSort::CreateAscend, limit: slots + 1, ..queue.clone() }),
-        bounded(RangeSpec { sort: RangeSort::CreateDescend, limit: 1, ..queue.clone() }),
-    ];
-    if slots > 1 {
-        reads.push(RangeSpec { min_create_rev: Revision(own_rev.0 + 1), limit: 1, ..queue });
-    }
-    reads
+        ahead,
+        RangeSpec { count_only: true, ..queue },
+    ]
 }
 
-/// The standing [`rank_reads`]' answers give, and whether any key was created after ours
-/// (always false for one slot, which needs no touch). Answers of another shape: missing.
+/// The standing [`rank_reads`]' answers give, and whether a holder has any key created
+/// after its own (always false for one slot, which needs no touch). Answers of another
+/// shape: missing.
 pub fn standing_from_reads(results: &[RangeResult], slots: usize) -> (Standing, bool) {
     let slots = slots.max(1);
-    let [own, first, predecessor, rest @ ..] = results else {
+    let [own, ahead, all, ..] = results else {
         return (Standing::Missing, false);
     };
     if own.count == 0 {
         return (Standing::Missing, false);
     }
-    let behind = rest.first().is_some_and(|r| !r.kvs.is_empty());
-    let ahead = first.kvs.len();
-    let keys = |kvs: &[Kv]| kvs.iter().map(|kv| (kv.key.clone(), kv.create_rev)).collect();
-    let standing = if ahead < slots {
-        Standing::Holds { rank: ahead }
-    } else if ahead == slots {
-        Standing::Waits { rank: slots, watch: keys(&first.kvs) }
-    } else if predecessor.kvs.is_empty() {
-        // Impossible at one revision (keys ahead, none just ahead); a key ahead of ours
-        // still wakes us when it goes.
-        Standing::Waits { rank: slots + 1, watch: keys(&first.kvs[slots..]) }
-    } else {
-        Standing::Waits { rank: slots + 1, watch: keys(&predecessor.kvs) }
-    };
-    (standing, behind)
+    // Oldest first, as `standing` reports them.
+    let keys = |kvs: &[Kv]| kvs.iter().rev().map(|kv| (kv.key.clone(), kv.create_rev)).collect();
+    match ahead.kvs.len() {
+        n if n < slots => (Standing::Holds { rank: n }, slots > 1 && all.count > n as i64 + 1),
+        n if n == slots => (Standing::Waits { rank: slots, watch: keys(&ahead.kvs) }, false),
+        _ => (Standing::Waits { rank: slots + 1, watch: keys(&ahead.kvs[..1]) }, false),
+    }
 }
 
 #[cfg(test)]
@@ -190,8 +179,8 @@ mod tests {
 
     /// The reads' view is the whole queue's: for random queues (mod revisions moved by
     /// touches, ours anywhere) `standing_from_reads` over etcd's answers to `rank_reads`
-    /// equals `standing`, ranks past the first waiter reading as `N + 1`; and the bug that
-    /// bounds by mod revision does not.
+    /// equals `standing`, ranks past the first waiter reading as `N + 1` (and a holder
+    /// knows whether keys follow it); the bug that bounds by mod revision does not.
     #[test]
     fn the_reads_rank_as_the_whole_queue_does() {
         let mut x = 0x5eed_u64;
@@ -229,7 +218,8 @@ mod tests {
                 Standing::Waits { rank, watch } => Standing::Waits { rank: rank.min(slots + 1), watch },
                 other => other,
             };
-            let behind = slots > 1 && kvs.iter().any(|kv| kv.create_rev > own.create_rev);
+            let holds = matches!(want, Standing::Holds { .. });
+            let behind = holds && slots > 1 && kvs.iter().any(|kv| kv.create_rev > own.create_rev);
             assert_eq!(standing_from_reads(&answer(false), slots), (want.clone(), behind), "case {case}");
             sabotage_differs += usize::from(standing_from_reads(&answer(true), slots).0 != want);
             // Our key gone: missing.
