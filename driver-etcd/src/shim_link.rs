@@ -72,18 +72,28 @@ impl ShimLink {
         let (child_id, reaper) = (spec.child, gate.clone());
         tokio::spawn(async move {
             let mut lines = BufReader::new(reader).lines();
-            let mut status = ChildStatus::Vanished;
+            let mut reported = false;
             while let Ok(Some(line)) = lines.next_line().await {
                 let parts: Vec<&str> = line.split(' ').collect();
-                match parts.as_slice() {
+                let status = match parts.as_slice() {
                     ["P", pid] => {
                         if let Ok(pid) = pid.parse() {
                             let _ = events.send(DriverEvent::ChildStarted(child_id, pid));
                         }
+                        continue;
                     }
-                    ["X", "exit", code] => status = code.parse().map_or(ChildStatus::Vanished, ChildStatus::Exited),
-                    ["X", "signal", sig] => status = sig.parse().map_or(ChildStatus::Vanished, ChildStatus::Signaled),
-                    _ => tracing::warn!(line, "unknown message from the shim"),
+                    ["X", "exit", code] => code.parse().map_or(ChildStatus::Vanished, ChildStatus::Exited),
+                    ["X", "signal", sig] => sig.parse().map_or(ChildStatus::Vanished, ChildStatus::Signaled),
+                    _ => {
+                        tracing::warn!(line, "unknown message from the shim");
+                        continue;
+                    }
+                };
+                // The shim says so only once the command and every process of it are gone:
+                // the release need not wait for the shim's own exit (07-performance B2).
+                if !reported {
+                    reported = true;
+                    let _ = events.send(DriverEvent::ChildExit(child_id, status));
                 }
             }
             // The shim exits right after its report; reap it so no zombie is left, closing
@@ -94,7 +104,9 @@ impl ShimLink {
                 reaper.reap(|_| child.wait())
             })
             .await;
-            let _ = events.send(DriverEvent::ChildExit(child_id, status));
+            if !reported {
+                let _ = events.send(DriverEvent::ChildExit(child_id, ChildStatus::Vanished));
+            }
         });
         Ok(ShimLink { pid: gate, writer })
     }
