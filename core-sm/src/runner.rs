@@ -320,6 +320,9 @@ impl Runner {
                 // --nonblock (a zero wait) is decided by the first ranking, not by a timer.
                 self.wait_until = self.cfg.wait.filter(|w| !w.is_zero()).map(|w| now.plus(w));
                 self.out.log(self.event(Event::info("campaign")).with("prefix", self.cfg.spec.prefix()));
+                // No child until acquired: a late keepalive answer costs a waiter nothing
+                // before `kill_at` (the session's module doc).
+                self.session.set_waiting(true);
                 self.hold.campaign(now, lease, &mut self.out);
             }
             SessionEvent::Extended => {
@@ -386,6 +389,8 @@ impl Runner {
         if self.stage != Stage::Campaigning {
             return;
         }
+        // From here on a child may run: the session is lost at `term_at` again.
+        self.session.set_waiting(false);
         let (Some(term_at), Some(lease)) = (self.session.term_at(), self.session.lease()) else { return };
         // Re-check our own deadline after the wait (etcd issue 11456).
         if now >= term_at {
