@@ -45,6 +45,12 @@ pub enum EtcdRequest {
         /// The prefix (ends with `/`).
         prefix: String,
     },
+    /// `Txn(then range, range, ...)`: several ranges with options, all read at one
+    /// revision in one call (a hold's rank without reading the whole queue).
+    Ranges {
+        /// The ranges, answered in this order.
+        ranges: Vec<RangeSpec>,
+    },
     /// `Txn(if create_revision(key) == create_rev then delete(key))`: a retried release can
     /// never delete a newer key of the same name (etcd issue 22082).
     DeleteIfCreateRev {
@@ -84,6 +90,113 @@ pub enum EtcdRequest {
         /// The key.
         key: String,
     },
+}
+
+/// How a [`RangeSpec`] orders its keys (etcd's sort target and order).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RangeSort {
+    /// By key, ascending (etcd's own order without a sort).
+    #[default]
+    Key,
+    /// By create revision, lowest first.
+    CreateAscend,
+    /// By create revision, highest first.
+    CreateDescend,
+}
+
+/// One etcd range with the options conch uses, with etcd's semantics (checked against a
+/// real etcd by `tests/tests/sim_etcd_differential.rs`): the revision bounds filter the
+/// keys first (a bound of 0 is none; `min` and `max` are inclusive), then `sort`, then
+/// `limit` (0: no limit); `more` says the limit cut something off. `count` is the number
+/// of keys in the range **before** the bounds: etcd counts the range, not what its
+/// filters kept, so a filtered count is never read from it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RangeSpec {
+    /// The key, or the prefix when `prefix` is set.
+    pub key: String,
+    /// Every key under `key`.
+    pub prefix: bool,
+    /// Only keys created at or after this revision.
+    pub min_create_rev: Revision,
+    /// Only keys created at or before this revision.
+    pub max_create_rev: Revision,
+    /// Only keys last changed at or before this revision.
+    pub max_mod_rev: Revision,
+    /// The order.
+    pub sort: RangeSort,
+    /// At most this many keys (0: all).
+    pub limit: usize,
+    /// Leave the values out.
+    pub keys_only: bool,
+    /// Only the count: no keys.
+    pub count_only: bool,
+}
+
+impl RangeSpec {
+    /// Whether `key` is in this range (before any bound).
+    pub fn covers(&self, key: &str) -> bool {
+        if self.prefix {
+            key.starts_with(&self.key)
+        } else {
+            key == self.key
+        }
+    }
+
+    /// What etcd answers for this range, given every key it covers in key order (a store
+    /// such as the simulator's calls this; the rules are the type's doc).
+    pub fn answer(&self, covered: Vec<Kv>) -> RangeResult {
+        let count = covered.len() as i64;
+        if self.count_only {
+            return RangeResult { kvs: Vec::new(), count, more: false };
+        }
+        let bound = |rev: Revision, ok: bool| rev.0 == 0 || ok;
+        let mut kvs: Vec<Kv> = covered
+            .into_iter()
+            .filter(|kv| {
+                bound(self.min_create_rev, kv.create_rev >= self.min_create_rev)
+                    && bound(self.max_create_rev, kv.create_rev <= self.max_create_rev)
+                    && bound(self.max_mod_rev, kv.mod_rev <= self.max_mod_rev)
+            })
+            .collect();
+        match self.sort {
+            RangeSort::Key => {}
+            RangeSort::CreateAscend => kvs.sort_by_key(|kv| kv.create_rev),
+            RangeSort::CreateDescend => kvs.sort_by_key(|kv| std::cmp::Reverse(kv.create_rev)),
+        }
+        let more = self.limit > 0 && kvs.len() > self.limit;
+        if more {
+            kvs.truncate(self.limit);
+        }
+        if self.keys_only {
+            for kv in &mut kvs {
+                kv.value.clear();
+            }
+        }
+        RangeResult { kvs, count, more }
+    }
+}
+
+/// What etcd answers to [`EtcdRequest::Ranges`] over a store of `kvs` (in any order)
+/// at `header_rev`.
+pub fn answer_ranges(ranges: &[RangeSpec], kvs: &[Kv], header_rev: Revision) -> EtcdResponse {
+    let mut store = kvs.to_vec();
+    store.sort_by(|a, b| a.key.cmp(&b.key));
+    let results = ranges
+        .iter()
+        .map(|spec| spec.answer(store.iter().filter(|kv| spec.covers(&kv.key)).cloned().collect()))
+        .collect();
+    EtcdResponse::Ranges { header_rev, results }
+}
+
+/// One range's answer in [`EtcdResponse::Ranges`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RangeResult {
+    /// The keys (values empty with `keys_only`; none with `count_only`).
+    pub kvs: Vec<Kv>,
+    /// Keys in the range before the revision bounds (see [`RangeSpec`]).
+    pub count: i64,
+    /// The limit left keys out.
+    pub more: bool,
 }
 
 /// A key-value pair as etcd returns it.
@@ -140,6 +253,13 @@ pub enum EtcdResponse {
         header_rev: Revision,
         /// The keys, sorted by create revision.
         kvs: Vec<Kv>,
+    },
+    /// Answer to [`EtcdRequest::Ranges`].
+    Ranges {
+        /// The store revision every range saw.
+        header_rev: Revision,
+        /// One result per range, in request order.
+        results: Vec<RangeResult>,
     },
     /// Answer to [`EtcdRequest::DeleteIfCreateRev`].
     Deleted {

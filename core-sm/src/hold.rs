@@ -1,13 +1,14 @@
 //! The hold machine, shared by elect and sema: campaign, wait, acquire, release.
 //!
 //! Inputs: the session lease, etcd answers, watch events. Outputs: a put-if-absent of our
-//! key, sorted range reads of the prefix, watches on single keys (see [`crate::ranking`]),
-//! and [`HoldEvent`]s for the [`crate::runner::Runner`].
+//! key, rank reads (a few keys and counts in one read-only transaction, never the whole
+//! queue), watches on single keys (see [`crate::ranking`]), and [`HoldEvent`]s for the
+//! [`crate::runner::Runner`].
 //!
 //! The holes of etcd's own recipe are closed here:
 //! * our own key is watched for the whole life of the hold, so a waiter notices its key
 //!   expired (etcd issue 19597) and a holder notices a revoke at once;
-//! * acquisition is decided from a range read that still contains our key, a linearizable
+//! * acquisition is decided from a rank read that still finds our key, a linearizable
 //!   proof the lease was alive after the wait (etcd issue 11456); the runner also checks
 //!   its own deadline before starting the child;
 //! * the release deletes only if the key's create-revision is still ours (etcd issue 22082);
@@ -17,11 +18,11 @@
 //!   not the key (found by mutation testing: a deleted key's holder ran 7.6 s on).
 use std::time::Duration;
 
-use crate::etcd::{EtcdError, EtcdRequest, EtcdResponse, WatchEvent};
+use crate::etcd::{EtcdError, EtcdRequest, EtcdResponse, RangeSpec, WatchEvent};
 use crate::ids::{LeaseId, ReqId, Revision, WatchId};
 use crate::keys::{elect_prefix, member_key, sema_prefix, Name};
 use crate::output::{Event, Outbox, Output};
-use crate::ranking::{standing, Standing};
+use crate::ranking::{rank_reads, standing_from_reads, Standing};
 use crate::sabotage::Sabotage;
 use crate::session::LossReason;
 use crate::time::Instant;
@@ -87,7 +88,8 @@ impl HoldSpec {
 pub enum HoldEvent {
     /// Our key is in the queue, not holding yet.
     Queued {
-        /// Our rank.
+        /// Our rank: `N` for the first waiter, `N + 1` for any place behind it (the rank
+        /// reads never count the whole queue).
         rank: usize,
     },
     /// We hold; `rev` is the fencing token.
@@ -248,23 +250,19 @@ impl Hold {
                 self.range(now, out);
                 None
             }
-            (Phase::Ranging(r), EtcdResponse::Range { header_rev, mut kvs }) if *r == id => {
-                if self.sabotage == Sabotage::RankByModRevision {
-                    for kv in kvs.iter_mut() {
-                        kv.create_rev = kv.mod_rev;
-                    }
-                }
+            (Phase::Ranging(r), EtcdResponse::Ranges { header_rev, results }) if *r == id => {
                 // Our key exists (its put answered) but its watch broke: re-watch from here.
                 if self.create_rev.is_some() && self.own_watch.is_none() {
                     self.watch_own_key(header_rev, out);
                 }
-                // A range is sent only after the put of our key answered (campaign set the
-                // key, the put's answer the create revision and the lease came before).
+                // A rank read is sent only after the put of our key answered (campaign set
+                // the key, the put's answer the create revision and the lease came before).
                 let (Some(key), Some(own_rev), Some(lease)) = (self.key.clone(), self.create_rev, self.lease) else {
-                    debug_assert!(false, "ranged before our key was put: phase {:?}", self.phase);
+                    debug_assert!(false, "ranked before our key was put: phase {:?}", self.phase);
                     return self.fail(out, EtcdError::Fatal("ranked before our key was put".into()));
                 };
-                match standing(&kvs, &key, self.spec.slots as usize) {
+                let (standing, behind) = standing_from_reads(&results, self.spec.slots as usize);
+                match standing {
                     Standing::Missing => self.lose(out, LossReason::KeyDeleted),
                     Standing::Holds { .. }
                         if now.since(self.range_sent) > STALE_ANSWER && self.stale_retries < STALE_RETRIES_MAX =>
@@ -286,7 +284,6 @@ impl Hold {
                         // ranked while we still waited, even if we never saw ourselves wait):
                         // touch it so the next one re-ranks and watches the holders instead.
                         // The touch also writes when we began holding (`--who` shows it).
-                        let behind = self.spec.slots > 1 && kvs.iter().any(|kv| kv.create_rev > rev);
                         let held = self.holder.clone().map(|holder| {
                             let since = crate::cron::rfc3339(self.wall_ms.div_euclid(1000));
                             crate::values::Holder { held_since: Some(since), ..holder }.encode()
@@ -306,13 +303,10 @@ impl Hold {
                     }
                 }
             }
-            (Phase::Confirming(r), EtcdResponse::Range { header_rev, kvs }) if *r == id => {
+            (Phase::Confirming(r), EtcdResponse::Ranges { header_rev, results }) if *r == id => {
                 // Confirming follows a hold, which follows the put of our key.
-                let Some(key) = self.key.clone() else {
-                    debug_assert!(false, "confirming a hold without a key");
-                    return self.fail(out, EtcdError::Fatal("confirming a hold without a key".into()));
-                };
-                if !kvs.iter().any(|kv| kv.key == key) {
+                debug_assert!(self.key.is_some(), "confirming a hold without a key");
+                if results.first().is_none_or(|own| own.count == 0) {
                     return self.lose(out, LossReason::KeyDeleted);
                 }
                 self.unconfirmed_since = None;
@@ -348,8 +342,7 @@ impl Hold {
                     match std::mem::replace(&mut self.phase, Phase::Idle) {
                         Phase::Held => {
                             self.unconfirmed_since = Some(now);
-                            self.phase =
-                                Phase::Confirming(out.request(EtcdRequest::RangePrefix { prefix: self.prefix.clone() }))
+                            self.phase = Phase::Confirming(self.confirm(out));
                         }
                         Phase::Waiting(watches) => {
                             cancel_all(watches, out);
@@ -405,10 +398,7 @@ impl Hold {
             match self.phase {
                 Phase::Putting(_) => self.put(out),
                 Phase::Ranging(_) => self.range(now, out),
-                Phase::Confirming(_) => {
-                    self.phase =
-                        Phase::Confirming(out.request(EtcdRequest::RangePrefix { prefix: self.prefix.clone() }))
-                }
+                Phase::Confirming(_) => self.phase = Phase::Confirming(self.confirm(out)),
                 _ => {}
             }
         }
@@ -465,9 +455,19 @@ impl Hold {
         self.phase = Phase::Putting(id);
     }
 
+    /// The rank read: a few keys and counts, never the whole queue (see `ranking`).
     fn range(&mut self, now: Instant, out: &mut Outbox) {
         self.range_sent = now;
-        self.phase = Phase::Ranging(out.request(EtcdRequest::RangePrefix { prefix: self.prefix.clone() }));
+        let (key, rev) = (self.key.clone().unwrap_or_default(), self.create_rev.unwrap_or_default());
+        let by_mod = self.sabotage == Sabotage::RankByModRevision;
+        let ranges = rank_reads(&self.prefix, &key, rev, self.spec.slots as usize, by_mod);
+        self.phase = Phase::Ranging(out.request(EtcdRequest::Ranges { ranges }));
+    }
+
+    /// Whether our key is still there: one count.
+    fn confirm(&self, out: &mut Outbox) -> ReqId {
+        let own = RangeSpec { key: self.key.clone().unwrap_or_default(), count_only: true, ..RangeSpec::default() };
+        out.request(EtcdRequest::Ranges { ranges: vec![own] })
     }
 
     fn watch_own_key(&mut self, after: Revision, out: &mut Outbox) {

@@ -43,7 +43,7 @@ pub mod who;
 
 pub use drive::{drain, Input, Machine, Now};
 pub use endpoints::{Attempt, Endpoints, Next, Outcome, Switch};
-pub use etcd::{EtcdError, EtcdRequest, EtcdResponse, Kv, WatchEvent};
+pub use etcd::{EtcdError, EtcdRequest, EtcdResponse, Kv, RangeResult, RangeSort, RangeSpec, WatchEvent};
 pub use hold::HoldSpec;
 pub use hooks::{HookConfig, HookKind, HookSpec};
 pub use ids::{ChildId, HookId, LeaseId, ReqId, Revision, WatchId};

@@ -123,7 +123,9 @@ impl Event {
 }
 
 /// Every key an [`Event`] may carry. One format per kind of field: durations are text
-/// such as `4s900ms`, instants RFC 3339, counts and ids integers ([`NUMBER_FIELDS`]).
+/// such as `4s900ms`, instants RFC 3339, counts and ids integers ([`NUMBER_FIELDS`]); a
+/// waiter's `rank` is text, `1` or `2+` (the rank reads know the first waiter, not how far
+/// behind it the others are).
 pub const EVENT_FIELDS: &[&str] = &[
     "after",
     "age",
@@ -138,6 +140,7 @@ pub const EVENT_FIELDS: &[&str] = &[
     "error",
     "exit",
     "from",
+    "from_url",
     "granted",
     "hook",
     "job",
@@ -161,13 +164,14 @@ pub const EVENT_FIELDS: &[&str] = &[
     "tick",
     "timed_out",
     "to",
+    "to_url",
     "unconfirmed",
     "waited",
     "why",
 ];
 
 /// The keys of [`EVENT_FIELDS`] whose values are integers.
-pub const NUMBER_FIELDS: &[&str] = &["attempt", "code", "outputs", "pid", "rank", "rev", "runs", "signal"];
+pub const NUMBER_FIELDS: &[&str] = &["attempt", "code", "outputs", "pid", "rev", "runs", "signal"];
 
 /// Bounds the outputs a machine may queue before the driver drains them.
 pub const OUTBOX_LEN_MAX: usize = 4096;

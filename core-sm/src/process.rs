@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use crate::exit::ExitCode;
-use crate::ids::{ChildId, HookId};
+use crate::ids::{ChildId, HookId, LeaseId};
 use crate::time::Instant;
 
 /// How to start the child.
@@ -23,6 +23,9 @@ pub struct SpawnSpec {
     pub kill_at: Instant,
     /// Grace between SIGTERM and SIGKILL.
     pub kill_after: Duration,
+    /// The session lease the shim revokes when the wrapper is gone and every process of
+    /// the child has exited (issue 16.1); `None`: the shim never revokes (conchd's runs).
+    pub lease: Option<LeaseId>,
     /// `Some(job)`: the command's stdout and stderr lines become log lines carrying the
     /// job (conchd, where many jobs share one journal); `None`: the command inherits the
     /// wrapper's stdio (elect and sema, whose command may own a terminal).

@@ -22,7 +22,28 @@
 //! ranked it as a waiter (found by `conch sim`). For `N = 1` both rules are the same "watch your predecessor" chain and no touch
 //! is needed. Either way a release wakes exactly the one waiter it promotes, and etcd
 //! requests per handoff do not grow with the number of waiters.
-use crate::etcd::Kv;
+//!
+//! # Reading the rank without reading the queue
+//!
+//! A hold never reads the whole queue (07-performance B5: bytes per acquisition would grow
+//! with the number of waiters, and etcd's load with its square). [`rank_reads`] asks, in
+//! one read-only transaction at one revision, with keys only:
+//!
+//! 0. our own key (a count: 0 or 1);
+//! 1. the keys created before ours, the latest first, at most `N + 1` of them: fewer than
+//!    `N` and we hold; exactly `N` and we are the first waiter and they are the holders;
+//!    `N + 1` and we wait behind the first of them, our predecessor;
+//! 2. how many keys the prefix has (a count, from etcd's index only), so a holder knows
+//!    whether any key came after it (for the touch).
+//!
+//! Only the second read makes etcd look at every key (it filters, then sorts): one scan
+//! per rank read, as etcd's own mutex recipe costs, and nothing of the queue on the wire.
+//! [`standing_from_reads`] turns the answers into the same [`Standing`] as [`standing`]
+//! over the whole queue (a model test holds them equal), except that a rank past the
+//! first waiter reads as `N + 1` — the reads know "behind the first waiter", not how far.
+//! etcd's `count` counts the range before its revision bounds, so it is only ever read
+//! from an unbounded range.
+use crate::etcd::{Kv, RangeResult, RangeSort, RangeSpec};
 use crate::ids::Revision;
 
 /// Where one contender stands in the queue.
@@ -35,7 +56,8 @@ pub enum Standing {
     },
     /// It waits; a change to any of `watch` may promote it.
     Waits {
-        /// Its rank (0-based).
+        /// Its rank (0-based); from [`standing_from_reads`], `N + 1` for any rank past
+        /// the first waiter.
         rank: usize,
         /// The keys to watch, with their create revisions.
         watch: Vec<(String, Revision)>,
@@ -59,6 +81,44 @@ pub fn standing(kvs: &[Kv], own_key: &str, slots: usize) -> Standing {
     }
     let watched = if rank == slots { &order[..slots] } else { &order[rank - 1..rank] };
     Standing::Waits { rank, watch: watched.iter().map(|(rev, key)| (key.to_string(), *rev)).collect() }
+}
+
+/// The reads that rank `own_key`, created at `own_rev` under `prefix`, for `slots`
+/// (see the module doc). `by_mod` is the deliberate bug that bounds by mod revision.
+pub fn rank_reads(prefix: &str, own_key: &str, own_rev: Revision, slots: usize, by_mod: bool) -> Vec<RangeSpec> {
+    let slots = slots.max(1);
+    // etcd never creates a key at revision 1 (the empty store's), so a bound of 1 keeps
+    // nothing where 0 would mean "no bound".
+    let before = Revision((own_rev.0 - 1).max(1));
+    let queue = RangeSpec { key: prefix.to_string(), prefix: true, ..RangeSpec::default() };
+    let ahead = RangeSpec { sort: RangeSort::CreateDescend, limit: slots + 1, keys_only: true, ..queue.clone() };
+    let ahead =
+        if by_mod { RangeSpec { max_mod_rev: before, ..ahead } } else { RangeSpec { max_create_rev: before, ..ahead } };
+    vec![
+        RangeSpec { key: own_key.to_string(), count_only: true, ..RangeSpec::default() },
+        ahead,
+        RangeSpec { count_only: true, ..queue },
+    ]
+}
+
+/// The standing [`rank_reads`]' answers give, and whether a holder has any key created
+/// after its own (always false for one slot, which needs no touch). Answers of another
+/// shape: missing.
+pub fn standing_from_reads(results: &[RangeResult], slots: usize) -> (Standing, bool) {
+    let slots = slots.max(1);
+    let [own, ahead, all, ..] = results else {
+        return (Standing::Missing, false);
+    };
+    if own.count == 0 {
+        return (Standing::Missing, false);
+    }
+    // Oldest first, as `standing` reports them.
+    let keys = |kvs: &[Kv]| kvs.iter().rev().map(|kv| (kv.key.clone(), kv.create_rev)).collect();
+    match ahead.kvs.len() {
+        n if n < slots => (Standing::Holds { rank: n }, slots > 1 && all.count > n as i64 + 1),
+        n if n == slots => (Standing::Waits { rank: slots, watch: keys(&ahead.kvs) }, false),
+        _ => (Standing::Waits { rank: slots + 1, watch: keys(&ahead.kvs[..1]) }, false),
+    }
 }
 
 #[cfg(test)]
@@ -117,6 +177,63 @@ mod tests {
         for (i, (kvs, own, slots, want)) in table.into_iter().enumerate() {
             assert_eq!(standing(&kvs, own, slots), want, "case {i}");
         }
+    }
+
+    /// The reads' view is the whole queue's: for random queues (mod revisions moved by
+    /// touches, ours anywhere) `standing_from_reads` over etcd's answers to `rank_reads`
+    /// equals `standing`, ranks past the first waiter reading as `N + 1` (and a holder
+    /// knows whether keys follow it); the bug that bounds by mod revision does not.
+    #[test]
+    fn the_reads_rank_as_the_whole_queue_does() {
+        let mut x = 0x5eed_u64;
+        let mut draw = |n: u64| {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (x >> 33) % n
+        };
+        let mut sabotage_differs = 0;
+        for case in 0..3000 {
+            let n = 1 + draw(12) as usize;
+            let slots = 1 + draw(4) as usize;
+            let mut kvs: Vec<Kv> = Vec::new();
+            let mut rev = 1;
+            for k in 0..n {
+                rev += 1 + draw(3) as i64;
+                let touched = if draw(3) == 0 { rev + 1 + draw(40) as i64 } else { rev };
+                kvs.push(Kv {
+                    key: format!("/p/{:03}", draw(1000) * 100 + k as u64),
+                    create_rev: Revision(rev),
+                    mod_rev: Revision(touched),
+                    lease: LeaseId(1),
+                    value: b"v".to_vec(),
+                });
+            }
+            let own = kvs[draw(n as u64) as usize].clone();
+            let mut store = kvs.clone();
+            store.sort_by(|a, b| a.key.cmp(&b.key));
+            let answer = |by_mod: bool| -> Vec<RangeResult> {
+                rank_reads("/p/", &own.key, own.create_rev, slots, by_mod)
+                    .iter()
+                    .map(|spec| spec.answer(store.iter().filter(|kv| spec.covers(&kv.key)).cloned().collect()))
+                    .collect()
+            };
+            let want = match standing(&kvs, &own.key, slots) {
+                Standing::Waits { rank, watch } => Standing::Waits { rank: rank.min(slots + 1), watch },
+                other => other,
+            };
+            let holds = matches!(want, Standing::Holds { .. });
+            let behind = holds && slots > 1 && kvs.iter().any(|kv| kv.create_rev > own.create_rev);
+            assert_eq!(standing_from_reads(&answer(false), slots), (want.clone(), behind), "case {case}");
+            sabotage_differs += usize::from(standing_from_reads(&answer(true), slots).0 != want);
+            // Our key gone: missing.
+            let gone: Vec<RangeResult> = answer(false)
+                .into_iter()
+                .enumerate()
+                .map(|(i, r)| if i == 0 { RangeResult { count: 0, ..r } } else { r })
+                .collect();
+            assert_eq!(standing_from_reads(&gone, slots).0, Standing::Missing);
+        }
+        assert!(sabotage_differs > 100, "the mod-revision bug ranks differently in only {sabotage_differs} cases");
+        assert_eq!(standing_from_reads(&[], 1).0, Standing::Missing);
     }
 
     /// Every waiter set up by these rules is woken by the departure that promotes it:

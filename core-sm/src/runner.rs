@@ -213,6 +213,18 @@ impl Runner {
         if !self.child.is_alive() {
             return;
         }
+        // The deadline may have passed before this exit reached us (the shim's SIGKILL at
+        // kill_at reported before our own timer input, or a stalled wrapper): the hold is
+        // lost all the same, and the child's end is a loss's end (its fence runs; exit 70).
+        // Found by the simulator's fence checkers.
+        if self.stage == Stage::Running && self.loss.is_none() && self.session.term_at().is_some_and(|t| now >= t) {
+            let reason = LossReason::DeadlinePassed;
+            self.out.log(self.event(Event::error("lost")).with("reason", reason.as_str()));
+            self.session.stop();
+            self.loss = Some(reason);
+            self.etcd_failed = true;
+            self.exit_after_child.get_or_insert(ExitCode::LOST);
+        }
         self.child.handle_exit(now, status, &mut self.out);
         let code = self.exit_after_child.unwrap_or_else(|| status.exit_code());
         if self.start_fence(now, code) {
@@ -353,6 +365,9 @@ impl Runner {
                 // --nonblock (a zero wait) is decided by the first ranking, not by a timer.
                 self.wait_until = self.cfg.wait.filter(|w| !w.is_zero()).map(|w| now.plus(w));
                 self.out.log(self.event(Event::info("campaign")).with("prefix", self.cfg.spec.prefix()));
+                // No child until acquired: a late keepalive answer costs a waiter nothing
+                // before `kill_at` (the session's module doc).
+                self.session.set_waiting(true);
                 self.hold.campaign(now, lease, &mut self.out);
             }
             SessionEvent::Extended => {
@@ -380,6 +395,8 @@ impl Runner {
     fn on_hold(&mut self, now: Instant, event: HoldEvent) {
         match event {
             HoldEvent::Queued { rank } => {
+                // The rank reads know "first waiter" (rank N) or "behind it", not how far.
+                let rank = if rank > self.cfg.spec.slots as usize { format!("{rank}+") } else { rank.to_string() };
                 if self.cfg.wait == Some(Duration::ZERO) {
                     self.out.log(self.event(Event::info("not-acquired")).with("rank", rank).with("why", "nonblock"));
                     self.begin_release(now, ExitCode::NOT_ACQUIRED);
@@ -417,6 +434,8 @@ impl Runner {
         if self.stage != Stage::Campaigning {
             return;
         }
+        // From here on a child may run: the session is lost at `term_at` again.
+        self.session.set_waiting(false);
         let (Some(term_at), Some(lease)) = (self.session.term_at(), self.session.lease()) else { return };
         // Re-check our own deadline after the wait (etcd issue 11456).
         if now >= term_at {
@@ -453,6 +472,11 @@ impl Runner {
         }
         let argv = self.cfg.argv.clone();
         let env = self.child_env.clone();
+        // The shim may revoke the session lease once the wrapper is gone and the child's
+        // processes with it (issue 16.1): the successor need not wait out the TTL. Not with
+        // a fence: a dead wrapper runs no fence, so what it guards may still stand, and the
+        // office stays blocked until the lease expires on its own.
+        let lease = self.session.lease().filter(|_| !self.hooks.has(HookKind::Fence));
         let spec = SpawnSpec {
             child: ChildId::default(),
             argv,
@@ -460,6 +484,7 @@ impl Runner {
             term_at,
             kill_at,
             kill_after: self.cfg.kill_after,
+            lease,
             output_label: None,
         };
         self.child.spawn(now, spec, &mut self.out);

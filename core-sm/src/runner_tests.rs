@@ -5,7 +5,7 @@ use std::time::Duration;
 use proptest::prelude::*;
 
 use super::*;
-use crate::etcd::Kv;
+use crate::etcd::{answer_ranges, Kv, RangeResult, RangeSpec};
 use crate::ids::{ChildId, LeaseId, Revision};
 use crate::keys::Name;
 
@@ -42,6 +42,17 @@ fn request_id(outputs: &[Output], pick: impl Fn(&EtcdRequest) -> bool) -> ReqId 
         .expect("request not found")
 }
 
+/// The rank read among `outputs`: its id and ranges.
+fn ranges_of(outputs: &[Output]) -> (ReqId, Vec<RangeSpec>) {
+    outputs
+        .iter()
+        .find_map(|o| match o {
+            Output::Etcd { id, request: EtcdRequest::Ranges { ranges } } => Some((*id, ranges.clone())),
+            _ => None,
+        })
+        .expect("no rank read")
+}
+
 fn own_kv(rev: i64) -> Kv {
     Kv {
         key: "/conch/v1/elect/x/10".into(),
@@ -76,9 +87,9 @@ fn holding_with(cfg: RunConfig) -> (Runner, Vec<Output>) {
         }),
         "{out:?}"
     );
-    let range =
-        request_id(&out, |q| matches!(q, EtcdRequest::RangePrefix { prefix } if prefix == "/conch/v1/elect/x/"));
-    r.handle_response(at(3), range, EtcdResponse::Range { header_rev: Revision(5), kvs: vec![own_kv(5)] });
+    let (range, ranges) = ranges_of(&out);
+    assert!(ranges.iter().any(|q| q.prefix && q.key == "/conch/v1/elect/x/"), "{ranges:?}");
+    r.handle_response(at(3), range, answer_ranges(&ranges, &[own_kv(5)], Revision(5)));
     let out = actions(&mut r);
     (r, out)
 }
@@ -129,14 +140,14 @@ fn a_stale_you_hold_answer_is_read_again_before_the_child_starts() {
     r.handle_response(at(1), grant, EtcdResponse::Granted { lease: LeaseId(0x10), ttl_s: 10 });
     let put = request_id(&actions(&mut r), |q| matches!(q, EtcdRequest::PutIfAbsent { .. }));
     r.handle_response(at(2), put, EtcdResponse::Put { created: true, create_rev: Revision(5), lease: LeaseId(0x10) });
-    let range = request_id(&actions(&mut r), |q| matches!(q, EtcdRequest::RangePrefix { .. }));
+    let (range, ranges) = ranges_of(&actions(&mut r));
     // Handled 2.5 s after it was sent: not proof of anything now.
-    r.handle_response(at(2_502), range, EtcdResponse::Range { header_rev: Revision(5), kvs: vec![own_kv(5)] });
+    r.handle_response(at(2_502), range, answer_ranges(&ranges, &[own_kv(5)], Revision(5)));
     let out = actions(&mut r);
     assert!(!out.iter().any(|o| matches!(o, Output::Spawn(_))), "spawned on a stale answer: {out:?}");
-    let again = request_id(&out, |q| matches!(q, EtcdRequest::RangePrefix { .. }));
+    let (again, ranges) = ranges_of(&out);
     // The fresh read shows the key gone (deleted while the host was frozen): lost, no child.
-    r.handle_response(at(2_505), again, EtcdResponse::Range { header_rev: Revision(9), kvs: vec![] });
+    r.handle_response(at(2_505), again, answer_ranges(&ranges, &[], Revision(9)));
     let out = actions(&mut r);
     assert!(!out.iter().any(|o| matches!(o, Output::Spawn(_))), "{out:?}");
 }
@@ -149,9 +160,9 @@ fn nonblock_with_the_office_taken_withdraws_and_exits_75() {
     r.handle_response(at(1), grant, EtcdResponse::Granted { lease: LeaseId(0x10), ttl_s: 10 });
     let put = request_id(&actions(&mut r), |q| matches!(q, EtcdRequest::PutIfAbsent { .. }));
     r.handle_response(at(2), put, EtcdResponse::Put { created: true, create_rev: Revision(5), lease: LeaseId(0x10) });
-    let range = request_id(&actions(&mut r), |q| matches!(q, EtcdRequest::RangePrefix { .. }));
+    let (range, ranges) = ranges_of(&actions(&mut r));
     let other = Kv { key: "/conch/v1/elect/x/ff".into(), create_rev: Revision(3), ..own_kv(3) };
-    r.handle_response(at(3), range, EtcdResponse::Range { header_rev: Revision(5), kvs: vec![other, own_kv(5)] });
+    r.handle_response(at(3), range, answer_ranges(&ranges, &[other, own_kv(5)], Revision(5)));
     let out = actions(&mut r);
     assert!(!out.iter().any(|o| matches!(o, Output::Spawn(_))), "{out:?}");
     assert_eq!(release_and_exit(&mut r, at(4), &out), vec![Output::Exit(ExitCode::NOT_ACQUIRED)]);
@@ -226,6 +237,19 @@ fn a_failed_or_overrun_fence_keeps_the_keys_and_exits_71() {
     }
 }
 
+/// Found by the simulator's fence checkers: the shim's SIGKILL at kill_at reported before
+/// the runner's own timer input saw the deadline pass. The hold is lost all the same: the
+/// fence runs, and nothing is released before it.
+#[test]
+fn a_childs_exit_after_the_deadline_is_a_loss_and_runs_the_fence() {
+    let (mut r, _) = holding_with(fenced());
+    r.handle_child_started(at(4), 99);
+    r.handle_child_exit(at(9_000), ChildStatus::Signaled(9));
+    let out = actions(&mut r);
+    assert!(out.iter().any(|o| matches!(o, Output::RunHook(h) if h.kind == HookKind::Fence)), "{out:?}");
+    assert!(!out.iter().any(|o| matches!(o, Output::Etcd { .. })), "released before the fence: {out:?}");
+}
+
 #[test]
 fn a_clean_exit_runs_no_fence() {
     let (mut r, _) = holding_with(fenced());
@@ -255,13 +279,14 @@ fn silent_etcd_terminates_the_child_at_term_at() {
     assert_eq!(terminated, Some((at(4_750), at(9_750))));
 }
 
-/// Runs timers to `until`, answering every keepalive at once and every range read with
-/// `range` (`None`: an error); returns the first termination with its instant.
+/// Runs timers to `until`, answering every keepalive at once and every read as etcd
+/// would over a store of `store` (`None`: an error); returns the first termination with
+/// its instant.
 fn run_confirming(
     r: &mut Runner,
     mut now: Instant,
     until: Instant,
-    range: Option<EtcdResponse>,
+    store: Option<Vec<Kv>>,
 ) -> Option<(Instant, Output)> {
     let mut pending = actions(r);
     for _ in 0..10_000 {
@@ -270,8 +295,11 @@ fn run_confirming(
                 Output::Etcd { id, request: EtcdRequest::KeepAlive { .. } } => {
                     r.handle_response(now, id, EtcdResponse::KeepAlive { ttl_s: 10 })
                 }
-                Output::Etcd { id, request: EtcdRequest::RangePrefix { .. } } => {
-                    let answer = range.clone().unwrap_or(EtcdResponse::Error(EtcdError::Unavailable("cut".into())));
+                Output::Etcd { id, request: EtcdRequest::Ranges { ranges } } => {
+                    let answer = match &store {
+                        Some(kvs) => answer_ranges(&ranges, kvs, Revision(7)),
+                        None => EtcdResponse::Error(EtcdError::Unavailable("cut".into())),
+                    };
                     r.handle_response(now, id, answer)
                 }
                 o @ Output::Terminate { .. } => return Some((now, o)),
@@ -312,8 +340,7 @@ fn a_confirming_read_that_answers_keeps_the_hold() {
     let (mut r, _) = holding(None);
     r.handle_child_started(at(4), 99);
     r.handle_watch(at(1_000), WatchId(1), WatchEvent::Broken("cancelled".into()));
-    let range = EtcdResponse::Range { header_rev: Revision(7), kvs: vec![own_kv(5)] };
-    assert_eq!(run_confirming(&mut r, at(1_000), at(30_000), Some(range)), None);
+    assert_eq!(run_confirming(&mut r, at(1_000), at(30_000), Some(vec![own_kv(5)])), None);
 }
 
 #[test]
@@ -380,7 +407,7 @@ enum Input {
 
 fn input() -> impl Strategy<Value = Input> {
     prop_oneof![
-        (1u64..12, 0u8..9, -1i64..12).prop_map(|(id, kind, n)| Input::Response(id, kind, n)),
+        (1u64..12, 0u8..10, -1i64..12).prop_map(|(id, kind, n)| Input::Response(id, kind, n)),
         (1u64..6, 0u8..4).prop_map(|(id, kind)| Input::Watch(id, kind)),
         (0u64..20_000).prop_map(Input::Timeout),
         Just(Input::Signal),
@@ -405,7 +432,14 @@ fn response(kind: u8, n: i64) -> EtcdResponse {
         }
         3 => EtcdResponse::Range {
             header_rev: Revision(n),
-            kvs: vec![kv.clone(), Kv { create_rev: Revision(n / 2), ..kv }],
+            kvs: vec![kv.clone(), Kv { create_rev: Revision(n / 2), ..kv.clone() }],
+        },
+        9 => EtcdResponse::Ranges {
+            header_rev: Revision(n),
+            results: vec![
+                RangeResult { kvs: vec![kv.clone()], count: n % 3, more: n % 2 == 0 };
+                n.rem_euclid(6) as usize
+            ],
         },
         4 => EtcdResponse::Deleted { deleted: n > 0 },
         5 => EtcdResponse::Revoked,

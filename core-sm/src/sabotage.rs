@@ -51,11 +51,15 @@ pub enum Sabotage {
     /// the running key of an ambiguous claim (the behaviour before issue 11's drill).
     /// Caught by: cron running key.
     NoWriteRetry,
+    /// The shim revokes the session lease as soon as the wrapper's pipe closes, before
+    /// the child's processes are gone (issue 16.1 done wrong).
+    /// Caught by: bounded holders (a stubborn child outlives the revoke).
+    RevokeBeforeGroupDead,
 }
 
 impl Sabotage {
     /// Every deliberate bug.
-    pub const ALL: [Sabotage; 11] = [
+    pub const ALL: [Sabotage; 12] = [
         Sabotage::IgnoreDeadlines,
         Sabotage::RankByModRevision,
         Sabotage::ConstantFencingToken,
@@ -67,6 +71,7 @@ impl Sabotage {
         Sabotage::AcquireOnWake,
         Sabotage::StayOnFailedEndpoint,
         Sabotage::NoWriteRetry,
+        Sabotage::RevokeBeforeGroupDead,
     ];
 
     /// The kebab-case name used on the command line and in traces.
@@ -84,6 +89,7 @@ impl Sabotage {
             Sabotage::AcquireOnWake => "acquire-on-wake",
             Sabotage::StayOnFailedEndpoint => "stay-on-failed-endpoint",
             Sabotage::NoWriteRetry => "no-write-retry",
+            Sabotage::RevokeBeforeGroupDead => "revoke-before-group-dead",
         }
     }
 

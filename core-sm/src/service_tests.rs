@@ -1,7 +1,7 @@
 //! The service loop over many cycles: restarts and their pauses (the crash backoff for
 //! the child's exits, the session's pace for etcd's failures), waiters re-entering.
 use super::*;
-use crate::etcd::{EtcdError, EtcdRequest, Kv};
+use crate::etcd::{answer_ranges, EtcdError, EtcdRequest, Kv};
 use crate::etcd::{EtcdResponse, WatchEvent};
 use crate::hold::HoldSpec;
 use crate::hooks::HookConfig;
@@ -69,7 +69,7 @@ fn answer(s: &mut Service, now: Instant, rival: bool) -> Vec<Output> {
                         EtcdRequest::PutIfAbsent { lease, .. } => {
                             EtcdResponse::Put { created: true, create_rev: Revision(5), lease }
                         }
-                        EtcdRequest::RangePrefix { .. } => {
+                        EtcdRequest::Ranges { ranges } => {
                             let own = Kv {
                                 key: "/conch/v1/elect/svc/10".into(),
                                 create_rev: Revision(5),
@@ -79,10 +79,8 @@ fn answer(s: &mut Service, now: Instant, rival: bool) -> Vec<Output> {
                             };
                             let other =
                                 Kv { key: "/conch/v1/elect/svc/1".into(), create_rev: Revision(1), ..own.clone() };
-                            EtcdResponse::Range {
-                                header_rev: Revision(5),
-                                kvs: if rival { vec![other, own] } else { vec![own] },
-                            }
+                            let kvs = if rival { vec![other, own] } else { vec![own] };
+                            answer_ranges(&ranges, &kvs, Revision(5))
                         }
                         EtcdRequest::DeleteIfCreateRev { .. } => EtcdResponse::Deleted { deleted: true },
                         EtcdRequest::Revoke { .. } => EtcdResponse::Revoked,
@@ -226,7 +224,7 @@ fn drive(
                             own_key = key.clone();
                             EtcdResponse::Put { created: true, create_rev: Revision(5), lease: *lease }
                         }
-                        EtcdRequest::RangePrefix { .. } => {
+                        EtcdRequest::Ranges { ranges } => {
                             let own = Kv {
                                 key: own_key.clone(),
                                 create_rev: Revision(5),
@@ -234,7 +232,7 @@ fn drive(
                                 lease: LeaseId(0x10),
                                 value: vec![],
                             };
-                            EtcdResponse::Range { header_rev: Revision(5), kvs: vec![own] }
+                            answer_ranges(ranges, &[own], Revision(5))
                         }
                         EtcdRequest::DeleteIfCreateRev { .. } => EtcdResponse::Deleted { deleted: true },
                         _ => EtcdResponse::Revoked,

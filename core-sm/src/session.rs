@@ -26,6 +26,14 @@
 //! outage ends with at least one retry acknowledged before `term_at`, so a healthy
 //! holder is not killed by an etcd leader election. A budget under [`BUDGET_MIN`] leaves
 //! no cadence that can meet `term_at`: such timings are refused as usage errors.
+//!
+//! # A waiter
+//!
+//! `term_at` protects a child; a waiter has none. So while the runner says the session
+//! only waits, it is lost at `kill_at` (the lease may be gone soon after), not at
+//! `term_at`: a keepalive answered late on an overloaded etcd (07-performance B5, a
+//! thousand waiters) no longer sends the waiter to the back of the queue. The runner
+//! checks `term_at` itself when the waiter acquires, before any child starts.
 use std::collections::VecDeque;
 use std::time::Duration;
 
@@ -221,6 +229,8 @@ pub struct Session {
     failing: bool,
     acks: u64,
     last_rtt: Duration,
+    /// No child to protect yet: lost at `kill_at`, not `term_at`.
+    waiting: bool,
 }
 
 impl Session {
@@ -240,6 +250,22 @@ impl Session {
             failing: false,
             acks: 0,
             last_rtt: Duration::ZERO,
+            waiting: false,
+        }
+    }
+
+    /// Whether the session only keeps a waiter in the queue (no child yet; see the
+    /// module doc). Off by default: a child's deadlines.
+    pub fn set_waiting(&mut self, waiting: bool) {
+        self.waiting = waiting;
+    }
+
+    /// When the session counts as lost: `term_at`, or `kill_at` while only waiting.
+    fn lost_at(&self) -> Option<Instant> {
+        if self.waiting {
+            self.kill_at()
+        } else {
+            self.term_at()
         }
     }
 
@@ -396,8 +422,8 @@ impl Session {
         if self.stopped {
             return None;
         }
-        let (lease, timings, deadline) = (self.lease?, self.timings?, self.deadline?);
-        if now >= timings.term_at(deadline) {
+        let (lease, timings, lost_at) = (self.lease?, self.timings?, self.lost_at()?);
+        if now >= lost_at {
             self.stopped = true;
             return Some(SessionEvent::Lost(LossReason::DeadlinePassed));
         }
@@ -430,8 +456,8 @@ impl Session {
         if self.stopped {
             return None;
         }
-        let term_at = self.term_at()?;
-        Some(self.next_send_at.map_or(term_at, |at| at.min(term_at)))
+        let lost_at = self.lost_at()?;
+        Some(self.next_send_at.map_or(lost_at, |at| at.min(lost_at)))
     }
 }
 

@@ -150,6 +150,25 @@ fn explicit_losses_act_at_once() {
 }
 
 #[test]
+fn a_waiters_silence_ends_the_session_at_kill_at_not_term_at() {
+    let mut out = Outbox::default();
+    let mut s = granted_session(&mut out);
+    s.set_waiting(true);
+    let (term_at, kill_at) = (s.term_at().unwrap(), s.kill_at().unwrap());
+    assert!(term_at < kill_at);
+    assert_eq!(s.handle_timeout(term_at, &mut out), None, "a waiter outlives term_at");
+    assert!(s.poll_timeout().unwrap() <= kill_at);
+    assert_eq!(s.handle_timeout(kill_at, &mut out), Some(SessionEvent::Lost(LossReason::DeadlinePassed)));
+    // Holding again: term_at counts.
+    let mut out = Outbox::default();
+    let mut h = granted_session(&mut out);
+    h.set_waiting(true);
+    h.set_waiting(false);
+    let term_at = h.term_at().unwrap();
+    assert_eq!(h.handle_timeout(term_at, &mut out), Some(SessionEvent::Lost(LossReason::DeadlinePassed)));
+}
+
+#[test]
 fn silence_ends_the_session_at_term_at() {
     let mut out = Outbox::default();
     let mut s = granted_session(&mut out);

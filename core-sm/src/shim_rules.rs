@@ -12,9 +12,16 @@
 //!   command is left (a subreaper inherits every orphan below it, so a descendant always
 //!   has a live chain of parents up to the shim): nothing more to signal, the exit is
 //!   reported ([`ShimRules::exit_due`]).
+//! * The wrapper gone (pipe closed) **and** every process of the child gone: revoke the
+//!   session lease, once (issue 16.1), so a successor starts in milliseconds instead of a
+//!   TTL later. Never before the group is empty — until then the lease is what keeps a
+//!   successor out. A frozen wrapper keeps its pipe open, so it gets no revoke: the shim
+//!   kills by `kill_at` and the lease expires on its own. A failed revoke changes nothing
+//!   either: the TTL still frees the lease.
 use std::collections::VecDeque;
 use std::time::Duration;
 
+use crate::ids::LeaseId;
 use crate::sabotage::Sabotage;
 
 // The feature builds a conch whose shim ignores its deadlines, for the invariant suite to
@@ -53,6 +60,9 @@ pub enum ShimInput {
     },
     /// The pipe to the wrapper closed: it crashed, was SIGKILLed or panicked.
     LinkClosed,
+    /// The wrapper told the session lease: revoke it once the wrapper and every process
+    /// of the child are gone.
+    Lease(LeaseId),
     /// A reap: whether the command has exited, and whether the shim has any child left.
     Reaped {
         /// The command has exited (this reap or an earlier one).
@@ -75,6 +85,13 @@ pub struct ShimRules {
     exit_due: bool,
     actions: VecDeque<ShimSignal>,
     ignore_deadlines: bool,
+    /// The lease to revoke once orphaned and empty (`None`: never revoke).
+    lease: Option<LeaseId>,
+    wrapper_gone: bool,
+    group_empty: bool,
+    revoke: Option<LeaseId>,
+    /// Deliberately broken: revoke as soon as the wrapper is gone.
+    revoke_early: bool,
 }
 
 impl ShimRules {
@@ -89,12 +106,21 @@ impl ShimRules {
             exit_due: false,
             actions: VecDeque::new(),
             ignore_deadlines: cfg!(feature = "break-shim-deadline"),
+            lease: None,
+            wrapper_gone: false,
+            group_empty: false,
+            revoke: None,
+            revoke_early: false,
         }
     }
 
     /// The same rules with a deliberate bug (checker tests only).
     pub fn with_sabotage(self, sabotage: Sabotage) -> ShimRules {
-        ShimRules { ignore_deadlines: self.ignore_deadlines || sabotage == Sabotage::IgnoreDeadlines, ..self }
+        ShimRules {
+            ignore_deadlines: self.ignore_deadlines || sabotage == Sabotage::IgnoreDeadlines,
+            revoke_early: sabotage == Sabotage::RevokeBeforeGroupDead,
+            ..self
+        }
     }
 
     /// Feeds one input; then poll the actions and the timeout.
@@ -103,6 +129,7 @@ impl ShimRules {
             ShimInput::Deadlines { term_at, kill_at } => self.handle_deadlines(term_at, kill_at),
             ShimInput::Terminate { kill_at } => self.handle_terminate(now, kill_at),
             ShimInput::LinkClosed => self.handle_link_closed(now),
+            ShimInput::Lease(lease) => self.handle_lease(lease),
             ShimInput::Reaped { main_exited, children_left } => self.handle_reaped(now, main_exited, children_left),
             ShimInput::Timeout => self.handle_timeout(now),
         }
@@ -123,7 +150,26 @@ impl ShimRules {
 
     /// The pipe to the wrapper closed: it crashed, was SIGKILLed or panicked.
     fn handle_link_closed(&mut self, now: Instant) {
+        self.wrapper_gone = true;
         self.begin_stop(now, now.plus(self.kill_after), "wrapper gone");
+        self.maybe_revoke();
+    }
+
+    fn handle_lease(&mut self, lease: LeaseId) {
+        self.lease = Some(lease);
+        self.maybe_revoke();
+    }
+
+    fn maybe_revoke(&mut self) {
+        // The lease keeps a successor out while any process of the child lives.
+        if self.wrapper_gone && (self.group_empty || self.revoke_early) {
+            self.revoke = self.revoke.or(self.lease.take());
+        }
+    }
+
+    /// The lease to revoke now, once: one bounded call; on failure the TTL frees it.
+    pub fn poll_revoke(&mut self) -> Option<LeaseId> {
+        self.revoke.take()
     }
 
     /// The command exited: stop whatever it left behind.
@@ -145,7 +191,9 @@ impl ShimRules {
         if main_exited && !children_left {
             self.actions.clear();
             self.exit_due = true;
+            self.group_empty = true;
         }
+        self.maybe_revoke();
     }
 
     /// Whether the command and its whole group are gone: report the exit, stop.
@@ -263,5 +311,58 @@ mod tests {
         r.handle_main_exit(at(5_600));
         assert_eq!(actions(&mut r), vec![], "one SIGTERM per stop");
         assert_eq!(r.poll_timeout(at(5_600)), at(5_650));
+    }
+
+    #[test]
+    fn the_lease_is_revoked_once_only_when_the_wrapper_and_the_group_are_gone() {
+        let lease = Some(LeaseId(7));
+        // (wrapper gone, group empty, lease given) in either order => revoked
+        for (link_first, wrapper_gone, group_empty, given, revoked) in [
+            (true, true, true, true, true),
+            (false, true, true, true, true),
+            (true, true, false, true, false),
+            (true, false, true, true, false),
+            (true, true, true, false, false),
+        ] {
+            let mut r = ShimRules::new(at(4_000), at(9_000), Duration::from_secs(5));
+            if given {
+                r.handle_lease(LeaseId(7));
+            }
+            let steps: [bool; 2] = if link_first { [true, false] } else { [false, true] };
+            for link in steps {
+                match (link, wrapper_gone, group_empty) {
+                    (true, true, _) => r.handle_link_closed(at(1_000)),
+                    (false, _, true) => r.handle_reaped(at(1_500), true, false),
+                    _ => {}
+                }
+            }
+            let want = if revoked { lease } else { None };
+            assert_eq!(r.poll_revoke(), want, "{link_first} {wrapper_gone} {group_empty} {given}");
+            assert_eq!(r.poll_revoke(), None, "once");
+            if revoked {
+                r.handle_link_closed(at(2_000));
+                r.handle_reaped(at(1_500), true, false);
+                assert_eq!(r.poll_revoke(), None, "once");
+            }
+        }
+    }
+
+    #[test]
+    fn a_frozen_wrapper_gets_no_revoke_and_the_deadlines_still_kill() {
+        let mut r = ShimRules::new(at(4_000), at(9_000), Duration::from_secs(5));
+        r.handle_lease(LeaseId(7));
+        r.handle_timeout(at(9_000));
+        assert_eq!(actions(&mut r), vec![ShimSignal::Term("term_at reached"), ShimSignal::Kill]);
+        r.handle_reaped(at(1_500), true, false);
+        assert_eq!(r.poll_revoke(), None);
+    }
+
+    #[test]
+    fn the_sabotaged_rules_revoke_before_the_group_is_dead() {
+        let mut r =
+            ShimRules::new(at(4_000), at(9_000), Duration::from_secs(5)).with_sabotage(Sabotage::RevokeBeforeGroupDead);
+        r.handle_lease(LeaseId(7));
+        r.handle_link_closed(at(1_000));
+        assert_eq!(r.poll_revoke(), Some(LeaseId(7)));
     }
 }

@@ -1,7 +1,7 @@
 //! One [`EtcdRequest`] becomes one etcd call; its result becomes one [`EtcdResponse`].
 use std::time::Duration;
 
-use conch_core::{EtcdError, EtcdRequest, EtcdResponse, Kv, LeaseId, Revision};
+use conch_core::{EtcdError, EtcdRequest, EtcdResponse, Kv, LeaseId, RangeResult, RangeSort, RangeSpec, Revision};
 use etcd_client::{
     Client, Compare, CompareOp, GetOptions, PutOptions, SortOrder, SortTarget, Txn, TxnOp, TxnOpResponse,
 };
@@ -60,6 +60,23 @@ async fn dispatch(client: &mut Client, request: EtcdRequest) -> Result<EtcdRespo
             let kvs = r.kvs().iter().map(to_kv).collect();
             EtcdResponse::Range { header_rev: Revision(r.header().map_or(0, |h| h.revision())), kvs }
         }
+        EtcdRequest::Ranges { ranges } => {
+            let ops: Vec<TxnOp> =
+                ranges.into_iter().map(|spec| TxnOp::get(spec.key.clone(), Some(options(&spec)))).collect();
+            let r = client.txn(Txn::new().and_then(ops)).await?;
+            let header_rev = Revision(r.header().map_or(0, |h| h.revision()));
+            let results = r
+                .op_responses()
+                .into_iter()
+                .filter_map(|op| match op {
+                    TxnOpResponse::Get(g) => {
+                        Some(RangeResult { kvs: g.kvs().iter().map(to_kv).collect(), count: g.count(), more: g.more() })
+                    }
+                    _ => None,
+                })
+                .collect();
+            EtcdResponse::Ranges { header_rev, results }
+        }
         EtcdRequest::DeleteIfCreateRev { key, create_rev } => {
             let txn = Txn::new()
                 .when([Compare::create_revision(key.clone(), CompareOp::Equal, create_rev.0)])
@@ -104,6 +121,38 @@ async fn dispatch(client: &mut Client, request: EtcdRequest) -> Result<EtcdRespo
         // Keepalives go over the stream (see keepalive.rs), never through here.
         EtcdRequest::KeepAlive { .. } => EtcdResponse::Error(EtcdError::Fatal("keepalive is a stream".into())),
     })
+}
+
+/// A [`RangeSpec`]'s options as etcd-client's (a bound or limit of 0 is none).
+fn options(spec: &RangeSpec) -> GetOptions {
+    let mut o = GetOptions::new();
+    if spec.prefix {
+        o = o.with_prefix();
+    }
+    if spec.min_create_rev.0 > 0 {
+        o = o.with_min_create_revision(spec.min_create_rev.0);
+    }
+    if spec.max_create_rev.0 > 0 {
+        o = o.with_max_create_revision(spec.max_create_rev.0);
+    }
+    if spec.max_mod_rev.0 > 0 {
+        o = o.with_max_mod_revision(spec.max_mod_rev.0);
+    }
+    o = match spec.sort {
+        RangeSort::Key => o,
+        RangeSort::CreateAscend => o.with_sort(SortTarget::Create, SortOrder::Ascend),
+        RangeSort::CreateDescend => o.with_sort(SortTarget::Create, SortOrder::Descend),
+    };
+    if spec.limit > 0 {
+        o = o.with_limit(spec.limit as i64);
+    }
+    if spec.keys_only {
+        o = o.with_keys_only();
+    }
+    if spec.count_only {
+        o = o.with_count_only();
+    }
+    o
 }
 
 /// A key-value pair from etcd-client into the core's form.

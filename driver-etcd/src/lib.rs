@@ -10,6 +10,7 @@
 //! * [`watches`] — one task per single-key watch.
 //! * [`shim`] — the hidden `conch __shim` mode that owns the child's process group.
 //! * [`shim_link`] — the wrapper's end of the shim pipe.
+//! * [`shim_revoke`] — the shim's one etcd call: revoke the lease of a dead wrapper.
 //! * [`notify`] — systemd `Type=notify`: READY, STATUS, STOPPING, WATCHDOG.
 //! * [`out`] — stdout and stderr that never panic (closed pipes), journald priorities.
 //! * [`run`] — the event loop for one machine ([`conch_core::Service`] or conchd).
@@ -38,6 +39,7 @@ mod reap;
 pub mod run;
 pub mod shim;
 pub mod shim_link;
+pub mod shim_revoke;
 pub mod status;
 mod sync;
 pub mod watches;

@@ -211,7 +211,7 @@ impl Io {
                 self.watches.start(&self.pool, id, key, start_rev, prefix, &self.events)
             }
             Output::CancelWatch(id) => self.watches.cancel(id),
-            Output::Spawn(spec) => match ShimLink::spawn(&spec, &self.events) {
+            Output::Spawn(spec) => match ShimLink::spawn(&spec, &self.config, &self.events) {
                 Ok(link) => {
                     self.shims.insert(spec.child, link);
                 }

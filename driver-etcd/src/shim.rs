@@ -29,7 +29,14 @@
 //!   without a walk. With any child left, it is stopped as before.
 //!
 //! The pipe's messages and their codec are the core's (`conch_core::shim_pipe`), shared
-//! with the wrapper's end; when the group is empty is the rules' call (`ShimRules`).
+//! with the wrapper's end; when the group is empty is the rules' call (`ShimRules`). One
+//! more line, `R <lease> …`, carries the session lease and how to reach etcd
+//! (`shim_revoke`'s codec: etcd's configuration is the driver's, not the core's).
+//!
+//! When the pipe closed without an order (the wrapper died) and the command's processes
+//! are all gone, the shim revokes the lease it was given before it exits, so the
+//! successor need not wait out the TTL; a frozen wrapper's pipe stays open, so its lease
+//! expires on its own.
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, RawFd};
@@ -47,6 +54,8 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{getpid, setpgid, Pid};
 
 use crate::clock::now;
+use crate::connect::EtcdConfig;
+use crate::shim_revoke;
 
 /// The shim's command line.
 #[derive(Debug, PartialEq, Eq)]
@@ -123,6 +132,8 @@ struct Shim {
     tty_pgrp: i32,
     /// Whether the shim catches every signal of [`CAUGHT`], so it may send them to its group.
     group_signals: bool,
+    /// How to reach etcd for the revoke (the `R` line).
+    etcd: Option<EtcdConfig>,
 }
 
 /// Runs the shim; returns the process exit code.
@@ -165,6 +176,7 @@ pub fn main(args: ShimArgs) -> i32 {
         me,
         tty_pgrp: args.tty_pgrp,
         group_signals,
+        etcd: None,
     };
     match Command::new(&args.argv[0]).args(&args.argv[1..]).spawn() {
         Ok(child) => {
@@ -212,11 +224,25 @@ impl Shim {
                     hand_terminal(Pid::from_raw(self.tty_pgrp));
                 }
                 if let Some(status) = self.main_status {
-                    self.send(status);
+                    if !self.send(status) {
+                        // The wrapper died unheard (or just now): nobody releases but us.
+                        self.link = None;
+                        self.rules.handle_input(now, ShimInput::LinkClosed);
+                    }
                 }
+                self.revoke();
                 return;
             }
             self.wait(now, sigpipe);
+        }
+    }
+
+    /// Revokes the lease if the rules say so: one bounded call, the TTL frees it otherwise.
+    fn revoke(&mut self) {
+        let (Some(lease), Some(config)) = (self.rules.poll_revoke(), self.etcd.as_ref()) else { return };
+        match shim_revoke::revoke(lease, config) {
+            Ok(endpoint) => tracing::info!(lease = %lease, endpoint, "lease-revoked"),
+            Err(error) => tracing::warn!(lease = %lease, error, "revoke-failed: the lease expires with its TTL"),
         }
     }
 
@@ -326,6 +352,16 @@ impl Shim {
     }
 
     fn handle_line(&mut self, now: Instant, line: &str) {
+        if line.starts_with("R ") {
+            match shim_revoke::decode(line) {
+                Some((lease, config)) => {
+                    self.rules.handle_input(now, ShimInput::Lease(lease));
+                    self.etcd = Some(config);
+                }
+                None => tracing::warn!("shim: unreadable lease line"),
+            }
+            return;
+        }
         match ToShim::decode(line) {
             Some(ToShim::Deadlines { term_at, kill_at }) => {
                 self.rules.handle_input(now, ShimInput::Deadlines { term_at, kill_at })
@@ -346,12 +382,13 @@ impl Shim {
         }
     }
 
-    fn send(&mut self, message: FromShim) {
-        if let Some(link) = self.link.as_mut() {
-            let _ = link.set_nonblocking(false);
-            let _ = link.write_all(message.encode().as_bytes());
-            let _ = link.set_nonblocking(true);
-        }
+    /// Writes a message to the wrapper; false when the pipe is closed.
+    fn send(&mut self, message: FromShim) -> bool {
+        let Some(link) = self.link.as_mut() else { return false };
+        let _ = link.set_nonblocking(false);
+        let sent = link.write_all(message.encode().as_bytes()).is_ok();
+        let _ = link.set_nonblocking(true);
+        sent
     }
 }
 

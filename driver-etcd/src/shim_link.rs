@@ -2,6 +2,7 @@
 //! The shim's pid is signalled only through a [`PidGate`], so a kill racing the reap
 //! never reaches a reused pid. A command with an output label (a cron job) writes into
 //! pipes whose lines [`crate::job_output`] logs with the job's name.
+use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream as StdUnixStream;
 use std::process::{Command, Stdio};
@@ -15,6 +16,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::unix::OwnedWriteHalf;
 use tokio::sync::mpsc::UnboundedSender;
 
+use crate::connect::EtcdConfig;
 use crate::events::DriverEvent;
 use crate::reap::{wait_exited, PidGate};
 use crate::shim::encode_args;
@@ -40,8 +42,14 @@ pub struct ShimLink {
 }
 
 impl ShimLink {
-    /// Starts `conch __shim` for `spec`; its reports arrive as [`DriverEvent`]s.
-    pub fn spawn(spec: &SpawnSpec, events: &UnboundedSender<DriverEvent>) -> std::io::Result<ShimLink> {
+    /// Starts `conch __shim` for `spec`; its reports arrive as [`DriverEvent`]s. With a
+    /// lease in `spec`, the shim is told it and how to reach etcd (`etcd`), to revoke it
+    /// should this wrapper die (issue 16.1).
+    pub fn spawn(
+        spec: &SpawnSpec,
+        etcd: &EtcdConfig,
+        events: &UnboundedSender<DriverEvent>,
+    ) -> std::io::Result<ShimLink> {
         let (ours, theirs) = StdUnixStream::pair()?;
         // The shim's end must survive exec; ours must not.
         fcntl(theirs.as_raw_fd(), FcntlArg::F_SETFD(FdFlag::empty())).map_err(std::io::Error::from)?;
@@ -58,6 +66,14 @@ impl ShimLink {
         if let Some(job) = &spec.output_label {
             crate::job_output::forward(job, child.stdout.take(), child.stderr.take())?;
         }
+        if let Some(lease) = spec.lease {
+            // Into the socket's buffer before the shim reads anything (a few KiB at most).
+            let mut line = crate::shim_revoke::encode(lease, etcd);
+            line.push('\n');
+            if let Err(e) = (&ours).write_all(line.as_bytes()) {
+                tracing::warn!(error = %e, "cannot tell the shim the lease: the TTL frees it if we die");
+            }
+        }
         let pid = Pid::from_raw(child.id() as i32);
         let gate = PidGate::new(pid);
         ours.set_nonblocking(true)?;
@@ -66,14 +82,24 @@ impl ShimLink {
         let (child_id, reaper) = (spec.child, gate.clone());
         tokio::spawn(async move {
             let mut lines = BufReader::new(reader).lines();
-            let mut status = ChildStatus::Vanished;
+            let mut reported = false;
             while let Ok(Some(line)) = lines.next_line().await {
-                match FromShim::decode(&line) {
+                let status = match FromShim::decode(&line) {
                     Some(FromShim::Started(pid)) => {
                         let _ = events.send(DriverEvent::Input(Input::ChildStarted(child_id, pid)));
+                        continue;
                     }
-                    Some(report) => status = report.status().unwrap_or(ChildStatus::Vanished),
-                    None => tracing::warn!(line, "unknown message from the shim"),
+                    Some(report) => report.status().unwrap_or(ChildStatus::Vanished),
+                    None => {
+                        tracing::warn!(line, "unknown message from the shim");
+                        continue;
+                    }
+                };
+                // The shim says so only once the command and every process of it are gone:
+                // the release need not wait for the shim's own exit (07-performance B2).
+                if !reported {
+                    reported = true;
+                    let _ = events.send(DriverEvent::Input(Input::ChildExit(child_id, status)));
                 }
             }
             // The shim exits right after its report; reap it so no zombie is left, closing
@@ -83,7 +109,9 @@ impl ShimLink {
                 reaper.reap(|_| child.wait())
             })
             .await;
-            let _ = events.send(DriverEvent::Input(Input::ChildExit(child_id, status)));
+            if !reported {
+                let _ = events.send(DriverEvent::Input(Input::ChildExit(child_id, ChildStatus::Vanished)));
+            }
         });
         Ok(ShimLink { pid: gate, writer })
     }

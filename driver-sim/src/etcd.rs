@@ -1,6 +1,6 @@
 //! SimEtcd: one etcd member as a pure data structure — a global revision, keys with
 //! create/mod revisions and versions, leases with server-side expiry, the transactions
-//! conch sends, sorted range reads, watch history from a revision (with compaction), and
+//! conch sends, sorted range reads and ranges with etcd's options, watch history from a revision (with compaction), and
 //! revoke. It answers the same [`EtcdRequest`]s the drivers send, so a differential test
 //! can hold it against a real etcd field by field.
 //!
@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use conch_core::{EtcdError, EtcdRequest, EtcdResponse, Instant, Kv, LeaseId, Revision, WatchEvent};
+use conch_core::{EtcdError, EtcdRequest, EtcdResponse, Instant, Kv, LeaseId, RangeSpec, Revision, WatchEvent};
 
 /// A key's state.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -144,6 +144,12 @@ impl SimEtcd {
             EtcdRequest::RangePrefix { prefix } => {
                 EtcdResponse::Range { header_rev: Revision(self.rev), kvs: self.range(prefix) }
             }
+            // etcd's range options (bounds, sort, limit, keys/count only) are one function
+            // of the core's, held against a real etcd by the differential test.
+            EtcdRequest::Ranges { ranges } => {
+                let results = ranges.iter().map(|spec| spec.answer(self.covered(spec))).collect();
+                EtcdResponse::Ranges { header_rev: Revision(self.rev), results }
+            }
             EtcdRequest::DeleteIfCreateRev { key, create_rev } => {
                 if self.create_rev_of(key) != create_rev.0 {
                     return EtcdResponse::Deleted { deleted: false };
@@ -203,6 +209,18 @@ impl SimEtcd {
             })
             .cloned()
             .collect())
+    }
+
+    /// Every key a range covers, in key order.
+    fn covered(&self, spec: &RangeSpec) -> Vec<Kv> {
+        if !spec.prefix {
+            return self.kvs.get(&spec.key).map(|e| kv(&spec.key, e)).into_iter().collect();
+        }
+        self.kvs
+            .range(spec.key.clone()..)
+            .take_while(|(k, _)| k.starts_with(&spec.key))
+            .map(|(k, e)| kv(k, e))
+            .collect()
     }
 
     /// Every key under `prefix`, sorted by create revision (a read without side effects).

@@ -1,5 +1,6 @@
 //! Wrapper faults: SIGKILL and SIGSTOP of the wrapper alone. The shim must have the
-//! child's group dead before etcd can expire the lease — zero overlap.
+//! child's group dead before etcd can expire the lease — zero overlap. A SIGKILLed
+//! wrapper's shim then revokes the lease (issue 16.1); a frozen one's lease expires.
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
 use std::process::Stdio;
@@ -14,7 +15,7 @@ fn lease_of(etcd: &Etcd, office: &str) -> String {
 }
 
 #[test]
-fn wrapper_sigkilled_leaves_no_child_and_the_lease_outlives_the_group() {
+fn wrapper_sigkilled_leaves_no_child_then_the_shim_revokes_the_lease() {
     let etcd = Etcd::start();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().display();
@@ -29,13 +30,63 @@ fn wrapper_sigkilled_leaves_no_child_and_the_lease_outlives_the_group() {
     assert!(wait_until(Duration::from_secs(10), || pids_in(&dir.path().join("pids")).len() == 3));
     let lease = lease_of(&etcd, &office);
     kill_child(&mut wrapper);
+    let killed = std::time::Instant::now();
     let pids = pids_in(&dir.path().join("pids"));
     let all_dead = wait_until(Duration::from_secs(3), || pids.iter().all(|p| !alive(*p)));
-    let lease_alive_then = etcd.lease_exists(&lease);
+    // Its group dead, the shim revokes: the key and the lease go long before the TTL.
+    let freed = wait_until(Duration::from_secs(3), || etcd.keys("/conch/").is_empty() && !etcd.lease_exists(&lease));
+    let took = killed.elapsed();
     kill_pids_in(&dir.path().join("pids"));
     assert!(all_dead, "the child group survived its wrapper");
-    assert!(lease_alive_then, "the group died only after the lease expired");
-    // Nothing left behind once the lease runs out.
+    assert!(freed, "the lease was not revoked {took:?} after the wrapper's SIGKILL");
+    assert!(etcd.leases().is_empty());
+}
+
+/// Issue 16.1: a holder's wrapper SIGKILLed; its child dies slowly (0.3 s in a SIGTERM
+/// trap) and leaves an escapee (`setsid`); the waiter's child starts well before the
+/// TTL, and only once every process of the old child is gone.
+#[test]
+fn wrapper_sigkilled_successor_starts_well_under_the_ttl_after_the_old_group_is_dead() {
+    let etcd = Etcd::start();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display();
+    let office = unique("wfail");
+    let old = format!(
+        "trap 'sleep 0.3; exit 0' TERM; echo $$ >> {d}/pids; setsid sh -c 'trap \"sleep 0.2; exit 0\" TERM; \
+         echo $$ >> {d}/pids; while :; do sleep 0.05; done' & while :; do sleep 0.05; done"
+    );
+    // The successor writes which of the old processes it still sees, then "started".
+    let new = format!(
+        "for p in $(cat {d}/pids); do kill -0 $p 2>/dev/null && echo alive $p; done > {d}/seen; \
+         echo started >> {d}/seen; echo $$ >> {d}/pids2; sleep 30"
+    );
+    let ttl = ["--ttl", "10s"];
+    let mut holder = conch(&etcd)
+        .args(ttl)
+        .args(["elect", &office, "--kill-after", "2s", "--", "sh", "-c", &old])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(wait_until(Duration::from_secs(10), || pids_in(&dir.path().join("pids")).len() == 2));
+    let mut waiter =
+        conch(&etcd).args(ttl).args(["elect", &office, "--", "sh", "-c", &new]).stderr(Stdio::null()).spawn().unwrap();
+    assert!(wait_until(Duration::from_secs(10), || etcd.keys(&format!("/conch/v1/elect/{office}/")).len() == 2));
+    kill_child(&mut holder);
+    let killed = std::time::Instant::now();
+    let started = wait_until(Duration::from_secs(15), || read(&dir.path().join("seen")).contains("started"));
+    let took = killed.elapsed();
+    let seen = read(&dir.path().join("seen"));
+    kill_pids_in(&dir.path().join("pids"));
+    signal(&waiter, Signal::SIGTERM);
+    let waiter_exit = wait_child(&mut waiter, Duration::from_secs(10));
+    kill_pids_in(&dir.path().join("pids2"));
+    if waiter_exit.is_none() {
+        kill_child(&mut waiter);
+    }
+    assert!(started, "no successor {took:?} after the SIGKILL");
+    assert!(!seen.contains("alive"), "the successor started beside the old group: {seen}");
+    // Well under the 10 s TTL even on a loaded machine; the slow SIGTERM trap is 0.3 s.
+    assert!(took < Duration::from_secs(3), "the successor waited {took:?}: the lease was not revoked");
     assert!(wait_until(Duration::from_secs(10), || etcd.keys("/conch/").is_empty() && etcd.leases().is_empty()));
 }
 

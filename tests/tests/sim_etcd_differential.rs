@@ -1,5 +1,6 @@
 //! SimEtcd against a real etcd: the same random operation sequences (put-if-absent, touch,
-//! put, range, delete, compare-delete, claim, lease grant/keepalive/revoke, watch from a
+//! put, range, ranges with etcd's options — revision bounds, sort, limit, keys or count
+//! only — delete, compare-delete, claim, lease grant/keepalive/revoke, watch from a
 //! revision, compaction), results compared field by field. Lease ids differ between the
 //! two and are mapped; revisions must agree exactly.
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
@@ -8,7 +9,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use conch_core::backoff::SplitMix64;
-use conch_core::{EtcdRequest, EtcdResponse, Instant, Kv, LeaseId, Revision, WatchEvent};
+use conch_core::{
+    EtcdRequest, EtcdResponse, Instant, Kv, LeaseId, RangeResult, RangeSort, RangeSpec, Revision, WatchEvent,
+};
 use conch_driver_etcd::calls::{call, to_kv};
 use conch_driver_sim::etcd::SimEtcd;
 use conch_tests::Etcd;
@@ -66,8 +69,73 @@ fn to_sim(resp: EtcdResponse, l: &Leases) -> EtcdResponse {
         EtcdResponse::Range { header_rev, kvs } => {
             EtcdResponse::Range { header_rev, kvs: kvs.into_iter().map(kv).collect() }
         }
+        EtcdResponse::Ranges { header_rev, results } => EtcdResponse::Ranges {
+            header_rev,
+            results: results
+                .into_iter()
+                .map(|r| RangeResult { kvs: r.kvs.into_iter().map(kv).collect(), ..r })
+                .collect(),
+        },
         other => other,
     }
+}
+
+/// A random range with etcd's options, bounds around the store's revisions.
+fn random_range(rng: &mut SplitMix64, rev: i64) -> RangeSpec {
+    let mut draw = |n: u64| rng.next_u64() % n;
+    let prefix = draw(3) != 0;
+    let key = if prefix { PREFIXES[draw(4) as usize] } else { KEYS[draw(8) as usize] }.to_string();
+    let mut bound =
+        |p: u64| if draw(p) == 0 { Revision(1 + (draw(rev.max(1) as u64 + 2)) as i64) } else { Revision(0) };
+    let (min_create_rev, max_create_rev, max_mod_rev) = (bound(3), bound(2), bound(6));
+    let sort = [RangeSort::Key, RangeSort::CreateAscend, RangeSort::CreateDescend][(rng.next_u64() % 3) as usize];
+    let limit = (rng.next_u64() % 4) as usize;
+    let keys_only = rng.next_u64().is_multiple_of(2);
+    let count_only = rng.next_u64().is_multiple_of(6);
+    RangeSpec { key, prefix, min_create_rev, max_create_rev, max_mod_rev, sort, limit, keys_only, count_only }
+}
+
+/// Keys that share a create revision (one claim's two keys) come in any order from
+/// etcd's create-revision sort, and a limit may cut between them: order such ties by
+/// key, and where the cut falls inside one, compare only the create revisions kept.
+fn ranges_comparable(resp: EtcdResponse, ranges: &[RangeSpec], sim: &mut SimEtcd, now: Instant) -> EtcdResponse {
+    let EtcdResponse::Ranges { header_rev, results } = resp else { return resp };
+    let results = results
+        .into_iter()
+        .zip(ranges)
+        .map(|(mut r, spec)| {
+            let rev_of = |kv: &Kv| match spec.sort {
+                RangeSort::CreateDescend => -kv.create_rev.0,
+                _ => kv.create_rev.0,
+            };
+            if spec.sort != RangeSort::Key {
+                r.kvs.sort_by(|a, b| (rev_of(a), &a.key).cmp(&(rev_of(b), &b.key)));
+            }
+            let uncut = RangeSpec { limit: 0, ..spec.clone() };
+            let full = match sim.apply(now, &EtcdRequest::Ranges { ranges: vec![uncut] }) {
+                EtcdResponse::Ranges { mut results, .. } => results.pop().unwrap_or_default(),
+                _ => RangeResult::default(),
+            };
+            let cut_in_tie = spec.sort != RangeSort::Key
+                && spec.limit > 0
+                && full.kvs.len() > spec.limit
+                && full.kvs[spec.limit - 1].create_rev == full.kvs[spec.limit].create_rev;
+            if cut_in_tie {
+                for kv in &mut r.kvs {
+                    let create_rev = kv.create_rev;
+                    *kv = Kv {
+                        key: String::new(),
+                        create_rev,
+                        mod_rev: create_rev,
+                        lease: LeaseId(0),
+                        value: Vec::new(),
+                    };
+                }
+            }
+            r
+        })
+        .collect();
+    EtcdResponse::Ranges { header_rev, results }
 }
 
 /// Keys written in one transaction share a create revision, and etcd leaves their order in
@@ -137,6 +205,7 @@ fn sim_etcd_answers_like_real_etcd() {
         let now = Instant::from_nanos(1);
         let mut compared = 0usize;
         let mut watches = 0usize;
+        let mut ranged = 0usize;
         let pick = |rng: &mut SplitMix64, n: usize| (rng.next_u64() % n as u64) as usize;
         let ops = ops();
         for op in 0..ops {
@@ -172,7 +241,11 @@ fn sim_etcd_answers_like_real_etcd() {
                 0..=17 => EtcdRequest::PutIfAbsent { key, value, lease: any_lease(&mut rng) },
                 18..=25 => EtcdRequest::TouchIfCreateRev { key, value, lease: any_lease(&mut rng), create_rev },
                 26..=33 => EtcdRequest::Put { key, value, lease: Some(any_lease(&mut rng)).filter(|l| l.0 != 0) },
-                34..=48 => EtcdRequest::RangePrefix { prefix: PREFIXES[pick(&mut rng, PREFIXES.len())].to_string() },
+                34..=40 => EtcdRequest::RangePrefix { prefix: PREFIXES[pick(&mut rng, PREFIXES.len())].to_string() },
+                41..=48 => {
+                    let n = 1 + rng.next_u64() % 4;
+                    EtcdRequest::Ranges { ranges: (0..n).map(|_| random_range(&mut rng, sim.revision().0)).collect() }
+                }
                 49..=58 => EtcdRequest::DeleteIfCreateRev { key, create_rev },
                 59..=62 => EtcdRequest::Delete { key },
                 63..=69 => EtcdRequest::Grant { ttl_s: 600 },
@@ -238,11 +311,22 @@ fn sim_etcd_answers_like_real_etcd() {
                 assert!(*ttl_s > 0, "op {op}: real etcd kept alive a lease the sim lost");
                 expected = real.clone();
             }
-            assert_eq!(ties_by_key(to_sim(real, &leases)), ties_by_key(expected), "op {op}: {request:?}");
+            let (real, expected) = match &request {
+                EtcdRequest::Ranges { ranges } => {
+                    ranged += 1;
+                    (
+                        ranges_comparable(to_sim(real, &leases), ranges, &mut sim, now),
+                        ranges_comparable(expected, ranges, &mut sim, now),
+                    )
+                }
+                _ => (ties_by_key(to_sim(real, &leases)), ties_by_key(expected)),
+            };
+            assert_eq!(real, expected, "op {op}: {request:?}");
             compared += 1;
         }
         assert!(compared + watches > ops * 9 / 10);
         assert!(watches > ops / 500, "only {watches} watch checks");
-        println!("{compared} results and {watches} watch histories matched");
+        assert!(ranged > ops / 20, "only {ranged} ranges with options");
+        println!("{compared} results ({ranged} ranges with options) and {watches} watch histories matched");
     });
 }

@@ -75,3 +75,36 @@ fn a_run_with_etcd_authentication() {
     assert!(etcd.keys("/conch/").is_empty());
     assert!(etcd.leases().is_empty());
 }
+
+/// A SIGKILLed wrapper's shim revokes its lease over TLS with client certificates and
+/// with etcd's authentication alike (issue 16.1): the lease is gone long before its TTL.
+#[test]
+fn the_shim_of_a_sigkilled_wrapper_revokes_over_tls_and_with_auth() {
+    let tls_etcd = Etcd::start_tls();
+    let mut auth_etcd = Etcd::start();
+    auth_etcd.enable_auth("s3cret");
+    let certs: Vec<String> = ["--cacert", "ca.crt", "--cert", "client.crt", "--key", "client.key"]
+        .chunks(2)
+        .flat_map(|pair| [pair[0].to_string(), tls_etcd.tls_file(pair[1])])
+        .collect();
+    let user = vec!["--user".to_string(), "root:s3cret".to_string()];
+    for (etcd, flags) in [(&tls_etcd, certs), (&auth_etcd, user)] {
+        let dir = tempfile::tempdir().unwrap();
+        let pids = dir.path().join("pids");
+        let mut wrapper = conch(etcd)
+            .args(&flags)
+            .args(["--ttl", "30s", "elect", "revoked", "--", "sh", "-c"])
+            .arg(format!("echo $$ >> {}; exec sleep 1000", pids.display()))
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        assert!(wait_until(Duration::from_secs(10), || pids_in(&pids).len() == 1), "{flags:?}: no child");
+        assert_eq!(etcd.leases().len(), 1);
+        kill_child(&mut wrapper);
+        let freed = wait_until(Duration::from_secs(5), || etcd.leases().is_empty() && etcd.keys("/conch/").is_empty());
+        let child_alive = alive(pids_in(&pids)[0]);
+        kill_pids_in(&pids);
+        assert!(freed, "{flags:?}: the 30 s lease outlived its SIGKILLed wrapper by 5 s");
+        assert!(!child_alive, "{flags:?}: the child outlived its wrapper");
+    }
+}

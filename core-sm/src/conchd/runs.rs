@@ -25,6 +25,9 @@ impl Conchd {
             term_at,
             kill_at,
             kill_after: self.cfg.kill_after,
+            // A run's keys live on the claim lease and the daemon's session: the shim
+            // of one run must never free them for the others.
+            lease: None,
             output_label: Some(name.clone()),
         };
         let mut supervisor = Supervisor::new(child);

@@ -1,7 +1,9 @@
 //! The processes on a SimHost: a child starts under its shim's rules, the rules' signals
-//! end it (a stubborn child ignores SIGTERM), and every end is logged as an interval.
+//! end it (a stubborn child ignores SIGTERM), and every end is logged as an interval. A
+//! shim whose wrapper died revokes the session lease once its child is gone (the rules
+//! say when; the call goes over the host's link like any other, its answer unheard).
 use conch_core::shim_rules::{ShimInput, ShimRules, ShimSignal};
-use conch_core::{ChildId, ChildStatus, HoldSpec, Input, SpawnSpec};
+use conch_core::{ChildId, ChildStatus, EtcdRequest, HoldSpec, Input, LeaseId, ReqId, SpawnSpec};
 
 use super::{Ev, Role, World};
 use crate::host::SimChild;
@@ -17,7 +19,10 @@ impl World {
         };
         let stubborn = self.rng.next_u64() % 1000 < self.opts.stubborn_permille;
         let forever = self.phase_liveness && matches!(self.clients[i].role, Role::Holder { .. });
-        let rules = ShimRules::new(spec.term_at, spec.kill_at, spec.kill_after).with_sabotage(self.opts.sabotage);
+        let mut rules = ShimRules::new(spec.term_at, spec.kill_at, spec.kill_after).with_sabotage(self.opts.sabotage);
+        if let Some(lease) = spec.lease {
+            rules.handle_input(self.clients[i].host.mono(self.now), ShimInput::Lease(lease));
+        }
         self.seq += 1;
         let gen = self.seq;
         let child = spec.child;
@@ -98,10 +103,15 @@ impl World {
 
     pub(super) fn shim_perform(&mut self, i: usize, child: ChildId) {
         let mut signals = Vec::new();
+        let mut revoke = None;
         if let Some(c) = self.clients[i].host.children.get_mut(&child) {
             while let Some(a) = c.rules.poll_action() {
                 signals.push(a);
             }
+            revoke = c.rules.poll_revoke();
+        }
+        if let Some(lease) = revoke {
+            self.shim_revoke(i, lease);
         }
         for signal in signals {
             let Some(c) = self.clients[i].host.children.get(&child) else { return };
@@ -122,11 +132,21 @@ impl World {
         let now = self.clients[i].host.mono(self.now);
         c.rules.handle_input(now, ShimInput::Reaped { main_exited: true, children_left: false });
         debug_assert!(c.rules.exit_due(), "an empty group is the shim's report, by its rules");
+        if let Some(lease) = c.rules.poll_revoke() {
+            self.shim_revoke(i, lease);
+        }
         let (group, rev) = (self.group_of(i), c.rev);
         self.log_interval(i, c);
         *self.changes.entry(group).or_insert(0) += 1;
         self.trace("child-end", format_args!("\"client\":{i},\"rev\":{rev},\"status\":\"{status:?}\""));
         self.queue_input(i, Input::ChildExit(child, status));
+    }
+
+    /// The shim's one revoke: over the host's link to etcd (lost in a cut, refused while
+    /// etcd is down, never retried); nobody hears the answer (an incarnation no wrapper has).
+    pub(super) fn shim_revoke(&mut self, i: usize, lease: LeaseId) {
+        self.trace("shim-revoke", format_args!("\"client\":{i},\"lease\":{}", lease.0));
+        self.send_to_etcd(i, u64::MAX, ReqId(u64::MAX), EtcdRequest::Revoke { lease });
     }
 
     /// Logs the life of a child that ended now.

@@ -24,6 +24,7 @@ pub(super) fn write_lease(request: &EtcdRequest) -> Option<i64> {
         | EtcdRequest::Grant { .. }
         | EtcdRequest::KeepAlive { .. }
         | EtcdRequest::RangePrefix { .. }
+        | EtcdRequest::Ranges { .. }
         | EtcdRequest::DeleteIfCreateRev { .. }
         | EtcdRequest::Revoke { .. }
         | EtcdRequest::Delete { .. } => None,

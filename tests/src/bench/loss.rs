@@ -7,8 +7,10 @@
 //!   its child: it is given a while and counted.
 //! * B4: the holder's wrapper is SIGKILLed with a waiter queued behind it, TTL 5 s; the
 //!   latency is from the kill to the successor's child start, and whether the old child
-//!   was dead by then. The two tools' trials run at the same time (on different locks):
-//!   each trial is mostly waiting for the TTL.
+//!   was dead by then. conch's shim revokes the lease once the old group is dead (issue
+//!   16.1); etcdctl's successor waits for the TTL. Then the same with the wrapper frozen
+//!   (SIGSTOP): conch's shim kills by its deadline and the lease expires on its own. The
+//!   two tools' trials run at the same time (on different locks).
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
@@ -124,8 +126,15 @@ fn crash_setup(ctx: &Ctx, tool: Tool) -> Result<Crash, String> {
     Ok(Crash { tool, file, holder, old_child, successor })
 }
 
-/// The B4 rows.
+/// The B4 rows: the holder's wrapper SIGKILLed (conch's shim revokes once the old group
+/// is dead), then frozen by SIGSTOP (the lease expires on its own).
 pub fn b4(ctx: &Ctx) -> Result<Vec<Row>, String> {
+    let mut rows = b4_trials(ctx, Signal::SIGKILL, "wrapper SIGKILL", Target::AtMost(250.0))?;
+    rows.extend(b4_trials(ctx, Signal::SIGSTOP, "wrapper SIGSTOP", Target::AtMost(5250.0))?);
+    Ok(rows)
+}
+
+fn b4_trials(ctx: &Ctx, signal: Signal, what: &str, target: Target) -> Result<Vec<Row>, String> {
     let trials = ctx.opts.trials(1, 4);
     let (mut conch, mut etcdctl) = (Vec::new(), Vec::new());
     let (mut conch_orphans, mut etcdctl_orphans) = (0, 0);
@@ -133,13 +142,13 @@ pub fn b4(ctx: &Ctx) -> Result<Vec<Row>, String> {
         let crashes = [crash_setup(ctx, Tool::Conch)?, crash_setup(ctx, Tool::Etcdctl)?];
         let killed = mono_ns() as i128;
         for c in &crashes {
-            ctx.procs.signal(c.holder, Signal::SIGKILL);
+            ctx.procs.signal(c.holder, signal);
         }
         for c in &crashes {
             let runs = wait_lines(&c.file, "run", 1, Duration::from_secs(12));
             let start: i128 = first_field(&runs, 1).ok_or(format!("{:?}: no successor after 12 s", c.tool))?;
             // Was the old child gone before the successor's started? It stamps its
-            // SIGTERM (conch's shim sends one at once); one still alive now survived.
+            // SIGTERM (conch's shim sends one); one still alive now survived.
             let ended: Option<i128> = first_field(&wait_lines(&c.file, "sig", 1, Duration::ZERO), 1);
             let survived = crate::alive(c.old_child) || !matches!(ended, Some(t) if t <= start);
             let (samples, orphans) = match c.tool {
@@ -149,13 +158,15 @@ pub fn b4(ctx: &Ctx) -> Result<Vec<Row>, String> {
             samples.push(ms(start - killed));
             *orphans += usize::from(survived);
             ctx.procs.signal(c.old_child, Signal::SIGKILL);
+            // A frozen holder is killed too (SIGKILL reaches a stopped process).
+            ctx.procs.signal(c.holder, Signal::SIGKILL);
             ctx.procs.wait(c.holder, Duration::from_secs(2));
             ctx.procs.wait(c.successor, Duration::from_secs(10));
         }
     }
     let orphans =
         |n: usize| if n > 0 { format!("old child alive in {n}/{trials}") } else { "old child dead first".into() };
-    Ok(vec![Row::new("B4", "wrapper SIGKILL → successor's child start, TTL 5 s, max", "ms", Target::AtMost(5250.0))
+    Ok(vec![Row::new("B4", format!("{what} → successor's child start, TTL 5 s, max"), "ms", target)
         .figures(max(&conch), max(&etcdctl), trials)
         .notes(orphans(conch_orphans), orphans(etcdctl_orphans))])
 }

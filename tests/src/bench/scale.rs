@@ -5,6 +5,13 @@
 //! (`grpc_server_msg_sent_total`, streams: watch events, keepalive answers), bytes sent to
 //! clients (`etcd_network_client_grpc_sent_bytes_total`). The bench's own "are they all
 //! queued?" polls (count-only ranges through the gateway) are measured once and taken off.
+//!
+//! Every queued contender keeps its lease alive while it waits (conch every 1.6 s at TTL
+//! 10 s and kill-after 5 s, etcdctl every 20 s), and waits grow with K (starting and
+//! queueing K processes, then K handoffs): that part grows with K whatever the ranking
+//! does. So the rows are shown again without the keepalive answers
+//! (`grpc_server_msg_sent_total{grpc_method="LeaseKeepAlive"}`, and their bytes at the
+//! size one idle holder's answers have in this run).
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
@@ -19,6 +26,8 @@ struct Counters {
     stream_msgs: f64,
     bytes: f64,
     grants: f64,
+    /// Keepalive answers (stream messages).
+    keepalives: f64,
 }
 
 impl Counters {
@@ -29,6 +38,7 @@ impl Counters {
             stream_msgs: http::sum(&m, "grpc_server_msg_sent_total", &["_stream\""]),
             bytes: http::sum(&m, "etcd_network_client_grpc_sent_bytes_total", &[]),
             grants: http::sum(&m, "grpc_server_handled_total", &["grpc_method=\"LeaseGrant\""]),
+            keepalives: http::sum(&m, "grpc_server_msg_sent_total", &["grpc_method=\"LeaseKeepAlive\""]),
         })
     }
 
@@ -38,6 +48,7 @@ impl Counters {
             stream_msgs: self.stream_msgs - o.stream_msgs,
             bytes: self.bytes - o.bytes,
             grants: self.grants - o.grants,
+            keepalives: self.keepalives - o.keepalives,
         }
     }
 
@@ -47,6 +58,7 @@ impl Counters {
             stream_msgs: self.stream_msgs * by,
             bytes: self.bytes * by,
             grants: self.grants * by,
+            keepalives: self.keepalives * by,
         }
     }
 }
@@ -114,6 +126,28 @@ fn drain(ctx: &Ctx, tool: Tool, k: usize, poll: Counters) -> Result<Drain, Strin
     Ok(Drain { per: used.scaled(1.0 / n), failed, why, fifo_breaks, reentered, slow })
 }
 
+/// Bytes etcd sends per keepalive answer: one idle holder of `tool` for a few answers
+/// (conch's cadence is 1.6 s at the defaults; etcdctl's TTL is cut to 6 s here, so every 2 s).
+fn keepalive_bytes(ctx: &Ctx, tool: Tool) -> Result<f64, String> {
+    let name = ctx.name("b5ka");
+    let file = ctx.file("b5ka");
+    let f = file.display().to_string();
+    let ttl: &[&str] = if tool == Tool::Etcdctl { &["--ttl", "6"] } else { &[] };
+    let holder = ctx.procs.spawn(&mut tool.lock(ctx, &name, ttl, &["hold", &f, "600000"]))?;
+    let ready = wait_lines(&file, "ready", 1, Duration::from_secs(10));
+    let child: i32 = ready.first().and_then(|l| l.get(2)).and_then(|p| p.parse().ok()).ok_or("holder never started")?;
+    super::procs::nap(Duration::from_millis(300));
+    let before = Counters::read(ctx)?;
+    super::procs::nap(Duration::from_millis(if ctx.opts.quick { 2500 } else { 5000 }));
+    let used = Counters::read(ctx)?.minus(before);
+    ctx.procs.signal(child, Signal::SIGUSR1);
+    ctx.procs.wait(holder, Duration::from_secs(10));
+    if used.keepalives < 1.0 {
+        return Err(format!("{tool:?}: no keepalive answer while holding idle"));
+    }
+    Ok(used.bytes / used.keepalives)
+}
+
 /// What one count-only poll costs (so the waits' polls can be taken off).
 fn poll_cost(ctx: &Ctx) -> Result<Counters, String> {
     let before = Counters::read(ctx)?;
@@ -168,6 +202,24 @@ pub fn b5(ctx: &Ctx) -> Result<Vec<Row>, String> {
         growth(&e, ek, |c| c.bytes),
         1,
     ));
+    let label =
+        |what: &str| format!("{what} per acquisition without keepalive answers, K={ck} ÷ K=10 (etcdctl K={ek})");
+    let bare_msgs = |c: &Counters| c.unary + c.stream_msgs - c.keepalives;
+    rows.push(Row::new("B5", label("msgs"), "x", Target::None).figures(
+        growth(&c, ck, bare_msgs),
+        growth(&e, ek, bare_msgs),
+        1,
+    ));
+    let (cb, eb) = (keepalive_bytes(ctx, Tool::Conch)?, keepalive_bytes(ctx, Tool::Etcdctl)?);
+    let bare = |v: &[(usize, Drain)], k: usize, per: f64| {
+        let of = |k: usize| v.iter().find(|(x, _)| *x == k).map(|(_, d)| d.per.bytes - d.per.keepalives * per);
+        Some(of(k)? / of(10)?)
+    };
+    rows.push(
+        Row::new("B5", label("bytes"), "x", Target::None)
+            .figures(bare(&c, ck, cb), bare(&e, ek, eb), 1)
+            .notes(format!("{cb:.0} bytes per answer"), format!("{eb:.0} bytes per answer")),
+    );
     let health = |v: &[(usize, Drain)], k: usize| {
         v.iter().find(|(x, _)| *x == k).map_or(String::new(), |(_, d)| {
             format!(
