@@ -46,7 +46,7 @@ impl Violation {
 }
 
 /// Every checker name, in report order.
-pub const CHECKERS: [&str; 10] = [
+pub const CHECKERS: [&str; 14] = [
     "bounded-holders",
     "fencing",
     "fifo",
@@ -57,6 +57,10 @@ pub const CHECKERS: [&str; 10] = [
     "failover",
     "cron-running-key",
     "no-leaks",
+    crate::check_fence::CHECKERS[0],
+    crate::check_fence::CHECKERS[1],
+    crate::check_fence::CHECKERS[2],
+    crate::check_fence::CHECKERS[3],
 ];
 
 /// Reports kept per checker (the count of the rest is reported too).
@@ -86,7 +90,10 @@ fn raw_check(outcome: &Outcome) -> Vec<Violation> {
         if intervals.is_empty() {
             continue;
         }
-        bounded_holders(opts, group, max, &intervals, &outcome.faults, &mut v);
+        // A fence is part of its holder's use of the hold.
+        let fences = crate::check_fence::fence_holds(outcome, group);
+        let holds: Vec<&Interval> = intervals.iter().copied().chain(&fences).collect();
+        bounded_holders(opts, group, max, &holds, &outcome.faults, &mut v);
         fencing(group, &intervals, &mut v);
     }
     for p in &outcome.promotions {
@@ -113,6 +120,7 @@ fn raw_check(outcome: &Outcome) -> Vec<Violation> {
     failover(outcome, &mut v);
     running_keys(outcome, &mut v);
     leaks(outcome, &mut v);
+    crate::check_fence::check_fences(outcome, &mut v);
     v
 }
 

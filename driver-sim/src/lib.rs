@@ -2,6 +2,7 @@
 //! machines (`conch-core`) under seeded faults, with checkers for every guarantee.
 pub mod buggify;
 pub mod check;
+pub mod check_fence;
 pub mod etcd;
 pub mod fuzzing;
 pub mod host;

@@ -105,7 +105,10 @@ fn every_checker_catches_its_bug() {
         assert!(!clean.caught_by(checker), "{checker} fails seed {seed} without {sabotage}: {:?}", clean.violations);
         seen.push(checker);
     }
-    for checker in conch_driver_sim::check::CHECKERS {
+    // The fence checkers are proven by core mutants (README, "Simulator") and by the
+    // record mutations of check_fence's own tests, not by a deliberate bug in the core.
+    let fence = conch_driver_sim::check_fence::CHECKERS;
+    for checker in conch_driver_sim::check::CHECKERS.into_iter().filter(|c| !fence.contains(c)) {
         assert!(seen.contains(&checker), "no deliberate bug proves {checker} can fail");
     }
 }
