@@ -132,3 +132,15 @@ fn wrong_exit_codes_and_a_resign_after_a_failed_fence_are_caught() {
     o.hooks[k].writes_after.push("delete /x".into());
     assert!(fires(&o, "fence-exit"));
 }
+
+#[test]
+fn the_seeds_that_caught_the_fence_mutants_pass() {
+    // README, "Hooks and --fence in the simulator": each seed made a core mutant fail.
+    for (scenario, seed) in
+        [(Scenario::Elect, 6), (Scenario::Elect, 368), (Scenario::Elect, 429), (Scenario::Sema, 256)]
+    {
+        let report = run_seed(seed, &SimArgs::new(scenario));
+        assert!(report.outcome.opts.hooks.is_some(), "{} seed {seed} draws no fence now", scenario.as_str());
+        assert!(report.passed(), "{} seed {seed}: {:?}", scenario.as_str(), report.violations);
+    }
+}
