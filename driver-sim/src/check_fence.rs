@@ -27,7 +27,7 @@ fn blocked(faults: &[FaultRecord], f: &HookRecord, before: u64) -> bool {
         g.client == Some(f.client)
             && matches!(g.kind.as_str(), "pause" | "freeze")
             && g.from <= f.end
-            && g.to + before >= f.start
+            && g.to + before > f.start
     })
 }
 
