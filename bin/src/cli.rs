@@ -143,6 +143,9 @@ pub enum Tool {
         /// Use every allowed fault kind in every seed (no swarm switch-off).
         #[arg(long)]
         all_faults: bool,
+        /// Every office and semaphore holder runs a --fence of this budget (0: no hooks; a seed whose TTL leaves no room for it runs none); drawn for elect and sema seeds when not given.
+        #[arg(long, env = "CONCH_SIM_FENCE_BUDGET")]
+        fence_budget: Option<String>,
         /// Write the JSON-lines event trace of the first failing seed (else the last) here.
         #[arg(long, env = "CONCH_TRACE")]
         trace: Option<String>,

@@ -122,6 +122,7 @@ fn check_usage(cli: Cli, host: &dyn Host) -> Result<Config, String> {
             duration,
             faults,
             all_faults,
+            fence_budget,
             trace,
             timeline,
             json,
@@ -163,6 +164,10 @@ fn check_usage(cli: Cli, host: &dyn Host) -> Result<Config, String> {
                 crate::cli::ScenarioArg::Cron => Scenario::Cron,
                 crate::cli::ScenarioArg::Mixed => Scenario::Mixed,
             };
+            let fence_budget = match fence_budget {
+                Some(text) => Some(parse_duration("--fence-budget", &text)?),
+                None => None,
+            };
             let sabotage = conch_core::Sabotage::parse(&sabotage)
                 .ok_or_else(|| format!("--sabotage {sabotage:?} is not a known sabotage"))?;
             let args = SimArgs {
@@ -175,6 +180,7 @@ fn check_usage(cli: Cli, host: &dyn Host) -> Result<Config, String> {
                 sabotage,
                 trace: false,
                 members: members.map(usize::from),
+                fence_budget,
             };
             Action::Sim(crate::sim::SimRun { args, seeds, trace, timeline, json, timing })
         }

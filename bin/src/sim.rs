@@ -86,6 +86,9 @@ fn replay(run: &SimRun, seed: u64) -> String {
     if a.all_faults {
         cmd += " --all-faults";
     }
+    if let Some(d) = a.fence_budget {
+        cmd += &format!(" --fence-budget {}", conch_core::duration::format(d));
+    }
     if a.sabotage != conch_core::Sabotage::None {
         cmd += &format!(" --sabotage {}", a.sabotage);
     }

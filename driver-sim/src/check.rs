@@ -52,7 +52,7 @@ impl Violation {
 }
 
 /// Every checker name, in report order.
-pub const CHECKERS: [&str; 13] = [
+pub const CHECKERS: [&str; 17] = [
     "progress",
     "bounded-holders",
     "fencing",
@@ -66,6 +66,10 @@ pub const CHECKERS: [&str; 13] = [
     "failover",
     "cron-running-key",
     "no-leaks",
+    crate::check_fence::CHECKERS[0],
+    crate::check_fence::CHECKERS[1],
+    crate::check_fence::CHECKERS[2],
+    crate::check_fence::CHECKERS[3],
 ];
 
 /// Reports kept per checker (the count of the rest is reported too).
@@ -100,7 +104,10 @@ fn raw_check(outcome: &Outcome) -> Vec<Violation> {
         if intervals.is_empty() {
             continue;
         }
-        bounded_holders(opts, ("bounded-holders", group.as_str()), max, &intervals, &outcome.faults, &mut v);
+        // A fence is part of its holder's use of the hold.
+        let fences = crate::check_fence::fence_holds(outcome, group);
+        let holds: Vec<&Interval> = intervals.iter().copied().chain(&fences).collect();
+        bounded_holders(opts, ("bounded-holders", group.as_str()), max, &holds, &outcome.faults, &mut v);
         fencing(group, &intervals, &mut v);
     }
     // A key gone when its holder's child starts was deleted after the read that acquired
@@ -155,6 +162,7 @@ fn raw_check(outcome: &Outcome) -> Vec<Violation> {
     failover(outcome, &mut v);
     running_keys(outcome, &mut v);
     leaks(outcome, &mut v);
+    crate::check_fence::check_fences(outcome, &mut v);
     v
 }
 

@@ -48,6 +48,8 @@ pub struct SimEtcd {
     next_lease: i64,
     history: Vec<Change>,
     compacted: i64,
+    /// Leases the lessor expired, with their deadline.
+    expired: BTreeMap<i64, Instant>,
 }
 
 impl Default for SimEtcd {
@@ -66,6 +68,7 @@ impl SimEtcd {
             next_lease: lease_base,
             history: Vec::new(),
             compacted: 0,
+            expired: BTreeMap::new(),
         }
     }
 
@@ -243,6 +246,14 @@ impl SimEtcd {
         }
     }
 
+    /// When `lease` expired by its TTL, if it did by `now` (a revoked lease never expired).
+    pub fn lease_expired_at(&self, lease: i64, now: Instant) -> Option<Instant> {
+        match self.leases.get(&lease) {
+            Some(l) => (now >= l.expires_at).then_some(l.expires_at),
+            None => self.expired.get(&lease).copied(),
+        }
+    }
+
     /// The earliest lease deadline, if any lease lives.
     pub fn next_expiry(&self) -> Option<Instant> {
         self.leases.values().map(|l| l.expires_at).min()
@@ -260,6 +271,9 @@ impl SimEtcd {
     pub fn expire(&mut self, now: Instant) {
         let expired: Vec<i64> = self.leases.iter().filter(|(_, l)| now >= l.expires_at).map(|(id, _)| *id).collect();
         for id in expired {
+            if let Some(l) = self.leases.get(&id) {
+                self.expired.insert(id, l.expires_at);
+            }
             self.revoke(id);
         }
     }

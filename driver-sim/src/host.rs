@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use conch_core::shim_rules::ShimRules;
-use conch_core::{ChildId, Instant};
+use conch_core::{ChildId, ChildStatus, HookId, HookKind, Instant};
 
 /// Unix time (ms) at simulated time zero.
 pub const EPOCH_MS: i64 = 1_800_000_000_000;
@@ -38,6 +38,25 @@ pub struct SimChild {
     pub gen: u64,
 }
 
+/// A hook process (`--on-acquire`, `--on-lose`, `--fence`) in its own process group.
+#[derive(Debug)]
+pub struct SimHook {
+    /// Which hook.
+    pub kind: HookKind,
+    /// The wrapper incarnation that started it.
+    pub incarnation: u64,
+    /// The fencing token of the hold it serves (`CONCH_REV`).
+    pub rev: i64,
+    /// Simulated start (ns).
+    pub start: u64,
+    /// How it ends by itself.
+    pub status: ChildStatus,
+    /// Identifies its self-exit event.
+    pub gen: u64,
+    /// The session lease of its run, if one was granted.
+    pub lease: Option<i64>,
+}
+
 /// One host.
 #[derive(Debug, Default)]
 pub struct SimHost {
@@ -51,6 +70,8 @@ pub struct SimHost {
     pub frozen_until: u64,
     /// Live children by id.
     pub children: BTreeMap<ChildId, SimChild>,
+    /// Live hook processes by id.
+    pub hooks: BTreeMap<HookId, SimHook>,
 }
 
 impl SimHost {

@@ -226,6 +226,9 @@ pub struct SimArgs {
     pub trace: bool,
     /// `--members`: etcd members (else drawn: 1, 3 or 5).
     pub members: Option<usize>,
+    /// `--fence-budget`: every holder runs a fence of this budget (zero: no hooks at all);
+    /// else elect and sema seeds draw hooks in about half the seeds, mixed never.
+    pub fence_budget: Option<Duration>,
 }
 
 impl SimArgs {
@@ -241,7 +244,58 @@ impl SimArgs {
             sabotage: Sabotage::None,
             trace: false,
             members: None,
+            fence_budget: None,
         }
+    }
+}
+
+/// The hooks every holder of a seed runs (`--fence`, and maybe `--on-acquire`/`--on-lose`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SimHooks {
+    /// `--fence-budget`.
+    pub fence_budget: Duration,
+    /// An `--on-acquire` hook too.
+    pub on_acquire: bool,
+    /// An `--on-lose` hook too.
+    pub on_lose: bool,
+}
+
+impl SimHooks {
+    /// `--hook-timeout` of the on-acquire and on-lose hooks.
+    pub const TIMEOUT: Duration = Duration::from_secs(2);
+
+    /// The hooks of `seed`, from their own stream (a seed without hooks draws nothing
+    /// else differently): forced by `fixed`, else drawn for elect and sema in half the
+    /// seeds; `None` when the TTL leaves no room for a fence beside `kill_after`.
+    fn draw(
+        seed: u64,
+        scenario: Scenario,
+        fixed: Option<Duration>,
+        ttl: Duration,
+        kill_after: Duration,
+    ) -> Option<SimHooks> {
+        let mut rng = SplitMix64::new(seed ^ 0x0F3E_CE00_B0D6_E7ED);
+        let room = conch_core::Timings::kill_after_max(ttl)?.checked_sub(kill_after)?;
+        let fence_budget = match fixed {
+            Some(d) if d.is_zero() => return None,
+            Some(d) => d,
+            None if matches!(scenario, Scenario::Elect | Scenario::Sema) && rng.next_u64().is_multiple_of(2) => {
+                let hi = room.min(Duration::from_secs(2)).as_millis() as u64;
+                if hi < 100 {
+                    return None;
+                }
+                Duration::from_millis(100 + rng.next_u64() % (hi - 99))
+            }
+            None => return None,
+        };
+        if fence_budget > room {
+            return None;
+        }
+        Some(SimHooks {
+            fence_budget,
+            on_acquire: rng.next_u64().is_multiple_of(3),
+            on_lose: rng.next_u64().is_multiple_of(3),
+        })
     }
 }
 
@@ -291,6 +345,8 @@ pub struct SimOptions {
     pub safety: Duration,
     /// Then every fault heals; the liveness phase lasts this long.
     pub liveness: Duration,
+    /// The hooks every office and semaphore holder runs, if any.
+    pub hooks: Option<SimHooks>,
     /// A deliberate bug.
     pub sabotage: Sabotage,
     /// Keep a trace.
@@ -435,6 +491,7 @@ impl SimOptions {
             sites,
             safety,
             liveness,
+            hooks: SimHooks::draw(seed, args.scenario, args.fence_budget, ttl, kill_after),
             sabotage: args.sabotage,
             trace: args.trace,
         }
@@ -505,6 +562,15 @@ impl fmt::Display for SimOptions {
         if !self.paired.is_empty() {
             let kinds: Vec<&str> = self.paired.iter().map(|k| k.as_str()).collect();
             write!(f, " paired={}+key-delete", kinds.join(","))?;
+        }
+        if let Some(h) = &self.hooks {
+            let extra = match (h.on_acquire, h.on_lose) {
+                (true, true) => "+on-acquire+on-lose",
+                (true, false) => "+on-acquire",
+                (false, true) => "+on-lose",
+                (false, false) => "",
+            };
+            write!(f, " fence={}ms{extra}", ms(h.fence_budget))?;
         }
         if self.sabotage != Sabotage::None {
             write!(f, " sabotage={}", self.sabotage)?;

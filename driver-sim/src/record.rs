@@ -55,6 +55,33 @@ impl Interval {
     }
 }
 
+/// One hook process's life, and for a fence what its run did next.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HookRecord {
+    /// The client.
+    pub client: usize,
+    /// Its contest.
+    pub group: Group,
+    /// `on-acquire`, `on-lose` or `fence`.
+    pub kind: &'static str,
+    /// The fencing token of the hold it served.
+    pub rev: i64,
+    /// Start (ns).
+    pub start: u64,
+    /// End (ns).
+    pub end: u64,
+    /// How it ended: `exit N`, `signal N`, or `crashed` (its wrapper was SIGKILLed).
+    pub status: String,
+    /// Whether it succeeded (exited 0 by itself).
+    pub ok: bool,
+    /// When its session lease expired by its TTL, if it had by the hook's end (ns).
+    pub lease_expired: Option<u64>,
+    /// The code its run ended with (the wrapper's exit, or the code a restart logged).
+    pub run_exit: Option<i32>,
+    /// Deletes and revokes its run sent after it ended.
+    pub writes_after: Vec<String>,
+}
+
 impl Promotion {
     /// The shared checkers' record of it.
     pub fn start(&self) -> conch_checkers::Start {
@@ -171,6 +198,8 @@ pub struct Outcome {
     pub promotions: Vec<Promotion>,
     /// Every hold given up as lost.
     pub losses: Vec<LossRecord>,
+    /// Every hook process (only when the seed configures hooks).
+    pub hooks: Vec<HookRecord>,
     /// Per contest, after the convergence bound.
     pub convergence: Vec<Convergence>,
     /// After the shutdown.

@@ -19,8 +19,8 @@ use conch_core::keys::Name;
 use conch_core::shim_rules::ShimInput;
 use conch_core::values::Holder;
 use conch_core::{
-    Attempt, ChildId, ChildStatus, Endpoints, EtcdRequest, EtcdResponse, HoldSpec, HookConfig, Input, Instant, Machine,
-    Now, Outcome as EndpointOutcome, ReqId, RunConfig, Service, ServiceConfig, WatchEvent, WatchId,
+    Attempt, ChildId, ChildStatus, Endpoints, EtcdRequest, EtcdResponse, HoldSpec, HookConfig, HookId, Input, Instant,
+    Machine, Now, Outcome as EndpointOutcome, ReqId, RunConfig, Service, ServiceConfig, WatchEvent, WatchId,
 };
 
 use crate::buggify::Buggify;
@@ -34,6 +34,7 @@ use conch_checkers::Kind;
 
 mod drain;
 mod faults;
+mod hooks;
 mod members;
 mod phases;
 mod processes;
@@ -65,6 +66,7 @@ enum Ev {
     Timer(usize, u64),
     Shim(usize, ChildId, u64),
     ChildEnd(usize, ChildId, u64),
+    HookEnd(usize, HookId, u64),
     Expire,
     Fault(usize),
     /// An administrative delete of a client's key (a site's pairing).
@@ -153,6 +155,8 @@ struct Client {
     /// Inputs the world made while performing the machine's outputs (a child started or
     /// killed), fed after the drain, in order: never into the machine mid-drain.
     inbox: VecDeque<Input>,
+    /// The hook record of a fence that ended, until its run's exit code is known.
+    awaiting_exit: Option<usize>,
 }
 
 /// The world.
@@ -212,6 +216,7 @@ impl World {
                 endpoints: Endpoints::new(opts.members),
                 stream_member: 0,
                 inbox: VecDeque::new(),
+                awaiting_exit: None,
             });
         }
         let net = SimNet::new(opts.seed, clients.len(), opts.latency_us);
@@ -223,6 +228,7 @@ impl World {
             claims: Vec::new(),
             promotions: Vec::new(),
             losses: Vec::new(),
+            hooks: Vec::new(),
             convergence: Vec::new(),
             leftovers: Leftovers::default(),
             heal_at: ns(opts.safety),
@@ -302,7 +308,11 @@ impl World {
         for _ in 0..=crate::watchdog::EVENTS_MAX {
             let Some(Reverse(Queued { when, ev, .. })) = self.queue.pop() else { break };
             if when > end
-                || (self.stopping && self.clients.iter().all(|c| c.machine.is_none() && c.host.children.is_empty()))
+                || (self.stopping
+                    && self
+                        .clients
+                        .iter()
+                        .all(|c| c.machine.is_none() && c.host.children.is_empty() && c.host.hooks.is_empty()))
             {
                 break;
             }
@@ -395,6 +405,7 @@ impl World {
                     _ => {}
                 }
             }
+            Ev::HookEnd(i, id, gen) => self.hook_end(i, id, gen),
             Ev::Expire => {
                 if !self.net.etcd_down(self.now) && !self.net.stalled(self.now) {
                     self.etcd.expire(Instant::from_nanos(self.now));
@@ -468,7 +479,13 @@ impl World {
                     ttl: self.opts.ttl,
                     kill_after: self.opts.kill_after,
                     wait: None,
-                    hooks: HookConfig::default(),
+                    hooks: self.opts.hooks.map_or_else(HookConfig::default, |h| HookConfig {
+                        on_acquire: h.on_acquire.then(|| "on-acquire".to_string()),
+                        on_lose: h.on_lose.then(|| "on-lose".to_string()),
+                        timeout: crate::options::SimHooks::TIMEOUT,
+                        fence: Some("fence".to_string()),
+                        fence_budget: h.fence_budget,
+                    }),
                 };
                 let mut service =
                     Service::new(ServiceConfig { run, restart: true, seed }).with_sabotage(self.opts.sabotage);

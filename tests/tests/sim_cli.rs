@@ -70,6 +70,7 @@ fn bad_sim_arguments_exit_64_with_one_line() {
         (&["--duration", "10s"][..], "use 1m to 24h"),
         (&["--clients", "0"][..], "--clients 0"),
         (&["--scenario", "nope"][..], "nope"),
+        (&["--fence-budget", "3x"][..], "--fence-budget"),
     ] {
         let (code, out, err) = sim(args);
         assert_eq!(code, 64, "{args:?}: {out}{err}");

@@ -67,6 +67,9 @@ impl World {
 
     fn perform(&mut self, i: usize, output: Output) {
         let inc = self.clients[i].incarnation;
+        if self.clients[i].awaiting_exit.is_some() {
+            self.note_after_fence(i, &output);
+        }
         match output {
             Output::Etcd { id, request } => self.send(i, inc, id, request),
             Output::Watch { id, key, start_rev, prefix } => self.open_watch(i, inc, id, key, start_rev, prefix),
@@ -89,8 +92,9 @@ impl World {
                 }
             }
             Output::KillGroup(child) => self.child_gone(i, child, ChildStatus::Signaled(9)),
-            // The world carries out no hooks (the simulated clients configure none).
-            Output::RunHook(_) | Output::KillHook(_) | Output::SignalGroup { .. } | Output::Print(_) => {}
+            Output::RunHook(spec) => self.run_hook(i, spec),
+            Output::KillHook(id) => self.kill_hook(i, id),
+            Output::SignalGroup { .. } | Output::Print(_) => {}
             Output::Exit(code) => {
                 self.trace("exit", format_args!("\"client\":{i},\"code\":{}", code.0));
                 self.clean_exits.insert((i, inc));

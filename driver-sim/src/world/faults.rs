@@ -189,6 +189,8 @@ impl World {
         c.incarnation += 1;
         c.watches.clear();
         c.host.wrapper_stopped_until = 0;
+        self.hooks_die(i);
+        let c = &mut self.clients[i];
         let now = c.host.mono(self.now);
         let children: Vec<ChildId> = c.host.children.keys().copied().collect();
         for child in children {

@@ -66,7 +66,9 @@ impl World {
         self.out.leftovers = Leftovers {
             keys,
             leases: leases.into_iter().collect(),
-            children: (0..self.clients.len()).filter(|i| !self.clients[*i].host.children.is_empty()).collect(),
+            children: (0..self.clients.len())
+                .filter(|i| !self.clients[*i].host.children.is_empty() || !self.clients[*i].host.hooks.is_empty())
+                .collect(),
             running: (0..self.clients.len()).filter(|i| self.clients[*i].machine.is_some()).collect(),
         };
         // Children still running are logged up to the end.

@@ -13,6 +13,7 @@ impl Ev {
             | Ev::Timer(i, _)
             | Ev::Shim(i, ..)
             | Ev::ChildEnd(i, ..)
+            | Ev::HookEnd(i, ..)
             | Ev::Thaw(i)
             | Ev::AdminDelete(i)
             | Ev::Cut(i, _)

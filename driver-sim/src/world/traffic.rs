@@ -202,8 +202,9 @@ impl World {
             }
             return true;
         }
-        if matches!(response, EtcdResponse::Range { .. }) {
-            // The answer still travels; a frozen host handles it on thawing.
+        if matches!(response, EtcdResponse::Range { .. } | EtcdResponse::Ranges { .. }) {
+            // A rank read's answer (or a range read's) still travels; a frozen host
+            // handles it on thawing.
             self.freeze_on_answer(i);
         }
         let stream = if keepalive { Stream::KeepAlive } else { Stream::Unary };
