@@ -52,6 +52,17 @@ for run in "mixed 1..1000" "elect 1..200" "sema 1..200" "cron 1..200" "mixed $fr
     fi
     tail -n 1 "$out"
 done
+# Guarded writes from holders' children (conch put) under every fault: none may land
+# from a deposed holder.
+for scenario in mixed elect sema; do
+    echo "conch sim --scenario $scenario --seeds 1..200 --fenced-writes"
+    out="target/sim/fenced-$scenario.txt"
+    if ! ./target/debug/conch sim --scenario "$scenario" --seeds 1..200 --fenced-writes > "$out"; then
+        grep -A12 '^FAIL' "$out" | head -60
+        status=1
+    fi
+    tail -n 1 "$out"
+done
 # Simulator finds kept as fixed regression seeds, with the options that found them.
 for args in "--scenario mixed --clients 10 --seed 316"; do
     echo "conch sim $args (regression seed)"

@@ -2,7 +2,7 @@
 use clap::builder::BoolishValueParser;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::manual::{exits, CONCHD_EXITS, CRON_EXITS, OTHER_EXITS, RUN_EXITS, SIM_EXITS};
+use crate::manual::{exits, CONCHD_EXITS, CRON_EXITS, FENCED_EXITS, OTHER_EXITS, RUN_EXITS, SIM_EXITS};
 
 /// Run a command while holding something in etcd; kill it when the hold is gone.
 #[derive(Debug, Parser)]
@@ -42,7 +42,8 @@ pub struct GlobalArgs {
     #[arg(long, global = true, env = "CONCH_CERT", requires = "key")]
     pub cert: Option<String>,
     /// Client key (PEM) for TLS client authentication.
-    #[arg(long, global = true, env = "CONCH_KEY", requires = "cert")]
+    /// (Its variable is CONCH_KEY_FILE: CONCH_KEY is the hold's key in a child's environment.)
+    #[arg(long, global = true, env = "CONCH_KEY_FILE", requires = "cert")]
     pub key: Option<String>,
     /// Log only warnings and errors.
     #[arg(long, global = true, env = "CONCH_QUIET", value_parser = BoolishValueParser::new())]
@@ -143,6 +144,9 @@ pub enum Tool {
         /// Use every allowed fault kind in every seed (no swarm switch-off).
         #[arg(long)]
         all_faults: bool,
+        /// Holders' children make guarded writes (conch put) all along; the fenced-writes checker asks that none lands from a deposed holder.
+        #[arg(long)]
+        fenced_writes: bool,
         /// Write the JSON-lines event trace of the first failing seed (else the last) here.
         #[arg(long, env = "CONCH_TRACE")]
         trace: Option<String>,
@@ -159,6 +163,41 @@ pub enum Tool {
         #[arg(long, hide = true, default_value = "none")]
         sabotage: String,
     },
+    /// Inside a command run by conch elect or conch sema: put KEY VALUE only while its hold lasts.
+    ///
+    /// One etcd transaction that writes only if the key of the hold that started this command
+    /// (CONCH_KEY) still has the create revision it had then (CONCH_REV, the fencing token):
+    /// a deposed holder's write never lands, however late it reaches etcd. Exit 0 written,
+    /// 70 the hold is gone (nothing written). Keys under /conch/ are refused.
+    #[command(after_help = exits(Some(FENCED_EXITS)))]
+    Put {
+        /// The key to write (not under /conch/).
+        key: String,
+        /// Its value.
+        value: String,
+    },
+    /// Inside a command run by conch elect or conch sema: delete KEY only while its hold lasts.
+    ///
+    /// The same guard as conch-put(1): exit 0 deleted (or nothing to delete), 70 the hold is
+    /// gone (nothing deleted).
+    #[command(after_help = exits(Some(FENCED_EXITS)))]
+    Del {
+        /// The key (not under /conch/).
+        key: String,
+        /// Every key that starts with KEY.
+        #[arg(long)]
+        prefix: bool,
+    },
+    /// Inside a command run by conch elect or conch sema: an etcdctl-format transaction from stdin, only while its hold lasts.
+    ///
+    /// Reads etcdctl txn's format from stdin: compares (like value("k") = "v", mod("k") > "0"),
+    /// a blank line, success ops (put KEY VALUE, del KEY [--prefix], get KEY [--prefix]), a
+    /// blank line, failure ops. conch adds the hold's guard to the compares: exit 0 the
+    /// compares held and the success branch ran, 1 they did not and the failure branch ran,
+    /// 70 the hold is gone (nothing ran). Prints what etcdctl txn prints (SUCCESS or FAILURE,
+    /// then each op's result).
+    #[command(after_help = exits(Some(FENCED_EXITS)))]
+    Txn,
     /// Print shell completions for conch.
     #[command(after_help = exits(Some(OTHER_EXITS)))]
     Completions {
@@ -168,7 +207,7 @@ pub enum Tool {
     /// Print a man page (roff): conch(1), or one tool's, like `conch man elect`; or write them all with --dir.
     #[command(after_help = exits(Some(OTHER_EXITS)))]
     Man {
-        /// The page: elect, sema, cron, cron-add, cron-rm, cron-ls, cron-results, cron-next, conchd, sim, completions, man (default: conch(1)).
+        /// The page: elect, sema, put, del, txn, cron, cron-add, cron-rm, cron-ls, cron-results, cron-next, conchd, sim, completions, man (default: conch(1)).
         page: Option<String>,
         /// Write every page into this directory as conch.1, conch-elect.1, ... (install: /usr/local/share/man/man1).
         #[arg(long, conflicts_with = "page")]

@@ -57,6 +57,8 @@ pub enum Action {
         /// Status API address.
         status_addr: Option<std::net::SocketAddr>,
     },
+    /// A fenced write from a holder's child (`put`, `del`, `txn`).
+    Fenced(crate::fenced::FencedRun),
     /// Run the simulator.
     Sim(crate::sim::SimRun),
     /// Print completions.
@@ -117,6 +119,7 @@ fn check_usage(cli: Cli) -> Result<Config, String> {
             duration,
             faults,
             all_faults,
+            fenced_writes,
             trace,
             timeline,
             json,
@@ -170,6 +173,7 @@ fn check_usage(cli: Cli) -> Result<Config, String> {
                 sabotage,
                 trace: false,
                 members: members.map(usize::from),
+                fenced_writes,
             };
             Action::Sim(crate::sim::SimRun { args, seeds, trace, timeline, json, timing })
         }
@@ -194,6 +198,9 @@ fn check_usage(cli: Cli) -> Result<Config, String> {
             Action::Conchd { cfg, status_addr }
         }
         Tool::Man { page, dir } => Action::Man { page, dir },
+        Tool::Put { key, value } => Action::Fenced(crate::fenced::validate(crate::fenced::What::Put(key, value))?),
+        Tool::Del { key, prefix } => Action::Fenced(crate::fenced::validate(crate::fenced::What::Del(key, prefix))?),
+        Tool::Txn => Action::Fenced(crate::fenced::validate(crate::fenced::What::Txn)?),
         Tool::Elect(a) => {
             let spec = HoldSpec::office(name(&a.office)?);
             let modes = [a.run.who, a.watch, a.assert].iter().filter(|m| **m).count();

@@ -3,6 +3,7 @@ mod cli;
 mod command;
 mod config;
 mod cron;
+mod fenced;
 mod logging;
 mod manual;
 mod sim;
@@ -41,6 +42,9 @@ fn main() -> ProcessExit {
         }
     };
     logging::init(cli.global.quiet, cli.global.log_format);
+    if matches!(cli.command, cli::Tool::Elect(_) | cli::Tool::Sema(_)) {
+        fenced::export_for_child(&cli.global);
+    }
     let config = match validate(cli) {
         Ok(config) => config,
         Err(e) => return fail(e.code, &e.message),
@@ -78,6 +82,27 @@ fn main() -> ProcessExit {
             Err(e) => fail(e.code, &e.message),
         },
         Action::Conchd { cfg, status_addr } => exit(status::serve_conchd(config.etcd, cfg, status_addr)),
+        Action::Fenced(run) => match conch_driver_etcd::fenced::write(&config.etcd, run.request) {
+            Ok(answer) => {
+                let code = answer.exit_code();
+                if code == ExitCode::LOST {
+                    return fail(
+                        code,
+                        &format!(
+                            "the hold is gone ({} no longer has the revision in CONCH_REV): nothing written",
+                            run.key
+                        ),
+                    );
+                }
+                if run.print {
+                    for line in answer.lines() {
+                        listing_line(&line);
+                    }
+                }
+                exit(code)
+            }
+            Err(e) => fail(e.code, &e.message),
+        },
         Action::Sim(sim) => exit(sim::simulate(sim)),
         Action::Completions(shell) => {
             clap_complete::generate(shell, &mut Cli::command(), "conch", &mut std::io::stdout());

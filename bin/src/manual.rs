@@ -14,6 +14,8 @@ use crate::cli::Cli;
 
 /// The codes of `elect` and `sema` runs (and their queries).
 pub const RUN_EXITS: &[i32] = &[0, 1, 64, 69, 70, 75, 77, 126, 127, 128];
+/// The codes of `put`, `del` and `txn` (fenced writes from a child).
+pub const FENCED_EXITS: &[i32] = &[0, 1, 64, 69, 70, 77];
 /// The codes of the `cron` subcommands.
 pub const CRON_EXITS: &[i32] = &[0, 1, 64, 69, 70, 77];
 /// The codes of `conchd`.
@@ -65,6 +67,14 @@ fn examples(page: &str) -> &'static [(&'static str, &'static str)] {
             ("Every 30 seconds, runs may overlap.", "conch cron add heartbeat --schedule '@every 30s' --overlap allow -- /usr/local/bin/ping-home"),
             ("The jobs, their next and last ticks.", "conch cron ls --last"),
         ],
+        "conch-put" => &[
+            ("In the leader's child: record who applied the migration, only while still leader.", "conch elect migrate -- sh -c 'run-migration && conch put app/migrated-by \"$(hostname)\"'"),
+        ],
+        "conch-del" => &[("In a holder's child: clear the work queue, only while still holding.", "conch del --prefix app/queue/")],
+        "conch-txn" => &[(
+            "In the leader's child: switch blue to green, only while still leader and only if it is blue (exit 1 otherwise).",
+            "printf 'value(\"app/mode\") = \"blue\"\\n\\nput app/mode green\\n\\nget app/mode\\n' | conch txn",
+        )],
         "conch-cron-rm" => &[("No more ticks; a run in flight finishes.", "conch cron rm backup")],
         "conch-cron-ls" => &[("Jobs with the last run's outcome and revision.", "conch cron ls --last"), ("As JSON.", "conch cron ls --json")],
         "conch-cron-results" => &[("The last five runs of a job.", "conch cron results backup --count 5")],
@@ -99,7 +109,12 @@ fn more_environment(page: &str) -> &'static [(&'static str, &'static str)] {
             ("CONCH_NAME", "Given to the child: the office, semaphore or job name."),
             ("CONCH_REV", "Given to the child: its key's create revision, the fencing token."),
             ("CONCH_LEASE", "Given to the child: the session lease, in hex."),
+            ("CONCH_KEY", "Given to the child: the full key of its hold (conch put, del and txn guard their writes with it and CONCH_REV)."),
             ("CONCH_LEADER", "Given to the child of elect: 1."),
+        ],
+        "conch-put" | "conch-del" | "conch-txn" => &[
+            ("CONCH_KEY", "Set by conch elect or conch sema in its child: the key of the hold that guards the write."),
+            ("CONCH_REV", "Set by conch elect or conch sema in its child: that key's create revision (the fencing token)."),
         ],
         _ => &[],
     }
@@ -111,6 +126,7 @@ fn codes_of(page: &str) -> Option<&'static [i32]> {
         "conch-elect" | "conch-sema" => Some(RUN_EXITS),
         "conch-conchd" => Some(CONCHD_EXITS),
         "conch-sim" => Some(SIM_EXITS),
+        "conch-put" | "conch-del" | "conch-txn" => Some(FENCED_EXITS),
         p if p.starts_with("conch-cron") => Some(CRON_EXITS),
         _ => Some(OTHER_EXITS),
     }

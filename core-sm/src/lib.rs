@@ -19,6 +19,7 @@ pub mod drive;
 pub mod duration;
 pub mod endpoints;
 pub mod etcd;
+pub mod fenced;
 pub mod hold;
 pub mod hooks;
 pub mod ids;

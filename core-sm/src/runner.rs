@@ -400,6 +400,8 @@ impl Runner {
             ("CONCH_REV".to_string(), fencing_token(rev, self.cfg.sabotage)),
             ("CONCH_LEASE".to_string(), lease.to_string()),
         ];
+        // The hold's own key: `conch put`/`del`/`txn` guard their writes with it.
+        env.extend(self.hold.key().map(|key| ("CONCH_KEY".to_string(), key.to_string())));
         if self.cfg.spec.is_office {
             env.push(("CONCH_LEADER".to_string(), "1".to_string()));
         }

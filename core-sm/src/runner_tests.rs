@@ -102,6 +102,7 @@ fn acquire_run_release_exit_with_the_childs_code() {
             ("CONCH_NAME".into(), "x".into()),
             ("CONCH_REV".into(), "5".into()),
             ("CONCH_LEASE".into(), "10".into()),
+            ("CONCH_KEY".into(), "/conch/v1/elect/x/10".into()),
             ("CONCH_LEADER".into(), "1".into())
         ]
     );

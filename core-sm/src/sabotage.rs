@@ -48,11 +48,14 @@ pub enum Sabotage {
     /// the running key of an ambiguous claim (the behaviour before issue 11's drill).
     /// Caught by: cron running key.
     NoWriteRetry,
+    /// A fenced write (`conch put`/`del`/`txn`) is sent without its guard compare.
+    /// Caught by: fenced writes.
+    UnguardedWrite,
 }
 
 impl Sabotage {
     /// Every deliberate bug.
-    pub const ALL: [Sabotage; 11] = [
+    pub const ALL: [Sabotage; 12] = [
         Sabotage::IgnoreDeadlines,
         Sabotage::RankByModRevision,
         Sabotage::ConstantFencingToken,
@@ -64,6 +67,7 @@ impl Sabotage {
         Sabotage::AcquireOnWake,
         Sabotage::StayOnFailedEndpoint,
         Sabotage::NoWriteRetry,
+        Sabotage::UnguardedWrite,
     ];
 
     /// The kebab-case name used on the command line and in traces.
@@ -81,6 +85,7 @@ impl Sabotage {
             Sabotage::AcquireOnWake => "acquire-on-wake",
             Sabotage::StayOnFailedEndpoint => "stay-on-failed-endpoint",
             Sabotage::NoWriteRetry => "no-write-retry",
+            Sabotage::UnguardedWrite => "unguarded-write",
         }
     }
 

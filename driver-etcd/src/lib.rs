@@ -12,6 +12,7 @@
 //! * [`out`] — stdout and stderr that never panic (closed pipes), journald priorities.
 //! * [`run`] — the event loop for one [`conch_core::Runner`].
 //! * [`query`] — read-only queries (`--who`).
+//! * [`fenced`] — fenced writes from a holder's child (`conch put`/`del`/`txn`).
 //! * [`clock`] — `CLOCK_BOOTTIME` as the core's [`conch_core::Instant`].
 //! * `reap`, `sync` — a pid signalled only until reaped; std's or loom's sync types
 //!   (under `--cfg loom` the `loom_*` models run the real cross-thread code).
@@ -21,6 +22,7 @@
 pub mod calls;
 pub mod clock;
 pub mod connect;
+pub mod fenced;
 pub mod hooks;
 pub mod keepalive;
 #[cfg(all(test, loom))]

@@ -18,6 +18,9 @@
 //!   started, been claimed) no longer than conchd's bound
 //!   ([`conch_core::conchd::running_key_bound`]) before `t` — unless `t` is within the
 //!   settle time of a fault, as for liveness.
+//! * `fenced-writes` (with `--fenced-writes`): a guarded write from a holder's child lands
+//!   exactly when, at that revision, the key of its token still held — read from the store,
+//!   not from the guard: a deposed holder's write never lands, a holder's always does.
 //! * `no-leaks`: after SIGTERM to every client: no keys, no session leases, no children,
 //!   every wrapper and daemon exited.
 use std::collections::{BTreeMap, BTreeSet};
@@ -46,7 +49,7 @@ impl Violation {
 }
 
 /// Every checker name, in report order.
-pub const CHECKERS: [&str; 10] = [
+pub const CHECKERS: [&str; 11] = [
     "bounded-holders",
     "fencing",
     "fifo",
@@ -56,6 +59,7 @@ pub const CHECKERS: [&str; 10] = [
     "cron-no-past-tick",
     "failover",
     "cron-running-key",
+    "fenced-writes",
     "no-leaks",
 ];
 
@@ -112,6 +116,7 @@ fn raw_check(outcome: &Outcome) -> Vec<Violation> {
     cron(outcome, &mut v);
     failover(outcome, &mut v);
     running_keys(outcome, &mut v);
+    fenced_writes(outcome, &mut v);
     leaks(outcome, &mut v);
     v
 }
@@ -146,6 +151,22 @@ fn failover(outcome: &Outcome, v: &mut Vec<Violation>) {
                 .at(loss.at),
             );
         }
+    }
+}
+
+/// Guarded writes land exactly while their writer's key holds.
+fn fenced_writes(outcome: &Outcome, v: &mut Vec<Violation>) {
+    for w in outcome.fenced.iter().filter(|w| w.landed != w.held) {
+        let what = if w.landed { "landed from a deposed holder" } else { "was refused while its key held" };
+        let detail = format!(
+            "{} client {}'s write with token {} (sent {}) {what} at {}",
+            w.group.as_str(),
+            w.client,
+            w.token,
+            secs(w.sent),
+            secs(w.at)
+        );
+        v.push(violation("fenced-writes", detail).at(w.at));
     }
 }
 

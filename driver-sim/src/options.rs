@@ -186,6 +186,9 @@ pub struct SimArgs {
     pub trace: bool,
     /// `--members`: etcd members (else drawn: 1, 3 or 5).
     pub members: Option<usize>,
+    /// `--fenced-writes`: holders' children make guarded writes (`conch put`), checked by
+    /// `fenced-writes`. Off by default, so every other seed runs as it always did.
+    pub fenced_writes: bool,
 }
 
 impl SimArgs {
@@ -201,6 +204,7 @@ impl SimArgs {
             sabotage: Sabotage::None,
             trace: false,
             members: None,
+            fenced_writes: false,
         }
     }
 }
@@ -253,6 +257,8 @@ pub struct SimOptions {
     pub sabotage: Sabotage,
     /// Keep a trace.
     pub trace: bool,
+    /// Holders' children make guarded writes.
+    pub fenced_writes: bool,
 }
 
 /// The longest a healthy system may take to converge after the last fault: a TTL, the
@@ -364,6 +370,7 @@ impl SimOptions {
             liveness,
             sabotage: args.sabotage,
             trace: args.trace,
+            fenced_writes: args.fenced_writes,
         }
     }
 
@@ -428,6 +435,9 @@ impl fmt::Display for SimOptions {
             let kinds: Vec<&str> = self.member_faults.iter().map(|k| k.as_str()).collect();
             let kinds = if kinds.is_empty() { "none".to_string() } else { kinds.join(",") };
             write!(f, " members={} member_faults={kinds}", self.members)?;
+        }
+        if self.fenced_writes {
+            write!(f, " fenced_writes=on")?;
         }
         if self.sabotage != Sabotage::None {
             write!(f, " sabotage={}", self.sabotage)?;

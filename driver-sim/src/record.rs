@@ -99,6 +99,26 @@ pub struct Promotion {
     pub at: u64,
 }
 
+/// A guarded write (`conch put`) by a holder's child, as etcd saw it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FencedWrite {
+    /// The client whose child wrote.
+    pub client: usize,
+    /// Its contest.
+    pub group: Group,
+    /// The token it wrote with (`CONCH_REV`).
+    pub token: i64,
+    /// Sent (ns).
+    pub sent: u64,
+    /// Applied by etcd (ns).
+    pub at: u64,
+    /// It landed (the guard held, or there was none).
+    pub landed: bool,
+    /// At that revision the key of that token existed and held (ranked below capacity) —
+    /// read from the store, independently of the guard.
+    pub held: bool,
+}
+
 /// The state of one contest after the convergence bound.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Convergence {
@@ -146,6 +166,8 @@ pub struct Outcome {
     pub promotions: Vec<Promotion>,
     /// Every hold given up as lost.
     pub losses: Vec<LossRecord>,
+    /// Every guarded write that reached etcd (`--fenced-writes`).
+    pub fenced: Vec<FencedWrite>,
     /// Per contest, after the convergence bound.
     pub convergence: Vec<Convergence>,
     /// After the shutdown.

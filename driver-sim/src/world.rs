@@ -31,6 +31,7 @@ use crate::plan::PlannedFault;
 use crate::record::{FaultRecord, Group, Leftovers, LossRecord, Outcome};
 
 mod faults;
+mod fenced;
 mod members;
 mod phases;
 mod processes;
@@ -70,6 +71,8 @@ enum Ev {
     ChildEnd(usize, ChildId, u64),
     Expire,
     Fault(usize),
+    ChildWrite(usize, ChildId, u64),
+    ApplyWrite(Box<fenced::Write>),
     Thaw(usize),
     Cut(usize, u64),
     HealLink(usize),
@@ -182,6 +185,8 @@ pub struct World {
     phase_liveness: bool,
     stopping: bool,
     changes: BTreeMap<Group, u64>,
+    /// Guarded writes by holders' children (`--fenced-writes`).
+    writes: fenced::Writes,
     out: Outcome,
 }
 
@@ -213,6 +218,7 @@ impl World {
         }
         let net = SimNet::new(opts.seed, clients.len(), opts.latency_us);
         let buggify = Buggify::new(opts.seed, &opts.sites);
+        let writes = fenced::Writes::new(opts.seed);
         let out = Outcome {
             opts: opts.clone(),
             intervals: Vec::new(),
@@ -220,6 +226,7 @@ impl World {
             claims: Vec::new(),
             promotions: Vec::new(),
             losses: Vec::new(),
+            fenced: Vec::new(),
             convergence: Vec::new(),
             leftovers: Leftovers::default(),
             heal_at: ns(opts.safety),
@@ -252,6 +259,7 @@ impl World {
             phase_liveness: false,
             stopping: false,
             changes: BTreeMap::new(),
+            writes,
             out,
         }
     }
@@ -399,6 +407,8 @@ impl World {
                     self.fault(fault);
                 }
             }
+            Ev::ChildWrite(i, child, gen) => self.child_write(i, child, gen),
+            Ev::ApplyWrite(write) => self.apply_write(*write),
             Ev::Thaw(i) => {
                 if !self.clients[i].host.wrapper_blocked(self.now) {
                     self.trace("thaw", format_args!("\"client\":{i}"));

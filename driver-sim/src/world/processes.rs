@@ -49,6 +49,9 @@ impl World {
             };
             self.at(self.now + hold * 1_000_000, Ev::ChildEnd(i, child, gen));
         }
+        if self.opts.fenced_writes && matches!(self.clients[i].role, Role::Holder { .. }) {
+            self.start_writes(i, child, gen, &spec.env);
+        }
         let now = self.clock(i);
         if let Some(m) = self.clients[i].machine.as_mut() {
             m.driven().handle_child_started(now, child, 100_000 + gen as u32);
