@@ -267,6 +267,12 @@ pub struct ElectArgs {
     /// With --assert: also require the leader's revision to be at least this.
     #[arg(long, env = "CONCH_MIN_REV", requires = "assert")]
     pub min_rev: Option<i64>,
+    /// Publish this value while leading, like 10.0.0.5:5432 (--who and --watch show it; the child gets CONCH_VALUE); 1-1024 bytes, no spaces.
+    #[arg(long, env = "CONCH_VALUE")]
+    pub value: Option<String>,
+    /// With --who: print the leader's value alone (exit 1 when vacant or it publishes none); with --watch: one "office value rev" line per change.
+    #[arg(long, env = "CONCH_VALUE_ONLY", value_parser = BoolishValueParser::new())]
+    pub value_only: bool,
 }
 
 /// `conch sema <name> --max N ...`

@@ -29,6 +29,8 @@ pub enum Action {
         spec: HoldSpec,
         /// One JSON document instead of text lines.
         json: bool,
+        /// The leader's published value alone.
+        value_only: bool,
     },
     /// Stream leadership changes.
     Watch {
@@ -36,6 +38,8 @@ pub enum Action {
         spec: HoldSpec,
         /// One JSON object per line.
         json: bool,
+        /// `office value rev` lines.
+        value_only: bool,
     },
     /// Does this host lead?
     Assert {
@@ -207,26 +211,38 @@ fn check_usage(cli: Cli) -> Result<Config, String> {
             if modes > 1 {
                 return Err("--who, --watch and --assert are different modes: use one".to_string());
             }
+            if a.value_only && !(a.run.who || a.watch) {
+                return Err("--value-only goes with --who or --watch".to_string());
+            }
+            if a.value_only && a.run.json {
+                return Err("--value-only prints plain text: drop --json (the JSON has a \"value\" field)".to_string());
+            }
+            if a.value.is_some() && modes > 0 {
+                return Err("--value is published by a run: --who, --watch and --assert only read it".to_string());
+            }
+            if let Some(value) = &a.value {
+                conch_core::values::check_value(value)?;
+            }
             if a.watch || a.assert {
                 query_only(&a.run, if a.watch { "--watch" } else { "--assert" })?;
                 if a.restart || a.on_acquire.is_some() || a.on_lose.is_some() {
                     return Err("--restart and hooks belong to a run, not to a query".to_string());
                 }
                 if a.watch {
-                    Action::Watch { spec, json: a.run.json }
+                    Action::Watch { spec, json: a.run.json, value_only: a.value_only }
                 } else {
                     Action::Assert { spec, host: hostname(), min_rev: a.min_rev, json: a.run.json }
                 }
             } else if a.run.who {
                 query_only(&a.run, "--who")?;
-                Action::Who { spec, json: a.run.json }
+                Action::Who { spec, json: a.run.json, value_only: a.value_only }
             } else {
                 let hooks = HookConfig {
                     on_acquire: a.on_acquire.filter(|c| !c.is_empty()),
                     on_lose: a.on_lose.filter(|c| !c.is_empty()),
                     timeout: positive("--hook-timeout", &a.hook_timeout)?,
                 };
-                run_action(spec, a.run, ttl, hooks, a.restart)?
+                run_action(spec, a.run, ttl, hooks, a.restart, a.value)?
             }
         }
         Tool::Sema(a) => {
@@ -241,9 +257,9 @@ fn check_usage(cli: Cli) -> Result<Config, String> {
             }
             if a.run.who {
                 query_only(&a.run, "--who")?;
-                Action::Who { spec, json: a.run.json }
+                Action::Who { spec, json: a.run.json, value_only: false }
             } else {
-                run_action(spec, a.run, ttl, HookConfig::default(), false)?
+                run_action(spec, a.run, ttl, HookConfig::default(), false, None)?
             }
         }
     };
@@ -260,7 +276,14 @@ fn query_only(run: &RunArgs, mode: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn run_action(spec: HoldSpec, run: RunArgs, ttl: Duration, hooks: HookConfig, restart: bool) -> Result<Action, String> {
+fn run_action(
+    spec: HoldSpec,
+    run: RunArgs,
+    ttl: Duration,
+    hooks: HookConfig,
+    restart: bool,
+    value: Option<String>,
+) -> Result<Action, String> {
     if run.json {
         return Err("--json goes with --who, --watch or --assert".to_string());
     }
@@ -279,6 +302,7 @@ fn run_action(spec: HoldSpec, run: RunArgs, ttl: Duration, hooks: HookConfig, re
         started: now_rfc3339(),
         cmd: Some(cmd_field(&run.cmd)),
         held_since: None,
+        value,
     };
     let run = RunConfig { spec, holder, argv: run.cmd, ttl, kill_after, wait, hooks, sabotage: Default::default() };
     Ok(Action::Run(ServiceConfig { run, restart, seed: random_seed() }))

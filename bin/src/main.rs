@@ -51,8 +51,9 @@ fn main() -> ProcessExit {
     };
     match config.action {
         Action::Run(service) => exit(run::run(config.etcd, service)),
-        Action::Who { spec, json } => match query::who(&config.etcd, &spec) {
+        Action::Who { spec, json, value_only } => match query::who(&config.etcd, &spec) {
             Ok((report, others)) => {
+                let report = if value_only { conch_core::who::value_only(report) } else { report };
                 for (max, keys) in others {
                     conch_driver_etcd::out::say_err(&format!("conch: warning: {} is also used with --max {max} ({keys} keys): contenders that disagree on --max do not exclude each other", spec.name.as_str()));
                 }
@@ -76,7 +77,7 @@ fn main() -> ProcessExit {
             }
             Err(e) => fail(e.code, &e.message),
         },
-        Action::Watch { spec, json } => exit(query::watch(&config.etcd, &spec, json)),
+        Action::Watch { spec, json, value_only } => exit(query::watch(&config.etcd, &spec, json, value_only)),
         Action::Cron(action) => match cron::run(&config.etcd, action) {
             Ok(code) => exit(code),
             Err(e) => fail(e.code, &e.message),

@@ -56,6 +56,8 @@ fn examples(page: &str) -> &'static [(&'static str, &'static str)] {
             ("Who leads (exit 1 when vacant)?", "conch elect db-backup --who --json"),
             ("In a health check: does this host lead, with a fencing token of at least 1234?", "conch elect db-backup --assert --min-rev 1234 && echo leader"),
             ("Stream leadership changes.", "conch elect db-backup --watch"),
+            ("Publish the leader's address; clients follow it with one line per change (office value rev).", "conch elect pg-primary --value 10.0.0.5:5432 -- ./run-primary.sh"),
+            ("The leader's address alone, for a script (exit 1 when vacant).", "conch elect pg-primary --who --value-only"),
         ],
         "conch-sema" => &[
             ("At most two at once; wait up to 10 minutes for a slot.", "conch sema reindex --max 2 --wait 10m -- ./reindex.sh"),
@@ -110,6 +112,7 @@ fn more_environment(page: &str) -> &'static [(&'static str, &'static str)] {
             ("CONCH_REV", "Given to the child: its key's create revision, the fencing token."),
             ("CONCH_LEASE", "Given to the child: the session lease, in hex."),
             ("CONCH_KEY", "Given to the child: the full key of its hold (conch put, del and txn guard their writes with it and CONCH_REV)."),
+            ("CONCH_VALUE", "Given to the child of elect --value: the value it publishes."),
             ("CONCH_LEADER", "Given to the child of elect: 1."),
         ],
         "conch-put" | "conch-del" | "conch-txn" => &[

@@ -402,6 +402,8 @@ impl Runner {
         ];
         // The hold's own key: `conch put`/`del`/`txn` guard their writes with it.
         env.extend(self.hold.key().map(|key| ("CONCH_KEY".to_string(), key.to_string())));
+        // The value it publishes (`elect --value`), as `--who` shows it.
+        env.extend(self.cfg.holder.value.clone().map(|value| ("CONCH_VALUE".to_string(), value)));
         if self.cfg.spec.is_office {
             env.push(("CONCH_LEADER".to_string(), "1".to_string()));
         }

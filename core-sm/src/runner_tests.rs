@@ -18,7 +18,14 @@ fn config(office: bool, wait: Option<Duration>) -> RunConfig {
     let spec = if office { HoldSpec::office(name) } else { HoldSpec::semaphore(name, 1) };
     RunConfig {
         spec,
-        holder: Holder { host: "h".into(), pid: 1, started: "t".into(), cmd: Some("c".into()), held_since: None },
+        holder: Holder {
+            host: "h".into(),
+            pid: 1,
+            started: "t".into(),
+            cmd: Some("c".into()),
+            held_since: None,
+            value: None,
+        },
         argv: vec!["c".into()],
         ttl: Duration::from_secs(10),
         kill_after: Duration::from_secs(5),

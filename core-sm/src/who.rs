@@ -35,17 +35,18 @@ impl Entry<'_> {
             Some(h) => (h.host.clone(), h.pid.to_string(), h.held_since.clone().unwrap_or_else(|| h.started.clone())),
             None => ("?".to_string(), "?".to_string(), "?".to_string()),
         };
-        format!("{host} pid={pid} since={started} rev={}", self.kv.create_rev)
+        let value = self.holder.as_ref().and_then(|h| h.value.as_deref()).map(|v| format!(" value={v}"));
+        format!("{host} pid={pid} since={started} rev={}{}", self.kv.create_rev, value.unwrap_or_default())
     }
 
     fn json(&self) -> Value {
         let lease = self.kv.key.rsplit('/').next().and_then(parse_lease_hex).map(|l| l.to_string());
         match &self.holder {
             Some(h) => {
-                json!({"host": h.host, "pid": h.pid, "started": h.started, "held_since": h.held_since, "cmd": h.cmd, "rev": self.kv.create_rev.0, "lease": lease, "key": self.kv.key})
+                json!({"host": h.host, "pid": h.pid, "started": h.started, "held_since": h.held_since, "cmd": h.cmd, "value": h.value, "rev": self.kv.create_rev.0, "lease": lease, "key": self.kv.key})
             }
             None => {
-                json!({"host": null, "pid": null, "started": null, "cmd": null, "rev": self.kv.create_rev.0, "lease": lease, "key": self.kv.key, "foreign": true})
+                json!({"host": null, "pid": null, "started": null, "cmd": null, "value": null, "rev": self.kv.create_rev.0, "lease": lease, "key": self.kv.key, "foreign": true})
             }
         }
     }
@@ -109,6 +110,25 @@ pub fn watch_line(spec: &HoldSpec, kvs: &[Kv], as_json: bool) -> String {
     }
 }
 
+/// `--who --value-only`: the leader's published value alone, for scripts; exit 1 when the
+/// office is vacant or its leader publishes no value.
+pub fn value_only(report: WhoReport) -> WhoReport {
+    let value = report.json.get("value").and_then(Value::as_str).map(str::to_string);
+    let code = if value.is_some() { ExitCode::OK } else { ExitCode::VACANT };
+    WhoReport { lines: value.into_iter().collect(), code, ..report }
+}
+
+/// `--watch --value-only`: `<office> <value> <rev>` (`-` for a leader that publishes no
+/// value), or `<office> -` when vacant.
+pub fn value_line(spec: &HoldSpec, kvs: &[Kv]) -> String {
+    let report = report(spec, kvs);
+    let name = spec.name.as_str();
+    match report.json.get("rev").and_then(Value::as_i64) {
+        Some(rev) => format!("{name} {} {rev}", report.json.get("value").and_then(Value::as_str).unwrap_or("-")),
+        None => format!("{name} -"),
+    }
+}
+
 /// What `--watch` reports a change of: the holders, by their keys' create revisions (a
 /// holder rewriting its own value, as it does with `held_since` on acquiring, is no change).
 pub fn watch_identity(spec: &HoldSpec, kvs: &[Kv]) -> Vec<Revision> {
@@ -162,6 +182,28 @@ mod tests {
         assert!(vacant.lines.is_empty());
         assert_eq!(vacant.code, ExitCode::VACANT);
         assert_eq!(vacant.json, json!({"office": "db", "vacant": true}));
+    }
+
+    #[test]
+    fn the_published_value_in_who_watch_and_value_only() {
+        let spec = HoldSpec::office(Name::new("db").unwrap());
+        let v = r#"{"host":"n1","pid":7,"started":"2026-01-01T00:00:00Z","value":"10.0.0.5:5432"}"#;
+        let kvs = [kv("/conch/v1/elect/db/1a", 10, v), kv("/conch/v1/elect/db/2b", 12, H)];
+        let r = report(&spec, &kvs);
+        assert_eq!(r.lines, vec!["db n1 pid=7 since=2026-01-01T00:00:00Z rev=10 value=10.0.0.5:5432"]);
+        assert_eq!(r.json["value"], "10.0.0.5:5432");
+        let only = value_only(r);
+        assert_eq!((only.lines, only.code), (vec!["10.0.0.5:5432".to_string()], ExitCode::OK));
+        assert_eq!(value_line(&spec, &kvs), "db 10.0.0.5:5432 10");
+        // A leader without a value (an older conch, etcdctl elect) and a vacant office.
+        let old = [kv("/conch/v1/elect/db/2b", 12, H)];
+        let only = value_only(report(&spec, &old));
+        assert_eq!((only.lines.len(), only.code), (0, ExitCode::VACANT));
+        assert_eq!(value_line(&spec, &old), "db - 12");
+        assert_eq!(report(&spec, &old).json["value"], Value::Null);
+        assert_eq!(value_line(&spec, &[kv("/conch/v1/elect/db/3c", 14, "etcdctl")]), "db - 14");
+        assert_eq!(value_line(&spec, &[]), "db -");
+        assert_eq!(value_only(report(&spec, &[])).code, ExitCode::VACANT);
     }
 
     #[test]

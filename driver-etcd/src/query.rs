@@ -2,7 +2,7 @@
 use std::time::Duration;
 
 use conch_core::keys::sema_name_prefix;
-use conch_core::who::{assert_leader, other_capacities, report, watch_identity, watch_line, WhoReport};
+use conch_core::who::{assert_leader, other_capacities, report, value_line, watch_identity, watch_line, WhoReport};
 use conch_core::{EtcdError, EtcdRequest, EtcdResponse, ExitCode, Failure, HoldSpec, Kv, Revision};
 use etcd_client::WatchOptions;
 use tokio::signal::unix::{signal, SignalKind};
@@ -77,27 +77,28 @@ pub fn assert(
 }
 
 /// `--watch`: prints the current leader line, then one line per change, until SIGINT or
-/// SIGTERM (exit 0). Survives etcd restarts and compaction by re-listing.
-pub fn watch(config: &EtcdConfig, spec: &HoldSpec, as_json: bool) -> ExitCode {
+/// SIGTERM (exit 0). Survives etcd restarts and compaction by re-listing. With
+/// `value_only` the lines are `office value rev`.
+pub fn watch(config: &EtcdConfig, spec: &HoldSpec, as_json: bool, value_only: bool) -> ExitCode {
     let Ok(rt) = runtime() else { return ExitCode::LOST };
     rt.block_on(async {
         let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
             return ExitCode::LOST;
         };
         tokio::select! {
-            code = watch_loop(config, spec, as_json) => code,
+            code = watch_loop(config, spec, as_json, value_only) => code,
             _ = int.recv() => ExitCode::OK,
             _ = term.recv() => ExitCode::OK,
         }
     })
 }
 
-async fn watch_loop(config: &EtcdConfig, spec: &HoldSpec, as_json: bool) -> ExitCode {
+async fn watch_loop(config: &EtcdConfig, spec: &HoldSpec, as_json: bool, value_only: bool) -> ExitCode {
     let pool = Pool::new(config.clone());
     let prefix = spec.prefix();
     let mut last: Option<Vec<Revision>> = None;
     let mut print = |kvs: &[Kv]| {
-        let line = watch_line(spec, kvs, as_json);
+        let line = if value_only { value_line(spec, kvs) } else { watch_line(spec, kvs, as_json) };
         let identity = watch_identity(spec, kvs);
         if last.as_ref() != Some(&identity) {
             crate::out::listing_line(&line);

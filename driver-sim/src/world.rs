@@ -455,6 +455,7 @@ impl World {
                     started: format!("inc{}", c.incarnation),
                     cmd: Some("child".into()),
                     held_since: None,
+                    value: None,
                 };
                 let run = RunConfig {
                     spec: spec.clone(),
