@@ -147,6 +147,9 @@ pub enum Tool {
         /// Holders' children make guarded writes (conch put) all along; the fenced-writes checker asks that none lands from a deposed holder.
         #[arg(long)]
         fenced_writes: bool,
+        /// The office's leader is asked to step down (elect --step-down) every few seconds; the step-down checker asks it to stop its child within the kill grace.
+        #[arg(long)]
+        step_downs: bool,
         /// Write the JSON-lines event trace of the first failing seed (else the last) here.
         #[arg(long, env = "CONCH_TRACE")]
         trace: Option<String>,
@@ -270,6 +273,9 @@ pub struct ElectArgs {
     /// Publish this value while leading, like 10.0.0.5:5432 (--who and --watch show it; the child gets CONCH_VALUE); 1-1024 bytes, no spaces.
     #[arg(long, env = "CONCH_VALUE")]
     pub value: Option<String>,
+    /// Ask the leader to hand over (from any host): it stops its child, resigns, and with --restart campaigns again at the back of the queue; exit 0 once it resigned, 1 when vacant, 75 if not within --wait [default: 60s].
+    #[arg(long, env = "CONCH_STEP_DOWN", value_parser = BoolishValueParser::new())]
+    pub step_down: bool,
     /// With --who: print the leader's value alone (exit 1 when vacant or it publishes none); with --watch: one "office value rev" line per change.
     #[arg(long, env = "CONCH_VALUE_ONLY", value_parser = BoolishValueParser::new())]
     pub value_only: bool,

@@ -61,6 +61,15 @@ pub enum Action {
         /// Status API address.
         status_addr: Option<std::net::SocketAddr>,
     },
+    /// Ask an office's leader to step down.
+    StepDown {
+        /// The office.
+        office: Name,
+        /// The request's lease TTL.
+        ttl: Duration,
+        /// How long to wait for the resignation.
+        wait: Duration,
+    },
     /// A fenced write from a holder's child (`put`, `del`, `txn`).
     Fenced(crate::fenced::FencedRun),
     /// Run the simulator.
@@ -124,6 +133,7 @@ fn check_usage(cli: Cli) -> Result<Config, String> {
             faults,
             all_faults,
             fenced_writes,
+            step_downs,
             trace,
             timeline,
             json,
@@ -178,6 +188,7 @@ fn check_usage(cli: Cli) -> Result<Config, String> {
                 trace: false,
                 members: members.map(usize::from),
                 fenced_writes,
+                step_downs,
             };
             Action::Sim(crate::sim::SimRun { args, seeds, trace, timeline, json, timing })
         }
@@ -207,9 +218,9 @@ fn check_usage(cli: Cli) -> Result<Config, String> {
         Tool::Txn => Action::Fenced(crate::fenced::validate(crate::fenced::What::Txn)?),
         Tool::Elect(a) => {
             let spec = HoldSpec::office(name(&a.office)?);
-            let modes = [a.run.who, a.watch, a.assert].iter().filter(|m| **m).count();
+            let modes = [a.run.who, a.watch, a.assert, a.step_down].iter().filter(|m| **m).count();
             if modes > 1 {
-                return Err("--who, --watch and --assert are different modes: use one".to_string());
+                return Err("--who, --watch, --assert and --step-down are different modes: use one".to_string());
             }
             if a.value_only && !(a.run.who || a.watch) {
                 return Err("--value-only goes with --who or --watch".to_string());
@@ -223,7 +234,19 @@ fn check_usage(cli: Cli) -> Result<Config, String> {
             if let Some(value) = &a.value {
                 conch_core::values::check_value(value)?;
             }
-            if a.watch || a.assert {
+            if a.step_down {
+                if !a.run.cmd.is_empty() {
+                    return Err("--step-down takes no command: drop the part after --".to_string());
+                }
+                if a.run.nonblock || a.run.json || a.restart || a.on_acquire.is_some() || a.on_lose.is_some() {
+                    return Err("--step-down takes only --wait (how long to wait for the resignation)".to_string());
+                }
+                let wait = match &a.run.wait {
+                    Some(w) => positive("--wait", w)?,
+                    None => conch_core::step_down::WAIT_DEFAULT,
+                };
+                Action::StepDown { office: spec.name, ttl, wait }
+            } else if a.watch || a.assert {
                 query_only(&a.run, if a.watch { "--watch" } else { "--assert" })?;
                 if a.restart || a.on_acquire.is_some() || a.on_lose.is_some() {
                     return Err("--restart and hooks belong to a run, not to a query".to_string());

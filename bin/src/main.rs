@@ -83,6 +83,26 @@ fn main() -> ProcessExit {
             Err(e) => fail(e.code, &e.message),
         },
         Action::Conchd { cfg, status_addr } => exit(status::serve_conchd(config.etcd, cfg, status_addr)),
+        Action::StepDown { office, ttl, wait } => {
+            use conch_core::step_down::StepDown;
+            let asker = (config::hostname(), std::process::id());
+            match conch_driver_etcd::step_down::step_down(&config.etcd, &office, ttl, wait, asker) {
+                Ok(outcome) => {
+                    let name = office.as_str();
+                    match &outcome {
+                        StepDown::Resigned { host, rev } => listing_line(&format!("{name} {host} rev={rev} stepped down")),
+                        StepDown::Vacant => conch_driver_etcd::out::say_err(&format!("conch: {name} is vacant: nobody to step down")),
+                        StepDown::TimedOut { host, rev } => conch_driver_etcd::out::say_err(&format!(
+                            "conch: the leader of {name} ({host}, rev={rev}) did not resign within {}: it may not listen for step-down requests (an older conch, etcdctl elect)",
+                            conch_core::duration::format(wait)
+                        )),
+                        StepDown::Interrupted(_) => {}
+                    }
+                    exit(outcome.exit_code())
+                }
+                Err(e) => fail(e.code, &e.message),
+            }
+        }
         Action::Fenced(run) => match conch_driver_etcd::fenced::write(&config.etcd, run.request) {
             Ok(answer) => {
                 let code = answer.exit_code();

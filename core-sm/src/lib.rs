@@ -32,6 +32,7 @@ pub mod schedule;
 pub mod service;
 pub mod session;
 pub mod shim_rules;
+pub mod step_down;
 pub mod supervision;
 pub mod time;
 pub mod values;

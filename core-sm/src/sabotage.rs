@@ -51,11 +51,14 @@ pub enum Sabotage {
     /// A fenced write (`conch put`/`del`/`txn`) is sent without its guard compare.
     /// Caught by: fenced writes.
     UnguardedWrite,
+    /// The leader ignores step-down requests.
+    /// Caught by: step-down.
+    IgnoreStepDown,
 }
 
 impl Sabotage {
     /// Every deliberate bug.
-    pub const ALL: [Sabotage; 12] = [
+    pub const ALL: [Sabotage; 13] = [
         Sabotage::IgnoreDeadlines,
         Sabotage::RankByModRevision,
         Sabotage::ConstantFencingToken,
@@ -68,6 +71,7 @@ impl Sabotage {
         Sabotage::StayOnFailedEndpoint,
         Sabotage::NoWriteRetry,
         Sabotage::UnguardedWrite,
+        Sabotage::IgnoreStepDown,
     ];
 
     /// The kebab-case name used on the command line and in traces.
@@ -86,6 +90,7 @@ impl Sabotage {
             Sabotage::StayOnFailedEndpoint => "stay-on-failed-endpoint",
             Sabotage::NoWriteRetry => "no-write-retry",
             Sabotage::UnguardedWrite => "unguarded-write",
+            Sabotage::IgnoreStepDown => "ignore-step-down",
         }
     }
 

@@ -13,6 +13,7 @@
 //! * [`run`] — the event loop for one [`conch_core::Runner`].
 //! * [`query`] — read-only queries (`--who`).
 //! * [`fenced`] — fenced writes from a holder's child (`conch put`/`del`/`txn`).
+//! * [`step_down`] — `elect --step-down`: ask the leader to resign, wait for it.
 //! * [`clock`] — `CLOCK_BOOTTIME` as the core's [`conch_core::Instant`].
 //! * `reap`, `sync` — a pid signalled only until reaped; std's or loom's sync types
 //!   (under `--cfg loom` the `loom_*` models run the real cross-thread code).
@@ -36,6 +37,7 @@ pub mod run;
 pub mod shim;
 pub mod shim_link;
 pub mod status;
+pub mod step_down;
 mod sync;
 pub mod watches;
 

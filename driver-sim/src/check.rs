@@ -21,6 +21,9 @@
 //! * `fenced-writes` (with `--fenced-writes`): a guarded write from a holder's child lands
 //!   exactly when, at that revision, the key of its token still held — read from the store,
 //!   not from the guard: a deposed holder's write never lands, a holder's always does.
+//! * `step-down` (with `--step-downs`): a leader asked to step down stops its child within
+//!   the kill grace (plus a second for the request to reach it), unless a fault of that
+//!   client or of etcd lies around the request.
 //! * `no-leaks`: after SIGTERM to every client: no keys, no session leases, no children,
 //!   every wrapper and daemon exited.
 use std::collections::{BTreeMap, BTreeSet};
@@ -49,7 +52,7 @@ impl Violation {
 }
 
 /// Every checker name, in report order.
-pub const CHECKERS: [&str; 11] = [
+pub const CHECKERS: [&str; 12] = [
     "bounded-holders",
     "fencing",
     "fifo",
@@ -60,6 +63,7 @@ pub const CHECKERS: [&str; 11] = [
     "failover",
     "cron-running-key",
     "fenced-writes",
+    "step-down",
     "no-leaks",
 ];
 
@@ -117,6 +121,7 @@ fn raw_check(outcome: &Outcome) -> Vec<Violation> {
     failover(outcome, &mut v);
     running_keys(outcome, &mut v);
     fenced_writes(outcome, &mut v);
+    step_downs(outcome, &mut v);
     leaks(outcome, &mut v);
     v
 }
@@ -167,6 +172,34 @@ fn fenced_writes(outcome: &Outcome, v: &mut Vec<Violation>) {
             secs(w.at)
         );
         v.push(violation("fenced-writes", detail).at(w.at));
+    }
+}
+
+/// A leader asked to step down stops its child within the kill grace.
+fn step_downs(outcome: &Outcome, v: &mut Vec<Violation>) {
+    let opts = &outcome.opts;
+    let (ttl, grace) = (opts.ttl.as_nanos() as u64, opts.kill_after.as_nanos() as u64);
+    let bound = grace + 1_000_000_000;
+    for s in &outcome.step_downs {
+        let Some(client) = s.client else { continue };
+        let excused = outcome
+            .faults
+            .iter()
+            .any(|f| f.client.is_none_or(|c| c == client) && f.from <= s.at + bound + ttl && f.to + ttl >= s.at);
+        let child = outcome
+            .intervals
+            .iter()
+            .find(|iv| iv.group == Group::Office && iv.client == client && iv.rev == s.token && iv.start <= s.at);
+        let Some(child) = child.filter(|_| !excused) else { continue };
+        if child.end > s.at + bound {
+            let detail = format!(
+                "office client {client} (token {}) asked to step down at {} still ran its child until {}",
+                s.token,
+                secs(s.at),
+                secs(child.end)
+            );
+            v.push(violation("step-down", detail).at(s.at + bound));
+        }
     }
 }
 

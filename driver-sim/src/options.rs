@@ -189,6 +189,9 @@ pub struct SimArgs {
     /// `--fenced-writes`: holders' children make guarded writes (`conch put`), checked by
     /// `fenced-writes`. Off by default, so every other seed runs as it always did.
     pub fenced_writes: bool,
+    /// `--step-downs`: the office's leader is asked to step down (`elect --step-down`)
+    /// every few seconds of the safety phase, checked by `step-down`. Off by default.
+    pub step_downs: bool,
 }
 
 impl SimArgs {
@@ -205,6 +208,7 @@ impl SimArgs {
             trace: false,
             members: None,
             fenced_writes: false,
+            step_downs: false,
         }
     }
 }
@@ -259,6 +263,8 @@ pub struct SimOptions {
     pub trace: bool,
     /// Holders' children make guarded writes.
     pub fenced_writes: bool,
+    /// The office's leader is asked to step down now and then.
+    pub step_downs: bool,
 }
 
 /// The longest a healthy system may take to converge after the last fault: a TTL, the
@@ -371,6 +377,7 @@ impl SimOptions {
             sabotage: args.sabotage,
             trace: args.trace,
             fenced_writes: args.fenced_writes,
+            step_downs: args.step_downs,
         }
     }
 
@@ -438,6 +445,9 @@ impl fmt::Display for SimOptions {
         }
         if self.fenced_writes {
             write!(f, " fenced_writes=on")?;
+        }
+        if self.step_downs {
+            write!(f, " step_downs=on")?;
         }
         if self.sabotage != Sabotage::None {
             write!(f, " sabotage={}", self.sabotage)?;

@@ -119,6 +119,17 @@ pub struct FencedWrite {
     pub held: bool,
 }
 
+/// A step-down request for the office's leader (`--step-downs`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StepDownRecord {
+    /// When it was written (ns).
+    pub at: u64,
+    /// The leader's token it names.
+    pub token: i64,
+    /// The client whose child ran with that token then, if one did.
+    pub client: Option<usize>,
+}
+
 /// The state of one contest after the convergence bound.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Convergence {
@@ -168,6 +179,8 @@ pub struct Outcome {
     pub losses: Vec<LossRecord>,
     /// Every guarded write that reached etcd (`--fenced-writes`).
     pub fenced: Vec<FencedWrite>,
+    /// Every step-down request (`--step-downs`).
+    pub step_downs: Vec<StepDownRecord>,
     /// Per contest, after the convergence bound.
     pub convergence: Vec<Convergence>,
     /// After the shutdown.

@@ -35,6 +35,7 @@ mod fenced;
 mod members;
 mod phases;
 mod processes;
+mod step_down;
 mod traffic;
 
 /// A call without an answer fails after this (the real driver's call timeout).
@@ -72,6 +73,8 @@ enum Ev {
     Expire,
     Fault(usize),
     ChildWrite(usize, ChildId, u64),
+    StepDown(u64),
+    StepDownClean(String),
     ApplyWrite(Box<fenced::Write>),
     Thaw(usize),
     Cut(usize, u64),
@@ -196,6 +199,8 @@ impl World {
         let mut rng = SplitMix64::new(opts.seed);
         let mut clients = Vec::new();
         let office = HoldSpec::office(Name::new("sim-office").expect("a valid name literal"));
+        // Without --step-downs the leader does not listen: every other seed runs as it did.
+        let office = if opts.step_downs { office } else { office.without_step_down() };
         let sema = HoldSpec::semaphore(Name::new("sim-sema").expect("a valid name literal"), opts.sema_max);
         let roles = (0..opts.office_clients)
             .map(|_| Role::Holder { group: Group::Office, spec: office.clone() })
@@ -227,6 +232,7 @@ impl World {
             promotions: Vec::new(),
             losses: Vec::new(),
             fenced: Vec::new(),
+            step_downs: Vec::new(),
             convergence: Vec::new(),
             leftovers: Leftovers::default(),
             heal_at: ns(opts.safety),
@@ -296,6 +302,9 @@ impl World {
         let heal_at = self.out.heal_at;
         let bound = ns(convergence_bound(self.opts.ttl, self.opts.kill_after));
         self.at(heal_at, Ev::Heal);
+        if self.opts.step_downs {
+            self.schedule_step_down(1);
+        }
         self.at(heal_at + bound, Ev::Converge(false));
         self.at(heal_at + bound + SETTLED_NS, Ev::Converge(true));
         let stop_at = self.out.stop_at.max(heal_at + bound + SETTLED_NS + 1);
@@ -409,6 +418,8 @@ impl World {
             }
             Ev::ChildWrite(i, child, gen) => self.child_write(i, child, gen),
             Ev::ApplyWrite(write) => self.apply_write(*write),
+            Ev::StepDown(n) => self.step_down(n),
+            Ev::StepDownClean(key) => self.step_down_clean(key),
             Ev::Thaw(i) => {
                 if !self.clients[i].host.wrapper_blocked(self.now) {
                     self.trace("thaw", format_args!("\"client\":{i}"));
