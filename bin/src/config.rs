@@ -1,6 +1,7 @@
-//! `validate`: parsed flags → a checked [`Config`]. Every usage error is found here,
-//! before any etcd call, and reported in one line (exit 64).
-use std::hash::{BuildHasher, Hasher};
+//! `validate`: parsed flags and a [`Host`] → a checked [`Config`]. Every usage error is
+//! found here, before any etcd call, and reported in one line (exit 64). A pure function:
+//! all it knows of the machine comes through the [`Host`] (the real one is
+//! [`crate::host::ThisHost`]), so the tests below run it over tables.
 use std::time::Duration;
 
 use conch_core::endpoints::ENDPOINTS_MAX;
@@ -11,6 +12,7 @@ use conch_driver_etcd::connect::{EtcdConfig, TlsFiles};
 use conch_driver_sim::options::{FaultKind, Scenario, SimArgs};
 
 use crate::cli::{Cli, GlobalArgs, RunArgs, Tool};
+use crate::host::Host;
 
 /// `--kill-after` when not given (and the TTL leaves room for it).
 pub const KILL_AFTER_DEFAULT: Duration = Duration::from_secs(5);
@@ -69,6 +71,8 @@ pub enum Action {
         ttl: Duration,
         /// How long to wait for the resignation.
         wait: Duration,
+        /// Who asks (hostname, pid), written into the request.
+        asker: (String, u32),
     },
     /// A fenced write from a holder's child (`put`, `del`, `txn`).
     Fenced(crate::fenced::FencedRun),
@@ -97,18 +101,18 @@ pub struct Config {
 /// Checks everything: first every usage error (exit 64), then what the run needs of this
 /// host — the command to run (exit 127 or 126), the files to write (exit 73). The error is
 /// the one line to print and its exit code; nothing has been sent to etcd.
-pub fn validate(cli: Cli) -> Result<Config, Failure> {
-    let config = check_usage(cli)?;
+pub fn validate(cli: Cli, host: &dyn Host) -> Result<Config, Failure> {
+    let config = check_usage(cli, host)?;
     match &config.action {
         Action::Run(service) => {
             if let Some(program) = service.run.argv.first() {
-                crate::command::resolve(program)?;
+                host.resolve_command(program)?;
             }
         }
         Action::Sim(run) => {
             for (flag, path) in [("--trace", &run.trace), ("--timeline", &run.timeline)] {
                 if let Some(path) = path {
-                    crate::sim::check_writable(flag, path)?;
+                    host.check_writable(flag, path)?;
                 }
             }
         }
@@ -117,8 +121,8 @@ pub fn validate(cli: Cli) -> Result<Config, Failure> {
     Ok(config)
 }
 
-fn check_usage(cli: Cli) -> Result<Config, String> {
-    let etcd = etcd_config(&cli.global)?;
+fn check_usage(cli: Cli, host: &dyn Host) -> Result<Config, String> {
+    let etcd = etcd_config(&cli.global, host)?;
     let ttl = parse_ttl(&cli.global.ttl)?;
     let action = match cli.command {
         Tool::Completions { shell } => Action::Completions(shell),
@@ -192,7 +196,7 @@ fn check_usage(cli: Cli) -> Result<Config, String> {
             };
             Action::Sim(crate::sim::SimRun { args, seeds, trace, timeline, json, timing })
         }
-        Tool::Cron { cmd } => Action::Cron(crate::cron::validate(cmd)?),
+        Tool::Cron { cmd } => Action::Cron(crate::cron::validate(cmd, host)?),
         Tool::Conchd { status_addr, kill_after } => {
             let kill_after = kill_after_for(ttl, kill_after.as_deref())?;
             let status_addr = match status_addr {
@@ -202,20 +206,24 @@ fn check_usage(cli: Cli) -> Result<Config, String> {
                 None => None,
             };
             let cfg = conch_core::conchd::ConchdConfig {
-                node: hostname(),
-                pid: std::process::id(),
-                started: now_rfc3339(),
+                node: host.hostname(),
+                pid: host.pid(),
+                started: host.now_rfc3339(),
                 ttl,
                 kill_after,
-                seed: random_seed(),
+                seed: host.seed(),
                 sabotage: Default::default(),
             };
             Action::Conchd { cfg, status_addr }
         }
         Tool::Man { page, dir } => Action::Man { page, dir },
-        Tool::Put { key, value } => Action::Fenced(crate::fenced::validate(crate::fenced::What::Put(key, value))?),
-        Tool::Del { key, prefix } => Action::Fenced(crate::fenced::validate(crate::fenced::What::Del(key, prefix))?),
-        Tool::Txn => Action::Fenced(crate::fenced::validate(crate::fenced::What::Txn)?),
+        Tool::Put { key, value } => {
+            Action::Fenced(crate::fenced::validate(crate::fenced::What::Put(key, value), host)?)
+        }
+        Tool::Del { key, prefix } => {
+            Action::Fenced(crate::fenced::validate(crate::fenced::What::Del(key, prefix), host)?)
+        }
+        Tool::Txn => Action::Fenced(crate::fenced::validate(crate::fenced::What::Txn, host)?),
         Tool::Elect(a) => {
             let spec = HoldSpec::office(name(&a.office)?);
             let modes = [a.run.who, a.watch, a.assert, a.step_down].iter().filter(|m| **m).count();
@@ -245,7 +253,7 @@ fn check_usage(cli: Cli) -> Result<Config, String> {
                     Some(w) => positive("--wait", w)?,
                     None => conch_core::step_down::WAIT_DEFAULT,
                 };
-                Action::StepDown { office: spec.name, ttl, wait }
+                Action::StepDown { office: spec.name, ttl, wait, asker: (host.hostname(), host.pid()) }
             } else if a.watch || a.assert {
                 query_only(&a.run, if a.watch { "--watch" } else { "--assert" })?;
                 if a.restart || a.on_acquire.is_some() || a.on_lose.is_some() {
@@ -254,7 +262,7 @@ fn check_usage(cli: Cli) -> Result<Config, String> {
                 if a.watch {
                     Action::Watch { spec, json: a.run.json, value_only: a.value_only }
                 } else {
-                    Action::Assert { spec, host: hostname(), min_rev: a.min_rev, json: a.run.json }
+                    Action::Assert { spec, host: host.hostname(), min_rev: a.min_rev, json: a.run.json }
                 }
             } else if a.run.who {
                 query_only(&a.run, "--who")?;
@@ -265,7 +273,7 @@ fn check_usage(cli: Cli) -> Result<Config, String> {
                     on_lose: a.on_lose.filter(|c| !c.is_empty()),
                     timeout: positive("--hook-timeout", &a.hook_timeout)?,
                 };
-                run_action(spec, a.run, ttl, hooks, a.restart, a.value)?
+                run_action(spec, a.run, ttl, hooks, a.restart, a.value, host)?
             }
         }
         Tool::Sema(a) => {
@@ -274,15 +282,15 @@ fn check_usage(cli: Cli) -> Result<Config, String> {
             }
             let mut spec = HoldSpec::semaphore(name(&a.name)?, a.max);
             if a.spread {
-                let host = hostname();
-                Name::new(&host).map_err(|e| format!("--spread uses the hostname as a key, but {e}"))?;
-                spec = spec.spread(host);
+                let name = host.hostname();
+                Name::new(&name).map_err(|e| format!("--spread uses the hostname as a key, but {e}"))?;
+                spec = spec.spread(name);
             }
             if a.run.who {
                 query_only(&a.run, "--who")?;
                 Action::Who { spec, json: a.run.json, value_only: false }
             } else {
-                run_action(spec, a.run, ttl, HookConfig::default(), false, None)?
+                run_action(spec, a.run, ttl, HookConfig::default(), false, None, host)?
             }
         }
     };
@@ -306,6 +314,7 @@ fn run_action(
     hooks: HookConfig,
     restart: bool,
     value: Option<String>,
+    host: &dyn Host,
 ) -> Result<Action, String> {
     if run.json {
         return Err("--json goes with --who, --watch or --assert".to_string());
@@ -320,18 +329,18 @@ fn run_action(
         (false, None) => None,
     };
     let holder = Holder {
-        host: hostname(),
-        pid: std::process::id(),
-        started: now_rfc3339(),
+        host: host.hostname(),
+        pid: host.pid(),
+        started: host.now_rfc3339(),
         cmd: Some(cmd_field(&run.cmd)),
         held_since: None,
         value,
     };
     let run = RunConfig { spec, holder, argv: run.cmd, ttl, kill_after, wait, hooks, sabotage: Default::default() };
-    Ok(Action::Run(ServiceConfig { run, restart, seed: random_seed() }))
+    Ok(Action::Run(ServiceConfig { run, restart, seed: host.seed() }))
 }
 
-fn etcd_config(g: &GlobalArgs) -> Result<EtcdConfig, String> {
+fn etcd_config(g: &GlobalArgs, host: &dyn Host) -> Result<EtcdConfig, String> {
     let endpoints = parse_endpoints(&g.endpoints, g.cacert.is_some())?;
     let https = endpoints.iter().any(|e| e.starts_with("https://"));
     if https && endpoints.iter().any(|e| e.starts_with("http://")) {
@@ -340,7 +349,7 @@ fn etcd_config(g: &GlobalArgs) -> Result<EtcdConfig, String> {
     let tls = if https {
         let ca = g.cacert.clone().ok_or("--endpoints uses https://: give the CA certificate with --cacert")?;
         let client = g.cert.clone().zip(g.key.clone());
-        Some(TlsFiles::load(&ca, client.as_ref().map(|(c, k)| (c.as_str(), k.as_str())))?)
+        Some(TlsFiles::load(&ca, client.as_ref().map(|(c, k)| (c.as_str(), k.as_str())), |p| host.read_file(p))?)
     } else {
         if g.cacert.is_some() || g.cert.is_some() {
             return Err("--cacert/--cert/--key need https:// endpoints".to_string());
@@ -437,30 +446,172 @@ fn parse_endpoints(text: &str, tls: bool) -> Result<Vec<String>, String> {
     Ok(out)
 }
 
-/// This host's name; `CONCH_HOSTNAME` overrides it (tests, containers).
-pub fn hostname() -> String {
-    if let Ok(h) = std::env::var("CONCH_HOSTNAME") {
-        if !h.is_empty() {
-            return h;
-        }
-    }
-    nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_else(|| "unknown".to_string())
-}
-
-fn now_rfc3339() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-}
-
-/// A seed for the backoff's draws, from the OS's per-process random hash keys.
-fn random_seed() -> u64 {
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u32(std::process::id());
-    hasher.finish()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser;
+    use conch_core::ExitCode;
+
+    /// A host made of a table row: what it is called, which files and commands it has,
+    /// where it may write.
+    #[derive(Default)]
+    struct TableHost {
+        hostname: &'static str,
+        files: &'static [(&'static str, &'static str)],
+        commands: &'static [&'static str],
+        writable: &'static [&'static str],
+        env: &'static [(&'static str, &'static str)],
+        stdin: &'static str,
+    }
+
+    impl Host for TableHost {
+        fn hostname(&self) -> String {
+            self.hostname.to_string()
+        }
+        fn user(&self) -> String {
+            "alice".to_string()
+        }
+        fn pid(&self) -> u32 {
+            42
+        }
+        fn now_rfc3339(&self) -> String {
+            "2026-12-02T01:00:00Z".to_string()
+        }
+        fn seed(&self) -> u64 {
+            7
+        }
+        fn read_file(&self, path: &str) -> std::io::Result<Vec<u8>> {
+            let found = self.files.iter().find(|(p, _)| *p == path);
+            found.map(|(_, text)| text.as_bytes().to_vec()).ok_or_else(|| std::io::ErrorKind::NotFound.into())
+        }
+        fn resolve_command(&self, program: &str) -> Result<(), Failure> {
+            match self.commands.contains(&program) {
+                true => Ok(()),
+                false => Err(Failure::new(ExitCode::NOT_FOUND, format!("command {program} not found in PATH"))),
+            }
+        }
+        fn check_writable(&self, flag: &str, path: &str) -> Result<(), Failure> {
+            match self.writable.contains(&path) {
+                true => Ok(()),
+                false => Err(Failure::new(ExitCode::CANT_CREATE, format!("{flag} {path}: cannot create"))),
+            }
+        }
+        fn var(&self, name: &str) -> Option<String> {
+            self.env.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string())
+        }
+        fn read_stdin(&self, _max: usize) -> Result<String, String> {
+            Ok(self.stdin.to_string())
+        }
+    }
+
+    const PEM: &str = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+
+    fn host() -> TableHost {
+        TableHost {
+            hostname: "h1",
+            files: &[("/ca.pem", PEM), ("/junk", "not pem")],
+            commands: &["true", "sh"],
+            writable: &["/tmp/x.svg"],
+            ..TableHost::default()
+        }
+    }
+
+    fn check(args: &str, host: &TableHost) -> Result<Config, Failure> {
+        let argv = std::iter::once("conch").chain(args.split(' '));
+        let cli = Cli::try_parse_from(argv).map_err(|e| Failure::new(ExitCode::USAGE, e.to_string()))?;
+        validate(cli, host)
+    }
+
+    #[test]
+    fn refusals_name_what_is_wrong_with_the_right_code() {
+        let cases: &[(&str, ExitCode, &str)] = &[
+            ("elect x -- nosuch", ExitCode::NOT_FOUND, "nosuch not found"),
+            ("--ttl 1500ms elect x -- true", ExitCode::USAGE, "whole number of seconds"),
+            ("--ttl 1 elect x -- true", ExitCode::USAGE, "--ttl 1s is too short"),
+            ("elect x", ExitCode::USAGE, "missing command"),
+            ("elect x --who -- true", ExitCode::USAGE, "--who takes no command"),
+            ("sema x --max 0 -- true", ExitCode::USAGE, "--max 0 is out of range"),
+            ("--endpoints https://127.0.0.1:2379 elect x -- true", ExitCode::USAGE, "--cacert"),
+            ("--endpoints https://127.0.0.1:2379 --cacert /nope elect x -- true", ExitCode::USAGE, "--cacert /nope"),
+            ("--endpoints https://127.0.0.1:2379 --cacert /junk elect x -- true", ExitCode::USAGE, "not a PEM file"),
+            ("--endpoints 127.0.0.1:2379,https://h:1 elect x -- true", ExitCode::USAGE, "mix of http"),
+            ("--user nopassword elect x -- true", ExitCode::USAGE, "--user must be name:password"),
+            ("sim --seed 1 --timeline /nope/x.svg", ExitCode::CANT_CREATE, "--timeline /nope/x.svg"),
+            ("conchd --status-addr nowhere", ExitCode::USAGE, "--status-addr"),
+        ];
+        for (args, code, says) in cases {
+            let failure = check(args, &host()).map(|_| ()).unwrap_err();
+            assert_eq!(failure.code, *code, "{args}: {failure}");
+            assert!(failure.message.contains(says), "{args}: {failure} lacks {says:?}");
+        }
+        let odd = TableHost { hostname: "bad host", ..host() };
+        let failure = check("sema x --max 2 --spread -- true", &odd).map(|_| ()).unwrap_err();
+        assert!(failure.message.contains("--spread uses the hostname"), "{failure}");
+    }
+
+    #[test]
+    fn what_a_run_knows_of_its_host_comes_from_the_host() {
+        let Action::Run(service) = check("elect x -- true", &host()).unwrap().action else { panic!("not a run") };
+        let holder = &service.run.holder;
+        assert_eq!((holder.host.as_str(), holder.pid, holder.started.as_str()), ("h1", 42, "2026-12-02T01:00:00Z"));
+        assert_eq!(service.seed, 7);
+        let Action::Conchd { cfg, .. } = check("conchd", &host()).unwrap().action else { panic!("not conchd") };
+        assert_eq!((cfg.node.as_str(), cfg.pid, cfg.seed), ("h1", 42, 7));
+        let config = check("--endpoints https://127.0.0.1:2379 --cacert /ca.pem elect x -- true", &host()).unwrap();
+        assert_eq!(config.etcd.tls.map(|t| t.ca_pem), Some(PEM.as_bytes().to_vec()));
+        let Action::Cron(crate::cron::CronAction::Add(_, job)) =
+            check("cron add j --schedule @daily -- true", &host()).unwrap().action
+        else {
+            panic!("not cron add")
+        };
+        assert_eq!(job.spec.added_by, "alice@h1");
+        let Action::Assert { host: name, .. } = check("elect x --assert", &host()).unwrap().action else {
+            panic!("not assert")
+        };
+        assert_eq!(name, "h1");
+        assert!(check("sim --seed 1 --timeline /tmp/x.svg", &host()).is_ok());
+    }
+
+    #[test]
+    fn fenced_writes_value_and_step_down_are_checked_against_the_host() {
+        let child = TableHost {
+            env: &[("CONCH_KEY", "/conch/v1/elect/x/1a"), ("CONCH_REV", "12")],
+            stdin: "value(\"k\") = \"v\"\n\nput k w\n\n",
+            ..host()
+        };
+        let Action::Fenced(run) = check("put app/k v", &child).unwrap().action else { panic!("not a put") };
+        assert!(!run.print && run.key == "/conch/v1/elect/x/1a");
+        let Action::Fenced(run) = check("txn", &child).unwrap().action else { panic!("not a txn") };
+        assert!(run.print);
+        let cases: &[(&str, &TableHost, &str)] = &[
+            ("put app/k v", &host(), "CONCH_KEY is not set"),
+            (
+                "del app/k",
+                &TableHost { env: &[("CONCH_KEY", "/conch/v1/elect/x/1a")], ..host() },
+                "CONCH_REV is not set",
+            ),
+            ("txn", &TableHost { stdin: "bogus\n", ..child }, "txn: line 1"),
+            ("put /conch/v1/x v", &child, "conch's own keys"),
+            ("elect x --value a\tb -- true", &host(), "--value contains"),
+            ("elect x --who --value-only --json", &host(), "--value-only prints plain text"),
+            ("elect x --step-down -- true", &host(), "--step-down takes no command"),
+            ("elect x --step-down --assert", &host(), "different modes"),
+        ];
+        for (args, host, says) in cases {
+            let failure = check(args, host).map(|_| ()).unwrap_err();
+            assert_eq!(failure.code, ExitCode::USAGE, "{args}: {failure}");
+            assert!(failure.message.contains(says), "{args}: {failure} lacks {says:?}");
+        }
+        let Action::Run(service) = check("elect x --value 10.0.0.5:5432 -- true", &host()).unwrap().action else {
+            panic!("not a run")
+        };
+        assert_eq!(service.run.holder.value.as_deref(), Some("10.0.0.5:5432"));
+        let Action::StepDown { wait, asker, .. } = check("elect x --step-down --wait 5s", &host()).unwrap().action
+        else {
+            panic!("not a step-down")
+        };
+        assert_eq!((wait, asker), (Duration::from_secs(5), ("h1".to_string(), 42)));
+    }
 
     #[test]
     fn endpoints() {

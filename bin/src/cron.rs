@@ -51,7 +51,7 @@ pub enum CronAction {
 }
 
 /// Checks a `cron` subcommand (every usage error here: exit 64, nothing written).
-pub fn validate(cmd: CronCmd) -> Result<CronAction, String> {
+pub fn validate(cmd: CronCmd, host: &dyn crate::host::Host) -> Result<CronAction, String> {
     let name = |n: &str| Name::new(n).map_err(|e| e.to_string());
     Ok(match cmd {
         CronCmd::Add { name: n, schedule, tz, run_ttl, overlap, cmd } => {
@@ -64,12 +64,8 @@ pub fn validate(cmd: CronCmd) -> Result<CronAction, String> {
                     OverlapArg::Skip => Overlap::Skip,
                     OverlapArg::Allow => Overlap::Allow,
                 },
-                added_by: format!(
-                    "{}@{}",
-                    std::env::var("USER").unwrap_or_else(|_| "unknown".into()),
-                    crate::config::hostname()
-                ),
-                added_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                added_by: format!("{}@{}", host.user(), host.hostname()),
+                added_at: host.now_rfc3339(),
             };
             // A CRON_TZ= prefix names the zone when --tz does not.
             let spec = match (tz, Schedule::parse(&schedule, None)) {

@@ -1,12 +1,11 @@
 //! `conch put`, `conch del`, `conch txn`: the guard from the child's environment, the txn
 //! from stdin, checked before any etcd call (exit 64); and what a wrapper passes on to its
 //! child so those commands reach the same etcd.
-use std::io::Read;
-
 use conch_core::fenced::{self, TXN_TEXT_MAX};
 use conch_core::{EtcdRequest, Sabotage};
 
 use crate::cli::GlobalArgs;
+use crate::host::Host;
 
 /// A checked fenced write.
 #[derive(Debug)]
@@ -30,20 +29,14 @@ pub enum What {
 }
 
 /// Checks the environment first (outside a conch child nothing else matters), then the input.
-pub fn validate(what: What) -> Result<FencedRun, String> {
-    let var = |name: &str| std::env::var(name).ok();
-    let guard = fenced::guard_from_env(var("CONCH_KEY").as_deref(), var("CONCH_REV").as_deref())?;
+pub fn validate(what: What, host: &dyn Host) -> Result<FencedRun, String> {
+    let guard = fenced::guard_from_env(host.var("CONCH_KEY").as_deref(), host.var("CONCH_REV").as_deref())?;
     let key = guard.key.clone();
     let (txn, print) = match what {
         What::Put(k, v) => (fenced::put(&k, v.as_bytes())?, false),
         What::Del(k, prefix) => (fenced::del(&k, prefix)?, false),
         What::Txn => {
-            let mut text = String::new();
-            std::io::stdin()
-                .lock()
-                .take(TXN_TEXT_MAX as u64 + 1)
-                .read_to_string(&mut text)
-                .map_err(|e| format!("txn: cannot read stdin as UTF-8 text: {e}"))?;
+            let text = host.read_stdin(TXN_TEXT_MAX).map_err(|e| format!("txn: {e}"))?;
             (fenced::parse_txn(&text)?, true)
         }
     };

@@ -7,9 +7,13 @@
 //! `--log-format json` too.
 use std::io::Write;
 
+use conch_driver_etcd::job_output;
 use conch_driver_etcd::out::{self, Severity};
 use tracing::{Level, Metadata};
+use tracing_subscriber::filter::Targets;
 use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::cli::LogFormat;
 
@@ -67,14 +71,25 @@ pub fn init(quiet: bool, format: LogFormat) {
     std::env::set_var("CONCH_QUIET", if quiet { "1" } else { "0" });
     std::env::set_var("CONCH_LOG_FORMAT", if format == LogFormat::Json { "json" } else { "text" });
     let level = if quiet { Level::WARN } else { Level::INFO };
+    // `--quiet` hides conch's own info lines, never a job's output (job_output::TARGET).
+    let filter = Targets::new().with_default(level).with_target(job_output::TARGET, Level::INFO);
     let builder = tracing_subscriber::fmt()
         .with_writer(StderrLines)
-        .with_max_level(level)
+        .with_max_level(Level::INFO)
         .with_target(false)
         .log_internal_errors(false);
     conch_driver_etcd::run::use_json_logs(format == LogFormat::Json);
     let _ = match format {
-        LogFormat::Text => builder.with_ansi(false).try_init(),
-        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.with_ansi(false).finish().with(filter).try_init(),
+        // Flat objects: `{"timestamp":…,"level":"INFO","event":"acquired","rev":12,…}` for a
+        // core event, `"message"` in place of `"event"` for a driver's note or a job's line.
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .finish()
+            .with(filter)
+            .try_init(),
     };
 }

@@ -4,6 +4,7 @@ mod command;
 mod config;
 mod cron;
 mod fenced;
+mod host;
 mod logging;
 mod manual;
 mod sim;
@@ -45,7 +46,7 @@ fn main() -> ProcessExit {
     if matches!(cli.command, cli::Tool::Elect(_) | cli::Tool::Sema(_)) {
         fenced::export_for_child(&cli.global);
     }
-    let config = match validate(cli) {
+    let config = match validate(cli, &host::ThisHost) {
         Ok(config) => config,
         Err(e) => return fail(e.code, &e.message),
     };
@@ -83,9 +84,8 @@ fn main() -> ProcessExit {
             Err(e) => fail(e.code, &e.message),
         },
         Action::Conchd { cfg, status_addr } => exit(status::serve_conchd(config.etcd, cfg, status_addr)),
-        Action::StepDown { office, ttl, wait } => {
+        Action::StepDown { office, ttl, wait, asker } => {
             use conch_core::step_down::StepDown;
-            let asker = (config::hostname(), std::process::id());
             match conch_driver_etcd::step_down::step_down(&config.etcd, &office, ttl, wait, asker) {
                 Ok(outcome) => {
                     let name = office.as_str();

@@ -391,7 +391,12 @@ impl Conchd {
                     state.next_tick = replanned;
                 }
             }
-            self.out.log(Event::warn("clock-stepped-back").with("by_ms", self.last_wall_ms - now.wall_ms));
+            self.out.log(Event::warn("clock-stepped-back").with(
+                "by",
+                crate::duration::format(Duration::from_millis(
+                    u64::try_from(self.last_wall_ms - now.wall_ms).unwrap_or(0),
+                )),
+            ));
         }
         self.last_wall_ms = now.wall_ms;
     }
@@ -469,7 +474,10 @@ impl Conchd {
             state.next_tick = state.job.schedule.next_after(now_s);
             self.stats.skipped_late += 1;
             self.out.log(
-                Event::warn("skipped-late").with("job", &name).with("tick", rfc3339(tick)).with("late_ms", late_ms),
+                Event::warn("skipped-late")
+                    .with("job", &name)
+                    .with("tick", rfc3339(tick))
+                    .with("late", crate::duration::format(Duration::from_millis(u64::try_from(late_ms).unwrap_or(0)))),
             );
             return;
         }

@@ -85,6 +85,10 @@ pub struct SpawnSpec {
     pub kill_at: Instant,
     /// Grace between SIGTERM and SIGKILL.
     pub kill_after: Duration,
+    /// `Some(job)`: the command's stdout and stderr lines become log lines carrying the
+    /// job (conchd, where many jobs share one journal); `None`: the command inherits the
+    /// wrapper's stdio (elect and sema, whose command may own a terminal).
+    pub output_label: Option<String>,
 }
 
 /// The process exit codes of `01-cli.md`, in one table ([`ExitCode::TABLE`] says each
@@ -202,12 +206,62 @@ impl Event {
         Event { level: Level::Error, kind, fields: Vec::new() }
     }
 
-    /// Adds a field.
+    /// Adds a field. `key` is one of [`EVENT_FIELDS`] (so a structured logger knows every
+    /// key ahead); a key of [`NUMBER_FIELDS`] holds an integer.
     pub fn with(mut self, key: &'static str, value: impl ToString) -> Event {
-        self.fields.push((key, value.to_string()));
+        let value = value.to_string();
+        // Both lists are the log format's contract with drivers: a new key goes in them first.
+        debug_assert!(EVENT_FIELDS.contains(&key), "event field {key:?} is not in EVENT_FIELDS");
+        debug_assert!(!NUMBER_FIELDS.contains(&key) || value.parse::<i64>().is_ok(), "{key}={value} is not a number");
+        self.fields.push((key, value));
         self
     }
 }
+
+/// Every key an [`Event`] may carry. One format per kind of field: durations are text
+/// such as `4s900ms`, instants RFC 3339, counts and ids integers ([`NUMBER_FIELDS`]).
+pub const EVENT_FIELDS: &[&str] = &[
+    "after",
+    "age",
+    "answer",
+    "asked",
+    "attempt",
+    "before_term",
+    "by",
+    "child",
+    "code",
+    "delay",
+    "error",
+    "exit",
+    "from",
+    "granted",
+    "hook",
+    "job",
+    "kill_in",
+    "late",
+    "lease",
+    "name",
+    "node",
+    "note",
+    "outcome",
+    "pid",
+    "prefix",
+    "ran",
+    "rank",
+    "reason",
+    "rev",
+    "runs",
+    "signal",
+    "status",
+    "tick",
+    "timed_out",
+    "to",
+    "waited",
+    "why",
+];
+
+/// The keys of [`EVENT_FIELDS`] whose values are integers.
+pub const NUMBER_FIELDS: &[&str] = &["attempt", "code", "pid", "rank", "rev", "runs", "signal"];
 
 /// Bounds the outputs a machine may queue before the driver drains them.
 pub const OUTBOX_LEN_MAX: usize = 4096;

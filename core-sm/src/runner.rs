@@ -450,8 +450,15 @@ impl Runner {
         }
         let argv = self.cfg.argv.clone();
         let env = self.child_env.clone();
-        let spec =
-            SpawnSpec { child: ChildId::default(), argv, env, term_at, kill_at, kill_after: self.cfg.kill_after };
+        let spec = SpawnSpec {
+            child: ChildId::default(),
+            argv,
+            env,
+            term_at,
+            kill_at,
+            kill_after: self.cfg.kill_after,
+            output_label: None,
+        };
         self.child.spawn(now, spec, &mut self.out);
     }
 

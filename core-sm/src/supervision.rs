@@ -210,6 +210,7 @@ mod tests {
             term_at: at(4_750),
             kill_at: at(9_750),
             kill_after: Duration::from_secs(5),
+            output_label: None,
         }
     }
 

@@ -16,10 +16,14 @@ pub struct TlsFiles {
 }
 
 impl TlsFiles {
-    /// Reads the files; the error names the file and what is wrong.
-    pub fn load(ca: &str, client: Option<(&str, &str)>) -> Result<TlsFiles, String> {
+    /// Reads the files with `read`; the error names the file and what is wrong.
+    pub fn load(
+        ca: &str,
+        client: Option<(&str, &str)>,
+        read: impl Fn(&str) -> std::io::Result<Vec<u8>>,
+    ) -> Result<TlsFiles, String> {
         let read = |flag: &str, path: &str| {
-            let pem = std::fs::read(path).map_err(|e| format!("{flag} {path}: {e}"))?;
+            let pem = read(path).map_err(|e| format!("{flag} {path}: {e}"))?;
             if !pem.windows(10).any(|w| w == b"-----BEGIN") {
                 return Err(format!("{flag} {path}: not a PEM file"));
             }

@@ -23,8 +23,10 @@
 pub mod calls;
 pub mod clock;
 pub mod connect;
+pub mod events;
 pub mod fenced;
 pub mod hooks;
+pub mod job_output;
 pub mod keepalive;
 #[cfg(all(test, loom))]
 mod loom_shim;

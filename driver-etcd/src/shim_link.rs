@@ -1,9 +1,10 @@
 //! The wrapper's end of the shim: start it, send deadlines and orders, read its reports.
 //! The shim's pid is signalled only through a [`PidGate`], so a kill racing the reap
-//! never reaches a reused pid.
+//! never reaches a reused pid. A command with an output label (a cron job) writes into
+//! pipes whose lines [`crate::job_output`] logs with the job's name.
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream as StdUnixStream;
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 use conch_core::{ChildStatus, Instant, SpawnSpec};
 use nix::fcntl::{fcntl, FcntlArg, FdFlag};
@@ -45,9 +46,17 @@ impl ShimLink {
         fcntl(theirs.as_raw_fd(), FcntlArg::F_SETFD(FdFlag::empty())).map_err(std::io::Error::from)?;
         let exe = std::env::current_exe()?;
         let args = encode_args(theirs.as_raw_fd(), spec.term_at, spec.kill_at, spec.kill_after, tty_pgrp(), &spec.argv);
-        let spawned = Command::new(exe).args(args).envs(spec.env.iter().cloned()).spawn();
+        let mut command = Command::new(exe);
+        command.args(args).envs(spec.env.iter().cloned());
+        if spec.output_label.is_some() {
+            command.stdout(Stdio::piped()).stderr(Stdio::piped());
+        }
+        let spawned = command.spawn();
         drop(theirs);
-        let child = spawned?;
+        let mut child = spawned?;
+        if let Some(job) = &spec.output_label {
+            crate::job_output::forward(job, child.stdout.take(), child.stderr.take())?;
+        }
         let pid = Pid::from_raw(child.id() as i32);
         let gate = PidGate::new(pid);
         ours.set_nonblocking(true)?;
@@ -72,7 +81,6 @@ impl ShimLink {
             }
             // The shim exits right after its report; reap it so no zombie is left, closing
             // the gate first so no kill_group can reach the freed pid.
-            let mut child = child;
             let _ = tokio::task::spawn_blocking(move || {
                 wait_exited(pid);
                 reaper.reap(|_| child.wait())

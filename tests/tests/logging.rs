@@ -79,3 +79,48 @@ fn failures_are_warnings_and_the_shims_lines_follow_the_wrappers_flags() {
     let shim_line = events.iter().any(|e| e.to_string().contains("term_at") || e.to_string().contains("processes"));
     assert!(shim_line, "no line of the shim's: {text}");
 }
+
+/// conchd under `--quiet --log-format json`: every stderr line is one JSON object (the
+/// job's own output included), a job's output lines carry the job and stream and are not
+/// hidden by `--quiet`, and core fields have one type (`rev` a number, durations text).
+#[test]
+fn a_jobs_output_lines_carry_the_job_and_stay_json() {
+    let etcd = Etcd::start();
+    let job = unique("joblog");
+    let add = conch(&etcd)
+        .args(["cron", "add", &job, "--schedule", "@every 1s", "--", "sh", "-c"])
+        .arg("echo to-out; echo to-err >&2; printf no-newline; exit 3")
+        .output()
+        .unwrap();
+    assert_eq!(add.status.code(), Some(0), "{}", String::from_utf8_lossy(&add.stderr));
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("stderr");
+    let mut daemon = Reaped(
+        conch(&etcd)
+            .args(["--quiet", "--log-format", "json", "--ttl", "5s", "conchd", "--kill-after", "1s"])
+            .stderr(std::fs::File::create(&log).unwrap())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let seen = |text: &str| text.contains("no-newline") && text.contains("to-err") && text.contains("child-exit");
+    assert!(wait_until(std::time::Duration::from_secs(15), || seen(&read(&log))), "{}", read(&log));
+    signal(&daemon.0, nix::sys::signal::Signal::SIGTERM);
+    assert!(wait_child(&mut daemon.0, std::time::Duration::from_secs(15)).is_some());
+    let text = read(&log);
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON: {line}: {e}")))
+        .collect();
+    for (stream, line) in [("stdout", "to-out"), ("stderr", "to-err"), ("stdout", "no-newline")] {
+        assert!(
+            lines.iter().any(|l| l["message"] == line && l["job"] == job.as_str() && l["stream"] == stream),
+            "no {stream} line {line:?} of job {job}: {text}"
+        );
+    }
+    // The exit 3 is a warning, so --quiet shows it, with its code as a number.
+    let exit = lines.iter().find(|l| l["event"] == "child-exit").unwrap();
+    assert_eq!((exit["level"].as_str(), exit["code"].as_i64()), (Some("WARN"), Some(3)), "{exit}");
+    assert!(exit["ran"].is_string(), "{exit}");
+    let _ = conch(&etcd).args(["cron", "rm", &job]).output();
+}

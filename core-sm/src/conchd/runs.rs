@@ -25,6 +25,7 @@ impl Conchd {
             term_at,
             kill_at,
             kill_after: self.cfg.kill_after,
+            output_label: Some(name.clone()),
         };
         let mut supervisor = Supervisor::new(child);
         supervisor.spawn(now.mono, spec, &mut self.out);
