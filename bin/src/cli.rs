@@ -271,7 +271,7 @@ pub struct ElectArgs {
     #[arg(long, env = "CONCH_MIN_REV", requires = "assert")]
     pub min_rev: Option<i64>,
     /// Publish this value while leading, like 10.0.0.5:5432 (--who and --watch show it; the child gets CONCH_VALUE); 1-1024 bytes, no spaces.
-    #[arg(long, env = "CONCH_VALUE")]
+    #[arg(long, env = "CONCH_ELECT_VALUE")]
     pub value: Option<String>,
     /// Ask the leader to hand over (from any host): it stops its child, resigns, and with --restart campaigns again at the back of the queue; exit 0 once it resigned, 1 when vacant, 75 if not within --wait [default: 60s].
     #[arg(long, env = "CONCH_STEP_DOWN", value_parser = BoolishValueParser::new())]

@@ -14,11 +14,16 @@ fn who(etcd: &Etcd, args: &[&str]) -> (i32, String) {
     (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// A leader child that records `CONCH_VALUE` and holds until `<dir>/<id>.release` exists.
-fn holder(dir: &std::path::Path, id: &str) -> String {
+/// A leader child that records `CONCH_VALUE` and what `--who --value-only` says from
+/// inside (its environment must not turn the query into a run), then holds until
+/// `<dir>/<id>.release` exists.
+fn holder(dir: &std::path::Path, id: &str, office: &str) -> String {
     let d = dir.display();
+    let conch = conch_bin();
+    let conch = conch.display();
     format!(
-        "echo \"$CONCH_VALUE\" > {d}/{id}.value; for i in $(seq 3000); do [ -e {d}/{id}.release ] && break; sleep 0.01; done"
+        "{conch} elect {office} --who --value-only > {d}/{id}.who 2>&1; echo \"$CONCH_VALUE\" > {d}/{id}.value; \
+         for i in $(seq 3000); do [ -e {d}/{id}.release ] && break; sleep 0.01; done"
     )
 }
 
@@ -41,7 +46,7 @@ fn the_leader_publishes_its_value_and_the_watch_follows_it() {
     let spawn = |id: &str, value: &str| {
         Reaped(
             conch(&etcd)
-                .args(["elect", &office, "--value", value, "--", "sh", "-c", &holder(dir.path(), id)])
+                .args(["elect", &office, "--value", value, "--", "sh", "-c", &holder(dir.path(), id, &office)])
                 .stderr(Stdio::null())
                 .spawn()
                 .unwrap(),
@@ -50,6 +55,7 @@ fn the_leader_publishes_its_value_and_the_watch_follows_it() {
     let mut a = spawn("a", "10.0.0.5:5432");
     assert!(wait_until(Duration::from_secs(10), || !read(&dir.path().join("a.value")).is_empty()));
     assert_eq!(read(&dir.path().join("a.value")).trim(), "10.0.0.5:5432", "CONCH_VALUE");
+    assert_eq!(read(&dir.path().join("a.who")), "10.0.0.5:5432\n", "a query from inside the child");
     let mut b = spawn("b", "10.0.0.6:5432");
     let prefix = format!("/conch/v1/elect/{office}/");
     assert!(wait_until(Duration::from_secs(10), || etcd.keys(&prefix).len() == 2));
