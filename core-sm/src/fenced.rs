@@ -359,7 +359,8 @@ fn parse_op(line: &str) -> Result<TxnOp, String> {
         match w.as_slice() {
             b"--prefix" => prefix = true,
             w if w.starts_with(b"--") => {
-                return Err(format!("{} is not supported here; {FORM}", String::from_utf8_lossy(w)));
+                // Debug-quoted: the word may hold an escaped newline, and the error is one line.
+                return Err(format!("{:?} is not supported here; {FORM}", String::from_utf8_lossy(w)));
             }
             _ => plain.push(w.clone()),
         }
@@ -440,10 +441,11 @@ fn quoted(text: &str) -> Result<(Vec<u8>, &str), String> {
                             '\\' | '"' | '\'' => out.push(e as u8),
                             'x' => {
                                 let hex: String = (0..2).filter_map(|_| chars.next().map(|(_, c)| c)).collect();
-                                let b = u8::from_str_radix(&hex, 16).map_err(|_| format!("bad escape \\x{hex}"))?;
+                                let b = u8::from_str_radix(&hex, 16)
+                                    .map_err(|_| format!("bad escape {:?}", format!("\\x{hex}")))?;
                                 out.push(b);
                             }
-                            other => return Err(format!("unknown escape \\{other}")),
+                            other => return Err(format!("unknown escape {:?}", format!("\\{other}"))),
                         }
                     }
                     c => {

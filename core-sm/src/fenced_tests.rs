@@ -78,8 +78,11 @@ fn refuses_bad_input_with_the_line_and_the_form() {
         ("\nput\n\n", "line 2 (\"put\"): an op is put KEY VALUE"),
         ("\nfrob k\n\n", "an op is put"),
         ("\nput k v extra\n\n", "an op is put"),
-        ("\nput k v --lease=1\n\n", "--lease=1 is not supported here"),
-        ("\nput k \"bad\\q\"\n\n", "unknown escape \\q"),
+        ("\nput k v --lease=1\n\n", "\"--lease=1\" is not supported here"),
+        ("\nput k \"bad\\q\"\n\n", "unknown escape \"\\\\q\""),
+        ("\nput k \"\\x\r\"\n\n", "bad escape"),
+        // Found by the fuzzer: an escaped newline in a flag-like word made a two-line error.
+        ("\nput k v \"--x\\ny\"\n\n", "\"--x\\ny\" is not supported here"),
         ("\nput /conch/v1/elect/x/1 v\n\n", "conch's own keys"),
         ("\ndel --prefix /\n\n", "conch's own keys"),
         ("\ndel --prefix \"\"\n\n", "conch's own keys"),
