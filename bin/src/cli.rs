@@ -176,7 +176,8 @@ pub enum Tool {
     Put {
         /// The key to write (not under /conch/).
         key: String,
-        /// Its value.
+        /// Its value (may begin with a -).
+        #[arg(allow_hyphen_values = true)]
         value: String,
     },
     /// Inside a command run by conch elect or conch sema: delete KEY only while its hold lasts.
