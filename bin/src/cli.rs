@@ -2,7 +2,7 @@
 use clap::builder::BoolishValueParser;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::manual::{exits, CONCHD_EXITS, CRON_EXITS, FENCED_EXITS, OTHER_EXITS, RUN_EXITS, SIM_EXITS};
+use crate::exits::{exits, CONCHD_EXITS, CRON_EXITS, FENCED_EXITS, OTHER_EXITS, RUN_EXITS, SIM_EXITS};
 
 /// Run a command while holding something in etcd; kill it when the hold is gone.
 #[derive(Debug, Parser)]
@@ -237,6 +237,12 @@ pub struct RunArgs {
     /// With --who, --watch, --assert: JSON output.
     #[arg(long, env = "CONCH_JSON", value_parser = BoolishValueParser::new())]
     pub json: bool,
+    /// Shell command run when the hold is lost (not on a clean exit), right after the child's group is dead: undo work outside the group (a VIP, a remote lock). It must succeed within --fence-budget, or conch exits 71 and leaves its keys to expire with the lease.
+    #[arg(long, env = "CONCH_FENCE")]
+    pub fence: Option<String>,
+    /// Longest the fence may run (its group is killed after that); the child is stopped this much earlier so the fence ends before the lease could expire [default: 2s].
+    #[arg(long, env = "CONCH_FENCE_BUDGET", allow_hyphen_values = true)]
+    pub fence_budget: Option<String>,
     /// The command to run, after `--`.
     #[arg(last = true)]
     pub cmd: Vec<String>,

@@ -17,6 +17,9 @@ use crate::host::Host;
 /// `--kill-after` when not given (and the TTL leaves room for it).
 pub const KILL_AFTER_DEFAULT: Duration = Duration::from_secs(5);
 
+/// `--fence-budget` when not given.
+pub const FENCE_BUDGET_DEFAULT: Duration = Duration::from_secs(2);
+
 /// Largest `--max` accepted: the first waiter watches every holder's key.
 pub const MAX_SLOTS: u32 = 1000;
 
@@ -24,7 +27,7 @@ pub const MAX_SLOTS: u32 = 1000;
 #[derive(Debug)]
 pub enum Action {
     /// Hold and run (once, or as a service).
-    Run(ServiceConfig),
+    Run(Box<ServiceConfig>),
     /// Print who holds.
     Who {
         /// The office or semaphore.
@@ -198,7 +201,7 @@ fn check_usage(cli: Cli, host: &dyn Host) -> Result<Config, String> {
         }
         Tool::Cron { cmd } => Action::Cron(crate::cron::validate(cmd, host)?),
         Tool::Conchd { status_addr, kill_after } => {
-            let kill_after = kill_after_for(ttl, kill_after.as_deref())?;
+            let kill_after = kill_after_for(ttl, kill_after.as_deref(), Duration::ZERO)?;
             let status_addr = match status_addr {
                 Some(a) => {
                     Some(a.parse().map_err(|_| format!("--status-addr {a:?} is not an address like 127.0.0.1:9191"))?)
@@ -212,7 +215,6 @@ fn check_usage(cli: Cli, host: &dyn Host) -> Result<Config, String> {
                 ttl,
                 kill_after,
                 seed: host.seed(),
-                sabotage: Default::default(),
             };
             Action::Conchd { cfg, status_addr }
         }
@@ -272,6 +274,7 @@ fn check_usage(cli: Cli, host: &dyn Host) -> Result<Config, String> {
                     on_acquire: a.on_acquire.filter(|c| !c.is_empty()),
                     on_lose: a.on_lose.filter(|c| !c.is_empty()),
                     timeout: positive("--hook-timeout", &a.hook_timeout)?,
+                    ..HookConfig::default()
                 };
                 run_action(spec, a.run, ttl, hooks, a.restart, a.value, host)?
             }
@@ -322,7 +325,8 @@ fn run_action(
     if run.cmd.is_empty() {
         return Err("missing command: put it after --, as in: conch elect office -- my-daemon --flag".to_string());
     }
-    let kill_after = kill_after_for(ttl, run.kill_after.as_deref())?;
+    let hooks = fence(hooks, &run)?;
+    let kill_after = kill_after_for(ttl, run.kill_after.as_deref(), hooks.fence_window())?;
     let wait = match (run.nonblock, run.wait) {
         (true, _) => Some(Duration::ZERO),
         (false, Some(w)) => Some(parse_duration("--wait", &w)?),
@@ -336,8 +340,19 @@ fn run_action(
         held_since: None,
         value,
     };
-    let run = RunConfig { spec, holder, argv: run.cmd, ttl, kill_after, wait, hooks, sabotage: Default::default() };
-    Ok(Action::Run(ServiceConfig { run, restart, seed: host.seed() }))
+    let run = RunConfig { spec, holder, argv: run.cmd, ttl, kill_after, wait, hooks };
+    Ok(Action::Run(Box::new(ServiceConfig { run, restart, seed: host.seed() })))
+}
+
+/// `--fence` and `--fence-budget` added to `hooks`.
+fn fence(hooks: HookConfig, run: &RunArgs) -> Result<HookConfig, String> {
+    let fence = run.fence.clone().filter(|c| !c.is_empty());
+    let budget = match (&fence, &run.fence_budget) {
+        (None, Some(_)) => return Err("--fence-budget needs --fence (the command it bounds)".to_string()),
+        (_, Some(text)) => positive("--fence-budget", text)?,
+        (_, None) => FENCE_BUDGET_DEFAULT,
+    };
+    Ok(HookConfig { fence_budget: if fence.is_some() { budget } else { Duration::ZERO }, fence, ..hooks })
 }
 
 fn etcd_config(g: &GlobalArgs, host: &dyn Host) -> Result<EtcdConfig, String> {
@@ -382,24 +397,53 @@ fn positive(flag: &str, text: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
-/// `--kill-after` as given (it must fit in the TTL), or the default: [`KILL_AFTER_DEFAULT`],
-/// shrunk to what the TTL leaves when the TTL is short.
-fn kill_after_for(ttl: Duration, given: Option<&str>) -> Result<Duration, String> {
+/// `--kill-after` as given (it must fit in the TTL with the fence's budget), or the
+/// default: [`KILL_AFTER_DEFAULT`], shrunk to what the TTL leaves when the TTL is short.
+/// The child's stop and the fence share the kill window, so the session is derived for
+/// `kill_after + fence`; a fence that cannot fit names the numbers and what would.
+fn kill_after_for(ttl: Duration, given: Option<&str>, fence: Duration) -> Result<Duration, String> {
+    let fmt = duration::format;
     let kill_after = match given {
         Some(text) => parse_duration("--kill-after", text)?,
-        None => match Timings::kill_after_max(ttl) {
+        None => match Timings::kill_after_max(ttl).and_then(|max| max.checked_sub(fence)) {
             Some(max) => max.min(KILL_AFTER_DEFAULT),
+            None if !fence.is_zero() => {
+                return Err(format!(
+                    "--fence-budget {} does not fit under --ttl {}: the fence, a child's stop, {} to notice a silent lease and the margin must all end before the lease could expire; use --ttl {} or more",
+                    fmt(fence),
+                    fmt(ttl),
+                    fmt(conch_core::session::BUDGET_MIN),
+                    fmt(Timings::ttl_min(fence + Duration::from_secs(1)))
+                ))
+            }
             None => {
                 return Err(format!(
                     "--ttl {} is too short: a lease needs a safety margin and {} for keepalives; use --ttl {} or more",
-                    duration::format(ttl),
-                    duration::format(conch_core::session::BUDGET_MIN),
-                    duration::format(Timings::ttl_min(Duration::ZERO))
+                    fmt(ttl),
+                    fmt(conch_core::session::BUDGET_MIN),
+                    fmt(Timings::ttl_min(Duration::ZERO))
                 ))
             }
         },
     };
-    Timings::derive(ttl, kill_after).map_err(|e| e.to_string())?;
+    if fence.is_zero() {
+        Timings::derive(ttl, kill_after).map_err(|e| e.to_string())?;
+        return Ok(kill_after);
+    }
+    if let Err(e) = Timings::derive(ttl, kill_after + fence) {
+        let room = e.kill_after_max.saturating_sub(kill_after);
+        let instead = if room.is_zero() { String::new() } else { format!("--fence-budget {} or less, or ", fmt(room)) };
+        return Err(format!(
+            "--kill-after {} + --fence-budget {} + {} to notice a silent lease + margin {} do not fit under --ttl {}: use {}--ttl {} or more",
+            fmt(kill_after),
+            fmt(fence),
+            fmt(conch_core::session::BUDGET_MIN),
+            fmt(e.margin),
+            fmt(ttl),
+            instead,
+            fmt(e.ttl_min)
+        ));
+    }
     Ok(kill_after)
 }
 
@@ -538,6 +582,13 @@ mod tests {
             ("--user nopassword elect x -- true", ExitCode::USAGE, "--user must be name:password"),
             ("sim --seed 1 --timeline /nope/x.svg", ExitCode::CANT_CREATE, "--timeline /nope/x.svg"),
             ("conchd --status-addr nowhere", ExitCode::USAGE, "--status-addr"),
+            ("elect x --fence-budget 1s -- true", ExitCode::USAGE, "--fence-budget needs --fence"),
+            ("--ttl 3 elect x --fence undo --fence-budget 3s -- true", ExitCode::USAGE, "use --ttl 6s or more"),
+            (
+                "--ttl 5 elect x --kill-after 2 --fence undo --fence-budget 3s -- true",
+                ExitCode::USAGE,
+                "--kill-after 2s + --fence-budget 3s + 1s to notice a silent lease + margin 225ms do not fit under --ttl 5s: use --fence-budget 1s775ms or less, or --ttl 7s or more",
+            ),
         ];
         for (args, code, says) in cases {
             let failure = check(args, &host()).map(|_| ()).unwrap_err();
@@ -570,6 +621,13 @@ mod tests {
         };
         assert_eq!(name, "h1");
         assert!(check("sim --seed 1 --timeline /tmp/x.svg", &host()).is_ok());
+        // A fence takes its budget out of the default kill-after: 3.775 s at --ttl 5.
+        let Action::Run(service) = check("--ttl 5 sema x --max 2 --fence undo -- true", &host()).unwrap().action else {
+            panic!("not a run")
+        };
+        let run = &service.run;
+        assert_eq!((run.hooks.fence.as_deref(), run.hooks.fence_budget), (Some("undo"), Duration::from_secs(2)));
+        assert_eq!(run.kill_after, Duration::from_millis(1_775));
     }
 
     #[test]
@@ -644,13 +702,13 @@ mod tests {
     #[test]
     fn the_default_kill_after_fits_a_short_ttl() {
         let s = Duration::from_secs;
-        assert_eq!(kill_after_for(s(10), None), Ok(s(5)));
-        assert_eq!(kill_after_for(s(5), None), Ok(Duration::from_millis(3_775)));
-        assert_eq!(kill_after_for(s(2), None), Ok(Duration::from_millis(790)));
-        assert_eq!(kill_after_for(s(5), Some("2")), Ok(s(2)));
-        let msg = kill_after_for(s(1), None).unwrap_err();
+        assert_eq!(kill_after_for(s(10), None, Duration::ZERO), Ok(s(5)));
+        assert_eq!(kill_after_for(s(5), None, Duration::ZERO), Ok(Duration::from_millis(3_775)));
+        assert_eq!(kill_after_for(s(2), None, Duration::ZERO), Ok(Duration::from_millis(790)));
+        assert_eq!(kill_after_for(s(5), Some("2"), Duration::ZERO), Ok(s(2)));
+        let msg = kill_after_for(s(1), None, Duration::ZERO).unwrap_err();
         assert!(msg.contains("--ttl 1s is too short") && msg.contains("--ttl 2s or more"), "{msg}");
-        let msg = kill_after_for(s(5), Some("5s")).unwrap_err();
+        let msg = kill_after_for(s(5), Some("5s"), Duration::ZERO).unwrap_err();
         assert!(
             msg.contains("--kill-after 5s")
                 && msg.contains("--ttl 5s")

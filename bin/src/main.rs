@@ -3,6 +3,7 @@ mod cli;
 mod command;
 mod config;
 mod cron;
+mod exits;
 mod fenced;
 mod host;
 mod logging;
@@ -51,7 +52,7 @@ fn main() -> ProcessExit {
         Err(e) => return fail(e.code, &e.message),
     };
     match config.action {
-        Action::Run(service) => exit(run::run(config.etcd, service)),
+        Action::Run(service) => exit(run::run(config.etcd, *service)),
         Action::Who { spec, json, value_only } => match query::who(&config.etcd, &spec) {
             Ok((report, others)) => {
                 let report = if value_only { conch_core::who::value_only(report) } else { report };

@@ -1,5 +1,5 @@
-//! Help epilogues and man pages, from the same clap definitions: the exit-status table each
-//! tool's `--help` ends with, and one man page per (sub)command — conch(1), conch-elect(1),
+//! Man pages, from the clap definitions and the exit table ([`crate::exits`]): one page
+//! per (sub)command — conch(1), conch-elect(1),
 //! conch-cron-add(1), ... — each with EXIT STATUS, ENVIRONMENT (the `CONCH_*` variables of
 //! its flags) and EXAMPLES. `conch man [PAGE]` prints one; `conch man --dir DIR` writes all.
 use std::io::Write;
@@ -11,33 +11,7 @@ use clap_mangen::Man;
 use conch_core::{ExitCode, Failure};
 
 use crate::cli::Cli;
-
-/// The codes of `elect` and `sema` runs (and their queries).
-pub const RUN_EXITS: &[i32] = &[0, 1, 64, 69, 70, 75, 77, 126, 127, 128];
-/// The codes of `put`, `del` and `txn` (fenced writes from a child).
-pub const FENCED_EXITS: &[i32] = &[0, 1, 64, 69, 70, 77];
-/// The codes of the `cron` subcommands.
-pub const CRON_EXITS: &[i32] = &[0, 1, 64, 69, 70, 77];
-/// The codes of `conchd`.
-pub const CONCHD_EXITS: &[i32] = &[0, 64, 70, 77];
-/// The codes of `sim`.
-pub const SIM_EXITS: &[i32] = &[0, 1, 64, 73];
-/// The codes of `completions` and `man`.
-pub const OTHER_EXITS: &[i32] = &[0, 64, 73];
-
-fn table(codes: Option<&[i32]>) -> impl Iterator<Item = (i32, &'static str)> + use<'_> {
-    ExitCode::TABLE.into_iter().map(|(c, m)| (c.0, m)).filter(move |(c, _)| codes.is_none_or(|l| l.contains(c)))
-}
-
-/// The `--help` epilogue: these codes and what each means (`None`: every code).
-pub fn exits(codes: Option<&[i32]>) -> String {
-    let mut text = String::from("Exit status:\n");
-    for (code, meaning) in table(codes) {
-        let code = if code == 128 { "128+N".to_string() } else { code.to_string() };
-        text += &format!("  {code:<6} {meaning}\n");
-    }
-    text.trim_end().to_string()
-}
+use crate::exits::{table, CONCHD_EXITS, CRON_EXITS, FENCED_EXITS, OTHER_EXITS, RUN_EXITS, SIM_EXITS};
 
 /// Each page's examples: (what it does, the command).
 fn examples(page: &str) -> &'static [(&'static str, &'static str)] {
@@ -53,6 +27,7 @@ fn examples(page: &str) -> &'static [(&'static str, &'static str)] {
             ("Give up after 10 minutes (exit 75); a bare number is seconds.", "conch elect db-backup --wait 600 -- /usr/local/bin/backup --full"),
             ("Service mode, as in a systemd unit's ExecStart.", "conch elect report-builder --restart --kill-after 10s -- /usr/local/bin/report-builder"),
             ("Hooks around the child.", "conch elect vip --on-acquire 'ip addr add 10.0.0.5/24 dev eth0' --on-lose 'ip addr del 10.0.0.5/24 dev eth0' -- my-daemon"),
+            ("A bounded undo when the hold is lost (exit 71 if it fails: the keys expire with the lease).", "conch elect vip --on-acquire 'ip addr add 10.0.0.5/24 dev eth0' --fence 'ip addr del 10.0.0.5/24 dev eth0' --fence-budget 2s -- my-daemon"),
             ("Who leads (exit 1 when vacant)?", "conch elect db-backup --who --json"),
             ("In a health check: does this host lead, with a fencing token of at least 1234?", "conch elect db-backup --assert --min-rev 1234 && echo leader"),
             ("Stream leadership changes.", "conch elect db-backup --watch"),

@@ -26,9 +26,9 @@ use crate::cron::{
     fire_key, job_prefix, result_key, rfc3339, rfc3339_ms, running_key, short_duration, Claim, Job, Overlap, RunResult,
     CLAIM_LEASE_ROTATE, CLAIM_LEASE_TTL, RESULT_LEASE_ROTATE, RESULT_LEASE_TTL,
 };
-use crate::drive::{Driven, Machine, Now};
+use crate::drive::{Input, Machine, Now};
 use crate::etcd::{EtcdError, EtcdRequest, EtcdResponse, WatchEvent};
-use crate::ids::{ChildId, HookId, LeaseId, ReqId, Revision, WatchId};
+use crate::ids::{ChildId, LeaseId, ReqId, Revision, WatchId};
 use crate::output::{Event, ExitCode, Outbox, Output, SpawnSpec};
 use crate::sabotage::Sabotage;
 use crate::session::{Session, SessionEvent};
@@ -64,8 +64,6 @@ pub struct ConchdConfig {
     pub kill_after: Duration,
     /// Seed of the jitter draws.
     pub seed: u64,
-    /// A deliberate bug for checker tests ([`Sabotage::None`] outside them).
-    pub sabotage: Sabotage,
 }
 
 /// Counters for `/metrics` and tests.
@@ -128,6 +126,8 @@ enum Slot {
 /// The daemon machine.
 #[derive(Debug)]
 pub struct Conchd {
+    /// A deliberate bug, set only by [`Conchd::with_sabotage`].
+    sabotage: Sabotage,
     cfg: ConchdConfig,
     session: Session,
     session_up: bool,
@@ -166,11 +166,17 @@ pub struct Conchd {
 }
 
 impl Conchd {
+    /// The same daemon with a deliberate bug (the simulator's checker tests only).
+    pub fn with_sabotage(self, sabotage: Sabotage) -> Conchd {
+        Conchd { sabotage, ..self }
+    }
+
     /// A daemon; call [`Conchd::start`].
     pub fn new(cfg: ConchdConfig) -> Conchd {
         let session = Session::new(cfg.ttl, cfg.kill_after);
         let rng = SplitMix64::new(cfg.seed);
         Conchd {
+            sabotage: Sabotage::None,
             cfg,
             session,
             session_up: false,
@@ -341,7 +347,7 @@ impl Conchd {
         match Job::decode(value) {
             Ok(job) => {
                 // Ticks strictly after this second: never one before the daemon started.
-                let from = match self.cfg.sabotage {
+                let from = match self.sabotage {
                     Sabotage::ClaimPastTicks => self.start_wall_s - 3600,
                     _ => now.wall_ms.div_euclid(1000).max(self.start_wall_s),
                 };
@@ -433,8 +439,7 @@ impl Conchd {
             run.supervisor.handle_timeout(now.mono, &mut self.out);
             if run.outcome.is_none() && now.mono >= run.ttl_deadline {
                 run.outcome = Some("timeout");
-                let kill_at = now.mono.plus(self.cfg.kill_after);
-                let kill_at = self.session.kill_at().map_or(kill_at, |k| k.min(kill_at));
+                let kill_at = self.session.kill_by(now.mono);
                 self.out.log(
                     Event::warn("run-timeout")
                         .with("job", &run.name)
@@ -464,7 +469,7 @@ impl Conchd {
         let limit_ms = LATE_MAX.min(period / 2).as_millis() as i64;
         let now_s = now.wall_ms.div_euclid(1000);
         state.jitter_ms = self.rng.next_u64() % (JITTER_MAX_MS + 1);
-        let limit_ms = match self.cfg.sabotage {
+        let limit_ms = match self.sabotage {
             Sabotage::SkipEveryLateTick => 0,
             Sabotage::ClaimPastTicks => i64::MAX,
             _ => limit_ms.max(JITTER_MAX_MS as i64),
@@ -500,6 +505,28 @@ fn job_name(key: &str) -> Option<String> {
 }
 
 impl Machine for Conchd {
+    fn handle_input(&mut self, now: Now, input: Input) {
+        self.see_clock(now);
+        match input {
+            Input::Response(id, response) => self.on_response(now, id, response),
+            Input::Watch(id, event) => self.on_watch(now, id, event),
+            Input::ChildStarted(child, pid) => {
+                if let Some(run) = self.runs.get_mut(&child) {
+                    run.supervisor.handle_started(now.mono, pid, &mut self.out);
+                }
+            }
+            Input::ChildExit(child, status) => self.on_child_exit(now, child, status),
+            // conchd runs no hooks.
+            Input::HookExit(..) => {}
+            // SIGHUP & co. stop nothing: a daemon's jobs are not its children's business.
+            Input::Signal(signal) if !signal.stops() => {
+                self.out.log(Event::info("signal-ignored").with("signal", signal.number()));
+            }
+            Input::Signal(signal) => self.on_signal(now, signal),
+            Input::Timeout => self.on_timeout(now),
+        }
+    }
+
     fn poll_output(&mut self) -> Option<Output> {
         self.out.pop()
     }
@@ -524,47 +551,6 @@ impl Machine for Conchd {
             .into_iter()
             .flatten()
             .min()
-    }
-}
-
-impl Driven for Conchd {
-    fn handle_response(&mut self, now: Now, id: ReqId, response: EtcdResponse) {
-        self.see_clock(now);
-        self.on_response(now, id, response);
-    }
-
-    fn handle_watch(&mut self, now: Now, id: WatchId, event: WatchEvent) {
-        self.see_clock(now);
-        self.on_watch(now, id, event);
-    }
-
-    fn handle_child_started(&mut self, now: Now, child: ChildId, pid: u32) {
-        self.see_clock(now);
-        if let Some(run) = self.runs.get_mut(&child) {
-            run.supervisor.handle_started(now.mono, pid, &mut self.out);
-        }
-    }
-
-    fn handle_child_exit(&mut self, now: Now, child: ChildId, status: ChildStatus) {
-        self.see_clock(now);
-        self.on_child_exit(now, child, status);
-    }
-
-    fn handle_hook_exit(&mut self, _now: Now, _id: HookId, _status: ChildStatus) {}
-
-    fn handle_signal(&mut self, now: Now, signal: WrapperSignal) {
-        self.see_clock(now);
-        if !signal.stops() {
-            // SIGHUP & co. stop nothing: a daemon's jobs are not its children's business.
-            self.out.log(Event::info("signal-ignored").with("signal", signal.number()));
-            return;
-        }
-        self.on_signal(now, signal);
-    }
-
-    fn handle_timeout(&mut self, now: Now) {
-        self.see_clock(now);
-        self.on_timeout(now);
     }
 }
 

@@ -3,6 +3,25 @@
 use super::*;
 use crate::etcd::Kv;
 
+/// The inputs by name, as the tests feed them.
+impl Conchd {
+    pub(super) fn handle_response(&mut self, now: Now, id: ReqId, response: EtcdResponse) {
+        self.handle_input(now, Input::Response(id, response));
+    }
+    pub(super) fn handle_child_started(&mut self, now: Now, child: ChildId, pid: u32) {
+        self.handle_input(now, Input::ChildStarted(child, pid));
+    }
+    pub(super) fn handle_child_exit(&mut self, now: Now, child: ChildId, status: ChildStatus) {
+        self.handle_input(now, Input::ChildExit(child, status));
+    }
+    pub(super) fn handle_signal(&mut self, now: Now, signal: WrapperSignal) {
+        self.handle_input(now, Input::Signal(signal));
+    }
+    pub(super) fn handle_timeout(&mut self, now: Now) {
+        self.handle_input(now, Input::Timeout);
+    }
+}
+
 fn cfg() -> ConchdConfig {
     ConchdConfig {
         node: "n1".into(),
@@ -11,7 +30,6 @@ fn cfg() -> ConchdConfig {
         ttl: Duration::from_secs(10),
         kill_after: Duration::from_secs(1),
         seed: 3,
-        sabotage: Default::default(),
     }
 }
 

@@ -5,7 +5,6 @@ use crate::ids::{LeaseId, Revision};
 
 /// One etcd call the machine wants made.
 #[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
 pub enum EtcdRequest {
     /// `LeaseGrant(ttl)`.
     Grant {
@@ -113,7 +112,6 @@ pub struct Kv {
 
 /// The answer to one [`EtcdRequest`].
 #[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
 pub enum EtcdResponse {
     /// A lease was granted.
     Granted {
@@ -127,6 +125,10 @@ pub enum EtcdResponse {
         /// Remaining TTL in seconds.
         ttl_s: i64,
     },
+    /// Answer to the keepalive that opened a new stream, when the client library consumed
+    /// etcd's answer while opening (etcd-client checks it renewed the lease and keeps its
+    /// TTL to itself). The raw fact only: the session decides what it is worth.
+    KeepAliveOpened,
     /// Answer to [`EtcdRequest::PutIfAbsent`]: the key's create revision either way.
     Put {
         /// Whether this call created it.
@@ -178,7 +180,6 @@ pub enum EtcdResponse {
 
 /// How an etcd call failed.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
 pub enum EtcdError {
     /// Transport trouble or a timeout: the call may or may not have taken effect.
     #[error("{0}")]
@@ -197,7 +198,6 @@ pub enum EtcdError {
 
 /// What a watch on one key reports.
 #[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
 pub enum WatchEvent {
     /// The key was written.
     Put(Kv),

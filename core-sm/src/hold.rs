@@ -249,7 +249,12 @@ impl Hold {
                 if self.create_rev.is_some() && self.own_watch.is_none() {
                     self.watch_own_key(header_rev, out);
                 }
-                let key = self.key.clone().unwrap_or_default();
+                // A range is sent only after the put of our key answered (campaign set the
+                // key, the put's answer the create revision and the lease came before).
+                let (Some(key), Some(own_rev), Some(lease)) = (self.key.clone(), self.create_rev, self.lease) else {
+                    debug_assert!(false, "ranged before our key was put: phase {:?}", self.phase);
+                    return self.fail(out, EtcdError::Fatal("ranked before our key was put".into()));
+                };
                 match standing(&kvs, &key, self.spec.slots as usize) {
                     Standing::Missing => self.lose(out, LossReason::KeyDeleted),
                     Standing::Holds { .. }
@@ -267,7 +272,7 @@ impl Hold {
                         None
                     }
                     Standing::Holds { .. } => {
-                        let rev = self.create_rev?;
+                        let rev = own_rev;
                         // A semaphore's later keys may watch ours as their predecessor (they
                         // ranked while we still waited, even if we never saw ourselves wait):
                         // touch it so the next one re-ranks and watches the holders instead.
@@ -278,12 +283,8 @@ impl Hold {
                             crate::values::Holder { held_since: Some(since), ..holder }.encode()
                         });
                         if let Some(value) = held.or_else(|| behind.then(|| self.value.clone())) {
-                            self.touch = Some(out.request(EtcdRequest::TouchIfCreateRev {
-                                key,
-                                value,
-                                lease: self.lease?,
-                                create_rev: rev,
-                            }));
+                            self.touch =
+                                Some(out.request(EtcdRequest::TouchIfCreateRev { key, value, lease, create_rev: rev }));
                         }
                         self.phase = Phase::Held;
                         Some(HoldEvent::Acquired { rev })
@@ -297,7 +298,11 @@ impl Hold {
                 }
             }
             (Phase::Confirming(r), EtcdResponse::Range { header_rev, kvs }) if *r == id => {
-                let key = self.key.clone().unwrap_or_default();
+                // Confirming follows a hold, which follows the put of our key.
+                let Some(key) = self.key.clone() else {
+                    debug_assert!(false, "confirming a hold without a key");
+                    return self.fail(out, EtcdError::Fatal("confirming a hold without a key".into()));
+                };
                 if !kvs.iter().any(|kv| kv.key == key) {
                     return self.lose(out, LossReason::KeyDeleted);
                 }

@@ -1,33 +1,17 @@
-//! `--on-acquire` / `--on-lose` hooks: one at a time, each bounded by `--hook-timeout`.
+//! `--on-acquire` / `--on-lose` hooks, each bounded by `--hook-timeout`, and the `--fence`
+//! command, bounded by `--fence-budget`; one at a time.
 //!
 //! The driver runs a hook via `sh -c` in its own process group with the child's
 //! environment and kills the whole group on [`Output::KillHook`]. A failing on-acquire
-//! is a failed campaign; an on-lose failure is only logged (the runner decides that).
+//! is a failed campaign; an on-lose failure is only logged; a failing or overrunning
+//! fence keeps the hold's keys (the runner decides all that).
 use std::time::Duration;
 
 use crate::ids::HookId;
 use crate::output::{Event, Outbox, Output};
-use crate::supervision::ChildStatus;
+use crate::process::ChildStatus;
+pub use crate::process::{HookKind, HookSpec};
 use crate::time::Instant;
-
-/// Which hook.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum HookKind {
-    /// After winning, before the child.
-    OnAcquire,
-    /// After the child is gone, before resigning.
-    OnLose,
-}
-
-impl HookKind {
-    /// The flag's name without dashes.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            HookKind::OnAcquire => "on-acquire",
-            HookKind::OnLose => "on-lose",
-        }
-    }
-}
 
 /// The hooks configured for a run.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -38,19 +22,23 @@ pub struct HookConfig {
     pub on_lose: Option<String>,
     /// Longest a hook may run.
     pub timeout: Duration,
+    /// Shell command run when the hold is lost, once the child's group is dead: undoes
+    /// work outside the group (a VIP, a remote lock).
+    pub fence: Option<String>,
+    /// Longest the fence may run. The session stops the child this much earlier, so the
+    /// fence ends before the lease could expire (`detect + budget + margin < ttl`).
+    pub fence_budget: Duration,
 }
 
-/// How to run one hook.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct HookSpec {
-    /// Correlation id for its exit.
-    pub id: HookId,
-    /// Which hook.
-    pub kind: HookKind,
-    /// The shell command (`sh -c`).
-    pub cmd: String,
-    /// Variables added to the inherited environment (the child's).
-    pub env: Vec<(String, String)>,
+impl HookConfig {
+    /// How much of the TTL the fence needs: its budget when one is configured.
+    pub fn fence_window(&self) -> Duration {
+        if self.fence.is_some() {
+            self.fence_budget
+        } else {
+            Duration::ZERO
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -131,7 +119,7 @@ impl Hooks {
         }
         self.next_id += 1;
         let id = HookId(self.next_id);
-        let own = now.plus(self.cfg.timeout);
+        let own = now.plus(if kind == HookKind::Fence { self.cfg.fence_budget } else { self.cfg.timeout });
         let deadline = deadline.map_or(own, |d| d.min(own));
         self.active = Some(Active { id, kind, deadline, killed: false });
         out.log(Event::info("hook-start").with("hook", kind.as_str()));
@@ -158,6 +146,7 @@ impl Hooks {
         match kind {
             HookKind::OnAcquire => self.cfg.on_acquire.as_deref(),
             HookKind::OnLose => self.cfg.on_lose.as_deref(),
+            HookKind::Fence => self.cfg.fence.as_deref(),
         }
     }
 }

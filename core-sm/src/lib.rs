@@ -5,11 +5,13 @@
 //!
 //! # The drain contract
 //!
-//! After every `handle_*` call or command on a machine, the driver drains
+//! After every `handle_input(now, input)` or command on a machine, the driver drains
 //! `poll_output()` until it returns `None`, performs each [`Output`] in order, and then
-//! reads `poll_timeout()`: the instant at which it must call `handle_timeout(now)` if no
-//! other input arrives first. Early or repeated `handle_timeout` calls are harmless.
-//! [`drive::drain`] is the one helper both drivers use for this.
+//! reads `poll_timeout()`: the instant at which it must feed [`Input::Timeout`] if no
+//! other input arrives first. Early or repeated timeouts are harmless. An input the
+//! driver makes itself while performing (a shim or hook that could not start) is queued
+//! and fed after the drain, never while the machine's outputs are still being carried
+//! out. [`drive::drain`] is the one helper both drivers use for this.
 #![forbid(unsafe_code)]
 
 pub mod backoff;
@@ -19,18 +21,21 @@ pub mod drive;
 pub mod duration;
 pub mod endpoints;
 pub mod etcd;
+pub mod exit;
 pub mod fenced;
 pub mod hold;
 pub mod hooks;
 pub mod ids;
 pub mod keys;
 pub mod output;
+pub mod process;
 pub mod ranking;
 pub mod runner;
 pub mod sabotage;
 pub mod schedule;
 pub mod service;
 pub mod session;
+pub mod shim_pipe;
 pub mod shim_rules;
 pub mod step_down;
 pub mod supervision;
@@ -38,7 +43,7 @@ pub mod time;
 pub mod values;
 pub mod who;
 
-pub use drive::{drain, Driven, Machine, Now};
+pub use drive::{drain, Input, Machine, Now};
 pub use endpoints::{Attempt, Endpoints, Next, Outcome, Switch};
 pub use etcd::{EtcdError, EtcdRequest, EtcdResponse, Kv, WatchEvent};
 pub use hold::HoldSpec;

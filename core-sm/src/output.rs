@@ -1,14 +1,16 @@
-//! What machines ask their driver to do, the exit-code table, and log events.
+//! What machines ask their driver to do ([`Output`]), log events, and the [`Outbox`]
+//! machines queue them in. Part of the protocol layer: it imports only `etcd`, `ids`,
+//! `time`, `exit` and `process`, never a machine.
 use std::collections::VecDeque;
-use std::time::Duration;
 
 use crate::etcd::EtcdRequest;
+pub use crate::exit::{ExitCode, Failure};
 use crate::ids::{ChildId, ReqId, WatchId};
+pub use crate::process::SpawnSpec;
 use crate::time::Instant;
 
 /// One thing for the driver to do, carried out in poll order.
 #[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
 pub enum Output {
     /// Make an etcd call; feed the answer back with the same id.
     Etcd {
@@ -59,7 +61,7 @@ pub enum Output {
         signal: i32,
     },
     /// Run a hook: `sh -c cmd` in its own process group; report its exit with the same id.
-    RunHook(crate::hooks::HookSpec),
+    RunHook(crate::process::HookSpec),
     /// SIGKILL a hook's whole process group.
     KillHook(crate::ids::HookId),
     /// Print a line on stdout (query results).
@@ -68,104 +70,6 @@ pub enum Output {
     Exit(ExitCode),
     /// One log line.
     Log(Event),
-}
-
-/// How to start the child.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SpawnSpec {
-    /// Which child (reported back with its start and exit).
-    pub child: ChildId,
-    /// The command and its arguments.
-    pub argv: Vec<String>,
-    /// Variables added to the inherited environment.
-    pub env: Vec<(String, String)>,
-    /// SIGTERM no later than this.
-    pub term_at: Instant,
-    /// SIGKILL no later than this.
-    pub kill_at: Instant,
-    /// Grace between SIGTERM and SIGKILL.
-    pub kill_after: Duration,
-    /// `Some(job)`: the command's stdout and stderr lines become log lines carrying the
-    /// job (conchd, where many jobs share one journal); `None`: the command inherits the
-    /// wrapper's stdio (elect and sema, whose command may own a terminal).
-    pub output_label: Option<String>,
-}
-
-/// The process exit codes of `01-cli.md`, in one table ([`ExitCode::TABLE`] says each
-/// one's meaning for help and man pages).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ExitCode(pub i32);
-
-/// A failure to report before or instead of any work: its exit code and the one line
-/// that says why.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{message}")]
-pub struct Failure {
-    /// How the process exits.
-    pub code: ExitCode,
-    /// The line to print.
-    pub message: String,
-}
-
-impl Failure {
-    /// A failure with this code.
-    pub fn new(code: ExitCode, message: impl Into<String>) -> Failure {
-        Failure { code, message: message.into() }
-    }
-}
-
-/// A bare message is a usage error (exit 64).
-impl From<String> for Failure {
-    fn from(message: String) -> Failure {
-        Failure::new(ExitCode::USAGE, message)
-    }
-}
-
-/// A bare message is a usage error (exit 64).
-impl From<&str> for Failure {
-    fn from(message: &str) -> Failure {
-        Failure::new(ExitCode::USAGE, message)
-    }
-}
-
-impl ExitCode {
-    /// Success.
-    pub const OK: ExitCode = ExitCode(0);
-    /// `--who` / `--assert`: vacant or not ours.
-    pub const VACANT: ExitCode = ExitCode(1);
-    /// Usage error.
-    pub const USAGE: ExitCode = ExitCode(64);
-    /// etcd unreachable, or no session could be established.
-    pub const UNAVAILABLE: ExitCode = ExitCode(69);
-    /// Hold lost while the child ran (child killed), or an internal error.
-    pub const LOST: ExitCode = ExitCode(70);
-    /// A file that was asked for cannot be written (`conch sim --trace`, `--timeline`).
-    pub const CANT_CREATE: ExitCode = ExitCode(73);
-    /// Could not acquire (`--nonblock`, `--wait` ran out).
-    pub const NOT_ACQUIRED: ExitCode = ExitCode(75);
-    /// etcd refused the credentials (wrong or missing `--user`, or `--user` while etcd has
-    /// no authentication) or the permission.
-    pub const NO_PERMISSION: ExitCode = ExitCode(77);
-    /// The command was found but cannot be executed (as the shell's 126).
-    pub const NOT_EXECUTABLE: ExitCode = ExitCode(126);
-    /// The command was not found (as the shell's 127).
-    pub const NOT_FOUND: ExitCode = ExitCode(127);
-
-    /// Every code conch itself chooses and what it means, in order; besides these a run
-    /// passes on its child's status (128 + N for a child killed by signal N).
-    pub const TABLE: [(ExitCode, &'static str); 11] = [
-        (ExitCode::OK, "success: the command ran and exited 0, or the query's answer is yes"),
-        (ExitCode::VACANT, "no: vacant or not ours (--who, --assert), no such job, a seed failed (sim), or txn's compares failed (its failure branch ran)"),
-        (ExitCode::USAGE, "usage error: a bad flag, name or duration; nothing was written to etcd"),
-        (ExitCode::UNAVAILABLE, "etcd unreachable (no endpoint answered within --dial-timeout), or no session"),
-        (ExitCode::LOST, "the hold was lost while the command ran (it was killed), put/del/txn found the hold gone (nothing written), or an internal error"),
-        (ExitCode::CANT_CREATE, "a file asked for (sim --trace, --timeline) cannot be written"),
-        (ExitCode::NOT_ACQUIRED, "not acquired: --nonblock found it taken, or --wait ran out"),
-        (ExitCode::NO_PERMISSION, "etcd refused the credentials or the permission (--user)"),
-        (ExitCode::NOT_EXECUTABLE, "the command was found but cannot be executed; nothing was written to etcd"),
-        (ExitCode::NOT_FOUND, "the command was not found; nothing was written to etcd"),
-        (ExitCode(128), "the command was killed by signal N (128+N); otherwise its own exit status is passed on"),
-    ];
 }
 
 /// Severity of a log event.
@@ -244,6 +148,7 @@ pub const EVENT_FIELDS: &[&str] = &[
     "node",
     "note",
     "outcome",
+    "outputs",
     "pid",
     "prefix",
     "ran",
@@ -261,7 +166,7 @@ pub const EVENT_FIELDS: &[&str] = &[
 ];
 
 /// The keys of [`EVENT_FIELDS`] whose values are integers.
-pub const NUMBER_FIELDS: &[&str] = &["attempt", "code", "pid", "rank", "rev", "runs", "signal"];
+pub const NUMBER_FIELDS: &[&str] = &["attempt", "code", "outputs", "pid", "rank", "rev", "runs", "signal"];
 
 /// Bounds the outputs a machine may queue before the driver drains them.
 pub const OUTBOX_LEN_MAX: usize = 4096;

@@ -46,6 +46,8 @@ pub enum Standing {
 
 /// Ranks `own_key` among `kvs` for a capacity of `slots` (at least 1).
 pub fn standing(kvs: &[Kv], own_key: &str, slots: usize) -> Standing {
+    // Paired with the hold's own check: it ranks only the key it put, never "".
+    debug_assert!(!own_key.is_empty(), "ranking an empty key");
     let slots = slots.max(1);
     let mut order: Vec<(Revision, &str)> = kvs.iter().map(|kv| (kv.create_rev, kv.key.as_str())).collect();
     order.sort_unstable();

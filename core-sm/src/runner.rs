@@ -5,11 +5,10 @@
 //! exit, a loss or a signal, stop the child first, then release (delete our key if it is
 //! still ours, revoke the lease), then exit with the code of `01-cli.md`.
 //!
-//! Inputs: `handle_response`, `handle_watch`, `handle_child_started`, `handle_child_exit`,
-//! `handle_signal`, `handle_timeout`. Outputs: [`Output`]s by polling.
+//! Inputs: [`Input`] through [`Machine::handle_input`]. Outputs: [`Output`]s by polling.
 use std::time::Duration;
 
-use crate::drive::Machine;
+use crate::drive::{Input, Machine, Now};
 use crate::duration::format;
 use crate::etcd::{EtcdError, EtcdRequest, EtcdResponse, WatchEvent};
 use crate::hold::{Hold, HoldEvent, HoldSpec, RETRY_DELAY};
@@ -44,8 +43,6 @@ pub struct RunConfig {
     pub wait: Option<Duration>,
     /// `--on-acquire`, `--on-lose`, `--hook-timeout`.
     pub hooks: HookConfig,
-    /// A deliberate bug for checker tests ([`Sabotage::None`] outside them).
-    pub sabotage: Sabotage,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -58,6 +55,9 @@ enum Stage {
     Running,
     /// The child is gone; the on-lose hook runs before the release.
     LoseHook,
+    /// The hold was lost and its child (or on-acquire hook) is dead: the fence runs; the
+    /// release follows only if it succeeds in its budget.
+    Fence,
     Releasing,
     Done,
 }
@@ -65,6 +65,8 @@ enum Stage {
 /// The wrapper machine.
 #[derive(Debug)]
 pub struct Runner {
+    /// A deliberate bug, set only by [`Runner::with_sabotage`].
+    sabotage: Sabotage,
     cfg: RunConfig,
     session: Session,
     hold: Hold,
@@ -104,14 +106,21 @@ impl Runner {
         Runner::with_id_base(cfg, 0)
     }
 
+    /// The same runner with a deliberate bug (the simulator's checker tests only).
+    pub fn with_sabotage(self, sabotage: Sabotage) -> Runner {
+        Runner { hold: self.hold.with_sabotage(sabotage), sabotage, ..self }
+    }
+
     /// A runner whose ids start after `id_base`, for the successive runs of one process.
     pub fn with_id_base(cfg: RunConfig, id_base: u64) -> Runner {
         let hooks = Hooks::new(cfg.hooks.clone(), id_base);
-        let session = Session::new(cfg.ttl, cfg.kill_after);
-        let hold = Hold::new(cfg.spec.clone(), cfg.holder.encode())
-            .with_holder(cfg.holder.clone())
-            .with_sabotage(cfg.sabotage);
+        // The fence's budget comes out of the kill window: the child is stopped that much
+        // earlier, so the fence too ends by the session's kill_at (before the lease could
+        // expire).
+        let session = Session::new(cfg.ttl, cfg.kill_after).with_fence(cfg.hooks.fence_window());
+        let hold = Hold::new(cfg.spec.clone(), cfg.holder.encode()).with_holder(cfg.holder.clone());
         Runner {
+            sabotage: Sabotage::None,
             cfg,
             session,
             hold,
@@ -173,7 +182,7 @@ impl Runner {
     }
 
     /// Feeds an etcd answer.
-    pub fn handle_response(&mut self, now: Instant, id: ReqId, response: EtcdResponse) {
+    fn handle_response(&mut self, now: Instant, id: ReqId, response: EtcdResponse) {
         if self.stage == Stage::Done {
             return;
         }
@@ -195,7 +204,7 @@ impl Runner {
     }
 
     /// Feeds a watch event.
-    pub fn handle_watch(&mut self, now: Instant, id: WatchId, event: WatchEvent) {
+    fn handle_watch(&mut self, now: Instant, id: WatchId, event: WatchEvent) {
         if self.stage == Stage::Done {
             return;
         }
@@ -211,17 +220,25 @@ impl Runner {
     }
 
     /// The shim started the child.
-    pub fn handle_child_started(&mut self, now: Instant, pid: u32) {
+    fn handle_child_started(&mut self, now: Instant, pid: u32) {
         self.child.handle_started(now, pid, &mut self.out);
     }
 
     /// The child is gone and its group cleaned up (or the shim vanished).
-    pub fn handle_child_exit(&mut self, now: Instant, status: ChildStatus) {
+    fn handle_child_exit(&mut self, now: Instant, status: ChildStatus) {
         if !self.child.is_alive() {
             return;
         }
         self.child.handle_exit(now, status, &mut self.out);
         let code = self.exit_after_child.unwrap_or_else(|| status.exit_code());
+        if self.start_fence(now, code) {
+            return;
+        }
+        self.after_child(now, code);
+    }
+
+    /// The child (or a lost hold's fence) is done: the on-lose hook, then the release.
+    fn after_child(&mut self, now: Instant, code: ExitCode) {
         if self.hooks.start(now, HookKind::OnLose, self.child_env.clone(), None, &mut self.out) {
             self.stage = Stage::LoseHook;
             self.after_hook = Some(code);
@@ -231,10 +248,11 @@ impl Runner {
     }
 
     /// A hook exited (or was killed).
-    pub fn handle_hook_exit(&mut self, now: Instant, id: HookId, status: ChildStatus) {
+    fn handle_hook_exit(&mut self, now: Instant, id: HookId, status: ChildStatus) {
         let Some((kind, ok)) = self.hooks.handle_exit(now, id, status, &mut self.out) else { return };
         match (kind, self.stage) {
             (HookKind::OnAcquire, Stage::AcquireHook) => match self.after_hook.take() {
+                Some(code) if self.start_fence(now, code) => {}
                 Some(code) => self.begin_release(now, code),
                 None if ok => self.spawn_child(now),
                 None => {
@@ -245,6 +263,14 @@ impl Runner {
             (HookKind::OnLose, Stage::LoseHook) => {
                 let code = self.after_hook.take().unwrap_or(ExitCode::LOST);
                 self.begin_release(now, code);
+            }
+            (HookKind::Fence, Stage::Fence) if ok => self.after_child(now, ExitCode::LOST),
+            (HookKind::Fence, Stage::Fence) => {
+                // What the fence should have undone may still stand: keep our keys, so no
+                // one acquires before the lease expires on its own.
+                let note = "keys left to expire with the lease";
+                self.out.log(self.event(Event::error("fence-failed")).with("note", note));
+                self.finish(ExitCode::FENCE_FAILED);
             }
             _ => {}
         }
@@ -257,7 +283,7 @@ impl Runner {
     }
 
     /// A signal reached the wrapper.
-    pub fn handle_signal(&mut self, now: Instant, signal: WrapperSignal) {
+    fn handle_signal(&mut self, now: Instant, signal: WrapperSignal) {
         if let WrapperSignal::Pass(n) = signal {
             self.child.pass_signal(n, &mut self.out);
             return;
@@ -277,8 +303,8 @@ impl Runner {
                 self.after_hook.get_or_insert(code);
                 self.hooks.kill(&mut self.out);
             }
-            // The on-lose hook is bounded by its timeout; the release follows it.
-            Stage::LoseHook => {}
+            // The on-lose hook and the fence are bounded; the release follows them.
+            Stage::LoseHook | Stage::Fence => {}
             // A second signal: stop waiting for etcd.
             Stage::Releasing => self.finish(self.exit.unwrap_or(code)),
             Stage::Done => {}
@@ -286,7 +312,7 @@ impl Runner {
     }
 
     /// Timers: keepalives, deadlines, retries, `--wait`, escalation, release timeout.
-    pub fn handle_timeout(&mut self, now: Instant) {
+    fn handle_timeout(&mut self, now: Instant) {
         if self.stage == Stage::Done {
             return;
         }
@@ -330,7 +356,8 @@ impl Runner {
         match event {
             SessionEvent::Granted => {
                 let Some(lease) = self.session.lease() else {
-                    return;
+                    debug_assert!(false, "the session says Granted only once it holds its lease");
+                    return self.begin_release(now, ExitCode::LOST);
                 };
                 // A stop signal came while the grant was on its way: revoke it, campaign not.
                 if let Some(code) = self.aborted {
@@ -345,7 +372,7 @@ impl Runner {
                 self.hold.campaign(now, lease, &mut self.out);
             }
             SessionEvent::Extended => {
-                if let (Some(term_at), Some(kill_at)) = (self.session.term_at(), self.session.kill_at()) {
+                if let (Some(term_at), Some(kill_at)) = (self.session.term_at(), self.session.child_kill_at()) {
                     self.child.set_deadlines(term_at, kill_at, &mut self.out);
                 }
             }
@@ -419,7 +446,7 @@ impl Runner {
         );
         let mut env = vec![
             ("CONCH_NAME".to_string(), self.cfg.spec.name.as_str().to_string()),
-            ("CONCH_REV".to_string(), fencing_token(rev, self.cfg.sabotage)),
+            ("CONCH_REV".to_string(), fencing_token(rev, self.sabotage)),
             ("CONCH_LEASE".to_string(), lease.to_string()),
         ];
         // The hold's own key: `conch put`/`del`/`txn` guard their writes with it.
@@ -442,7 +469,7 @@ impl Runner {
     }
 
     fn spawn_child(&mut self, now: Instant) {
-        let (Some(term_at), Some(kill_at)) = (self.session.term_at(), self.session.kill_at()) else { return };
+        let (Some(term_at), Some(kill_at)) = (self.session.term_at(), self.session.child_kill_at()) else { return };
         self.stage = Stage::Running;
         if now >= term_at {
             self.on_loss(now, LossReason::DeadlinePassed);
@@ -483,7 +510,7 @@ impl Runner {
     /// A `--step-down` request named our token: stop the child (or the on-acquire hook),
     /// then the on-lose hook and the release follow as after a clean exit; exit 0.
     fn on_step_down(&mut self, now: Instant) {
-        if self.stepped_down || self.cfg.sabotage == Sabotage::IgnoreStepDown {
+        if self.stepped_down || self.sabotage == Sabotage::IgnoreStepDown {
             return;
         }
         match self.stage {
@@ -520,10 +547,24 @@ impl Runner {
         }
     }
 
-    /// SIGKILL no later than `now + kill_after`, nor than the session's `kill_at`.
+    /// SIGKILL no later than `now + kill_after`, nor than the child's share of the
+    /// session's `kill_at` ([`Session::kill_by`]).
     fn kill_at_from(&self, now: Instant) -> Instant {
-        let grace = now.plus(self.cfg.kill_after);
-        self.session.kill_at().map_or(grace, |k| k.min(grace))
+        self.session.kill_by(now)
+    }
+
+    /// Starts the fence when the hold was lost (`code` is 70) after it was acquired and a
+    /// fence is configured; it must end by the session's `kill_at`.
+    fn start_fence(&mut self, now: Instant, code: ExitCode) -> bool {
+        if code != ExitCode::LOST || !self.hooks.has(HookKind::Fence) || self.hold.create_rev().is_none() {
+            return false;
+        }
+        let by = self.session.kill_at();
+        if !self.hooks.start(now, HookKind::Fence, self.child_env.clone(), by, &mut self.out) {
+            return false;
+        }
+        self.stage = Stage::Fence;
+        true
     }
 
     fn begin_release(&mut self, now: Instant, code: ExitCode) {
@@ -541,7 +582,7 @@ impl Runner {
             self.release_pending.push(id);
             self.release_delete = Some((id, request));
         }
-        if let Some(lease) = self.session.lease().filter(|_| self.cfg.sabotage != Sabotage::KeepLeaseOnExit) {
+        if let Some(lease) = self.session.lease().filter(|_| self.sabotage != Sabotage::KeepLeaseOnExit) {
             let id = self.out.request(EtcdRequest::Revoke { lease });
             self.release_pending.push(id);
         }
@@ -611,6 +652,21 @@ fn fencing_token(rev: crate::ids::Revision, sabotage: Sabotage) -> String {
 }
 
 impl Machine for Runner {
+    fn handle_input(&mut self, now: Now, input: Input) {
+        self.set_wall_ms(now.wall_ms);
+        let now = now.mono;
+        match input {
+            Input::Response(id, response) => self.handle_response(now, id, response),
+            Input::Watch(id, event) => self.handle_watch(now, id, event),
+            // A runner has one child at a time: the id is the supervisor's.
+            Input::ChildStarted(_, pid) => self.handle_child_started(now, pid),
+            Input::ChildExit(_, status) => self.handle_child_exit(now, status),
+            Input::HookExit(id, status) => self.handle_hook_exit(now, id, status),
+            Input::Signal(signal) => self.handle_signal(now, signal),
+            Input::Timeout => self.handle_timeout(now),
+        }
+    }
+
     fn poll_output(&mut self) -> Option<Output> {
         self.out.pop()
     }

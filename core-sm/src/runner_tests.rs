@@ -31,7 +31,6 @@ fn config(office: bool, wait: Option<Duration>) -> RunConfig {
         kill_after: Duration::from_secs(5),
         wait,
         hooks: HookConfig::default(),
-        sabotage: Default::default(),
     }
 }
 
@@ -62,7 +61,12 @@ fn own_kv(rev: i64) -> Kv {
 
 /// Grant, put and range: the runner holds `/conch/v1/elect/x/10` at revision 5.
 fn holding(wait: Option<Duration>) -> (Runner, Vec<Output>) {
-    let mut r = Runner::new(config(true, wait));
+    holding_with(config(true, wait))
+}
+
+/// [`holding`] with this configuration (an office).
+fn holding_with(cfg: RunConfig) -> (Runner, Vec<Output>) {
+    let mut r = Runner::new(cfg);
     r.start(at(0));
     let grant = request_id(&actions(&mut r), |q| matches!(q, EtcdRequest::Grant { ttl_s: 10 }));
     r.handle_response(at(1), grant, EtcdResponse::Granted { lease: LeaseId(0x10), ttl_s: 10 });
@@ -175,6 +179,69 @@ fn key_deleted_while_running_terminates_then_exits_70() {
     r.handle_child_exit(at(200), ChildStatus::Signaled(15));
     let out = actions(&mut r);
     assert_eq!(release_and_exit(&mut r, at(201), &out), vec![Output::Exit(ExitCode::LOST)]);
+}
+
+fn fenced() -> RunConfig {
+    let hooks =
+        HookConfig { fence: Some("undo".into()), fence_budget: Duration::from_secs(2), ..HookConfig::default() };
+    RunConfig { hooks, ..config(true, None) }
+}
+
+/// The hold is lost: the child is stopped, then the fence runs; `fence_exit` is how it
+/// ends. Returns the outputs after the fence's exit.
+fn lose_and_fence(fence_exit: Option<ChildStatus>) -> (Runner, Vec<Output>) {
+    let (mut r, out) = holding_with(fenced());
+    let Some(Output::Spawn(spec)) = out.iter().find(|o| matches!(o, Output::Spawn(_))) else { panic!("{out:?}") };
+    // The budget comes out of the kill window: term_at = 10 s − (5 s + 2 s) − 250 ms, and
+    // the child's group is dead 2 s before the session's kill_at (9.75 s).
+    assert_eq!((spec.term_at, spec.kill_at), (at(2_750), at(7_750)));
+    r.handle_child_started(at(4), 99);
+    let deleted = WatchEvent::Delete { key: "/conch/v1/elect/x/10".into(), mod_rev: Revision(9) };
+    r.handle_watch(at(100), WatchId(1), deleted);
+    assert!(actions(&mut r).contains(&Output::Terminate { child: ChildId(0), kill_at: at(5_100) }));
+    r.handle_child_exit(at(200), ChildStatus::Signaled(15));
+    let out = actions(&mut r);
+    let Some(Output::RunHook(hook)) = out.iter().find(|o| matches!(o, Output::RunHook(_))) else { panic!("{out:?}") };
+    assert_eq!((hook.kind, hook.cmd.as_str()), (HookKind::Fence, "undo"));
+    assert!(!out.iter().any(|o| matches!(o, Output::Etcd { .. })), "released before the fence: {out:?}");
+    // The fence must end in its budget, and never after the session's kill_at.
+    assert_eq!(r.poll_timeout(), Some(at(2_200)));
+    let id = hook.id;
+    match fence_exit {
+        Some(status) => r.handle_hook_exit(at(300), id, status),
+        None => {
+            r.handle_timeout(at(2_200));
+            assert_eq!(actions(&mut r), vec![Output::KillHook(id)]);
+            r.handle_hook_exit(at(2_210), id, ChildStatus::Signaled(9));
+        }
+    }
+    let out = actions(&mut r);
+    (r, out)
+}
+
+#[test]
+fn a_lost_holds_fence_runs_once_the_child_is_dead_and_then_it_releases() {
+    let (mut r, out) = lose_and_fence(Some(ChildStatus::Exited(0)));
+    assert_eq!(release_and_exit(&mut r, at(301), &out), vec![Output::Exit(ExitCode::LOST)]);
+}
+
+#[test]
+fn a_failed_or_overrun_fence_keeps_the_keys_and_exits_71() {
+    for fence_exit in [Some(ChildStatus::Exited(1)), None] {
+        let (r, out) = lose_and_fence(fence_exit);
+        assert_eq!(out, vec![Output::Exit(ExitCode::FENCE_FAILED)], "{fence_exit:?}");
+        assert!(r.is_done());
+    }
+}
+
+#[test]
+fn a_clean_exit_runs_no_fence() {
+    let (mut r, _) = holding_with(fenced());
+    r.handle_child_started(at(4), 99);
+    r.handle_child_exit(at(50), ChildStatus::Exited(0));
+    let out = actions(&mut r);
+    assert!(!out.iter().any(|o| matches!(o, Output::RunHook(_))), "{out:?}");
+    assert_eq!(release_and_exit(&mut r, at(51), &out), vec![Output::Exit(ExitCode::OK)]);
 }
 
 #[test]

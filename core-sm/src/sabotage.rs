@@ -2,8 +2,11 @@
 //!
 //! A checker that never fires proves nothing. Each [`Sabotage`] breaks one rule of one
 //! machine the way a plausible bug would; the simulator's tests switch one on and assert
-//! that the matching checker reports a violation within a few seeds. The CLI never sets
-//! anything but [`Sabotage::None`]; the field costs one comparison where it is read.
+//! that the matching checker reports a violation within a few seeds. A bug is switched on
+//! only through the machines' `with_sabotage()` builders (`Service`, `Runner`, `Conchd`,
+//! `ShimRules`, `Endpoints`), which only the simulator calls: no configuration the CLI
+//! builds can carry one. The one other way in, the `break-shim-deadline` cargo feature
+//! (a broken shim for the invariant suite), does not compile in a release build.
 use std::fmt;
 
 /// One deliberate bug (or none).

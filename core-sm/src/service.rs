@@ -25,13 +25,12 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use crate::backoff::{Backoff, SplitMix64, STABLE_AFTER};
-use crate::drive::{Driven, Machine, Now};
+use crate::drive::{Input, Machine, Now};
 use crate::duration::format;
-use crate::etcd::{EtcdResponse, WatchEvent};
-use crate::ids::{ChildId, HookId, ReqId, WatchId};
 use crate::output::{Event, ExitCode, Output};
 use crate::runner::{RunConfig, Runner};
-use crate::supervision::{ChildStatus, WrapperSignal};
+use crate::sabotage::Sabotage;
+use crate::supervision::WrapperSignal;
 use crate::time::Instant;
 
 /// Ids of successive cycles never collide: each cycle's ids start this far apart.
@@ -72,6 +71,8 @@ pub struct Service {
     child_started_at: Option<Instant>,
     child_uptime: Option<Duration>,
     done: bool,
+    /// A deliberate bug for every cycle, set only by [`Service::with_sabotage`].
+    sabotage: Sabotage,
 }
 
 impl Service {
@@ -94,7 +95,14 @@ impl Service {
             child_started_at: None,
             child_uptime: None,
             done: false,
+            sabotage: Sabotage::None,
         }
+    }
+
+    /// The same service with a deliberate bug in every cycle (the simulator's checker
+    /// tests only).
+    pub fn with_sabotage(self, sabotage: Sabotage) -> Service {
+        Service { sabotage, ..self }
     }
 
     /// How many cycles have started.
@@ -107,61 +115,22 @@ impl Service {
         self.done
     }
 
-    /// Feeds an etcd answer.
-    pub fn handle_response(&mut self, now: Instant, id: ReqId, response: EtcdResponse) {
-        self.with_runner(now, |r| r.handle_response(now, id, response));
-    }
-
-    /// Feeds a watch event.
-    pub fn handle_watch(&mut self, now: Instant, id: WatchId, event: WatchEvent) {
-        self.with_runner(now, |r| r.handle_watch(now, id, event));
-    }
-
-    /// The shim started the child.
-    pub fn handle_child_started(&mut self, now: Instant, pid: u32) {
-        self.child_started_at = Some(now);
-        self.with_runner(now, |r| r.handle_child_started(now, pid));
-    }
-
-    /// The child is gone.
-    pub fn handle_child_exit(&mut self, now: Instant, status: ChildStatus) {
-        if let Some(started) = self.child_started_at.take() {
-            self.child_uptime = Some(now.since(started));
-        }
-        self.with_runner(now, |r| r.handle_child_exit(now, status));
-    }
-
-    /// A hook exited.
-    pub fn handle_hook_exit(&mut self, now: Instant, id: HookId, status: ChildStatus) {
-        self.with_runner(now, |r| r.handle_hook_exit(now, id, status));
-    }
-
     /// A signal reached the wrapper: the service ends after the running cycle does.
-    pub fn handle_signal(&mut self, now: Instant, signal: WrapperSignal) {
+    fn on_signal(&mut self, now: Now, signal: WrapperSignal) {
         if !signal.stops() {
             // Passed on to a running child; between cycles there is nobody to tell.
-            self.with_runner(now, |r| r.handle_signal(now, signal));
+            self.with_runner(now, Input::Signal(signal));
             return;
         }
         self.signaled = true;
         if self.runner.is_some() {
-            self.with_runner(now, |r| r.handle_signal(now, signal));
+            self.with_runner(now, Input::Signal(signal));
         } else if !self.done {
             self.out.push_back(Output::Log(Event::info("signal").with("signal", signal.number())));
             // In service mode a stop between cycles holds nothing: a clean stop.
             let code = if self.cfg.restart { ExitCode::OK } else { ExitCode(128 + signal.number()) };
             self.finish(code);
         }
-    }
-
-    /// Timers of the running cycle, or the end of a backoff.
-    pub fn handle_timeout(&mut self, now: Instant) {
-        if self.restart_at.is_some_and(|at| now >= at) {
-            self.restart_at = None;
-            self.begin_cycle(now);
-            return;
-        }
-        self.with_runner(now, |r| r.handle_timeout(now));
     }
 
     /// Begins the first cycle.
@@ -177,7 +146,7 @@ impl Service {
         if let Some(until) = self.wait_until {
             run.wait = Some(until.since(now));
         }
-        let mut runner = Runner::with_id_base(run, self.cycle * ID_STRIDE);
+        let mut runner = Runner::with_id_base(run, self.cycle * ID_STRIDE).with_sabotage(self.sabotage);
         runner.set_wall_ms(self.wall_ms);
         self.cycle += 1;
         runner.start(now);
@@ -185,10 +154,10 @@ impl Service {
         self.pump(now);
     }
 
-    fn with_runner(&mut self, now: Instant, input: impl FnOnce(&mut Runner)) {
+    fn with_runner(&mut self, now: Now, input: Input) {
         if let Some(runner) = self.runner.as_mut() {
-            input(runner);
-            self.pump(now);
+            runner.handle_input(now, input);
+            self.pump(now.mono);
         }
     }
 
@@ -219,7 +188,9 @@ impl Service {
         // first grant failing is final (69).
         let held = self.child_started_at.is_some() || self.child_uptime.is_some();
         let waiter = lost_waiting || (self.reentered && by_etcd && !held);
-        let again = !self.signaled && (self.cfg.restart || (waiter && wait_left));
+        // A failed fence is final: what it should have undone may still stand.
+        let fenced_out = code == ExitCode::FENCE_FAILED;
+        let again = !self.signaled && !fenced_out && (self.cfg.restart || (waiter && wait_left));
         if !again {
             self.finish(self.stop_code(code));
             return;
@@ -252,7 +223,7 @@ impl Service {
     /// an unreachable etcd keeps its code. Without `--restart` the child's status is
     /// passed on.
     fn stop_code(&self, code: ExitCode) -> ExitCode {
-        let clean = code != ExitCode::LOST && code != ExitCode::UNAVAILABLE;
+        let clean = ![ExitCode::LOST, ExitCode::UNAVAILABLE, ExitCode::FENCE_FAILED].contains(&code);
         if self.signaled && self.cfg.restart && clean {
             ExitCode::OK
         } else {
@@ -277,44 +248,27 @@ impl Service {
     }
 }
 
-impl Driven for Service {
-    fn handle_response(&mut self, now: Now, id: ReqId, response: EtcdResponse) {
-        self.see_wall(now.wall_ms);
-        Service::handle_response(self, now.mono, id, response);
-    }
-
-    fn handle_watch(&mut self, now: Now, id: WatchId, event: WatchEvent) {
-        self.see_wall(now.wall_ms);
-        Service::handle_watch(self, now.mono, id, event);
-    }
-
-    fn handle_child_started(&mut self, now: Now, _child: ChildId, pid: u32) {
-        self.see_wall(now.wall_ms);
-        Service::handle_child_started(self, now.mono, pid);
-    }
-
-    fn handle_child_exit(&mut self, now: Now, _child: ChildId, status: ChildStatus) {
-        self.see_wall(now.wall_ms);
-        Service::handle_child_exit(self, now.mono, status);
-    }
-
-    fn handle_hook_exit(&mut self, now: Now, id: HookId, status: ChildStatus) {
-        self.see_wall(now.wall_ms);
-        Service::handle_hook_exit(self, now.mono, id, status);
-    }
-
-    fn handle_signal(&mut self, now: Now, signal: WrapperSignal) {
-        self.see_wall(now.wall_ms);
-        Service::handle_signal(self, now.mono, signal);
-    }
-
-    fn handle_timeout(&mut self, now: Now) {
-        self.see_wall(now.wall_ms);
-        Service::handle_timeout(self, now.mono);
-    }
-}
-
 impl Machine for Service {
+    fn handle_input(&mut self, now: Now, input: Input) {
+        self.see_wall(now.wall_ms);
+        match input {
+            Input::ChildStarted(..) => self.child_started_at = Some(now.mono),
+            Input::ChildExit(..) => {
+                if let Some(started) = self.child_started_at.take() {
+                    self.child_uptime = Some(now.mono.since(started));
+                }
+            }
+            Input::Signal(signal) => return self.on_signal(now, signal),
+            // The end of a backoff begins the next cycle; otherwise timers are the cycle's.
+            Input::Timeout if self.restart_at.is_some_and(|at| now.mono >= at) => {
+                self.restart_at = None;
+                return self.begin_cycle(now.mono);
+            }
+            _ => {}
+        }
+        self.with_runner(now, input);
+    }
+
     fn poll_output(&mut self) -> Option<Output> {
         self.out.pop_front()
     }

@@ -2,11 +2,38 @@
 //! the child's exits, the session's pace for etcd's failures), waiters re-entering.
 use super::*;
 use crate::etcd::{EtcdError, EtcdRequest, Kv};
+use crate::etcd::{EtcdResponse, WatchEvent};
 use crate::hold::HoldSpec;
 use crate::hooks::HookConfig;
-use crate::ids::{LeaseId, Revision};
+use crate::ids::{ChildId, LeaseId, ReqId, Revision, WatchId};
 use crate::keys::Name;
+use crate::supervision::ChildStatus;
 use crate::values::Holder;
+
+/// The inputs by name, as the tests feed them (the wall clock stays where it was).
+impl Service {
+    fn feed(&mut self, now: Instant, input: Input) {
+        self.handle_input(Now { mono: now, wall_ms: self.wall_ms }, input);
+    }
+    fn handle_response(&mut self, now: Instant, id: ReqId, response: EtcdResponse) {
+        self.feed(now, Input::Response(id, response));
+    }
+    fn handle_watch(&mut self, now: Instant, id: WatchId, event: WatchEvent) {
+        self.feed(now, Input::Watch(id, event));
+    }
+    fn handle_child_started(&mut self, now: Instant, pid: u32) {
+        self.feed(now, Input::ChildStarted(ChildId(0), pid));
+    }
+    fn handle_child_exit(&mut self, now: Instant, status: ChildStatus) {
+        self.feed(now, Input::ChildExit(ChildId(0), status));
+    }
+    fn handle_signal(&mut self, now: Instant, signal: WrapperSignal) {
+        self.feed(now, Input::Signal(signal));
+    }
+    fn handle_timeout(&mut self, now: Instant) {
+        self.feed(now, Input::Timeout);
+    }
+}
 
 fn at(ms: u64) -> Instant {
     Instant::from_nanos(ms * 1_000_000)
@@ -21,7 +48,6 @@ fn service(restart: bool, wait: Option<Duration>) -> Service {
         kill_after: Duration::from_secs(5),
         wait,
         hooks: HookConfig::default(),
-        sabotage: Default::default(),
     };
     Service::new(ServiceConfig { run, restart, seed: 1 })
 }

@@ -8,10 +8,19 @@
 //!   command exiting starts a stop: SIGTERM now, SIGKILL by `min(now + kill_after, kill_at)`.
 //! * Once stopping, SIGKILL is repeated at every wake after the kill deadline, so processes
 //!   forked late die too; deadline updates no longer move anything.
+//! * Once the command has exited and the shim has no child left at all, nothing of the
+//!   command is left (a subreaper inherits every orphan below it, so a descendant always
+//!   has a live chain of parents up to the shim): nothing more to signal, the exit is
+//!   reported ([`ShimRules::exit_due`]).
 use std::collections::VecDeque;
 use std::time::Duration;
 
 use crate::sabotage::Sabotage;
+
+// The feature builds a conch whose shim ignores its deadlines, for the invariant suite to
+// catch (scripts/test.sh builds it as target/broken-conch): never a release build.
+#[cfg(all(feature = "break-shim-deadline", not(debug_assertions)))]
+compile_error!("the break-shim-deadline feature makes the shim ignore its deadlines: debug (test) builds only");
 use crate::time::Instant;
 
 /// How often a stopping shim wakes to look for late processes.
@@ -26,6 +35,35 @@ pub enum ShimSignal {
     Kill,
 }
 
+/// Everything the shim (or the simulator's host) feeds its rules: the wrapper's messages,
+/// the pipe's end, what a reap found, and the timer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ShimInput {
+    /// New deadlines from the wrapper (ignored once stopping).
+    Deadlines {
+        /// SIGTERM no later than this.
+        term_at: Instant,
+        /// SIGKILL no later than this.
+        kill_at: Instant,
+    },
+    /// The wrapper orders a stop: SIGKILL by `kill_at` at the latest.
+    Terminate {
+        /// SIGKILL no later than this.
+        kill_at: Instant,
+    },
+    /// The pipe to the wrapper closed: it crashed, was SIGKILLed or panicked.
+    LinkClosed,
+    /// A reap: whether the command has exited, and whether the shim has any child left.
+    Reaped {
+        /// The command has exited (this reap or an earlier one).
+        main_exited: bool,
+        /// Some child of the shim's is still alive.
+        children_left: bool,
+    },
+    /// The instant of `poll_timeout` came (early or repeated timeouts are harmless).
+    Timeout,
+}
+
 /// The rules.
 #[derive(Debug)]
 pub struct ShimRules {
@@ -34,6 +72,7 @@ pub struct ShimRules {
     kill_after: Duration,
     kill_by: Option<Instant>,
     main_exited: bool,
+    exit_due: bool,
     actions: VecDeque<ShimSignal>,
     ignore_deadlines: bool,
 }
@@ -47,6 +86,7 @@ impl ShimRules {
             kill_after,
             kill_by: None,
             main_exited: false,
+            exit_due: false,
             actions: VecDeque::new(),
             ignore_deadlines: cfg!(feature = "break-shim-deadline"),
         }
@@ -57,8 +97,19 @@ impl ShimRules {
         ShimRules { ignore_deadlines: self.ignore_deadlines || sabotage == Sabotage::IgnoreDeadlines, ..self }
     }
 
+    /// Feeds one input; then poll the actions and the timeout.
+    pub fn handle_input(&mut self, now: Instant, input: ShimInput) {
+        match input {
+            ShimInput::Deadlines { term_at, kill_at } => self.handle_deadlines(term_at, kill_at),
+            ShimInput::Terminate { kill_at } => self.handle_terminate(now, kill_at),
+            ShimInput::LinkClosed => self.handle_link_closed(now),
+            ShimInput::Reaped { main_exited, children_left } => self.handle_reaped(now, main_exited, children_left),
+            ShimInput::Timeout => self.handle_timeout(now),
+        }
+    }
+
     /// New deadlines from the wrapper (ignored once stopping).
-    pub fn handle_deadlines(&mut self, term_at: Instant, kill_at: Instant) {
+    fn handle_deadlines(&mut self, term_at: Instant, kill_at: Instant) {
         if self.kill_by.is_none() {
             self.term_at = term_at;
             self.kill_at = kill_at;
@@ -66,25 +117,44 @@ impl ShimRules {
     }
 
     /// The wrapper orders a stop: SIGKILL by `kill_at` at the latest.
-    pub fn handle_terminate(&mut self, now: Instant, kill_at: Instant) {
+    fn handle_terminate(&mut self, now: Instant, kill_at: Instant) {
         self.begin_stop(now, kill_at.min(now.plus(self.kill_after)), "ordered");
     }
 
     /// The pipe to the wrapper closed: it crashed, was SIGKILLed or panicked.
-    pub fn handle_link_closed(&mut self, now: Instant) {
+    fn handle_link_closed(&mut self, now: Instant) {
         self.begin_stop(now, now.plus(self.kill_after), "wrapper gone");
     }
 
     /// The command exited: stop whatever it left behind.
-    pub fn handle_main_exit(&mut self, now: Instant) {
+    fn handle_main_exit(&mut self, now: Instant) {
         self.main_exited = true;
         if self.kill_by.is_none() {
             self.begin_stop(now, now.plus(self.kill_after), "command exited");
         }
     }
 
+    /// What a reap found: whether the command has exited, and whether the shim has any
+    /// child left. With the command gone and no child left, the group is empty: the
+    /// signals still queued have nobody to reach, and the exit is due.
+    fn handle_reaped(&mut self, now: Instant, main_exited: bool, children_left: bool) {
+        debug_assert!(main_exited || !self.main_exited, "the command exits once: a later reap still knows it");
+        if main_exited {
+            self.handle_main_exit(now);
+        }
+        if main_exited && !children_left {
+            self.actions.clear();
+            self.exit_due = true;
+        }
+    }
+
+    /// Whether the command and its whole group are gone: report the exit, stop.
+    pub fn exit_due(&self) -> bool {
+        self.exit_due
+    }
+
     /// Deadlines: SIGTERM at `term_at`, SIGKILL at the kill deadline (repeated).
-    pub fn handle_timeout(&mut self, now: Instant) {
+    fn handle_timeout(&mut self, now: Instant) {
         // Deliberately broken (a build for the invariant suite, or the simulator's checker
         // tests): the session's deadlines are ignored; only ordered stops still escalate.
         let kill_at = if self.ignore_deadlines { Instant::from_nanos(u64::MAX) } else { self.kill_at };
@@ -110,11 +180,13 @@ impl ShimRules {
     }
 
     /// The next signal to send.
+    #[must_use]
     pub fn poll_action(&mut self) -> Option<ShimSignal> {
         self.actions.pop_front()
     }
 
     /// When to wake next (given the current time, for the re-walk while stopping).
+    #[must_use]
     pub fn poll_timeout(&self, now: Instant) -> Instant {
         let mut next = match self.kill_by {
             None if self.ignore_deadlines => now.plus(REWALK_INTERVAL),

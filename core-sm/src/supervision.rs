@@ -8,64 +8,12 @@
 use std::time::Duration;
 
 use crate::ids::ChildId;
-use crate::output::{Event, ExitCode, Outbox, Output, SpawnSpec};
+use crate::output::{Event, Outbox, Output, SpawnSpec};
+pub use crate::process::{ChildStatus, WrapperSignal, PASSED_SIGNALS};
 use crate::time::Instant;
 
 /// How long past `kill_at` the wrapper waits for the shim before killing the group itself.
 pub const BACKUP_GRACE: Duration = Duration::from_secs(1);
-
-/// How the child ended, as the shim reports it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ChildStatus {
-    /// Exited with this code.
-    Exited(i32),
-    /// Killed by this signal.
-    Signaled(i32),
-    /// The shim went away without a report (it was killed): the status is unknown.
-    Vanished,
-}
-
-impl ChildStatus {
-    /// The exit code a wrapper passes on: the child's own, 128+n for signal n.
-    pub fn exit_code(self) -> ExitCode {
-        match self {
-            ChildStatus::Exited(code) => ExitCode(code),
-            ChildStatus::Signaled(sig) => ExitCode(128 + sig),
-            ChildStatus::Vanished => ExitCode::LOST,
-        }
-    }
-}
-
-/// A signal delivered to the wrapper.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum WrapperSignal {
-    /// SIGINT: stop (forward SIGTERM, release).
-    Interrupt,
-    /// SIGTERM: stop.
-    Terminate,
-    /// A signal passed on to the child's group as itself and otherwise ignored: SIGHUP
-    /// (`ExecReload=kill -HUP $MAINPID`), SIGUSR1, SIGUSR2, SIGWINCH, SIGQUIT.
-    Pass(i32),
-}
-
-/// The signals a wrapper passes on to its child's group ([`WrapperSignal::Pass`]).
-pub const PASSED_SIGNALS: [i32; 5] = [1, 3, 10, 12, 28];
-
-impl WrapperSignal {
-    /// The signal's number on Linux.
-    pub fn number(self) -> i32 {
-        match self {
-            WrapperSignal::Interrupt => 2,
-            WrapperSignal::Terminate => 15,
-            WrapperSignal::Pass(n) => n,
-        }
-    }
-
-    /// Whether this signal asks the wrapper to stop.
-    pub fn stops(self) -> bool {
-        !matches!(self, WrapperSignal::Pass(_))
-    }
-}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Phase {
@@ -158,6 +106,13 @@ impl Supervisor {
     /// Passes moved deadlines on to the shim.
     pub fn set_deadlines(&mut self, term_at: Instant, kill_at: Instant, out: &mut Outbox) {
         if let Phase::Running { term_at: t, kill_at: k } = self.phase {
+            // The session's timings: term_at = kill_at − kill_after, never after it.
+            debug_assert!(term_at <= kill_at, "term_at {term_at:?} after kill_at {kill_at:?}");
+            // Paired with the session's `D = max(D, send + ttl')`: a deadline only moves later.
+            debug_assert!(
+                term_at >= t && kill_at >= k,
+                "deadlines moved earlier: {t:?}/{k:?} → {term_at:?}/{kill_at:?}"
+            );
             if (t, k) != (term_at, kill_at) {
                 self.phase = Phase::Running { term_at, kill_at };
                 out.push(Output::Deadlines { child: self.child, term_at, kill_at });
@@ -197,6 +152,7 @@ impl Supervisor {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::exit::ExitCode;
 
     fn at(ms: u64) -> Instant {
         Instant::from_nanos(ms * 1_000_000)

@@ -37,7 +37,10 @@ pub struct Holder {
 impl Holder {
     /// One line of JSON.
     pub fn encode(&self) -> Vec<u8> {
-        serde_json::to_vec(self).unwrap_or_default()
+        let json = serde_json::to_vec(self).unwrap_or_default();
+        // A Holder is strings, numbers and options: serde_json has nothing to refuse.
+        debug_assert!(!json.is_empty(), "a holder serialised to nothing");
+        json
     }
 
     /// Reads holder JSON; `None` when the value is not ours.

@@ -1,7 +1,11 @@
-//! `--who`: who holds an office or a semaphore, from one sorted range read.
+//! `--who`: who holds an office or a semaphore, from one sorted range read; and
+//! [`WhoWatch`], the `--watch` machine (when to list, watch, re-list, retry or give up).
 //!
 //! Every key counts, ours or not: a key written by `etcdctl lock/elect`, or with a value
 //! we cannot parse, is shown with `?` for the fields we cannot know — never skipped.
+use std::collections::VecDeque;
+use std::time::Duration;
+
 use serde_json::{json, Value};
 
 use crate::etcd::Kv;
@@ -138,6 +142,128 @@ pub fn watch_identity(spec: &HoldSpec, kvs: &[Kv]) -> Vec<Revision> {
     revs
 }
 
+/// Pause before `--watch` lists again after a failure or the end of its watch.
+pub const RELIST_DELAY: Duration = Duration::from_millis(500);
+
+/// What the `--watch` driver tells [`WhoWatch`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WhoWatchInput {
+    /// The range read of the prefix answered, at this header revision.
+    Listed {
+        /// The answer's header revision.
+        rev: Revision,
+        /// Every key under the prefix.
+        kvs: Vec<Kv>,
+    },
+    /// The range read failed.
+    ListFailed,
+    /// The watch delivered a batch of events (an empty batch is no news).
+    Changed,
+    /// The watch could not be opened.
+    WatchFailed,
+    /// The watch ended: an error, compaction, cancellation, or the stream's end.
+    WatchEnded,
+}
+
+/// What [`WhoWatch`] asks of its driver, in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WhoWatchOutput {
+    /// Print this line (a change of holders).
+    Print(String),
+    /// Read the prefix now (the watch, if open, stays open).
+    List,
+    /// Drop any watch, wait this long, then read the prefix; log `warn` if given.
+    ListAfter {
+        /// How long to wait.
+        delay: Duration,
+        /// A warning to log first.
+        warn: Option<&'static str>,
+    },
+    /// Watch the prefix from this revision.
+    Watch {
+        /// The first revision to report.
+        start_rev: Revision,
+    },
+    /// The very first read failed: exit with that failure.
+    Fail,
+}
+
+/// `--watch` as a machine: print the holders, then a line per change of holders, until
+/// stopped. The first read failing is final (the operator learns at once that etcd is
+/// unreachable); after that, every failure (a read, a watch that cannot open, a watch that
+/// ends after compaction or an etcd restart) re-lists after [`RELIST_DELAY`], so the
+/// watch survives outages and never misses a change (the re-list shows it).
+#[derive(Debug)]
+pub struct WhoWatch {
+    spec: HoldSpec,
+    as_json: bool,
+    /// `--value-only`: `office value rev` lines.
+    value_only: bool,
+    last: Option<Vec<Revision>>,
+    listed_once: bool,
+    watching: bool,
+    out: VecDeque<WhoWatchOutput>,
+}
+
+impl WhoWatch {
+    /// The machine for `spec`; its first output is [`WhoWatchOutput::List`].
+    pub fn new(spec: HoldSpec, as_json: bool) -> WhoWatch {
+        let out = VecDeque::from([WhoWatchOutput::List]);
+        WhoWatch { spec, as_json, value_only: false, last: None, listed_once: false, watching: false, out }
+    }
+
+    /// The same machine printing `office value rev` lines ([`value_line`]).
+    pub fn with_value_only(self, value_only: bool) -> WhoWatch {
+        WhoWatch { value_only, ..self }
+    }
+
+    /// Feeds what the driver saw.
+    pub fn handle_input(&mut self, input: WhoWatchInput) {
+        match input {
+            WhoWatchInput::Listed { rev, kvs } => {
+                self.listed_once = true;
+                let identity = watch_identity(&self.spec, &kvs);
+                if self.last.as_ref() != Some(&identity) {
+                    let line = if self.value_only {
+                        value_line(&self.spec, &kvs)
+                    } else {
+                        watch_line(&self.spec, &kvs, self.as_json)
+                    };
+                    self.out.push_back(WhoWatchOutput::Print(line));
+                    self.last = Some(identity);
+                }
+                // A read after an event keeps the open watch; a first read opens one.
+                if !self.watching {
+                    self.watching = true;
+                    self.out.push_back(WhoWatchOutput::Watch { start_rev: Revision(rev.0 + 1) });
+                }
+            }
+            WhoWatchInput::ListFailed if !self.listed_once => self.out.push_back(WhoWatchOutput::Fail),
+            WhoWatchInput::ListFailed => {
+                let warn = (!self.watching).then_some("re-list failed; retrying");
+                self.relist(warn);
+            }
+            WhoWatchInput::Changed => {
+                debug_assert!(self.watching, "events come only from the watch this machine opened");
+                self.out.push_back(WhoWatchOutput::List);
+            }
+            WhoWatchInput::WatchFailed => self.relist(Some("watch failed; re-listing")),
+            WhoWatchInput::WatchEnded => self.relist(None),
+        }
+    }
+
+    fn relist(&mut self, warn: Option<&'static str>) {
+        self.watching = false;
+        self.out.push_back(WhoWatchOutput::ListAfter { delay: RELIST_DELAY, warn });
+    }
+
+    /// The next thing to do; `None` means: wait for the watch.
+    #[must_use]
+    pub fn poll_output(&mut self) -> Option<WhoWatchOutput> {
+        self.out.pop_front()
+    }
+}
+
 /// Other capacities in use under a semaphore's name, as (max, keys), from a range read of
 /// [`crate::keys::sema_name_prefix`].
 pub fn other_capacities(spec: &HoldSpec, kvs: &[Kv]) -> Vec<(u32, usize)> {
@@ -251,5 +377,43 @@ mod tests {
             kv("/conch/v1/sema/s/1/d", 4, H),
         ];
         assert_eq!(other_capacities(&sema, &family), vec![(1, 1), (3, 2)]);
+    }
+
+    #[test]
+    fn watch_machine_lists_watches_and_relists() {
+        let office = HoldSpec::office(Name::new("db").unwrap());
+        let mut w = WhoWatch::new(office, false);
+        let drain = |w: &mut WhoWatch| std::iter::from_fn(|| w.poll_output()).collect::<Vec<_>>();
+        assert_eq!(drain(&mut w), vec![WhoWatchOutput::List]);
+        w.handle_input(WhoWatchInput::Listed { rev: Revision(4), kvs: vec![] });
+        let opened = vec![WhoWatchOutput::Print("db -".into()), WhoWatchOutput::Watch { start_rev: Revision(5) }];
+        assert_eq!(drain(&mut w), opened);
+        w.handle_input(WhoWatchInput::Changed);
+        assert_eq!(drain(&mut w), vec![WhoWatchOutput::List]);
+        // A holder rewriting its value is no change; the watch stays open.
+        w.handle_input(WhoWatchInput::Listed { rev: Revision(6), kvs: vec![] });
+        assert_eq!(drain(&mut w), vec![]);
+        w.handle_input(WhoWatchInput::ListFailed);
+        assert_eq!(drain(&mut w), vec![WhoWatchOutput::ListAfter { delay: RELIST_DELAY, warn: None }]);
+        w.handle_input(WhoWatchInput::ListFailed);
+        let warn = Some("re-list failed; retrying");
+        assert_eq!(drain(&mut w), vec![WhoWatchOutput::ListAfter { delay: RELIST_DELAY, warn }]);
+        w.handle_input(WhoWatchInput::Listed { rev: Revision(9), kvs: vec![kv("/conch/v1/elect/db/1a", 8, H)] });
+        let back = vec![
+            WhoWatchOutput::Print("db n1 pid=7 since=2026-01-01T00:00:00Z rev=8".into()),
+            WhoWatchOutput::Watch { start_rev: Revision(10) },
+        ];
+        assert_eq!(drain(&mut w), back);
+        w.handle_input(WhoWatchInput::WatchEnded);
+        assert_eq!(drain(&mut w), vec![WhoWatchOutput::ListAfter { delay: RELIST_DELAY, warn: None }]);
+    }
+
+    #[test]
+    fn watch_machine_fails_only_on_the_first_read() {
+        let mut w = WhoWatch::new(HoldSpec::office(Name::new("db").unwrap()), true);
+        assert_eq!(w.poll_output(), Some(WhoWatchOutput::List));
+        w.handle_input(WhoWatchInput::ListFailed);
+        assert_eq!(w.poll_output(), Some(WhoWatchOutput::Fail));
+        assert_eq!(w.poll_output(), None);
     }
 }

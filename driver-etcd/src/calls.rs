@@ -104,7 +104,6 @@ async fn dispatch(client: &mut Client, request: EtcdRequest) -> Result<EtcdRespo
         EtcdRequest::FencedTxn { guard, txn } => crate::fenced::call(client, guard, txn).await?,
         // Keepalives go over the stream (see keepalive.rs), never through here.
         EtcdRequest::KeepAlive { .. } => EtcdResponse::Error(EtcdError::Fatal("keepalive is a stream".into())),
-        _ => EtcdResponse::Error(EtcdError::Fatal("request not supported by this driver".into())),
     })
 }
 

@@ -1,88 +1,25 @@
-//! Core events as `tracing` events: the one logger (bin's tracing-subscriber text or JSON
-//! layer) formats them like every other line.
-//!
-//! A `tracing` event's field names are fixed where it is written, so one call site lists
-//! every key of [`conch_core::output::EVENT_FIELDS`] (one list, `with_keys!`), each as an `Option` that records
-//! nothing when the event does not carry it. Keys of `NUMBER_FIELDS` are recorded as
-//! integers, so JSON readers get `"rev":12`, not `"rev":"12"`. In text format the line
-//! stays `kind key=value …` in the event's own order, as before.
-use conch_core::output::NUMBER_FIELDS;
-use conch_core::{Event, Level};
+//! What the driver's tasks send the event loop: an [`Input`] for the machine, or news of
+//! a keepalive stream that `keepalive` turns into inputs. A leaf, so the tasks' modules
+//! and the loop (`run`) do not import each other.
+use conch_core::{EtcdResponse, Input};
+use etcd_client::LeaseKeeper;
 
-/// The one list of keys a call site records: `text` keys as strings, `number` keys as
-/// integers. `$m` is handed the list after its own arguments.
-macro_rules! with_keys {
-    ($m:ident!($($args:tt)*)) => {
-        $m!($($args)*;
-            text: [after, age, answer, asked, before_term, by, child, delay, error, exit, from, granted,
-                hook, job, kill_in, late, lease, name, node, note, outcome, prefix, ran, reason, status,
-                tick, timed_out, to, waited, why];
-            number: [attempt, code, pid, rank, rev, runs, signal])
-    };
+/// Everything that can wake the loop.
+#[derive(Debug)]
+pub enum DriverEvent {
+    /// An input for the machine (an etcd answer, a watch event, a child's or hook's news).
+    Input(Input),
+    /// News from a keepalive stream of some generation.
+    KeepAlive(u64, StreamNews),
 }
 
-/// One event recording every listed key; `$t` reads a text key, `$n` a number key.
-macro_rules! emit {
-    ($level:expr, $kind:expr, $t:ident, $n:ident, $extra:expr;
-        text: [$($tk:ident),*]; number: [$($nk:ident),*]) => {
-        tracing::event!($level, event = $kind, $($tk = $t(stringify!($tk)),)* $($nk = $n(stringify!($nk)),)* extra = $extra)
-    };
-}
-
-/// The listed keys as strings (for the test that holds them to the core's lists).
-#[cfg(test)]
-macro_rules! key_list {
-    (; text: [$($tk:ident),*]; number: [$($nk:ident),*]) => {
-        (vec![$(stringify!($tk)),*], vec![$(stringify!($nk)),*])
-    };
-}
-
-/// Logs one core event: structured fields for `--log-format json`, `kind key=value …` text
-/// otherwise.
-pub fn log_event(event: &Event, json: bool) {
-    if !json {
-        let line = std::iter::once(event.kind.to_string())
-            .chain(event.fields.iter().map(|(k, v)| format!("{k}={v}")))
-            .collect::<Vec<_>>()
-            .join(" ");
-        match event.level {
-            Level::Info => tracing::info!("{line}"),
-            Level::Warn => tracing::warn!("{line}"),
-            Level::Error => tracing::error!("{line}"),
-        }
-        return;
-    }
-    let text = |key: &str| event.fields.iter().find(|(k, _)| *k == key).map(|(_, v)| v.as_str());
-    let number = |key: &str| text(key).and_then(|v| v.parse::<i64>().ok());
-    // A key outside the list (a release build where the core's debug assertion is off) is
-    // kept as text rather than lost.
-    let extra: Vec<String> = event
-        .fields
-        .iter()
-        .filter(|(k, v)| {
-            !conch_core::output::EVENT_FIELDS.contains(k) || (NUMBER_FIELDS.contains(k) && v.parse::<i64>().is_err())
-        })
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect();
-    let extra = (!extra.is_empty()).then(|| extra.join(" "));
-    let extra = extra.as_deref();
-    match event.level {
-        Level::Info => with_keys!(emit!(tracing::Level::INFO, event.kind, text, number, extra)),
-        Level::Warn => with_keys!(emit!(tracing::Level::WARN, event.kind, text, number, extra)),
-        Level::Error => with_keys!(emit!(tracing::Level::ERROR, event.kind, text, number, extra)),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_call_site_records_every_key_of_the_core_with_its_type() {
-        let (text, number) = with_keys!(key_list!());
-        let mut all: Vec<&str> = text.iter().chain(&number).copied().collect();
-        all.sort_unstable();
-        assert_eq!(all, conch_core::output::EVENT_FIELDS);
-        assert_eq!(number, NUMBER_FIELDS);
-    }
+/// What a stream task reports to the event loop.
+#[derive(Debug)]
+pub enum StreamNews {
+    /// The stream is open; later keepalives go through this keeper.
+    Opened(LeaseKeeper),
+    /// One answer, in order.
+    Answer(EtcdResponse),
+    /// The stream failed or ended.
+    Closed(String),
 }

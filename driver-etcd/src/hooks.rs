@@ -6,13 +6,13 @@ use std::collections::BTreeMap;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, Stdio};
 
-use conch_core::{ChildStatus, HookId, HookSpec};
+use conch_core::{ChildStatus, HookId, HookSpec, Input};
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use tokio::sync::mpsc::UnboundedSender;
 
+use crate::events::DriverEvent;
 use crate::reap::{wait_exited, PidGate};
-use crate::run::DriverEvent;
 
 /// The running hooks (at most one at a time in practice).
 #[derive(Default)]
@@ -21,7 +21,7 @@ pub struct Hooks {
 }
 
 impl Hooks {
-    /// Starts a hook; its exit arrives as [`DriverEvent::HookExit`].
+    /// Starts a hook; its exit arrives as [`conch_core::Input::HookExit`].
     pub fn spawn(&mut self, spec: &HookSpec, events: &UnboundedSender<DriverEvent>) -> std::io::Result<()> {
         let mut child = Command::new("sh")
             .arg("-c")
@@ -53,7 +53,7 @@ impl Hooks {
                 },
                 Err(_) => ChildStatus::Vanished,
             };
-            let _ = events.send(DriverEvent::HookExit(id, status));
+            let _ = events.send(DriverEvent::Input(Input::HookExit(id, status)));
         });
         Ok(())
     }

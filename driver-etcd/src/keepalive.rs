@@ -2,8 +2,10 @@
 //! the core's request ids here, so the core can apply the deadline rule to send times.
 //!
 //! etcd-client opens a stream by sending the first keepalive and awaiting its answer;
-//! that first request is the one that asked for a fresh stream. A stream that errors or
-//! ends fails every request still waiting on it.
+//! that first request is the one that asked for a fresh stream, and its answer is
+//! reported as the raw fact etcd-client leaves us (`KeepAliveOpened`, an error as it came):
+//! what either means for the deadline is the session's rule, not this file's. A stream
+//! that errors or ends fails every request still waiting on it.
 use std::collections::VecDeque;
 
 use conch_core::Outcome;
@@ -12,19 +14,8 @@ use etcd_client::LeaseKeeper;
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::calls::map_error;
+use crate::events::{DriverEvent, StreamNews};
 use crate::pool::{stream_outcome, Pool};
-use crate::run::DriverEvent;
-
-/// What a stream task reports to the event loop.
-#[derive(Debug)]
-pub enum StreamNews {
-    /// The stream is open; later keepalives go through this keeper.
-    Opened(LeaseKeeper),
-    /// One answer, in order.
-    Answer(EtcdResponse),
-    /// The stream failed or ended.
-    Closed(String),
-}
 
 /// The wrapper's keepalive state.
 pub struct KeepAlives {
@@ -36,7 +27,6 @@ pub struct KeepAlives {
     /// Requests made before the current stream finished opening.
     unsent: usize,
     task: Option<tokio::task::JoinHandle<()>>,
-    granted_ttl_s: std::collections::BTreeMap<LeaseId, i64>,
     /// The lease the current stream keeps alive (a new session needs a new stream).
     stream_lease: Option<LeaseId>,
     /// The member the current stream is open on.
@@ -53,15 +43,9 @@ impl KeepAlives {
             pending: VecDeque::new(),
             unsent: 0,
             task: None,
-            granted_ttl_s: Default::default(),
             stream_lease: None,
             stream_endpoint: 0,
         }
-    }
-
-    /// Records the TTL etcd granted (every renewal restores it).
-    pub fn set_granted_ttl(&mut self, lease: LeaseId, ttl_s: i64) {
-        self.granted_ttl_s.insert(lease, ttl_s);
     }
 
     /// Sends one keepalive for request `id`.
@@ -126,7 +110,6 @@ impl KeepAlives {
         self.pending.clear();
         self.pending.push_back(id);
         let generation = self.generation;
-        let granted_ttl_s = self.granted_ttl_s.get(&lease).copied().unwrap_or(1);
         let (pool, endpoint) = (self.pool.clone(), self.pool.pinned());
         self.stream_endpoint = endpoint;
         let events = events.clone();
@@ -157,20 +140,14 @@ impl KeepAlives {
                 Ok(pair) => pair,
                 Err(e) => {
                     pool.report(endpoint, stream_outcome(&e));
-                    let response = match map_error(&e) {
-                        EtcdError::LeaseNotFound => EtcdResponse::KeepAlive { ttl_s: 0 },
-                        other => EtcdResponse::Error(other),
-                    };
-                    send(StreamNews::Answer(response));
+                    send(StreamNews::Answer(EtcdResponse::Error(map_error(&e))));
                     send(StreamNews::Closed(e.to_string()));
                     return;
                 }
             };
             // etcd-client consumed the first answer while opening and checked it was
-            // positive; a keepalive renews a lease to its full granted TTL.
-            if !send(StreamNews::Answer(EtcdResponse::KeepAlive { ttl_s: granted_ttl_s }))
-                || !send(StreamNews::Opened(keeper))
-            {
+            // positive: that is all we know, and all we report (the session knows its TTL).
+            if !send(StreamNews::Answer(EtcdResponse::KeepAliveOpened)) || !send(StreamNews::Opened(keeper)) {
                 return;
             }
             loop {

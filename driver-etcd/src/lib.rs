@@ -4,13 +4,15 @@
 //! * [`calls`] — one [`conch_core::EtcdRequest`] becomes one etcd call.
 //! * [`pool`] — one connection per member and failover between them (the core's
 //!   [`conch_core::Endpoints`] decides).
+//! * [`events`] — what the driver's tasks send its loop (an input, or keepalive news).
+//! * [`log`] — one log line per core event, text or JSON.
 //! * [`keepalive`] — the lease keepalive stream, answers paired with requests in order.
 //! * [`watches`] — one task per single-key watch.
 //! * [`shim`] — the hidden `conch __shim` mode that owns the child's process group.
 //! * [`shim_link`] — the wrapper's end of the shim pipe.
 //! * [`notify`] — systemd `Type=notify`: READY, STATUS, STOPPING, WATCHDOG.
 //! * [`out`] — stdout and stderr that never panic (closed pipes), journald priorities.
-//! * [`run`] — the event loop for one [`conch_core::Runner`].
+//! * [`run`] — the event loop for one machine ([`conch_core::Service`] or conchd).
 //! * [`query`] — read-only queries (`--who`).
 //! * [`fenced`] — fenced writes from a holder's child (`conch put`/`del`/`txn`).
 //! * [`step_down`] — `elect --step-down`: ask the leader to resign, wait for it.
@@ -28,6 +30,7 @@ pub mod fenced;
 pub mod hooks;
 pub mod job_output;
 pub mod keepalive;
+pub mod log;
 #[cfg(all(test, loom))]
 mod loom_shim;
 pub mod notify;

@@ -124,7 +124,7 @@ impl Pool {
                 Some(s) => event.with("from_url", self.url(s.from)).with("to_url", self.url(s.to)),
                 None => event,
             };
-            crate::run::log_event(&event);
+            crate::log::log_event(&event);
         }
     }
 

@@ -1,17 +1,13 @@
 //! Read-only queries: `--who`, `--assert`, `--watch`. No lease, nothing written.
-use std::time::Duration;
 
 use conch_core::keys::sema_name_prefix;
-use conch_core::who::{assert_leader, other_capacities, report, value_line, watch_identity, watch_line, WhoReport};
+use conch_core::who::{assert_leader, other_capacities, report, WhoReport, WhoWatch, WhoWatchInput, WhoWatchOutput};
 use conch_core::{EtcdError, EtcdRequest, EtcdResponse, ExitCode, Failure, HoldSpec, Kv, Revision};
 use etcd_client::WatchOptions;
 use tokio::signal::unix::{signal, SignalKind};
 
 use crate::connect::EtcdConfig;
 use crate::pool::{stream_outcome, Pool};
-
-/// Pause between attempts to re-list after `--watch` lost etcd.
-const RELIST_DELAY: Duration = Duration::from_millis(500);
 
 fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
     tokio::runtime::Builder::new_current_thread()
@@ -93,73 +89,84 @@ pub fn watch(config: &EtcdConfig, spec: &HoldSpec, as_json: bool, value_only: bo
     })
 }
 
+/// Carries out [`WhoWatch`]'s outputs: range reads, one prefix watch, the pauses.
 async fn watch_loop(config: &EtcdConfig, spec: &HoldSpec, as_json: bool, value_only: bool) -> ExitCode {
     let pool = Pool::new(config.clone());
     let prefix = spec.prefix();
-    let mut last: Option<Vec<Revision>> = None;
-    let mut print = |kvs: &[Kv]| {
-        let line = if value_only { value_line(spec, kvs) } else { watch_line(spec, kvs, as_json) };
-        let identity = watch_identity(spec, kvs);
-        if last.as_ref() != Some(&identity) {
-            crate::out::listing_line(&line);
-            last = Some(identity);
-        }
-    };
-    let mut first = true;
+    let mut machine = WhoWatch::new(spec.clone(), as_json).with_value_only(value_only);
+    let mut stream: Option<(usize, etcd_client::WatchStream)> = None;
+    let mut last_error: Option<Failure> = None;
     loop {
-        let (rev, kvs) = match range(&pool, prefix.clone()).await {
-            Ok(answer) => answer,
-            Err(e) if first => {
-                tracing::error!(error = %e, "watch failed");
-                return e.code;
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "re-list failed; retrying");
-                tokio::time::sleep(RELIST_DELAY).await;
-                continue;
-            }
-        };
-        first = false;
-        print(&kvs);
-        let options = WatchOptions::new().with_prefix().with_start_revision(rev.0 + 1);
-        let endpoint = pool.pinned();
-        let mut client = match pool.client(endpoint, config.dial_timeout).await {
-            Ok(client) => client,
-            Err(e) => {
-                tracing::warn!(error = ?e, "watch failed; re-listing");
-                tokio::time::sleep(RELIST_DELAY).await;
-                continue;
-            }
-        };
-        let mut stream = match client.watch(prefix.clone(), Some(options)).await {
-            Ok(stream) => stream,
-            Err(e) => {
-                pool.report(endpoint, stream_outcome(&e));
-                tracing::warn!(error = %e, "watch failed; re-listing");
-                tokio::time::sleep(RELIST_DELAY).await;
-                continue;
-            }
-        };
-        // Any event, or the end of the stream (compaction, restart), means: re-list.
-        loop {
-            match stream.message().await {
+        let Some(output) = machine.poll_output() else {
+            // Nothing to do but wait for the watch.
+            let Some((endpoint, watch)) = stream.as_mut() else {
+                debug_assert!(false, "WhoWatch is never idle without a watch: it lists or waits first");
+                return ExitCode::LOST;
+            };
+            let input = match watch.message().await {
                 Ok(Some(r)) if r.compact_revision() == 0 && !r.canceled() => {
                     if r.events().is_empty() {
                         continue;
                     }
-                    match range(&pool, prefix.clone()).await {
-                        Ok((_, kvs)) => print(&kvs),
-                        Err(_) => break,
-                    }
+                    WhoWatchInput::Changed
                 }
                 Err(e) => {
-                    pool.report(endpoint, stream_outcome(&e));
-                    break;
+                    pool.report(*endpoint, stream_outcome(&e));
+                    WhoWatchInput::WatchEnded
                 }
-                _ => break,
+                // Compacted, cancelled (an etcd restart), or the stream's end.
+                _ => WhoWatchInput::WatchEnded,
+            };
+            machine.handle_input(input);
+            continue;
+        };
+        match output {
+            WhoWatchOutput::Print(line) => crate::out::listing_line(&line),
+            WhoWatchOutput::List => machine.handle_input(list_for_watch(&pool, &prefix, &mut last_error).await),
+            WhoWatchOutput::ListAfter { delay, warn } => {
+                stream = None;
+                if let Some(warn) = warn {
+                    let error = last_error.as_ref().map(|e| e.message.clone()).unwrap_or_default();
+                    tracing::warn!(error, "{warn}");
+                }
+                tokio::time::sleep(delay).await;
+                machine.handle_input(list_for_watch(&pool, &prefix, &mut last_error).await);
+            }
+            WhoWatchOutput::Watch { start_rev } => {
+                let options = WatchOptions::new().with_prefix().with_start_revision(start_rev.0);
+                let endpoint = pool.pinned();
+                let opened = match pool.client(endpoint, config.dial_timeout).await {
+                    Ok(mut client) => client.watch(prefix.clone(), Some(options)).await.map_err(|e| {
+                        pool.report(endpoint, stream_outcome(&e));
+                        e.to_string()
+                    }),
+                    Err(e) => Err(format!("{e:?}")),
+                };
+                match opened {
+                    Ok(watch) => stream = Some((endpoint, watch)),
+                    Err(e) => {
+                        last_error = Some(Failure::new(ExitCode::UNAVAILABLE, e));
+                        machine.handle_input(WhoWatchInput::WatchFailed);
+                    }
+                }
+            }
+            WhoWatchOutput::Fail => {
+                let failure = last_error.unwrap_or_else(|| Failure::new(ExitCode::LOST, "watch failed"));
+                tracing::error!(error = %failure, "watch failed");
+                return failure.code;
             }
         }
-        tokio::time::sleep(RELIST_DELAY).await;
+    }
+}
+
+/// One range read of `prefix` for [`WhoWatch`] (the failure kept for its log line).
+async fn list_for_watch(pool: &Pool, prefix: &str, last_error: &mut Option<Failure>) -> WhoWatchInput {
+    match range(pool, prefix.to_string()).await {
+        Ok((rev, kvs)) => WhoWatchInput::Listed { rev, kvs },
+        Err(e) => {
+            *last_error = Some(e);
+            WhoWatchInput::ListFailed
+        }
     }
 }
 

@@ -1,40 +1,28 @@
-//! The event loop for one [`Runner`]: a current-thread tokio runtime, one channel of
-//! [`DriverEvent`]s, and the drain contract from `conch_core::drive`.
+//! The event loop for one machine ([`Service`] or [`Conchd`]): a current-thread tokio
+//! runtime, one channel of [`DriverEvent`]s, and the drain contract from
+//! `conch_core::drive`: one input, then its whole drain performed in poll order; an input
+//! the loop makes itself while performing (a shim or hook that could not start) waits in
+//! a queue for the next turn, so the machine is never re-entered mid-drain.
 use conch_core::conchd::{Conchd, ConchdConfig};
 use conch_core::{
-    drain, ChildId, ChildStatus, Driven, EtcdRequest, EtcdResponse, ExitCode, HookId, Now, Output, ReqId, Service,
-    ServiceConfig, WatchEvent, WatchId, WrapperSignal,
+    drain, ChildId, ChildStatus, EtcdRequest, ExitCode, Input, Machine, Now, Output, Service, ServiceConfig,
+    WrapperSignal,
 };
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
 use crate::clock::{now, to_tokio};
 use crate::connect::EtcdConfig;
+use crate::events::DriverEvent;
 use crate::hooks::Hooks;
-use crate::keepalive::{KeepAlives, StreamNews};
+use crate::keepalive::KeepAlives;
+pub use crate::log::{log_event, use_json_logs};
 use crate::notify::Notifier;
 use crate::pool::Pool;
 use crate::shim_link::ShimLink;
 use crate::watches::Watches;
-
-/// Everything that can wake the loop.
-#[derive(Debug)]
-pub enum DriverEvent {
-    /// The answer to an etcd call.
-    Etcd(ReqId, EtcdResponse),
-    /// News from a keepalive stream of some generation.
-    KeepAlive(u64, StreamNews),
-    /// A watch event.
-    Watch(WatchId, WatchEvent),
-    /// A shim started its command.
-    ChildStarted(ChildId, u32),
-    /// A command and its group are gone.
-    ChildExit(ChildId, ChildStatus),
-    /// A hook exited.
-    HookExit(HookId, ChildStatus),
-}
 
 struct Io {
     config: EtcdConfig,
@@ -46,6 +34,8 @@ struct Io {
     hooks: Hooks,
     notify: Notifier,
     exit: Option<ExitCode>,
+    /// Inputs the loop made while performing outputs, fed after the drain.
+    own: VecDeque<Input>,
 }
 
 /// Runs one wrapper (`elect`, `sema`) to its end and returns its exit code.
@@ -94,11 +84,11 @@ pub fn now_both() -> Now {
     Now { mono: now(), wall_ms }
 }
 
-async fn drive<M: Driven>(config: EtcdConfig, start: impl FnOnce(Now) -> M) -> ExitCode {
+async fn drive<M: Machine>(config: EtcdConfig, start: impl FnOnce(Now) -> M) -> ExitCode {
     drive_observed(config, start, &mut |_: &M| {}).await
 }
 
-async fn drive_observed<M: Driven>(
+async fn drive_observed<M: Machine>(
     config: EtcdConfig,
     start: impl FnOnce(Now) -> M,
     observe: &mut dyn FnMut(&M),
@@ -115,6 +105,7 @@ async fn drive_observed<M: Driven>(
         hooks: Hooks::default(),
         notify: Notifier::from_env(),
         exit: None,
+        own: VecDeque::new(),
     };
     let mut watchdog = io.notify.watchdog_every().map(tokio::time::interval);
     let mut signals = match Signals::new() {
@@ -129,11 +120,18 @@ async fn drive_observed<M: Driven>(
         let mut outputs = Vec::new();
         let timeout = drain(&mut machine, |o| outputs.push(o));
         for output in outputs {
-            io.perform(output, &mut machine).await;
+            io.perform(output).await;
         }
         observe(&machine);
         if let Some(code) = io.exit {
             return code;
+        }
+        // One input per turn, each followed by its drain: our own first (they answer what
+        // was just performed), then whichever source is ready (select picks fairly among
+        // ready ones, so a flood of etcd news never starves the timer or a signal).
+        if let Some(input) = io.own.pop_front() {
+            machine.handle_input(now_both(), input);
+            continue;
         }
         let sleep_until = timeout.map(to_tokio);
         tokio::select! {
@@ -141,13 +139,9 @@ async fn drive_observed<M: Driven>(
                 Some(event) => io.feed(&mut machine, event).await,
                 None => return ExitCode::LOST,
             },
-            signal = signals.next() => machine.handle_signal(now_both(), signal),
-            _ = sleep(sleep_until) => machine.handle_timeout(now_both()),
+            signal = signals.next() => machine.handle_input(now_both(), Input::Signal(signal)),
+            _ = sleep(sleep_until) => machine.handle_input(now_both(), Input::Timeout),
             _ = tick(&mut watchdog) => io.notify.pet(),
-        }
-        // Anything else already queued is handled before the next drain wait.
-        while let Ok(event) = inbox.try_recv() {
-            io.feed(&mut machine, event).await;
         }
     }
 }
@@ -169,37 +163,34 @@ async fn sleep(until: Option<tokio::time::Instant>) {
 }
 
 impl Io {
-    async fn feed<M: Driven>(&mut self, machine: &mut M, event: DriverEvent) {
+    async fn feed<M: Machine>(&mut self, machine: &mut M, event: DriverEvent) {
         match event {
-            DriverEvent::Etcd(id, response) => {
-                if let EtcdResponse::Granted { lease, ttl_s } = response {
-                    self.keepalives.set_granted_ttl(lease, ttl_s);
+            DriverEvent::Input(input) => {
+                match &input {
+                    // Events of a cancelled watch may still be in flight.
+                    Input::Watch(id, _) if !self.watches.is_live(*id) => return,
+                    Input::ChildExit(child, _) => {
+                        self.shims.remove(child);
+                    }
+                    Input::HookExit(id, _) => self.hooks.forget(*id),
+                    Input::Response(..)
+                    | Input::Watch(..)
+                    | Input::ChildStarted(..)
+                    | Input::Signal(_)
+                    | Input::Timeout => {}
                 }
-                machine.handle_response(now_both(), id, response);
+                machine.handle_input(now_both(), input);
             }
             DriverEvent::KeepAlive(generation, news) => {
-                for (id, response) in self.keepalives.handle(generation, news).await {
-                    machine.handle_response(now_both(), id, response);
-                }
-            }
-            DriverEvent::Watch(id, event) => {
-                if self.watches.is_live(id) {
-                    machine.handle_watch(now_both(), id, event);
-                }
-            }
-            DriverEvent::ChildStarted(child, pid) => machine.handle_child_started(now_both(), child, pid),
-            DriverEvent::ChildExit(child, status) => {
-                self.shims.remove(&child);
-                machine.handle_child_exit(now_both(), child, status);
-            }
-            DriverEvent::HookExit(id, status) => {
-                self.hooks.forget(id);
-                machine.handle_hook_exit(now_both(), id, status);
+                // One stream's news may answer several requests; each is one input.
+                self.own.extend(
+                    self.keepalives.handle(generation, news).await.into_iter().map(|(id, r)| Input::Response(id, r)),
+                );
             }
         }
     }
 
-    async fn perform<M: Driven>(&mut self, output: Output, machine: &mut M) {
+    async fn perform(&mut self, output: Output) {
         match output {
             Output::Etcd { id, request: EtcdRequest::KeepAlive { lease, fresh_stream } } => {
                 self.keepalives.send(id, lease, fresh_stream, &self.events).await;
@@ -213,7 +204,7 @@ impl Io {
                 let (pool, events) = (self.pool.clone(), self.events.clone());
                 tokio::spawn(async move {
                     let response = pool.call(request, timeout).await;
-                    let _ = events.send(DriverEvent::Etcd(id, response));
+                    let _ = events.send(DriverEvent::Input(Input::Response(id, response)));
                 });
             }
             Output::Watch { id, key, start_rev, prefix } => {
@@ -226,7 +217,7 @@ impl Io {
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "cannot start the shim");
-                    machine.handle_child_exit(now_both(), spec.child, ChildStatus::Vanished);
+                    self.own.push_back(Input::ChildExit(spec.child, ChildStatus::Vanished));
                 }
             },
             Output::Deadlines { child, term_at, kill_at } => {
@@ -252,7 +243,7 @@ impl Io {
             Output::RunHook(spec) => {
                 if let Err(e) = self.hooks.spawn(&spec, &self.events) {
                     tracing::error!(error = %e, hook = spec.kind.as_str(), "cannot start the hook");
-                    machine.handle_hook_exit(now_both(), spec.id, ChildStatus::Exited(127));
+                    self.own.push_back(Input::HookExit(spec.id, ChildStatus::Exited(127)));
                 }
             }
             Output::KillHook(id) => self.hooks.kill(id),
@@ -265,21 +256,8 @@ impl Io {
                 self.notify.see(&event);
                 log_event(&event);
             }
-            _ => tracing::warn!(?output, "output not handled by this driver"),
         }
     }
-}
-
-static JSON_LOGS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-/// Switches core events to one JSON object per line on stderr (`--log-format json`).
-pub fn use_json_logs(on: bool) {
-    JSON_LOGS.store(on, std::sync::atomic::Ordering::Relaxed);
-}
-
-/// Logs one core event through the one logger ([`crate::events`]).
-pub fn log_event(event: &conch_core::Event) {
-    crate::events::log_event(event, JSON_LOGS.load(std::sync::atomic::Ordering::Relaxed));
 }
 
 /// SIGINT and SIGTERM stop; SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 and SIGWINCH

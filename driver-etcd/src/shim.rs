@@ -28,15 +28,8 @@
 //!   descendant always has a live chain of parents up to the shim): the exit is reported
 //!   without a walk. With any child left, it is stopped as before.
 //!
-//! The pipe protocol is one line per message:
-//!
-//! ```text
-//! wrapper → shim   D <term_at_ns> <kill_at_ns>   new deadlines
-//!                  T <kill_at_ns>                terminate now, SIGKILL by kill_at
-//!                  S <signal>                    pass this signal on to every descendant
-//! shim → wrapper   P <pid>                       the command started
-//!                  X exit <code> | X signal <n>  the command and its group are gone
-//! ```
+//! The pipe's messages and their codec are the core's (`conch_core::shim_pipe`), shared
+//! with the wrapper's end; when the group is empty is the rules' call (`ShimRules`).
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, RawFd};
@@ -44,7 +37,8 @@ use std::os::unix::net::UnixStream;
 use std::process::Command;
 use std::time::Duration;
 
-use conch_core::shim_rules::{ShimRules, ShimSignal};
+use conch_core::shim_pipe::{FromShim, ToShim};
+use conch_core::shim_rules::{ShimInput, ShimRules, ShimSignal};
 use conch_core::Instant;
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -124,7 +118,7 @@ struct Shim {
     /// When to signal: the rules live in the core, shared with the simulator.
     rules: ShimRules,
     main: Pid,
-    main_status: Option<String>,
+    main_status: Option<FromShim>,
     me: Pid,
     tty_pgrp: i32,
     /// Whether the shim catches every signal of [`CAUGHT`], so it may send them to its group.
@@ -175,12 +169,12 @@ pub fn main(args: ShimArgs) -> i32 {
     match Command::new(&args.argv[0]).args(&args.argv[1..]).spawn() {
         Ok(child) => {
             shim.main = Pid::from_raw(child.id() as i32);
-            shim.send(&format!("P {}", child.id()));
+            shim.send(FromShim::Started(child.id()));
         }
         Err(e) => {
             tracing::error!(error = %e, cmd = %args.argv[0], "shim: cannot start the command");
             let code = if e.kind() == std::io::ErrorKind::NotFound { 127 } else { 126 };
-            shim.send(&format!("X exit {code}"));
+            shim.send(FromShim::Exited(code));
             return 0;
         }
     }
@@ -206,24 +200,19 @@ impl Shim {
         loop {
             let now = now();
             // Deadlines first: they hold whatever the wrapper does.
-            self.rules.handle_timeout(now);
+            self.rules.handle_input(now, ShimInput::Timeout);
             self.perform(now);
             let no_children_left = self.reap();
-            if self.main_status.is_some() {
-                self.rules.handle_main_exit(now);
-                if no_children_left {
-                    // No child, so no descendant (see the module doc): nothing to signal.
-                    while self.rules.poll_action().is_some() {}
-                } else {
-                    self.perform(now);
-                }
-            }
-            if no_children_left && self.main_status.is_some() {
+            let reaped =
+                ShimInput::Reaped { main_exited: self.main_status.is_some(), children_left: !no_children_left };
+            self.rules.handle_input(now, reaped);
+            self.perform(now);
+            if self.rules.exit_due() {
                 if self.tty_pgrp > 0 {
                     hand_terminal(Pid::from_raw(self.tty_pgrp));
                 }
-                if let Some(status) = self.main_status.clone() {
-                    self.send(&format!("X {status}"));
+                if let Some(status) = self.main_status {
+                    self.send(status);
                 }
                 return;
             }
@@ -241,7 +230,7 @@ impl Shim {
                         // The same field, in the same format, as the wrapper's term-sent.
                         let kill_in = self.rules.kill_by().map_or(Duration::ZERO, |k| k.since(now));
                         let kill_in = conch_core::duration::format(kill_in);
-                        tracing::info!(why, processes = targets, kill_in, "term-sent");
+                        tracing::info!(why = %why, processes = targets, kill_in = %kill_in, "term-sent");
                     }
                 }
                 ShimSignal::Kill => {
@@ -275,10 +264,10 @@ impl Shim {
         for _ in 0..10_000 {
             match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
                 Ok(WaitStatus::Exited(pid, code)) if pid == self.main => {
-                    self.main_status = Some(format!("exit {code}"))
+                    self.main_status = Some(FromShim::Exited(code))
                 }
                 Ok(WaitStatus::Signaled(pid, sig, _)) if pid == self.main => {
-                    self.main_status = Some(format!("signal {}", sig as i32))
+                    self.main_status = Some(FromShim::Signaled(sig as i32))
                 }
                 Ok(WaitStatus::StillAlive) => return false,
                 Ok(_) => {}
@@ -331,19 +320,18 @@ impl Shim {
         }
         if closed {
             self.link = None;
-            self.rules.handle_link_closed(now);
+            self.rules.handle_input(now, ShimInput::LinkClosed);
         }
         self.perform(now);
     }
 
     fn handle_line(&mut self, now: Instant, line: &str) {
-        let fields: Vec<u64> = line.split(' ').skip(1).filter_map(|f| f.parse().ok()).collect();
-        match (line.split(' ').next(), fields.as_slice()) {
-            (Some("D"), [term_at, kill_at]) => {
-                self.rules.handle_deadlines(Instant::from_nanos(*term_at), Instant::from_nanos(*kill_at))
+        match ToShim::decode(line) {
+            Some(ToShim::Deadlines { term_at, kill_at }) => {
+                self.rules.handle_input(now, ShimInput::Deadlines { term_at, kill_at })
             }
-            (Some("T"), [kill_at]) => self.rules.handle_terminate(now, Instant::from_nanos(*kill_at)),
-            (Some("S"), [signal]) => match i32::try_from(*signal).ok().and_then(|n| Signal::try_from(n).ok()) {
+            Some(ToShim::Terminate { kill_at }) => self.rules.handle_input(now, ShimInput::Terminate { kill_at }),
+            Some(ToShim::Signal(signal)) => match Signal::try_from(signal).ok() {
                 // A passed-on signal goes to each descendant, never to the group (the shim
                 // is in it, and SIGHUP to the group also reached the command's own
                 // children in the middle of what the command's handler was doing).
@@ -354,14 +342,14 @@ impl Shim {
                 }
                 None => tracing::warn!(line, "shim: unknown signal"),
             },
-            _ => tracing::warn!(line, "shim: unknown message"),
+            None => tracing::warn!(line, "shim: unknown message"),
         }
     }
 
-    fn send(&mut self, line: &str) {
+    fn send(&mut self, message: FromShim) {
         if let Some(link) = self.link.as_mut() {
             let _ = link.set_nonblocking(false);
-            let _ = link.write_all(format!("{line}\n").as_bytes());
+            let _ = link.write_all(message.encode().as_bytes());
             let _ = link.set_nonblocking(true);
         }
     }

@@ -6,7 +6,8 @@ use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream as StdUnixStream;
 use std::process::{Command, Stdio};
 
-use conch_core::{ChildStatus, Instant, SpawnSpec};
+use conch_core::shim_pipe::{FromShim, ToShim};
+use conch_core::{ChildStatus, Input, Instant, SpawnSpec};
 use nix::fcntl::{fcntl, FcntlArg, FdFlag};
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
@@ -14,8 +15,8 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::unix::OwnedWriteHalf;
 use tokio::sync::mpsc::UnboundedSender;
 
+use crate::events::DriverEvent;
 use crate::reap::{wait_exited, PidGate};
-use crate::run::DriverEvent;
 use crate::shim::encode_args;
 
 /// Our process group when it is the foreground group of the terminal on stdin (the
@@ -67,16 +68,12 @@ impl ShimLink {
             let mut lines = BufReader::new(reader).lines();
             let mut status = ChildStatus::Vanished;
             while let Ok(Some(line)) = lines.next_line().await {
-                let parts: Vec<&str> = line.split(' ').collect();
-                match parts.as_slice() {
-                    ["P", pid] => {
-                        if let Ok(pid) = pid.parse() {
-                            let _ = events.send(DriverEvent::ChildStarted(child_id, pid));
-                        }
+                match FromShim::decode(&line) {
+                    Some(FromShim::Started(pid)) => {
+                        let _ = events.send(DriverEvent::Input(Input::ChildStarted(child_id, pid)));
                     }
-                    ["X", "exit", code] => status = code.parse().map_or(ChildStatus::Vanished, ChildStatus::Exited),
-                    ["X", "signal", sig] => status = sig.parse().map_or(ChildStatus::Vanished, ChildStatus::Signaled),
-                    _ => tracing::warn!(line, "unknown message from the shim"),
+                    Some(report) => status = report.status().unwrap_or(ChildStatus::Vanished),
+                    None => tracing::warn!(line, "unknown message from the shim"),
                 }
             }
             // The shim exits right after its report; reap it so no zombie is left, closing
@@ -86,24 +83,24 @@ impl ShimLink {
                 reaper.reap(|_| child.wait())
             })
             .await;
-            let _ = events.send(DriverEvent::ChildExit(child_id, status));
+            let _ = events.send(DriverEvent::Input(Input::ChildExit(child_id, status)));
         });
         Ok(ShimLink { pid: gate, writer })
     }
 
     /// Sends new deadlines.
     pub async fn deadlines(&mut self, term_at: Instant, kill_at: Instant) {
-        self.send(&format!("D {} {}\n", term_at.as_nanos(), kill_at.as_nanos())).await;
+        self.send(ToShim::Deadlines { term_at, kill_at }).await;
     }
 
     /// Orders a termination.
     pub async fn terminate(&mut self, kill_at: Instant) {
-        self.send(&format!("T {}\n", kill_at.as_nanos())).await;
+        self.send(ToShim::Terminate { kill_at }).await;
     }
 
     /// Passes a signal on to the command's group, as itself.
     pub async fn pass_signal(&mut self, signal: i32) {
-        self.send(&format!("S {signal}\n")).await;
+        self.send(ToShim::Signal(signal)).await;
     }
 
     /// SIGKILLs the shim's whole process group (the shim did not act in time); nothing
@@ -114,8 +111,8 @@ impl ShimLink {
         });
     }
 
-    async fn send(&mut self, line: &str) {
-        if let Err(e) = self.writer.write_all(line.as_bytes()).await {
+    async fn send(&mut self, message: ToShim) {
+        if let Err(e) = self.writer.write_all(message.encode().as_bytes()).await {
             tracing::warn!(error = %e, "cannot reach the shim");
         }
     }

@@ -9,13 +9,13 @@
 //! core hear `Broken` and re-read, as it does after a compaction.
 use std::collections::BTreeMap;
 
-use conch_core::{Outcome, Revision, WatchEvent, WatchId};
+use conch_core::{Input, Outcome, Revision, WatchEvent, WatchId};
 use etcd_client::{EventType, WatchOptions, WatchStream};
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::calls::to_kv;
+use crate::events::DriverEvent;
 use crate::pool::{stream_outcome, Pool};
-use crate::run::DriverEvent;
 
 /// Resumes on other members without an event in between before the core is told.
 pub const RESUMES_MAX: u32 = 4;
@@ -64,14 +64,14 @@ impl Watches {
                     Ended::Failed(outcome, why) => {
                         pool.report(endpoint, outcome);
                         if pool.pinned() == endpoint || resumes >= RESUMES_MAX {
-                            let _ = events.send(DriverEvent::Watch(id, WatchEvent::Broken(why)));
+                            let _ = events.send(DriverEvent::Input(Input::Watch(id, WatchEvent::Broken(why))));
                             return;
                         }
                         resumes += 1;
                     }
                     Ended::Moved => {
                         let broken = WatchEvent::Broken("watch moved too often".into());
-                        let _ = events.send(DriverEvent::Watch(id, broken));
+                        let _ = events.send(DriverEvent::Input(Input::Watch(id, broken)));
                         return;
                     }
                 }
@@ -123,7 +123,7 @@ async fn follow(
     resumes: &mut u32,
     switched: &mut tokio::sync::watch::Receiver<u64>,
 ) -> Ended {
-    let send = |event| events.send(DriverEvent::Watch(id, event)).is_ok();
+    let send = |event| events.send(DriverEvent::Input(Input::Watch(id, event))).is_ok();
     loop {
         let message = tokio::select! {
             message = stream.message() => message,

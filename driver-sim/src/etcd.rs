@@ -184,7 +184,6 @@ impl SimEtcd {
                 EtcdResponse::Claimed { won: true, rev: Revision(self.rev), existing: None }
             }
             EtcdRequest::FencedTxn { guard, txn } => self.fenced(guard.as_ref(), txn),
-            _ => EtcdResponse::Error(EtcdError::Fatal("not simulated".into())),
         }
     }
 

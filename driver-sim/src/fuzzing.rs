@@ -8,8 +8,8 @@ use conch_core::keys::{member_key, parse_key, Member, Name, ParsedKey};
 use conch_core::schedule::Schedule;
 use conch_core::values::Holder;
 use conch_core::{
-    ChildStatus, Driven, EtcdError, EtcdResponse, Instant, Kv, LeaseId, Now, Output, Revision, Service, WatchEvent,
-    WrapperSignal,
+    ChildStatus, EtcdError, EtcdResponse, Input, Instant, Kv, LeaseId, Machine, Now, Output, Revision, Service,
+    WatchEvent, WrapperSignal,
 };
 
 use crate::options::{FaultKind, Scenario, SimArgs, SimOptions};
@@ -144,7 +144,6 @@ pub fn machine_inputs(data: &[u8]) {
         kill_after: Duration::from_secs(2),
         wait: data.get(1).map(|b| Duration::from_millis(*b as u64 * 100)),
         hooks: Default::default(),
-        sabotage: Default::default(),
     };
     let mut m =
         Service::new(conch_core::ServiceConfig { run, restart: data.get(2).is_some_and(|b| b % 2 == 1), seed: 1 });
@@ -169,7 +168,17 @@ pub fn machine_inputs(data: &[u8]) {
                     assert!(children.is_empty(), "spawned {:?} while {children:?} still runs", s.child);
                     children.push(s.child)
                 }
-                _ => {}
+                // Nothing of these comes back as an input the fuzzer can aim.
+                Output::CancelWatch(_)
+                | Output::Deadlines { .. }
+                | Output::Terminate { .. }
+                | Output::KillGroup(_)
+                | Output::SignalGroup { .. }
+                | Output::RunHook(_)
+                | Output::KillHook(_)
+                | Output::Print(_)
+                | Output::Exit(_)
+                | Output::Log(_) => {}
             }
         }
         let (op, a, b) = (chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0));
@@ -179,7 +188,7 @@ pub fn machine_inputs(data: &[u8]) {
         match op % 8 {
             0 | 1 if !requests.is_empty() => {
                 let id = requests.remove(a as usize % requests.len());
-                Driven::handle_response(&mut m, now, id, response(op, a, b));
+                m.handle_input(now, Input::Response(id, response(op, a, b)));
             }
             2 if !watches.is_empty() => {
                 let id = watches[a as usize % watches.len()];
@@ -189,17 +198,17 @@ pub fn machine_inputs(data: &[u8]) {
                     2 => WatchEvent::Broken("x".into()),
                     _ => WatchEvent::Put(kv(b)),
                 };
-                Driven::handle_watch(&mut m, now, id, event);
+                m.handle_input(now, Input::Watch(id, event));
             }
-            3 if !children.is_empty() => Driven::handle_child_started(&mut m, now, children[0], 7),
+            3 if !children.is_empty() => m.handle_input(now, Input::ChildStarted(children[0], 7)),
             4 if !children.is_empty() => {
                 let child = children.remove(0);
-                Driven::handle_child_exit(&mut m, now, child, ChildStatus::Exited(b as i32));
+                m.handle_input(now, Input::ChildExit(child, ChildStatus::Exited(b as i32)));
             }
             5 => {
-                Driven::handle_signal(&mut m, now, [WrapperSignal::Terminate, WrapperSignal::Interrupt][b as usize % 2])
+                m.handle_input(now, Input::Signal([WrapperSignal::Terminate, WrapperSignal::Interrupt][b as usize % 2]))
             }
-            _ => Driven::handle_timeout(&mut m, now),
+            _ => m.handle_input(now, Input::Timeout),
         }
     }
     drain_all(&mut m);

@@ -9,17 +9,18 @@
 //! now hold until the end, so the expected holders must settle within the convergence
 //! bound) and shutdown (every client gets SIGTERM; nothing may be left behind).
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
 use std::time::Duration;
 
 use conch_core::backoff::SplitMix64;
 use conch_core::conchd::{Conchd, ConchdConfig};
 use conch_core::cron::{job_key, Job, JobSpec, Overlap};
 use conch_core::keys::Name;
+use conch_core::shim_rules::ShimInput;
 use conch_core::values::Holder;
 use conch_core::{
-    Attempt, ChildId, ChildStatus, Driven, Endpoints, EtcdRequest, EtcdResponse, HoldSpec, HookConfig, Instant, Now,
-    Outcome as EndpointOutcome, Output, ReqId, RunConfig, Service, ServiceConfig, WatchEvent, WatchId,
+    Attempt, ChildId, ChildStatus, Endpoints, EtcdRequest, EtcdResponse, HoldSpec, HookConfig, Input, Instant, Machine,
+    Now, Outcome as EndpointOutcome, ReqId, RunConfig, Service, ServiceConfig, WatchEvent, WatchId,
 };
 
 use crate::buggify::Buggify;
@@ -28,8 +29,9 @@ use crate::host::SimHost;
 use crate::net::SimNet;
 use crate::options::{convergence_bound, SimOptions};
 use crate::plan::PlannedFault;
-use crate::record::{FaultRecord, Group, Leftovers, LossRecord, Outcome};
+use crate::record::{FaultRecord, Group, Leftovers, Outcome};
 
+mod drain;
 mod faults;
 mod fenced;
 mod members;
@@ -50,13 +52,6 @@ const SETTLED_NS: u64 = 3_000_000_000;
 
 fn ns(d: Duration) -> u64 {
     d.as_nanos() as u64
-}
-
-/// An input on its way to a client's machine.
-#[derive(Debug)]
-enum Input {
-    Response(ReqId, EtcdResponse),
-    Watch(WatchId, WatchEvent),
 }
 
 #[derive(Debug)]
@@ -128,7 +123,7 @@ enum Program {
 }
 
 impl Program {
-    fn driven(&mut self) -> &mut dyn Driven {
+    fn machine(&mut self) -> &mut dyn Machine {
         match self {
             Program::Service(s) => s.as_mut(),
             Program::Conchd(c) => c.as_mut(),
@@ -157,6 +152,9 @@ struct Client {
     endpoints: Endpoints,
     /// The member its keepalive stream was last opened on.
     stream_member: usize,
+    /// Inputs the world made while performing the machine's outputs (a child started or
+    /// killed), fed after the drain, in order: never into the machine mid-drain.
+    inbox: VecDeque<Input>,
 }
 
 /// The world.
@@ -219,6 +217,7 @@ impl World {
                 daemon_start_s: BTreeMap::new(),
                 endpoints: Endpoints::new(opts.members),
                 stream_member: 0,
+                inbox: VecDeque::new(),
             });
         }
         let net = SimNet::new(opts.seed, clients.len(), opts.latency_us);
@@ -367,11 +366,7 @@ impl World {
                         return;
                     }
                     self.clients[i].timer_at = None;
-                    let now = self.clock(i);
-                    if let Some(m) = self.clients[i].machine.as_mut() {
-                        m.driven().handle_timeout(now);
-                    }
-                    self.pump(i);
+                    self.feed(i, Input::Timeout);
                 }
             }
             Ev::Shim(i, child, gen) => {
@@ -383,8 +378,9 @@ impl World {
                 let now = self.clients[i].host.mono(self.now);
                 let Some(c) = self.clients[i].host.children.get_mut(&child) else { return };
                 if c.shim_gen == gen {
-                    c.rules.handle_timeout(now);
+                    c.rules.handle_input(now, ShimInput::Timeout);
                     self.shim_perform(i, child);
+                    self.pump(i);
                 }
             }
             Ev::ChildEnd(i, child, gen) => {
@@ -399,7 +395,10 @@ impl World {
                         let resume = c.stopped_until;
                         self.at(resume, Ev::ChildEnd(i, child, gen));
                     }
-                    Some(c) if c.gen == gen => self.child_gone(i, child, ChildStatus::Exited(0)),
+                    Some(c) if c.gen == gen => {
+                        self.child_gone(i, child, ChildStatus::Exited(0));
+                        self.pump(i);
+                    }
                     _ => {}
                 }
             }
@@ -456,6 +455,7 @@ impl World {
         let c = &mut self.clients[i];
         c.incarnation += 1;
         c.watches.clear();
+        c.inbox.clear();
         c.endpoints = Endpoints::new(self.opts.members).with_sabotage(self.opts.sabotage);
         c.stream_member = 0;
         let machine = match &c.role {
@@ -476,9 +476,9 @@ impl World {
                     kill_after: self.opts.kill_after,
                     wait: None,
                     hooks: HookConfig::default(),
-                    sabotage: self.opts.sabotage,
                 };
-                let mut service = Service::new(ServiceConfig { run, restart: true, seed });
+                let mut service =
+                    Service::new(ServiceConfig { run, restart: true, seed }).with_sabotage(self.opts.sabotage);
                 service.start(now.mono);
                 Program::Service(Box::new(service))
             }
@@ -491,9 +491,8 @@ impl World {
                     ttl: self.opts.ttl,
                     kill_after: self.opts.kill_after,
                     seed,
-                    sabotage: self.opts.sabotage,
                 };
-                let mut conchd = Conchd::new(cfg);
+                let mut conchd = Conchd::new(cfg).with_sabotage(self.opts.sabotage);
                 conchd.start(now);
                 Program::Conchd(Box::new(conchd))
             }
@@ -514,108 +513,25 @@ impl World {
             self.at(resume, Ev::Deliver(i, inc, input));
             return;
         }
-        let now = self.clock(i);
-        match input {
-            Input::Response(id, response) => {
-                if let EtcdResponse::Granted { lease, .. } = &response {
-                    self.grants_heard.insert(lease.0);
-                }
-                if let Some(m) = self.clients[i].machine.as_mut() {
-                    m.driven().handle_response(now, id, response);
-                }
+        match &input {
+            Input::Response(_, EtcdResponse::Granted { lease, .. }) => {
+                self.grants_heard.insert(lease.0);
             }
             Input::Watch(id, event) => {
-                if !self.clients[i].watches.contains_key(&id) {
+                if !self.clients[i].watches.contains_key(id) {
                     return;
                 }
                 if matches!(event, WatchEvent::Compacted | WatchEvent::Broken(_)) {
-                    self.clients[i].watches.remove(&id);
-                }
-                if let Some(m) = self.clients[i].machine.as_mut() {
-                    m.driven().handle_watch(now, id, event);
+                    self.clients[i].watches.remove(id);
                 }
             }
+            Input::Response(..)
+            | Input::ChildStarted(..)
+            | Input::ChildExit(..)
+            | Input::HookExit(..)
+            | Input::Signal(_)
+            | Input::Timeout => {}
         }
-        self.pump(i);
-    }
-
-    /// Drains a client's outputs, performs them, and schedules its timer.
-    fn pump(&mut self, i: usize) {
-        let mut outputs = Vec::new();
-        let timeout = match self.clients[i].machine.as_mut() {
-            Some(m) => conch_core::drain(m.driven(), |o| outputs.push(o)),
-            None => return,
-        };
-        for o in outputs {
-            self.perform(i, o);
-            if self.clients[i].machine.is_none() {
-                return;
-            }
-        }
-        // One live timer per client: re-arm only when the instant changes (most inputs
-        // leave it where it was, and stale timers would crowd the queue).
-        let c = &mut self.clients[i];
-        let when = timeout.map(|t| c.host.sim_time_of(t).max(self.now));
-        if when != c.timer_at {
-            c.timer_gen += 1;
-            c.timer_at = when;
-            let gen = c.timer_gen;
-            if let Some(when) = when {
-                self.at(when, Ev::Timer(i, gen));
-            }
-        }
-    }
-
-    fn perform(&mut self, i: usize, output: Output) {
-        let inc = self.clients[i].incarnation;
-        match output {
-            Output::Etcd { id, request } => self.send(i, inc, id, request),
-            Output::Watch { id, key, start_rev, prefix } => self.open_watch(i, inc, id, key, start_rev, prefix),
-            Output::CancelWatch(id) => {
-                self.clients[i].watches.remove(&id);
-            }
-            Output::Spawn(spec) => self.spawn(i, spec),
-            Output::Deadlines { child, term_at, kill_at } => {
-                if let Some(c) = self.clients[i].host.children.get_mut(&child) {
-                    c.rules.handle_deadlines(term_at, kill_at);
-                    self.schedule_shim(i, child);
-                }
-            }
-            Output::Terminate { child, kill_at } => {
-                let now = self.clients[i].host.mono(self.now);
-                if let Some(c) = self.clients[i].host.children.get_mut(&child) {
-                    c.rules.handle_terminate(now, kill_at);
-                    self.shim_perform(i, child);
-                }
-            }
-            Output::KillGroup(child) => self.child_gone(i, child, ChildStatus::Signaled(9)),
-            Output::Exit(code) => {
-                self.trace("exit", format_args!("\"client\":{i},\"code\":{}", code.0));
-                self.clean_exits.insert((i, inc));
-                let c = &mut self.clients[i];
-                c.machine = None;
-                c.watches.clear();
-                if !self.stopping {
-                    let delay = 500_000_000 + self.rng.next_u64() % 1_000_000_000;
-                    self.at(self.now + delay, Ev::Start(i));
-                }
-            }
-            Output::Log(event) if event.kind == "lost" => {
-                let reason = event.fields.iter().find(|(k, _)| *k == "reason").map(|(_, v)| v.clone());
-                let reason = reason.unwrap_or_default();
-                self.trace("lost", format_args!("\"client\":{i},\"reason\":\"{reason}\""));
-                self.out.losses.push(LossRecord { client: i, at: self.now, reason });
-            }
-            Output::Log(event) if self.opts.trace => {
-                let fields: Vec<String> = event
-                    .fields
-                    .iter()
-                    .map(|(k, v)| format!("\"{k}\":{}", serde_json::Value::String(v.clone())))
-                    .collect();
-                let sep = if fields.is_empty() { "" } else { "," };
-                self.trace("log", format_args!("\"client\":{i},\"kind\":\"{}\"{sep}{}", event.kind, fields.join(",")));
-            }
-            _ => {}
-        }
+        self.feed(i, input);
     }
 }

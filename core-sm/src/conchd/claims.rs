@@ -20,8 +20,17 @@ impl Conchd {
         };
         let running = (state.job.spec.overlap == Overlap::Skip).then(|| (running_key(&name), session));
         let running_lease = running.as_ref().map(|(_, lease)| *lease);
-        let claim = serde_json::to_vec(&claim).unwrap_or_default();
-        let request = match self.cfg.sabotage {
+        let claim = match serde_json::to_vec(&claim) {
+            Ok(claim) => claim,
+            // A Claim is strings, numbers and options: serde_json has nothing to refuse.
+            // Were it ever to, skipping the tick beats claiming it with an empty value.
+            Err(e) => {
+                debug_assert!(false, "a claim cannot be serialised: {e}");
+                self.out.log(Event::error("claim-unserialisable").with("job", &name).with("error", e));
+                return;
+            }
+        };
+        let request = match self.sabotage {
             Sabotage::ClaimWithoutCompare => {
                 EtcdRequest::Put { key: fire_key(&name, tick), value: claim, lease: Some(claim_lease) }
             }
@@ -101,7 +110,7 @@ impl Conchd {
     }
 
     fn sweep(&mut self, now: Now, name: String, tick: i64, running: Option<LeaseId>) {
-        if let Some(lease) = running.filter(|_| self.cfg.sabotage != Sabotage::NoWriteRetry) {
+        if let Some(lease) = running.filter(|_| self.sabotage != Sabotage::NoWriteRetry) {
             self.send_write(now, Write::Sweep { name, tick, lease, since: now.mono });
         }
     }

@@ -84,6 +84,8 @@ impl Conchd {
             self.send_write(now, Write::Release { key, create_rev: run.rev, lease, since: now.mono });
         }
         let value = serde_json::to_vec(&result).unwrap_or_default();
+        // A RunResult is strings, numbers and options: serde_json has nothing to refuse.
+        debug_assert!(!value.is_empty(), "a run result serialised to nothing");
         self.send_write(now, Write::Result { name: run.name, tick: run.tick, value });
         self.maybe_finish(now);
     }

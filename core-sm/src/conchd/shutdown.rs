@@ -9,8 +9,7 @@ impl Conchd {
         self.stopping = true;
         self.stop_deadline = Some(now.mono.plus(self.cfg.kill_after + SHUTDOWN_WRITES_MAX + Duration::from_secs(1)));
         self.out.log(Event::info("conchd-stop").with("signal", signal.number()).with("runs", self.runs.len()));
-        let kill_at = now.mono.plus(self.cfg.kill_after);
-        let kill_at = self.session.kill_at().map_or(kill_at, |k| k.min(kill_at));
+        let kill_at = self.session.kill_by(now.mono);
         for run in self.runs.values_mut() {
             run.supervisor.terminate(now.mono, kill_at, "conchd stopping", &mut self.out);
         }

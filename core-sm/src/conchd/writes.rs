@@ -204,7 +204,7 @@ impl Conchd {
                     self.result_lease = Slot::Empty;
                 }
                 self.out.log(Event::warn("write-failed").with("answer", format!("{response:?}")));
-                if self.cfg.sabotage != Sabotage::NoWriteRetry {
+                if self.sabotage != Sabotage::NoWriteRetry {
                     self.retry_later(now, write);
                 }
             }

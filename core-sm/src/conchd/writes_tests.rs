@@ -144,14 +144,13 @@ impl Harness {
             ttl: TTL,
             kill_after: Duration::from_secs(1),
             seed: 3,
-            sabotage,
         };
         let now = Now { mono: Instant::from_nanos(1_000_000_000), wall_ms: START_WALL_MS };
         let mut store = Store::default();
         let spec = br#"{"schedule":"@every 5s","cmd":["true"]}"#.to_vec();
         store.put(&format!("{}{JOB}", job_prefix()), spec, LeaseId(0));
         let mut h = Harness {
-            d: Conchd::new(cfg),
+            d: Conchd::new(cfg).with_sabotage(sabotage),
             now,
             store,
             faults,

@@ -132,6 +132,7 @@ impl World {
                 }
                 self.fault_record("child-kill", Some(i), self.now);
                 self.child_gone(i, child, conch_core::ChildStatus::Signaled(9));
+                self.pump(i);
             }
             FaultKind::ChildStop => {
                 let Some(c) = self.clients[i].host.children.values_mut().next() else { return };
@@ -180,7 +181,7 @@ impl World {
         let children: Vec<ChildId> = c.host.children.keys().copied().collect();
         for child in children {
             if let Some(ch) = self.clients[i].host.children.get_mut(&child) {
-                ch.rules.handle_link_closed(now);
+                ch.rules.handle_input(now, conch_core::shim_rules::ShimInput::LinkClosed);
             }
             self.shim_perform(i, child);
         }

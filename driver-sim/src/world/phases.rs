@@ -1,7 +1,7 @@
 //! The end of a run: the convergence looks, the shutdown, and what was left behind.
 use std::collections::BTreeSet;
 
-use conch_core::{Instant, WrapperSignal};
+use conch_core::{Input, Instant, WrapperSignal};
 
 use super::World;
 use crate::record::{Convergence, Leftovers, Outcome};
@@ -42,11 +42,7 @@ impl World {
         self.stopping = true;
         self.trace("phase", format_args!("\"phase\":\"shutdown\""));
         for i in 0..self.clients.len() {
-            let now = self.clock(i);
-            if let Some(m) = self.clients[i].machine.as_mut() {
-                m.driven().handle_signal(now, WrapperSignal::Terminate);
-            }
-            self.pump(i);
+            self.feed(i, Input::Signal(WrapperSignal::Terminate));
         }
     }
 

@@ -1,7 +1,7 @@
 //! The processes on a SimHost: a child starts under its shim's rules, the rules' signals
 //! end it (a stubborn child ignores SIGTERM), and every end is logged as an interval.
-use conch_core::shim_rules::{ShimRules, ShimSignal};
-use conch_core::{ChildId, ChildStatus, HoldSpec, SpawnSpec};
+use conch_core::shim_rules::{ShimInput, ShimRules, ShimSignal};
+use conch_core::{ChildId, ChildStatus, HoldSpec, Input, SpawnSpec};
 
 use super::{Ev, Role, World};
 use crate::host::SimChild;
@@ -52,10 +52,7 @@ impl World {
         if self.opts.fenced_writes && matches!(self.clients[i].role, Role::Holder { .. }) {
             self.start_writes(i, child, gen, &spec.env);
         }
-        let now = self.clock(i);
-        if let Some(m) = self.clients[i].machine.as_mut() {
-            m.driven().handle_child_started(now, child, 100_000 + gen as u32);
-        }
+        self.queue_input(i, Input::ChildStarted(child, 100_000 + gen as u32));
         self.schedule_shim(i, child);
     }
 
@@ -116,17 +113,19 @@ impl World {
         self.schedule_shim(i, child);
     }
 
+    /// The child is gone: its interval is logged and its exit queued for the machine (the
+    /// caller pumps once it is done, so a kill performed mid-drain never re-enters it).
     pub(super) fn child_gone(&mut self, i: usize, child: ChildId, status: ChildStatus) {
-        let Some(c) = self.clients[i].host.children.remove(&child) else { return };
+        let Some(mut c) = self.clients[i].host.children.remove(&child) else { return };
+        // A simulated child takes its whole group with it: the shim's rule then reports.
+        let now = self.clients[i].host.mono(self.now);
+        c.rules.handle_input(now, ShimInput::Reaped { main_exited: true, children_left: false });
+        debug_assert!(c.rules.exit_due(), "an empty group is the shim's report, by its rules");
         let (group, rev) = (self.group_of(i), c.rev);
         self.log_interval(i, c);
         *self.changes.entry(group).or_insert(0) += 1;
         self.trace("child-end", format_args!("\"client\":{i},\"rev\":{rev},\"status\":\"{status:?}\""));
-        let now = self.clock(i);
-        if let Some(m) = self.clients[i].machine.as_mut() {
-            m.driven().handle_child_exit(now, child, status);
-        }
-        self.pump(i);
+        self.queue_input(i, Input::ChildExit(child, status));
     }
 
     /// Logs the life of a child that ended now.

@@ -20,7 +20,15 @@ pub(super) fn write_lease(request: &EtcdRequest) -> Option<i64> {
         EtcdRequest::Claim { claim_lease, .. } => Some(claim_lease.0),
         EtcdRequest::PutIfAbsent { lease, .. } | EtcdRequest::TouchIfCreateRev { lease, .. } => Some(lease.0),
         EtcdRequest::Put { lease: Some(lease), .. } => Some(lease.0),
-        _ => None,
+        EtcdRequest::Put { lease: None, .. }
+        | EtcdRequest::Grant { .. }
+        | EtcdRequest::KeepAlive { .. }
+        | EtcdRequest::RangePrefix { .. }
+        | EtcdRequest::DeleteIfCreateRev { .. }
+        | EtcdRequest::Revoke { .. }
+        | EtcdRequest::Delete { .. } => None,
+        // A fenced write's puts carry no lease.
+        EtcdRequest::FencedTxn { .. } => None,
     }
 }
 
@@ -89,8 +97,16 @@ impl World {
             }
             return;
         }
-        let response = self.etcd.apply(Instant::from_nanos(self.now), &request);
+        let mut response = self.etcd.apply(Instant::from_nanos(self.now), &request);
         self.observe(i, inc, &request, &response);
+        if let (EtcdRequest::KeepAlive { fresh_stream: true, .. }, EtcdResponse::KeepAlive { ttl_s }) =
+            (&request, &response)
+        {
+            // As etcd-client: the answer that opened a stream says only that it renewed.
+            if *ttl_s > 0 {
+                response = EtcdResponse::KeepAliveOpened;
+            }
+        }
         self.notify_watches();
         // A write applied whose answer was lost: the client cannot know its lease got a key.
         let used = write_lease(&request);
