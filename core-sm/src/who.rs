@@ -333,6 +333,19 @@ mod tests {
     }
 
     #[test]
+    fn the_watch_machine_prints_value_lines_with_value_only() {
+        let spec = HoldSpec::office(Name::new("db").unwrap());
+        let v = r#"{"host":"n1","pid":7,"started":"2026-01-01T00:00:00Z","value":"10.0.0.5:5432"}"#;
+        let mut w = WhoWatch::new(spec, false).with_value_only(true);
+        assert_eq!(w.poll_output(), Some(WhoWatchOutput::List));
+        w.handle_input(WhoWatchInput::Listed { rev: Revision(4), kvs: vec![] });
+        assert_eq!(w.poll_output(), Some(WhoWatchOutput::Print("db -".into())));
+        let _ = w.poll_output();
+        w.handle_input(WhoWatchInput::Listed { rev: Revision(9), kvs: vec![kv("/conch/v1/elect/db/1a", 8, v)] });
+        assert_eq!(w.poll_output(), Some(WhoWatchOutput::Print("db 10.0.0.5:5432 8".into())));
+    }
+
+    #[test]
     fn semaphore_report_shows_foreign_keys() {
         let spec = HoldSpec::semaphore(Name::new("s").unwrap(), 2);
         let r = report(
