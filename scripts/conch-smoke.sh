@@ -15,7 +15,7 @@
 # every job, so two runs' conchds at once would run each other's ticks on their leases.
 # Every wait is bounded (CONCH_SMOKE_TIMEOUT seconds per step, default 30).
 # Environment: the CONCH_* flags every tool shares (CONCH_ENDPOINTS, CONCH_DIAL_TIMEOUT,
-# CONCH_TTL, CONCH_USER, CONCH_CACERT, CONCH_CERT, CONCH_KEY, CONCH_QUIET, CONCH_LOG_FORMAT);
+# CONCH_TTL, CONCH_USER, CONCH_CACERT, CONCH_CERT, CONCH_KEY_FILE, CONCH_QUIET, CONCH_LOG_FORMAT);
 # every other CONCH_* variable is dropped so it cannot change a tool's behaviour.
 #   CONCH=path                 the conch binary (default: conch on $PATH)
 #   CONCH_ETCD_BIN_DIR=dir     take etcdctl from there (default: etcdctl on $PATH, if any)
@@ -35,7 +35,7 @@ if [ "${1:-}" = __cron-step ]; then
 fi
 for var in $(compgen -e | grep '^CONCH_'); do
   case "$var" in
-    CONCH_ENDPOINTS|CONCH_DIAL_TIMEOUT|CONCH_TTL|CONCH_USER|CONCH_CACERT|CONCH_CERT|CONCH_KEY) ;;
+    CONCH_ENDPOINTS|CONCH_DIAL_TIMEOUT|CONCH_TTL|CONCH_USER|CONCH_CACERT|CONCH_CERT|CONCH_KEY_FILE) ;;
     CONCH_QUIET|CONCH_LOG_FORMAT|CONCH_ETCD_BIN_DIR|CONCH_SMOKE_TIMEOUT|CONCH_SMOKE_CONCHD) ;;
     *) unset "$var" ;;
   esac
@@ -81,7 +81,7 @@ run() {
 ectl() {
   local auth=()
   [ -z "${CONCH_CACERT:-}" ] || auth+=("--cacert=$CONCH_CACERT")
-  [ -z "${CONCH_CERT:-}" ] || auth+=("--cert=$CONCH_CERT" "--key=$CONCH_KEY")
+  [ -z "${CONCH_CERT:-}" ] || auth+=("--cert=$CONCH_CERT" "--key=$CONCH_KEY_FILE")
   [ -z "${CONCH_USER:-}" ] || auth+=("--user=$CONCH_USER")
   ETCDCTL_API=3 timeout -k 2 10 "$etcdctl" --endpoints "$eps" --dial-timeout 3s \
     --command-timeout 5s "${auth[@]}" "$@"

@@ -52,6 +52,21 @@ for run in "mixed 1..1000" "elect 1..200" "sema 1..200" "cron 1..200" "mixed $fr
     fi
     tail -n 1 "$out"
 done
+# The opt-in simulations: guarded writes from holders' children (conch put; none may land
+# from a deposed holder) and step-down requests to the office's leader (elect --step-down;
+# an asked leader stops its child within its grace), apart and together.
+for run in "mixed --fenced-writes" "elect --fenced-writes" "sema --fenced-writes" "elect --step-downs" "mixed --step-downs --fenced-writes"; do
+    set -- $run
+    scenario=$1
+    shift
+    echo "conch sim --scenario $scenario --seeds 1..200 $*"
+    out="target/sim/extra-$scenario${*// /}.txt"
+    if ! ./target/debug/conch sim --scenario "$scenario" --seeds 1..200 "$@" > "$out"; then
+        grep -A12 '^FAIL' "$out" | head -60
+        status=1
+    fi
+    tail -n 1 "$out"
+done
 # Simulator finds kept as fixed regression seeds, with the options that found them.
 while IFS= read -r line; do
     args=${line%%#*}

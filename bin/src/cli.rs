@@ -2,7 +2,7 @@
 use clap::builder::BoolishValueParser;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::exits::{exits, CONCHD_EXITS, CRON_EXITS, OTHER_EXITS, RUN_EXITS, SIM_EXITS};
+use crate::exits::{exits, CONCHD_EXITS, CRON_EXITS, FENCED_EXITS, OTHER_EXITS, RUN_EXITS, SIM_EXITS};
 
 /// Run a command while holding something in etcd; kill it when the hold is gone.
 #[derive(Debug, Parser)]
@@ -42,7 +42,8 @@ pub struct GlobalArgs {
     #[arg(long, global = true, env = "CONCH_CERT", requires = "key")]
     pub cert: Option<String>,
     /// Client key (PEM) for TLS client authentication.
-    #[arg(long, global = true, env = "CONCH_KEY", requires = "cert")]
+    /// (Its variable is CONCH_KEY_FILE: CONCH_KEY is the hold's key in a child's environment.)
+    #[arg(long, global = true, env = "CONCH_KEY_FILE", requires = "cert")]
     pub key: Option<String>,
     /// Log only warnings and errors.
     #[arg(long, global = true, env = "CONCH_QUIET", value_parser = BoolishValueParser::new())]
@@ -146,6 +147,12 @@ pub enum Tool {
         /// Every office and semaphore holder runs a --fence of this budget (0: no hooks; a seed whose TTL leaves no room for it runs none); drawn for elect and sema seeds when not given.
         #[arg(long, env = "CONCH_SIM_FENCE_BUDGET")]
         fence_budget: Option<String>,
+        /// Holders' children make guarded writes (conch put) all along; the fenced-writes checker asks that none lands from a deposed holder.
+        #[arg(long)]
+        fenced_writes: bool,
+        /// The office's leader is asked to step down (elect --step-down) every few seconds; the step-down checker asks it to stop its child within the kill grace.
+        #[arg(long)]
+        step_downs: bool,
         /// Write the JSON-lines event trace of the first failing seed (else the last) here.
         #[arg(long, env = "CONCH_TRACE")]
         trace: Option<String>,
@@ -162,6 +169,42 @@ pub enum Tool {
         #[arg(long, hide = true, default_value = "none")]
         sabotage: String,
     },
+    /// Inside a command run by conch elect or conch sema: put KEY VALUE only while its hold lasts.
+    ///
+    /// One etcd transaction that writes only if the key of the hold that started this command
+    /// (CONCH_KEY) still has the create revision it had then (CONCH_REV, the fencing token):
+    /// a deposed holder's write never lands, however late it reaches etcd. Exit 0 written,
+    /// 70 the hold is gone (nothing written). Keys under /conch/ are refused.
+    #[command(after_help = exits(Some(FENCED_EXITS)))]
+    Put {
+        /// The key to write (not under /conch/).
+        key: String,
+        /// Its value (may begin with a -).
+        #[arg(allow_hyphen_values = true)]
+        value: String,
+    },
+    /// Inside a command run by conch elect or conch sema: delete KEY only while its hold lasts.
+    ///
+    /// The same guard as conch-put(1): exit 0 deleted (or nothing to delete), 70 the hold is
+    /// gone (nothing deleted).
+    #[command(after_help = exits(Some(FENCED_EXITS)))]
+    Del {
+        /// The key (not under /conch/).
+        key: String,
+        /// Every key that starts with KEY.
+        #[arg(long)]
+        prefix: bool,
+    },
+    /// Inside a command run by conch elect or conch sema: an etcdctl-format transaction from stdin, only while its hold lasts.
+    ///
+    /// Reads etcdctl txn's format from stdin: compares (like value("k") = "v", mod("k") > "0"),
+    /// a blank line, success ops (put KEY VALUE, del KEY [--prefix], get KEY [--prefix]), a
+    /// blank line, failure ops. conch adds the hold's guard to the compares: exit 0 the
+    /// compares held and the success branch ran, 1 they did not and the failure branch ran,
+    /// 70 the hold is gone (nothing ran). Prints what etcdctl txn prints (SUCCESS or FAILURE,
+    /// then each op's result).
+    #[command(after_help = exits(Some(FENCED_EXITS)))]
+    Txn,
     /// Print shell completions for conch.
     #[command(after_help = exits(Some(OTHER_EXITS)))]
     Completions {
@@ -171,7 +214,7 @@ pub enum Tool {
     /// Print a man page (roff): conch(1), or one tool's, like `conch man elect`; or write them all with --dir.
     #[command(after_help = exits(Some(OTHER_EXITS)))]
     Man {
-        /// The page: elect, sema, cron, cron-add, cron-rm, cron-ls, cron-results, cron-next, conchd, sim, completions, man (default: conch(1)).
+        /// The page: elect, sema, put, del, txn, cron, cron-add, cron-rm, cron-ls, cron-results, cron-next, conchd, sim, completions, man (default: conch(1)).
         page: Option<String>,
         /// Write every page into this directory as conch.1, conch-elect.1, ... (install: /usr/local/share/man/man1).
         #[arg(long, conflicts_with = "page")]
@@ -237,6 +280,15 @@ pub struct ElectArgs {
     /// With --assert: also require the leader's revision to be at least this.
     #[arg(long, env = "CONCH_MIN_REV", requires = "assert")]
     pub min_rev: Option<i64>,
+    /// Publish this value while leading, like 10.0.0.5:5432 (--who and --watch show it; the child gets CONCH_VALUE); 1-1024 bytes, no spaces.
+    #[arg(long, env = "CONCH_ELECT_VALUE")]
+    pub value: Option<String>,
+    /// Ask the leader to hand over (from any host): it stops its child, resigns, and with --restart campaigns again at the back of the queue; exit 0 once it resigned, 1 when vacant, 75 if not within --wait [default: 60s].
+    #[arg(long, env = "CONCH_STEP_DOWN", value_parser = BoolishValueParser::new())]
+    pub step_down: bool,
+    /// With --who: print the leader's value alone (exit 1 when vacant or it publishes none); with --watch: one "office value rev" line per change.
+    #[arg(long, env = "CONCH_VALUE_ONLY", value_parser = BoolishValueParser::new())]
+    pub value_only: bool,
 }
 
 /// `conch sema <name> --max N ...`

@@ -27,13 +27,15 @@ pub const MAX_SLOTS: u32 = 1000;
 #[derive(Debug)]
 pub enum Action {
     /// Hold and run (once, or as a service).
-    Run(ServiceConfig),
+    Run(Box<ServiceConfig>),
     /// Print who holds.
     Who {
         /// The office or semaphore.
         spec: HoldSpec,
         /// One JSON document instead of text lines.
         json: bool,
+        /// The leader's published value alone.
+        value_only: bool,
     },
     /// Stream leadership changes.
     Watch {
@@ -41,6 +43,8 @@ pub enum Action {
         spec: HoldSpec,
         /// One JSON object per line.
         json: bool,
+        /// `office value rev` lines.
+        value_only: bool,
     },
     /// Does this host lead?
     Assert {
@@ -62,6 +66,19 @@ pub enum Action {
         /// Status API address.
         status_addr: Option<std::net::SocketAddr>,
     },
+    /// Ask an office's leader to step down.
+    StepDown {
+        /// The office.
+        office: Name,
+        /// The request's lease TTL.
+        ttl: Duration,
+        /// How long to wait for the resignation.
+        wait: Duration,
+        /// Who asks (hostname, pid), written into the request.
+        asker: (String, u32),
+    },
+    /// A fenced write from a holder's child (`put`, `del`, `txn`).
+    Fenced(crate::fenced::FencedRun),
     /// Run the simulator.
     Sim(crate::sim::SimRun),
     /// Print completions.
@@ -123,6 +140,8 @@ fn check_usage(cli: Cli, host: &dyn Host) -> Result<Config, String> {
             faults,
             all_faults,
             fence_budget,
+            fenced_writes,
+            step_downs,
             trace,
             timeline,
             json,
@@ -181,6 +200,8 @@ fn check_usage(cli: Cli, host: &dyn Host) -> Result<Config, String> {
                 trace: false,
                 members: members.map(usize::from),
                 fence_budget,
+                fenced_writes,
+                step_downs,
             };
             Action::Sim(crate::sim::SimRun { args, seeds, trace, timeline, json, timing })
         }
@@ -204,25 +225,56 @@ fn check_usage(cli: Cli, host: &dyn Host) -> Result<Config, String> {
             Action::Conchd { cfg, status_addr }
         }
         Tool::Man { page, dir } => Action::Man { page, dir },
+        Tool::Put { key, value } => {
+            Action::Fenced(crate::fenced::validate(crate::fenced::What::Put(key, value), host)?)
+        }
+        Tool::Del { key, prefix } => {
+            Action::Fenced(crate::fenced::validate(crate::fenced::What::Del(key, prefix), host)?)
+        }
+        Tool::Txn => Action::Fenced(crate::fenced::validate(crate::fenced::What::Txn, host)?),
         Tool::Elect(a) => {
             let spec = HoldSpec::office(name(&a.office)?);
-            let modes = [a.run.who, a.watch, a.assert].iter().filter(|m| **m).count();
+            let modes = [a.run.who, a.watch, a.assert, a.step_down].iter().filter(|m| **m).count();
             if modes > 1 {
-                return Err("--who, --watch and --assert are different modes: use one".to_string());
+                return Err("--who, --watch, --assert and --step-down are different modes: use one".to_string());
             }
-            if a.watch || a.assert {
+            if a.value_only && !(a.run.who || a.watch) {
+                return Err("--value-only goes with --who or --watch".to_string());
+            }
+            if a.value_only && a.run.json {
+                return Err("--value-only prints plain text: drop --json (the JSON has a \"value\" field)".to_string());
+            }
+            if a.value.is_some() && modes > 0 {
+                return Err("--value is published by a run: --who, --watch and --assert only read it".to_string());
+            }
+            if let Some(value) = &a.value {
+                conch_core::values::check_value(value)?;
+            }
+            if a.step_down {
+                if !a.run.cmd.is_empty() {
+                    return Err("--step-down takes no command: drop the part after --".to_string());
+                }
+                if a.run.nonblock || a.run.json || a.restart || a.on_acquire.is_some() || a.on_lose.is_some() {
+                    return Err("--step-down takes only --wait (how long to wait for the resignation)".to_string());
+                }
+                let wait = match &a.run.wait {
+                    Some(w) => positive("--wait", w)?,
+                    None => conch_core::step_down::WAIT_DEFAULT,
+                };
+                Action::StepDown { office: spec.name, ttl, wait, asker: (host.hostname(), host.pid()) }
+            } else if a.watch || a.assert {
                 query_only(&a.run, if a.watch { "--watch" } else { "--assert" })?;
                 if a.restart || a.on_acquire.is_some() || a.on_lose.is_some() {
                     return Err("--restart and hooks belong to a run, not to a query".to_string());
                 }
                 if a.watch {
-                    Action::Watch { spec, json: a.run.json }
+                    Action::Watch { spec, json: a.run.json, value_only: a.value_only }
                 } else {
                     Action::Assert { spec, host: host.hostname(), min_rev: a.min_rev, json: a.run.json }
                 }
             } else if a.run.who {
                 query_only(&a.run, "--who")?;
-                Action::Who { spec, json: a.run.json }
+                Action::Who { spec, json: a.run.json, value_only: a.value_only }
             } else {
                 let hooks = HookConfig {
                     on_acquire: a.on_acquire.filter(|c| !c.is_empty()),
@@ -230,7 +282,7 @@ fn check_usage(cli: Cli, host: &dyn Host) -> Result<Config, String> {
                     timeout: positive("--hook-timeout", &a.hook_timeout)?,
                     ..HookConfig::default()
                 };
-                run_action(spec, a.run, ttl, hooks, a.restart, host)?
+                run_action(spec, a.run, ttl, hooks, a.restart, a.value, host)?
             }
         }
         Tool::Sema(a) => {
@@ -245,9 +297,9 @@ fn check_usage(cli: Cli, host: &dyn Host) -> Result<Config, String> {
             }
             if a.run.who {
                 query_only(&a.run, "--who")?;
-                Action::Who { spec, json: a.run.json }
+                Action::Who { spec, json: a.run.json, value_only: false }
             } else {
-                run_action(spec, a.run, ttl, HookConfig::default(), false, host)?
+                run_action(spec, a.run, ttl, HookConfig::default(), false, None, host)?
             }
         }
     };
@@ -270,6 +322,7 @@ fn run_action(
     ttl: Duration,
     hooks: HookConfig,
     restart: bool,
+    value: Option<String>,
     host: &dyn Host,
 ) -> Result<Action, String> {
     if run.json {
@@ -291,9 +344,10 @@ fn run_action(
         started: host.now_rfc3339(),
         cmd: Some(cmd_field(&run.cmd)),
         held_since: None,
+        value,
     };
     let run = RunConfig { spec, holder, argv: run.cmd, ttl, kill_after, wait, hooks };
-    Ok(Action::Run(ServiceConfig { run, restart, seed: host.seed() }))
+    Ok(Action::Run(Box::new(ServiceConfig { run, restart, seed: host.seed() })))
 }
 
 /// `--fence` and `--fence-budget` added to `hooks`.
@@ -456,6 +510,8 @@ mod tests {
         files: &'static [(&'static str, &'static str)],
         commands: &'static [&'static str],
         writable: &'static [&'static str],
+        env: &'static [(&'static str, &'static str)],
+        stdin: &'static str,
     }
 
     impl Host for TableHost {
@@ -490,6 +546,12 @@ mod tests {
                 false => Err(Failure::new(ExitCode::CANT_CREATE, format!("{flag} {path}: cannot create"))),
             }
         }
+        fn var(&self, name: &str) -> Option<String> {
+            self.env.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string())
+        }
+        fn read_stdin(&self, _max: usize) -> Result<String, String> {
+            Ok(self.stdin.to_string())
+        }
     }
 
     const PEM: &str = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
@@ -500,6 +562,7 @@ mod tests {
             files: &[("/ca.pem", PEM), ("/junk", "not pem")],
             commands: &["true", "sh"],
             writable: &["/tmp/x.svg"],
+            ..TableHost::default()
         }
     }
 
@@ -571,6 +634,47 @@ mod tests {
         let run = &service.run;
         assert_eq!((run.hooks.fence.as_deref(), run.hooks.fence_budget), (Some("undo"), Duration::from_secs(2)));
         assert_eq!(run.kill_after, Duration::from_millis(1_775));
+    }
+
+    #[test]
+    fn fenced_writes_value_and_step_down_are_checked_against_the_host() {
+        let child = TableHost {
+            env: &[("CONCH_KEY", "/conch/v1/elect/x/1a"), ("CONCH_REV", "12")],
+            stdin: "value(\"k\") = \"v\"\n\nput k w\n\n",
+            ..host()
+        };
+        let Action::Fenced(run) = check("put app/k v", &child).unwrap().action else { panic!("not a put") };
+        assert!(!run.print && run.key == "/conch/v1/elect/x/1a");
+        let Action::Fenced(run) = check("txn", &child).unwrap().action else { panic!("not a txn") };
+        assert!(run.print);
+        let cases: &[(&str, &TableHost, &str)] = &[
+            ("put app/k v", &host(), "CONCH_KEY is not set"),
+            (
+                "del app/k",
+                &TableHost { env: &[("CONCH_KEY", "/conch/v1/elect/x/1a")], ..host() },
+                "CONCH_REV is not set",
+            ),
+            ("txn", &TableHost { stdin: "bogus\n", ..child }, "txn: line 1"),
+            ("put /conch/v1/x v", &child, "conch's own keys"),
+            ("elect x --value a\tb -- true", &host(), "--value contains"),
+            ("elect x --who --value-only --json", &host(), "--value-only prints plain text"),
+            ("elect x --step-down -- true", &host(), "--step-down takes no command"),
+            ("elect x --step-down --assert", &host(), "different modes"),
+        ];
+        for (args, host, says) in cases {
+            let failure = check(args, host).map(|_| ()).unwrap_err();
+            assert_eq!(failure.code, ExitCode::USAGE, "{args}: {failure}");
+            assert!(failure.message.contains(says), "{args}: {failure} lacks {says:?}");
+        }
+        let Action::Run(service) = check("elect x --value 10.0.0.5:5432 -- true", &host()).unwrap().action else {
+            panic!("not a run")
+        };
+        assert_eq!(service.run.holder.value.as_deref(), Some("10.0.0.5:5432"));
+        let Action::StepDown { wait, asker, .. } = check("elect x --step-down --wait 5s", &host()).unwrap().action
+        else {
+            panic!("not a step-down")
+        };
+        assert_eq!((wait, asker), (Duration::from_secs(5), ("h1".to_string(), 42)));
     }
 
     #[test]

@@ -5,6 +5,8 @@ use conch_core::ExitCode;
 
 /// The codes of `elect` and `sema` runs (and their queries).
 pub const RUN_EXITS: &[i32] = &[0, 1, 64, 69, 70, 71, 75, 77, 126, 127, 128];
+/// The codes of `put`, `del` and `txn` (fenced writes from a child).
+pub const FENCED_EXITS: &[i32] = &[0, 1, 64, 69, 70, 77];
 /// The codes of the `cron` subcommands.
 pub const CRON_EXITS: &[i32] = &[0, 1, 64, 69, 70, 77];
 /// The codes of `conchd`.

@@ -25,6 +25,10 @@ pub trait Host {
     fn resolve_command(&self, program: &str) -> Result<(), Failure>;
     /// `path` can be created or overwritten (73 otherwise); `flag` names it in the message.
     fn check_writable(&self, flag: &str, path: &str) -> Result<(), Failure>;
+    /// A variable of our environment (`conch put`'s guard: `CONCH_KEY`, `CONCH_REV`).
+    fn var(&self, name: &str) -> Option<String>;
+    /// Our stdin as text, at most `max` bytes and one more read (`conch txn`).
+    fn read_stdin(&self, max: usize) -> Result<String, String>;
 }
 
 /// The machine we run on.
@@ -72,5 +76,20 @@ impl Host for ThisHost {
 
     fn check_writable(&self, flag: &str, path: &str) -> Result<(), Failure> {
         crate::sim::check_writable(flag, path)
+    }
+
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok()
+    }
+
+    fn read_stdin(&self, max: usize) -> Result<String, String> {
+        use std::io::Read;
+        let mut text = String::new();
+        std::io::stdin()
+            .lock()
+            .take(max as u64 + 1)
+            .read_to_string(&mut text)
+            .map_err(|e| format!("cannot read stdin as UTF-8 text: {e}"))?;
+        Ok(text)
     }
 }

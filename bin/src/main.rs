@@ -4,6 +4,7 @@ mod command;
 mod config;
 mod cron;
 mod exits;
+mod fenced;
 mod host;
 mod logging;
 mod manual;
@@ -43,14 +44,18 @@ fn main() -> ProcessExit {
         }
     };
     logging::init(cli.global.quiet, cli.global.log_format);
+    if matches!(cli.command, cli::Tool::Elect(_) | cli::Tool::Sema(_)) {
+        fenced::export_for_child(&cli.global);
+    }
     let config = match validate(cli, &host::ThisHost) {
         Ok(config) => config,
         Err(e) => return fail(e.code, &e.message),
     };
     match config.action {
-        Action::Run(service) => exit(run::run(config.etcd, service)),
-        Action::Who { spec, json } => match query::who(&config.etcd, &spec) {
+        Action::Run(service) => exit(run::run(config.etcd, *service)),
+        Action::Who { spec, json, value_only } => match query::who(&config.etcd, &spec) {
             Ok((report, others)) => {
+                let report = if value_only { conch_core::who::value_only(report) } else { report };
                 for (max, keys) in others {
                     conch_driver_etcd::out::say_err(&format!("conch: warning: {} is also used with --max {max} ({keys} keys): contenders that disagree on --max do not exclude each other", spec.name.as_str()));
                 }
@@ -74,12 +79,52 @@ fn main() -> ProcessExit {
             }
             Err(e) => fail(e.code, &e.message),
         },
-        Action::Watch { spec, json } => exit(query::watch(&config.etcd, &spec, json)),
+        Action::Watch { spec, json, value_only } => exit(query::watch(&config.etcd, &spec, json, value_only)),
         Action::Cron(action) => match cron::run(&config.etcd, action) {
             Ok(code) => exit(code),
             Err(e) => fail(e.code, &e.message),
         },
         Action::Conchd { cfg, status_addr } => exit(status::serve_conchd(config.etcd, cfg, status_addr)),
+        Action::StepDown { office, ttl, wait, asker } => {
+            use conch_core::step_down::StepDown;
+            match conch_driver_etcd::step_down::step_down(&config.etcd, &office, ttl, wait, asker) {
+                Ok(outcome) => {
+                    let name = office.as_str();
+                    match &outcome {
+                        StepDown::Resigned { host, rev } => listing_line(&format!("{name} {host} rev={rev} stepped down")),
+                        StepDown::Vacant => conch_driver_etcd::out::say_err(&format!("conch: {name} is vacant: nobody to step down")),
+                        StepDown::TimedOut { host, rev } => conch_driver_etcd::out::say_err(&format!(
+                            "conch: the leader of {name} ({host}, rev={rev}) did not resign within {}: it may not listen for step-down requests (an older conch, etcdctl elect)",
+                            conch_core::duration::format(wait)
+                        )),
+                        StepDown::Interrupted(_) => {}
+                    }
+                    exit(outcome.exit_code())
+                }
+                Err(e) => fail(e.code, &e.message),
+            }
+        }
+        Action::Fenced(run) => match conch_driver_etcd::fenced::write(&config.etcd, run.request) {
+            Ok(answer) => {
+                let code = answer.exit_code();
+                if code == ExitCode::LOST {
+                    return fail(
+                        code,
+                        &format!(
+                            "the hold is gone ({} no longer has the revision in CONCH_REV): nothing written",
+                            run.key
+                        ),
+                    );
+                }
+                if run.print {
+                    for line in answer.lines() {
+                        listing_line(&line);
+                    }
+                }
+                exit(code)
+            }
+            Err(e) => fail(e.code, &e.message),
+        },
         Action::Sim(sim) => exit(sim::simulate(sim)),
         Action::Completions(shell) => {
             clap_complete::generate(shell, &mut Cli::command(), "conch", &mut std::io::stdout());

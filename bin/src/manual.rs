@@ -11,7 +11,7 @@ use clap_mangen::Man;
 use conch_core::{ExitCode, Failure};
 
 use crate::cli::Cli;
-use crate::exits::{table, CONCHD_EXITS, CRON_EXITS, OTHER_EXITS, RUN_EXITS, SIM_EXITS};
+use crate::exits::{table, CONCHD_EXITS, CRON_EXITS, FENCED_EXITS, OTHER_EXITS, RUN_EXITS, SIM_EXITS};
 
 /// Each page's examples: (what it does, the command).
 fn examples(page: &str) -> &'static [(&'static str, &'static str)] {
@@ -31,6 +31,9 @@ fn examples(page: &str) -> &'static [(&'static str, &'static str)] {
             ("Who leads (exit 1 when vacant)?", "conch elect db-backup --who --json"),
             ("In a health check: does this host lead, with a fencing token of at least 1234?", "conch elect db-backup --assert --min-rev 1234 && echo leader"),
             ("Stream leadership changes.", "conch elect db-backup --watch"),
+            ("Rolling deploy: move the leader off its node now (exit 0 once it resigned, 1 when vacant).", "conch elect report-builder --step-down --wait 30s"),
+            ("Publish the leader's address; clients follow it with one line per change (office value rev).", "conch elect pg-primary --value 10.0.0.5:5432 -- ./run-primary.sh"),
+            ("The leader's address alone, for a script (exit 1 when vacant).", "conch elect pg-primary --who --value-only"),
         ],
         "conch-sema" => &[
             ("At most two at once; wait up to 10 minutes for a slot.", "conch sema reindex --max 2 --wait 10m -- ./reindex.sh"),
@@ -42,6 +45,14 @@ fn examples(page: &str) -> &'static [(&'static str, &'static str)] {
             ("Every 30 seconds, runs may overlap.", "conch cron add heartbeat --schedule '@every 30s' --overlap allow -- /usr/local/bin/ping-home"),
             ("The jobs, their next and last ticks.", "conch cron ls --last"),
         ],
+        "conch-put" => &[
+            ("In the leader's child: record who applied the migration, only while still leader.", "conch elect migrate -- sh -c 'run-migration && conch put app/migrated-by \"$(hostname)\"'"),
+        ],
+        "conch-del" => &[("In a holder's child: clear the work queue, only while still holding.", "conch del --prefix app/queue/")],
+        "conch-txn" => &[(
+            "In the leader's child: switch blue to green, only while still leader and only if it is blue (exit 1 otherwise).",
+            "printf 'value(\"app/mode\") = \"blue\"\\n\\nput app/mode green\\n\\nget app/mode\\n' | conch txn",
+        )],
         "conch-cron-rm" => &[("No more ticks; a run in flight finishes.", "conch cron rm backup")],
         "conch-cron-ls" => &[("Jobs with the last run's outcome and revision.", "conch cron ls --last"), ("As JSON.", "conch cron ls --json")],
         "conch-cron-results" => &[("The last five runs of a job.", "conch cron results backup --count 5")],
@@ -76,7 +87,13 @@ fn more_environment(page: &str) -> &'static [(&'static str, &'static str)] {
             ("CONCH_NAME", "Given to the child: the office, semaphore or job name."),
             ("CONCH_REV", "Given to the child: its key's create revision, the fencing token."),
             ("CONCH_LEASE", "Given to the child: the session lease, in hex."),
+            ("CONCH_KEY", "Given to the child: the full key of its hold (conch put, del and txn guard their writes with it and CONCH_REV)."),
+            ("CONCH_VALUE", "Given to the child of elect --value: the value it publishes."),
             ("CONCH_LEADER", "Given to the child of elect: 1."),
+        ],
+        "conch-put" | "conch-del" | "conch-txn" => &[
+            ("CONCH_KEY", "Set by conch elect or conch sema in its child: the key of the hold that guards the write."),
+            ("CONCH_REV", "Set by conch elect or conch sema in its child: that key's create revision (the fencing token)."),
         ],
         _ => &[],
     }
@@ -88,6 +105,7 @@ fn codes_of(page: &str) -> Option<&'static [i32]> {
         "conch-elect" | "conch-sema" => Some(RUN_EXITS),
         "conch-conchd" => Some(CONCHD_EXITS),
         "conch-sim" => Some(SIM_EXITS),
+        "conch-put" | "conch-del" | "conch-txn" => Some(FENCED_EXITS),
         p if p.starts_with("conch-cron") => Some(CRON_EXITS),
         _ => Some(OTHER_EXITS),
     }

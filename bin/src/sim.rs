@@ -137,7 +137,14 @@ fn verdict_line(run: &SimRun, opts: &SimOptions, report: &Report) -> String {
             violations.join(",")
         );
     }
-    let failovers = if opts.members > 1 { format!(", {} failovers", o.failovers) } else { String::new() };
+    let mut failovers = if opts.members > 1 { format!(", {} failovers", o.failovers) } else { String::new() };
+    if opts.fenced_writes {
+        let refused = o.fenced.iter().filter(|w| !w.landed).count();
+        failovers += &format!(", {} fenced writes ({refused} refused)", o.fenced.len());
+    }
+    if opts.step_downs {
+        failovers += &format!(", {} step-downs", o.step_downs.len());
+    }
     let head = format!(
         "{} {opts}: {} children, {faults} faults, {sites} site firings{failovers}, {} events",
         if report.passed() { "ok  " } else { "FAIL" },

@@ -90,6 +90,15 @@ pub enum EtcdRequest {
         /// The key.
         key: String,
     },
+    /// A fenced write (`conch put`/`del`/`txn`, [`crate::fenced`]): `Txn(if
+    /// create_revision(guard.key) == guard.rev then Txn(if compares then success else
+    /// failure))`, one transaction, so nothing lands unless the hold is still the child's.
+    FencedTxn {
+        /// The hold's guard (`None` only under `Sabotage::UnguardedWrite`).
+        guard: Option<crate::fenced::Guard>,
+        /// The user's transaction.
+        txn: crate::fenced::TxnSpec,
+    },
 }
 
 /// How a [`RangeSpec`] orders its keys (etcd's sort target and order).
@@ -283,6 +292,8 @@ pub enum EtcdResponse {
         /// have won before its answer was lost).
         existing: Option<Vec<u8>>,
     },
+    /// Answer to [`EtcdRequest::FencedTxn`].
+    Fenced(crate::fenced::TxnAnswer),
     /// The call failed.
     Error(EtcdError),
 }

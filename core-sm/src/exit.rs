@@ -67,10 +67,10 @@ impl ExitCode {
     /// passes on its child's status (128 + N for a child killed by signal N).
     pub const TABLE: [(ExitCode, &'static str); 12] = [
         (ExitCode::OK, "success: the command ran and exited 0, or the query's answer is yes"),
-        (ExitCode::VACANT, "no: vacant or not ours (--who, --assert), no such job, or a seed failed (sim)"),
+        (ExitCode::VACANT, "no: vacant or not ours (--who, --assert), no such job, a seed failed (sim), or txn's compares failed (its failure branch ran)"),
         (ExitCode::USAGE, "usage error: a bad flag, name or duration; nothing was written to etcd"),
         (ExitCode::UNAVAILABLE, "etcd unreachable (no endpoint answered within --dial-timeout), or no session"),
-        (ExitCode::LOST, "the hold was lost while the command ran (it was killed), or an internal error"),
+        (ExitCode::LOST, "the hold was lost while the command ran (it was killed), put/del/txn found the hold gone (nothing written), or an internal error"),
         (ExitCode::FENCE_FAILED, "the hold was lost and --fence failed or overran: the keys expire with the lease"),
         (ExitCode::CANT_CREATE, "a file asked for (sim --trace, --timeline) cannot be written"),
         (ExitCode::NOT_ACQUIRED, "not acquired: --nonblock found it taken, or --wait ran out"),

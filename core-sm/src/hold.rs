@@ -55,22 +55,30 @@ pub struct HoldSpec {
     /// `--spread`: the key's last segment is this hostname instead of the lease id, so a
     /// host holds or waits for at most one slot.
     pub host_key: Option<String>,
+    /// An office's leader listens for `--step-down` requests ([`crate::step_down`]).
+    pub step_down: bool,
 }
 
 impl HoldSpec {
     /// An office: one holder.
     pub fn office(name: Name) -> HoldSpec {
-        HoldSpec { name, slots: 1, is_office: true, host_key: None }
+        HoldSpec { name, slots: 1, is_office: true, host_key: None, step_down: true }
     }
 
     /// A semaphore of capacity `max`.
     pub fn semaphore(name: Name, max: u32) -> HoldSpec {
-        HoldSpec { name, slots: max.max(1), is_office: false, host_key: None }
+        HoldSpec { name, slots: max.max(1), is_office: false, host_key: None, step_down: false }
     }
 
     /// The same semaphore with one slot per host (`--spread`).
     pub fn spread(self, host: String) -> HoldSpec {
         HoldSpec { host_key: Some(host), ..self }
+    }
+
+    /// The same office whose leader does not listen for step-down requests (the
+    /// simulator's seeds without `--step-downs`, which run as they always did).
+    pub fn without_step_down(self) -> HoldSpec {
+        HoldSpec { step_down: false, ..self }
     }
 
     /// The prefix the contenders live under.

@@ -17,6 +17,7 @@ use crate::ids::{ChildId, HookId, ReqId, WatchId};
 use crate::output::{Event, ExitCode, Outbox, Output, SpawnSpec};
 use crate::sabotage::Sabotage;
 use crate::session::{LossReason, Session, SessionEvent};
+use crate::step_down::Listener;
 use crate::supervision::{ChildStatus, Supervisor, WrapperSignal};
 use crate::time::Instant;
 use crate::values::Holder;
@@ -93,6 +94,10 @@ pub struct Runner {
     /// The run ends because of etcd, not the child: no session, a failed campaign, or a
     /// lost session or hold.
     etcd_failed: bool,
+    /// The leader's ear for `--step-down` requests, while it holds.
+    listener: Option<Listener>,
+    /// A step-down request ends this run.
+    stepped_down: bool,
 }
 
 impl Runner {
@@ -144,6 +149,8 @@ impl Runner {
             lost_while_waiting: false,
             exit_after_child: None,
             etcd_failed: false,
+            listener: None,
+            stepped_down: false,
         }
     }
 
@@ -163,6 +170,11 @@ impl Runner {
     /// crash backoff.
     pub fn ended_by_etcd(&self) -> bool {
         self.etcd_failed
+    }
+
+    /// Whether a `--step-down` request ended this run (the leader resigned on request).
+    pub fn stepped_down(&self) -> bool {
+        self.stepped_down
     }
 
     /// Whether a session lease was granted in this run.
@@ -190,12 +202,22 @@ impl Runner {
             }
         } else if self.release_pending.contains(&id) {
             self.on_release_response(now, id, response);
+        } else if let Some(listener) = self.listener.as_mut().filter(|l| l.owns(id)) {
+            if listener.handle_response(id, response, &mut self.out) {
+                self.on_step_down(now);
+            }
         }
     }
 
     /// Feeds a watch event.
     fn handle_watch(&mut self, now: Instant, id: WatchId, event: WatchEvent) {
         if self.stage == Stage::Done {
+            return;
+        }
+        if let Some(listener) = self.listener.as_mut().filter(|l| l.owns_watch(id)) {
+            if listener.handle_watch(id, event, &mut self.out) {
+                self.on_step_down(now);
+            }
             return;
         }
         if let Some(event) = self.hold.handle_watch(now, id, event, &mut self.out) {
@@ -452,10 +474,18 @@ impl Runner {
             ("CONCH_REV".to_string(), fencing_token(rev, self.sabotage)),
             ("CONCH_LEASE".to_string(), lease.to_string()),
         ];
+        // The hold's own key: `conch put`/`del`/`txn` guard their writes with it.
+        env.extend(self.hold.key().map(|key| ("CONCH_KEY".to_string(), key.to_string())));
+        // The value it publishes (`elect --value`), as `--who` shows it.
+        env.extend(self.cfg.holder.value.clone().map(|value| ("CONCH_VALUE".to_string(), value)));
         if self.cfg.spec.is_office {
             env.push(("CONCH_LEADER".to_string(), "1".to_string()));
         }
         self.child_env = env.clone();
+        if self.cfg.spec.is_office && self.cfg.spec.step_down {
+            let prefix = crate::step_down::prefix(&self.cfg.spec.name);
+            self.listener = Some(Listener::start(prefix, rev, &mut self.out));
+        }
         if self.hooks.start(now, HookKind::OnAcquire, env, Some(term_at), &mut self.out) {
             self.stage = Stage::AcquireHook;
         } else {
@@ -508,6 +538,31 @@ impl Runner {
         self.stop_child_then_release(now, code, reason.as_str());
     }
 
+    /// A `--step-down` request named our token: stop the child (or the on-acquire hook),
+    /// then the on-lose hook and the release follow as after a clean exit; exit 0.
+    fn on_step_down(&mut self, now: Instant) {
+        if self.stepped_down || self.sabotage == Sabotage::IgnoreStepDown {
+            return;
+        }
+        match self.stage {
+            Stage::Running if self.child.is_alive() => {
+                self.stepped_down = true;
+                self.out.log(self.event(Event::info("step-down")));
+                self.exit_after_child.get_or_insert(ExitCode::OK);
+                let kill_at = self.kill_at_from(now);
+                self.child.terminate(now, kill_at, "step-down", &mut self.out);
+            }
+            Stage::AcquireHook => {
+                self.stepped_down = true;
+                self.out.log(self.event(Event::info("step-down")));
+                self.after_hook.get_or_insert(ExitCode::OK);
+                self.hooks.kill(&mut self.out);
+            }
+            // Already on the way out: the child is gone or being stopped.
+            _ => {}
+        }
+    }
+
     /// The order on any error while a child runs: kill the child, then release, then exit.
     fn stop_child_then_release(&mut self, now: Instant, code: ExitCode, why: &str) {
         if self.child.is_alive() {
@@ -550,6 +605,9 @@ impl Runner {
         self.stage = Stage::Releasing;
         self.exit = Some(code);
         self.session.stop();
+        if let Some(mut listener) = self.listener.take() {
+            listener.stop(&mut self.out);
+        }
         if let Some(request) = self.hold.release(&mut self.out) {
             let id = self.out.request(request.clone());
             self.release_pending.push(id);

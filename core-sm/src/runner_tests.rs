@@ -18,7 +18,14 @@ fn config(office: bool, wait: Option<Duration>) -> RunConfig {
     let spec = if office { HoldSpec::office(name) } else { HoldSpec::semaphore(name, 1) };
     RunConfig {
         spec,
-        holder: Holder { host: "h".into(), pid: 1, started: "t".into(), cmd: Some("c".into()), held_since: None },
+        holder: Holder {
+            host: "h".into(),
+            pid: 1,
+            started: "t".into(),
+            cmd: Some("c".into()),
+            held_since: None,
+            value: None,
+        },
         argv: vec!["c".into()],
         ttl: Duration::from_secs(10),
         kill_after: Duration::from_secs(5),
@@ -117,6 +124,7 @@ fn acquire_run_release_exit_with_the_childs_code() {
             ("CONCH_NAME".into(), "x".into()),
             ("CONCH_REV".into(), "5".into()),
             ("CONCH_LEASE".into(), "10".into()),
+            ("CONCH_KEY".into(), "/conch/v1/elect/x/10".into()),
             ("CONCH_LEADER".into(), "1".into())
         ]
     );
@@ -493,4 +501,40 @@ proptest! {
         prop_assert!(spawns <= 1);
         prop_assert!(exits <= 1);
     }
+}
+
+/// `--step-down`: the leader listens from its token on; a request naming another token is
+/// ignored, one naming its own stops the child, and the run resigns and exits 0.
+#[test]
+fn a_step_down_request_for_our_token_stops_the_child_and_exits_0() {
+    let (mut r, out) = holding(None);
+    let listen = out.iter().find_map(|o| match o {
+        Output::Watch { id, key, start_rev, prefix: true } if key == "/conch/v1/stepdown/x/" => Some((*id, *start_rev)),
+        _ => None,
+    });
+    let Some((watch, start_rev)) = listen else { panic!("no step-down watch: {out:?}") };
+    assert_eq!(start_rev, Revision(5), "listens from its own key's revision");
+    r.handle_child_started(at(4), 99);
+    let request = |rev: i64| {
+        WatchEvent::Put(Kv {
+            key: "/conch/v1/stepdown/x/2a".into(),
+            create_rev: Revision(9),
+            mod_rev: Revision(9),
+            lease: LeaseId(0x2a),
+            value: crate::step_down::Request { rev, host: "ops".into(), pid: 7 }.encode(),
+        })
+    };
+    r.handle_watch(at(10), watch, request(4));
+    assert!(actions(&mut r).is_empty(), "a request for another leader is ignored");
+    r.handle_watch(at(11), watch, request(5));
+    let out = actions(&mut r);
+    assert!(matches!(out.as_slice(), [Output::Terminate { kill_at, .. }] if *kill_at == at(5_011)), "{out:?}");
+    assert!(r.stepped_down());
+    r.handle_watch(at(12), watch, request(5));
+    assert!(actions(&mut r).is_empty(), "asked twice, stopped once");
+    r.handle_child_exit(at(60), ChildStatus::Signaled(15));
+    let out = actions(&mut r);
+    assert!(out.contains(&Output::CancelWatch(watch)), "{out:?}");
+    assert_eq!(release_and_exit(&mut r, at(61), &out), vec![Output::Exit(ExitCode::OK)]);
+    assert!(!r.ended_by_etcd());
 }

@@ -55,11 +55,17 @@ pub enum Sabotage {
     /// the child's processes are gone (issue 16.1 done wrong).
     /// Caught by: bounded holders (a stubborn child outlives the revoke).
     RevokeBeforeGroupDead,
+    /// A fenced write (`conch put`/`del`/`txn`) is sent without its guard compare.
+    /// Caught by: fenced writes.
+    UnguardedWrite,
+    /// The leader ignores step-down requests.
+    /// Caught by: step-down.
+    IgnoreStepDown,
 }
 
 impl Sabotage {
     /// Every deliberate bug.
-    pub const ALL: [Sabotage; 12] = [
+    pub const ALL: [Sabotage; 14] = [
         Sabotage::IgnoreDeadlines,
         Sabotage::RankByModRevision,
         Sabotage::ConstantFencingToken,
@@ -72,6 +78,8 @@ impl Sabotage {
         Sabotage::StayOnFailedEndpoint,
         Sabotage::NoWriteRetry,
         Sabotage::RevokeBeforeGroupDead,
+        Sabotage::UnguardedWrite,
+        Sabotage::IgnoreStepDown,
     ];
 
     /// The kebab-case name used on the command line and in traces.
@@ -90,6 +98,8 @@ impl Sabotage {
             Sabotage::StayOnFailedEndpoint => "stay-on-failed-endpoint",
             Sabotage::NoWriteRetry => "no-write-retry",
             Sabotage::RevokeBeforeGroupDead => "revoke-before-group-dead",
+            Sabotage::UnguardedWrite => "unguarded-write",
+            Sabotage::IgnoreStepDown => "ignore-step-down",
         }
     }
 

@@ -180,6 +180,8 @@ impl Service {
         let runner = self.runner.take();
         let lost_waiting = runner.as_ref().is_some_and(Runner::lost_while_waiting);
         let by_etcd = runner.as_ref().is_some_and(Runner::ended_by_etcd);
+        // Stepped down on request: back in the queue (a new key) at etcd's short pace.
+        let stepped_down = runner.as_ref().is_some_and(Runner::stepped_down);
         let had_session = runner.as_ref().is_some_and(Runner::had_session);
         let wait_left = self.wait_until.is_none_or(|until| now < until);
         // A one-shot waiter that re-entered and found etcd failing keeps waiting; its very
@@ -202,11 +204,13 @@ impl Service {
             self.etcd_retry.reset();
         }
         let draw = self.rng.next_u64();
-        let delay = if by_etcd { self.etcd_retry.next_delay(draw) } else { self.backoff.next_delay(draw) };
-        let why = match (lost_waiting, by_etcd) {
-            (true, _) => "session lost while waiting",
-            (false, true) => "etcd",
-            (false, false) => "restart",
+        let delay =
+            if by_etcd || stepped_down { self.etcd_retry.next_delay(draw) } else { self.backoff.next_delay(draw) };
+        let why = match (lost_waiting, by_etcd, stepped_down) {
+            (true, _, _) => "session lost while waiting",
+            (false, true, _) => "etcd",
+            (false, false, true) => "stepped down",
+            (false, false, false) => "restart",
         };
         self.out.push_back(Output::Log(
             Event::info("backoff").with("delay", format(delay)).with("code", code.0).with("why", why),

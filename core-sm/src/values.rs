@@ -8,6 +8,9 @@ use serde::{Deserialize, Serialize};
 
 /// Longest `cmd` field, in bytes.
 pub const CMD_LEN_MAX: usize = 256;
+/// Longest published value (`elect --value`), in bytes: an address or a URL, not a payload
+/// (every `--who` and `--watch` reads it, and it is printed on one line).
+pub const VALUE_LEN_MAX: usize = 1024;
 
 /// Who holds (or waits for) a key.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -25,6 +28,10 @@ pub struct Holder {
     /// and so its create revision — the fencing token — stay the same).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub held_since: Option<String>,
+    /// The value the holder publishes (`elect --value`, say its address): `--who` and
+    /// `--watch` print it, the child gets it as `CONCH_VALUE`. Absent in older records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
 }
 
 impl Holder {
@@ -40,6 +47,22 @@ impl Holder {
     pub fn decode(value: &[u8]) -> Option<Holder> {
         serde_json::from_slice(value).ok()
     }
+}
+
+/// Checks a value to publish: 1 to [`VALUE_LEN_MAX`] bytes, no spaces or control
+/// characters (`--watch --value-only` prints `office value rev` lines).
+pub fn check_value(value: &str) -> Result<(), String> {
+    const RULE: &str = "values are 1-1024 bytes with no spaces or control characters, like 10.0.0.5:5432";
+    if value.is_empty() {
+        return Err(format!("--value is empty; {RULE}"));
+    }
+    if value.len() > VALUE_LEN_MAX {
+        return Err(format!("--value is {} bytes long; {RULE}", value.len()));
+    }
+    if let Some(bad) = value.chars().find(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!("--value contains {bad:?}; {RULE}"));
+    }
+    Ok(())
 }
 
 /// Joins argv by spaces and cuts the result to [`CMD_LEN_MAX`] bytes on a UTF-8 boundary.
@@ -67,6 +90,7 @@ mod tests {
             started: "2026-06-12T10:15:00Z".into(),
             cmd: Some("my-daemon --port 8080".into()),
             held_since: None,
+            value: None,
         };
         assert_eq!(
             String::from_utf8(h.encode()).unwrap(),
@@ -88,6 +112,36 @@ mod tests {
         for (value, ok) in table {
             assert_eq!(Holder::decode(value).is_some(), *ok, "{:?}", String::from_utf8_lossy(value));
         }
+    }
+
+    #[test]
+    fn the_value_is_published_and_old_records_still_parse() {
+        let old = br#"{"host":"a","pid":1,"started":"x","cmd":"c","held_since":"y"}"#;
+        let h = Holder::decode(old).unwrap();
+        assert_eq!(h.value, None);
+        let with = Holder { value: Some("10.0.0.5:5432".into()), ..h };
+        let text = String::from_utf8(with.encode()).unwrap();
+        assert!(text.ends_with(r#","held_since":"y","value":"10.0.0.5:5432"}"#), "{text}");
+        assert_eq!(Holder::decode(text.as_bytes()), Some(with));
+    }
+
+    #[test]
+    fn values_are_checked() {
+        for ok in ["10.0.0.5:5432", "https://db.example/x?y=1", "é", &"v".repeat(VALUE_LEN_MAX)] {
+            assert_eq!(check_value(ok), Ok(()), "{ok}");
+        }
+        let table: &[(&str, &str)] = &[
+            ("", "--value is empty"),
+            ("a b", "contains ' '"),
+            ("a\nb", "contains '\\n'"),
+            ("a\tb", "contains '\\t'"),
+        ];
+        for (bad, want) in table {
+            let e = check_value(bad).unwrap_err();
+            assert!(e.contains(want) && e.contains("1-1024 bytes"), "{bad:?}: {e}");
+        }
+        let e = check_value(&"v".repeat(VALUE_LEN_MAX + 1)).unwrap_err();
+        assert!(e.contains("is 1025 bytes long"), "{e}");
     }
 
     #[test]

@@ -39,17 +39,18 @@ impl Entry<'_> {
             Some(h) => (h.host.clone(), h.pid.to_string(), h.held_since.clone().unwrap_or_else(|| h.started.clone())),
             None => ("?".to_string(), "?".to_string(), "?".to_string()),
         };
-        format!("{host} pid={pid} since={started} rev={}", self.kv.create_rev)
+        let value = self.holder.as_ref().and_then(|h| h.value.as_deref()).map(|v| format!(" value={v}"));
+        format!("{host} pid={pid} since={started} rev={}{}", self.kv.create_rev, value.unwrap_or_default())
     }
 
     fn json(&self) -> Value {
         let lease = self.kv.key.rsplit('/').next().and_then(parse_lease_hex).map(|l| l.to_string());
         match &self.holder {
             Some(h) => {
-                json!({"host": h.host, "pid": h.pid, "started": h.started, "held_since": h.held_since, "cmd": h.cmd, "rev": self.kv.create_rev.0, "lease": lease, "key": self.kv.key})
+                json!({"host": h.host, "pid": h.pid, "started": h.started, "held_since": h.held_since, "cmd": h.cmd, "value": h.value, "rev": self.kv.create_rev.0, "lease": lease, "key": self.kv.key})
             }
             None => {
-                json!({"host": null, "pid": null, "started": null, "cmd": null, "rev": self.kv.create_rev.0, "lease": lease, "key": self.kv.key, "foreign": true})
+                json!({"host": null, "pid": null, "started": null, "cmd": null, "value": null, "rev": self.kv.create_rev.0, "lease": lease, "key": self.kv.key, "foreign": true})
             }
         }
     }
@@ -110,6 +111,25 @@ pub fn watch_line(spec: &HoldSpec, kvs: &[Kv], as_json: bool) -> String {
         (true, _) => report.json.to_string(),
         (false, Some(line)) => line.clone(),
         (false, None) => format!("{} -", spec.name.as_str()),
+    }
+}
+
+/// `--who --value-only`: the leader's published value alone, for scripts; exit 1 when the
+/// office is vacant or its leader publishes no value.
+pub fn value_only(report: WhoReport) -> WhoReport {
+    let value = report.json.get("value").and_then(Value::as_str).map(str::to_string);
+    let code = if value.is_some() { ExitCode::OK } else { ExitCode::VACANT };
+    WhoReport { lines: value.into_iter().collect(), code, ..report }
+}
+
+/// `--watch --value-only`: `<office> <value> <rev>` (`-` for a leader that publishes no
+/// value), or `<office> -` when vacant.
+pub fn value_line(spec: &HoldSpec, kvs: &[Kv]) -> String {
+    let report = report(spec, kvs);
+    let name = spec.name.as_str();
+    match report.json.get("rev").and_then(Value::as_i64) {
+        Some(rev) => format!("{name} {} {rev}", report.json.get("value").and_then(Value::as_str).unwrap_or("-")),
+        None => format!("{name} -"),
     }
 }
 
@@ -177,6 +197,8 @@ pub enum WhoWatchOutput {
 pub struct WhoWatch {
     spec: HoldSpec,
     as_json: bool,
+    /// `--value-only`: `office value rev` lines.
+    value_only: bool,
     last: Option<Vec<Revision>>,
     listed_once: bool,
     watching: bool,
@@ -187,7 +209,12 @@ impl WhoWatch {
     /// The machine for `spec`; its first output is [`WhoWatchOutput::List`].
     pub fn new(spec: HoldSpec, as_json: bool) -> WhoWatch {
         let out = VecDeque::from([WhoWatchOutput::List]);
-        WhoWatch { spec, as_json, last: None, listed_once: false, watching: false, out }
+        WhoWatch { spec, as_json, value_only: false, last: None, listed_once: false, watching: false, out }
+    }
+
+    /// The same machine printing `office value rev` lines ([`value_line`]).
+    pub fn with_value_only(self, value_only: bool) -> WhoWatch {
+        WhoWatch { value_only, ..self }
     }
 
     /// Feeds what the driver saw.
@@ -197,7 +224,12 @@ impl WhoWatch {
                 self.listed_once = true;
                 let identity = watch_identity(&self.spec, &kvs);
                 if self.last.as_ref() != Some(&identity) {
-                    self.out.push_back(WhoWatchOutput::Print(watch_line(&self.spec, &kvs, self.as_json)));
+                    let line = if self.value_only {
+                        value_line(&self.spec, &kvs)
+                    } else {
+                        watch_line(&self.spec, &kvs, self.as_json)
+                    };
+                    self.out.push_back(WhoWatchOutput::Print(line));
                     self.last = Some(identity);
                 }
                 // A read after an event keeps the open watch; a first read opens one.
@@ -276,6 +308,41 @@ mod tests {
         assert!(vacant.lines.is_empty());
         assert_eq!(vacant.code, ExitCode::VACANT);
         assert_eq!(vacant.json, json!({"office": "db", "vacant": true}));
+    }
+
+    #[test]
+    fn the_published_value_in_who_watch_and_value_only() {
+        let spec = HoldSpec::office(Name::new("db").unwrap());
+        let v = r#"{"host":"n1","pid":7,"started":"2026-01-01T00:00:00Z","value":"10.0.0.5:5432"}"#;
+        let kvs = [kv("/conch/v1/elect/db/1a", 10, v), kv("/conch/v1/elect/db/2b", 12, H)];
+        let r = report(&spec, &kvs);
+        assert_eq!(r.lines, vec!["db n1 pid=7 since=2026-01-01T00:00:00Z rev=10 value=10.0.0.5:5432"]);
+        assert_eq!(r.json["value"], "10.0.0.5:5432");
+        let only = value_only(r);
+        assert_eq!((only.lines, only.code), (vec!["10.0.0.5:5432".to_string()], ExitCode::OK));
+        assert_eq!(value_line(&spec, &kvs), "db 10.0.0.5:5432 10");
+        // A leader without a value (an older conch, etcdctl elect) and a vacant office.
+        let old = [kv("/conch/v1/elect/db/2b", 12, H)];
+        let only = value_only(report(&spec, &old));
+        assert_eq!((only.lines.len(), only.code), (0, ExitCode::VACANT));
+        assert_eq!(value_line(&spec, &old), "db - 12");
+        assert_eq!(report(&spec, &old).json["value"], Value::Null);
+        assert_eq!(value_line(&spec, &[kv("/conch/v1/elect/db/3c", 14, "etcdctl")]), "db - 14");
+        assert_eq!(value_line(&spec, &[]), "db -");
+        assert_eq!(value_only(report(&spec, &[])).code, ExitCode::VACANT);
+    }
+
+    #[test]
+    fn the_watch_machine_prints_value_lines_with_value_only() {
+        let spec = HoldSpec::office(Name::new("db").unwrap());
+        let v = r#"{"host":"n1","pid":7,"started":"2026-01-01T00:00:00Z","value":"10.0.0.5:5432"}"#;
+        let mut w = WhoWatch::new(spec, false).with_value_only(true);
+        assert_eq!(w.poll_output(), Some(WhoWatchOutput::List));
+        w.handle_input(WhoWatchInput::Listed { rev: Revision(4), kvs: vec![] });
+        assert_eq!(w.poll_output(), Some(WhoWatchOutput::Print("db -".into())));
+        let _ = w.poll_output();
+        w.handle_input(WhoWatchInput::Listed { rev: Revision(9), kvs: vec![kv("/conch/v1/elect/db/1a", 8, v)] });
+        assert_eq!(w.poll_output(), Some(WhoWatchOutput::Print("db 10.0.0.5:5432 8".into())));
     }
 
     #[test]

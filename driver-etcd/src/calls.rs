@@ -118,6 +118,7 @@ async fn dispatch(client: &mut Client, request: EtcdRequest) -> Result<EtcdRespo
             };
             EtcdResponse::Claimed { won: r.succeeded(), rev, existing }
         }
+        EtcdRequest::FencedTxn { guard, txn } => crate::fenced::call(client, guard, txn).await?,
         // Keepalives go over the stream (see keepalive.rs), never through here.
         EtcdRequest::KeepAlive { .. } => EtcdResponse::Error(EtcdError::Fatal("keepalive is a stream".into())),
     })

@@ -15,6 +15,8 @@
 //! * [`out`] — stdout and stderr that never panic (closed pipes), journald priorities.
 //! * [`run`] — the event loop for one machine ([`conch_core::Service`] or conchd).
 //! * [`query`] — read-only queries (`--who`).
+//! * [`fenced`] — fenced writes from a holder's child (`conch put`/`del`/`txn`).
+//! * [`step_down`] — `elect --step-down`: ask the leader to resign, wait for it.
 //! * [`clock`] — `CLOCK_BOOTTIME` as the core's [`conch_core::Instant`].
 //! * `reap`, `sync` — a pid signalled only until reaped; std's or loom's sync types
 //!   (under `--cfg loom` the `loom_*` models run the real cross-thread code).
@@ -25,6 +27,7 @@ pub mod calls;
 pub mod clock;
 pub mod connect;
 pub mod events;
+pub mod fenced;
 pub mod hooks;
 pub mod job_output;
 pub mod keepalive;
@@ -41,6 +44,7 @@ pub mod shim;
 pub mod shim_link;
 pub mod shim_revoke;
 pub mod status;
+pub mod step_down;
 mod sync;
 pub mod watches;
 

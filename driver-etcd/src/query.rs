@@ -73,15 +73,16 @@ pub fn assert(
 }
 
 /// `--watch`: prints the current leader line, then one line per change, until SIGINT or
-/// SIGTERM (exit 0). Survives etcd restarts and compaction by re-listing.
-pub fn watch(config: &EtcdConfig, spec: &HoldSpec, as_json: bool) -> ExitCode {
+/// SIGTERM (exit 0). Survives etcd restarts and compaction by re-listing. With
+/// `value_only` the lines are `office value rev`.
+pub fn watch(config: &EtcdConfig, spec: &HoldSpec, as_json: bool, value_only: bool) -> ExitCode {
     let Ok(rt) = runtime() else { return ExitCode::LOST };
     rt.block_on(async {
         let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
             return ExitCode::LOST;
         };
         tokio::select! {
-            code = watch_loop(config, spec, as_json) => code,
+            code = watch_loop(config, spec, as_json, value_only) => code,
             _ = int.recv() => ExitCode::OK,
             _ = term.recv() => ExitCode::OK,
         }
@@ -89,10 +90,10 @@ pub fn watch(config: &EtcdConfig, spec: &HoldSpec, as_json: bool) -> ExitCode {
 }
 
 /// Carries out [`WhoWatch`]'s outputs: range reads, one prefix watch, the pauses.
-async fn watch_loop(config: &EtcdConfig, spec: &HoldSpec, as_json: bool) -> ExitCode {
+async fn watch_loop(config: &EtcdConfig, spec: &HoldSpec, as_json: bool, value_only: bool) -> ExitCode {
     let pool = Pool::new(config.clone());
     let prefix = spec.prefix();
-    let mut machine = WhoWatch::new(spec.clone(), as_json);
+    let mut machine = WhoWatch::new(spec.clone(), as_json).with_value_only(value_only);
     let mut stream: Option<(usize, etcd_client::WatchStream)> = None;
     let mut last_error: Option<Failure> = None;
     loop {

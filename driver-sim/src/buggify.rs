@@ -34,7 +34,7 @@ impl Site {
         [Site::KeepaliveLate, Site::ResponseLost, Site::WatchCancelled, Site::CompactBeforeWatch];
 
     /// The name in options and traces.
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             Site::KeepaliveLate => "keepalive-late",
             Site::ResponseLost => "response-lost",

@@ -22,6 +22,12 @@
 //!   settle time of a fault, as for liveness.
 //! * `progress`: the event loop never spins at one simulated instant (a machine asking
 //!   to be woken at an instant already past) nor passes the per-seed event limit.
+//! * `fenced-writes` (with `--fenced-writes`): a guarded write from a holder's child lands
+//!   exactly when, at that revision, the key of its token still held — read from the store,
+//!   not from the guard: a deposed holder's write never lands, a holder's always does.
+//! * `step-down` (with `--step-downs`): a leader asked to step down stops its child within
+//!   the kill grace (plus a second for the request to reach it), unless a fault of that
+//!   client or of etcd lies around the request.
 //! * `no-leaks`: after SIGTERM to every client: no keys, no session leases, no children,
 //!   every wrapper and daemon exited.
 use std::collections::{BTreeMap, BTreeSet};
@@ -52,7 +58,7 @@ impl Violation {
 }
 
 /// Every checker name, in report order.
-pub const CHECKERS: [&str; 17] = [
+pub const CHECKERS: [&str; 19] = [
     "progress",
     "bounded-holders",
     "fencing",
@@ -65,6 +71,8 @@ pub const CHECKERS: [&str; 17] = [
     "cron-no-past-tick",
     "failover",
     "cron-running-key",
+    "fenced-writes",
+    "step-down",
     "no-leaks",
     crate::check_fence::CHECKERS[0],
     crate::check_fence::CHECKERS[1],
@@ -161,6 +169,8 @@ fn raw_check(outcome: &Outcome) -> Vec<Violation> {
     crate::check_cron::late_ticks(outcome, &mut v);
     failover(outcome, &mut v);
     running_keys(outcome, &mut v);
+    fenced_writes(outcome, &mut v);
+    step_downs(outcome, &mut v);
     leaks(outcome, &mut v);
     crate::check_fence::check_fences(outcome, &mut v);
     v
@@ -194,6 +204,50 @@ fn failover(outcome: &Outcome, v: &mut Vec<Violation>) {
                 )
                 .at(loss.at),
             );
+        }
+    }
+}
+
+/// Guarded writes land exactly while their writer's key holds.
+fn fenced_writes(outcome: &Outcome, v: &mut Vec<Violation>) {
+    for w in outcome.fenced.iter().filter(|w| w.landed != w.held) {
+        let what = if w.landed { "landed from a deposed holder" } else { "was refused while its key held" };
+        let detail = format!(
+            "{} client {}'s write with token {} (sent {}) {what} at {}",
+            w.group.as_str(),
+            w.client,
+            w.token,
+            secs(w.sent),
+            secs(w.at)
+        );
+        v.push(violation("fenced-writes", detail).at(w.at));
+    }
+}
+
+/// A leader asked to step down stops its child within the kill grace.
+fn step_downs(outcome: &Outcome, v: &mut Vec<Violation>) {
+    let opts = &outcome.opts;
+    let (ttl, grace) = (opts.ttl.as_nanos() as u64, opts.kill_after.as_nanos() as u64);
+    let bound = grace + 1_000_000_000;
+    for s in &outcome.step_downs {
+        let Some(client) = s.client else { continue };
+        let excused = outcome
+            .faults
+            .iter()
+            .any(|f| f.client.is_none_or(|c| c == client) && f.from <= s.at + bound + ttl && f.to + ttl >= s.at);
+        let child = outcome
+            .intervals
+            .iter()
+            .find(|iv| iv.group == Group::Office && iv.client == client && iv.rev == s.token && iv.start <= s.at);
+        let Some(child) = child.filter(|_| !excused) else { continue };
+        if child.end > s.at + bound {
+            let detail = format!(
+                "office client {client} (token {}) asked to step down at {} still ran its child until {}",
+                s.token,
+                secs(s.at),
+                secs(child.end)
+            );
+            v.push(violation("step-down", detail).at(s.at + bound));
         }
     }
 }

@@ -18,6 +18,9 @@ use conch_checkers::Kind;
 /// The checker names, in report order.
 pub const CHECKERS: [&str; 4] = ["fence-after-child", "fence-in-lease", "fence-budget", "fence-exit"];
 
+/// The freeze-on-answer site freezes the whole host (and deletes its key): a freeze too.
+const FREEZE_SITE: Kind = Kind::Site(crate::buggify::Site::FreezeOnAnswer.as_str());
+
 /// Slack for a host's clock drift against simulated time.
 const DRIFT_SLACK_NS: u64 = 1_000_000;
 
@@ -26,7 +29,7 @@ const DRIFT_SLACK_NS: u64 = 1_000_000;
 fn blocked(faults: &[FaultRecord], f: &HookRecord, before: u64) -> bool {
     faults.iter().any(|g| {
         g.client == Some(f.client)
-            && matches!(g.kind, Kind::Pause | Kind::Freeze)
+            && (matches!(g.kind, Kind::Pause | Kind::Freeze) || g.kind == FREEZE_SITE)
             && g.from <= f.end
             && g.to + before > f.start
     })
@@ -46,7 +49,7 @@ fn taken_away(outcome: &Outcome, f: &HookRecord) -> bool {
     let reach = hears + 2 * (o.ttl + 2 * o.kill_after).as_nanos() as u64 + budget;
     outcome.faults.iter().any(|g| {
         g.client == Some(f.client)
-            && matches!(g.kind, Kind::Revoke | Kind::KeyDelete | Kind::Freeze)
+            && (matches!(g.kind, Kind::Revoke | Kind::KeyDelete | Kind::Freeze) || g.kind == FREEZE_SITE)
             && g.from <= f.end
             && g.to + reach >= f.start
     })

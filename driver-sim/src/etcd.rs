@@ -8,6 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use conch_core::fenced::{CmpTarget, CmpValue, Compare, Guard, OpResult, TxnAnswer, TxnOp, TxnSpec};
 use conch_core::{EtcdError, EtcdRequest, EtcdResponse, Instant, Kv, LeaseId, RangeSpec, Revision, WatchEvent};
 
 /// A key's state.
@@ -191,7 +192,81 @@ impl SimEtcd {
                 }
                 EtcdResponse::Claimed { won: true, rev: Revision(self.rev), existing: None }
             }
+            EtcdRequest::FencedTxn { guard, txn } => self.fenced(guard.as_ref(), txn),
         }
+    }
+
+    /// A fenced write: the guard, then the user's compares and the branch they pick, all at
+    /// one revision (bumped only when something is written, as etcd does).
+    fn fenced(&mut self, guard: Option<&Guard>, txn: &TxnSpec) -> EtcdResponse {
+        if guard.is_some_and(|g| self.create_rev_of(&g.key) != g.rev.0) {
+            return EtcdResponse::Fenced(TxnAnswer {
+                held: false,
+                succeeded: false,
+                rev: Revision(self.rev),
+                results: vec![],
+            });
+        }
+        let succeeded = txn.compares.iter().all(|c| self.compare(c));
+        let ops = if succeeded { &txn.success } else { &txn.failure };
+        let writes = ops.iter().any(|op| match op {
+            TxnOp::Put { .. } => true,
+            TxnOp::Delete { key, prefix } => !self.matching(key, *prefix).is_empty(),
+            TxnOp::Get { .. } => false,
+        });
+        if writes {
+            self.rev += 1;
+        }
+        let mut results = Vec::new();
+        for op in ops {
+            results.push(match op {
+                TxnOp::Put { key, value } => {
+                    self.put(key, value, 0);
+                    OpResult::Put
+                }
+                TxnOp::Delete { key, prefix } => {
+                    let keys = self.matching(key, *prefix);
+                    for k in &keys {
+                        self.delete(k);
+                    }
+                    OpResult::Deleted(keys.len() as i64)
+                }
+                TxnOp::Get { key, prefix } => OpResult::Got(
+                    self.matching(key, *prefix)
+                        .into_iter()
+                        .filter_map(|k| self.kvs.get(&k).map(|e| (k, e.value.clone())))
+                        .collect(),
+                ),
+            });
+        }
+        EtcdResponse::Fenced(TxnAnswer { held: true, succeeded, rev: Revision(self.rev), results })
+    }
+
+    /// etcd's compare: a missing key has create, mod, version and lease 0, and fails
+    /// every value compare.
+    fn compare(&self, c: &Compare) -> bool {
+        let entry = self.kvs.get(&c.key);
+        match (&c.value, c.target) {
+            (CmpValue::Bytes(want), _) => entry.is_some_and(|e| c.op.holds(e.value.as_slice(), want.as_slice())),
+            (CmpValue::Number(want), target) => {
+                let have = entry.map_or(0, |e| match target {
+                    CmpTarget::Create => e.create_rev,
+                    CmpTarget::Mod => e.mod_rev,
+                    CmpTarget::Version => e.version,
+                    CmpTarget::Lease => e.lease,
+                    CmpTarget::Value => 0,
+                });
+                c.op.holds(&have, want)
+            }
+        }
+    }
+
+    /// The keys an op names, in key order.
+    fn matching(&self, key: &str, prefix: bool) -> Vec<String> {
+        if !prefix {
+            return if self.kvs.contains_key(key) { vec![key.to_string()] } else { Vec::new() };
+        }
+        self.kvs.range(key.to_string()..).take_while(|(k, _)| k.starts_with(key)).map(|(k, _)| k.clone()).collect()
     }
 
     /// Events for `key` (every key under it with `prefix`) from `start_rev` on, or

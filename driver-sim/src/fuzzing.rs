@@ -138,7 +138,7 @@ pub fn machine_inputs(data: &[u8]) {
     };
     let run = conch_core::RunConfig {
         spec,
-        holder: Holder { host: "h".into(), pid: 1, started: "s".into(), cmd: None, held_since: None },
+        holder: Holder { host: "h".into(), pid: 1, started: "s".into(), cmd: None, held_since: None, value: None },
         argv: vec!["c".into()],
         ttl: Duration::from_secs(10),
         kill_after: Duration::from_secs(2),
@@ -281,4 +281,22 @@ pub fn fault_plan(data: &[u8]) {
         .collect();
     let report = run_plan(opts, plan);
     assert!(report.passed(), "{:?}", report.violations);
+}
+
+/// `conch txn`'s stdin parser and `conch put`'s guard: no panic on any bytes, every error
+/// is one line, and whatever parses renders back to text that parses to the same
+/// transaction.
+pub fn txn(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    match conch_core::fenced::parse_txn(&text) {
+        Ok(txn) => {
+            let again = conch_core::fenced::render(&txn);
+            assert_eq!(conch_core::fenced::parse_txn(&again), Ok(txn), "{again:?}");
+        }
+        Err(e) => assert!(!e.contains('\n'), "a two-line error: {e:?}"),
+    }
+    let (key, rev) = text.split_once('\n').unwrap_or((&text, ""));
+    if let Ok(guard) = conch_core::fenced::guard_from_env(Some(key), Some(rev)) {
+        assert!(guard.rev.0 > 0 && guard.key == key);
+    }
 }

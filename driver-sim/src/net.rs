@@ -97,6 +97,16 @@ impl SimNet {
         Some(at)
     }
 
+    /// Whether `client` → etcd is cut now.
+    pub fn up_cut(&self, client: usize, now: u64) -> bool {
+        now < self.links[client].up_cut_until
+    }
+
+    /// The one-way latency range of `client`'s link (ns).
+    pub fn latency(&self, client: usize) -> (u64, u64) {
+        self.links[client].latency
+    }
+
     /// Whether etcd → `client` is cut now.
     pub fn down_cut(&self, client: usize, now: u64) -> bool {
         now < self.links[client].down_cut_until

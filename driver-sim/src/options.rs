@@ -229,6 +229,12 @@ pub struct SimArgs {
     /// `--fence-budget`: every holder runs a fence of this budget (zero: no hooks at all);
     /// else elect and sema seeds draw hooks in about half the seeds, mixed never.
     pub fence_budget: Option<Duration>,
+    /// `--fenced-writes`: holders' children make guarded writes (`conch put`), checked by
+    /// `fenced-writes`. Off by default, so every other seed runs as it always did.
+    pub fenced_writes: bool,
+    /// `--step-downs`: the office's leader is asked to step down (`elect --step-down`)
+    /// every few seconds of the safety phase, checked by `step-down`. Off by default.
+    pub step_downs: bool,
 }
 
 impl SimArgs {
@@ -245,6 +251,8 @@ impl SimArgs {
             trace: false,
             members: None,
             fence_budget: None,
+            fenced_writes: false,
+            step_downs: false,
         }
     }
 }
@@ -351,6 +359,10 @@ pub struct SimOptions {
     pub sabotage: Sabotage,
     /// Keep a trace.
     pub trace: bool,
+    /// Holders' children make guarded writes.
+    pub fenced_writes: bool,
+    /// The office's leader is asked to step down now and then.
+    pub step_downs: bool,
 }
 
 /// The longest a healthy system may take to converge after the last fault: a TTL, the
@@ -494,6 +506,8 @@ impl SimOptions {
             hooks: SimHooks::draw(seed, args.scenario, args.fence_budget, ttl, kill_after),
             sabotage: args.sabotage,
             trace: args.trace,
+            fenced_writes: args.fenced_writes,
+            step_downs: args.step_downs,
         }
     }
 
@@ -571,6 +585,12 @@ impl fmt::Display for SimOptions {
                 (false, false) => "",
             };
             write!(f, " fence={}ms{extra}", ms(h.fence_budget))?;
+        }
+        if self.fenced_writes {
+            write!(f, " fenced_writes=on")?;
+        }
+        if self.step_downs {
+            write!(f, " step_downs=on")?;
         }
         if self.sabotage != Sabotage::None {
             write!(f, " sabotage={}", self.sabotage)?;

@@ -151,6 +151,37 @@ pub struct Promotion {
     pub at: u64,
 }
 
+/// A guarded write (`conch put`) by a holder's child, as etcd saw it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FencedWrite {
+    /// The client whose child wrote.
+    pub client: usize,
+    /// Its contest.
+    pub group: Group,
+    /// The token it wrote with (`CONCH_REV`).
+    pub token: i64,
+    /// Sent (ns).
+    pub sent: u64,
+    /// Applied by etcd (ns).
+    pub at: u64,
+    /// It landed (the guard held, or there was none).
+    pub landed: bool,
+    /// At that revision the key of that token existed and held (ranked below capacity) —
+    /// read from the store, independently of the guard.
+    pub held: bool,
+}
+
+/// A step-down request for the office's leader (`--step-downs`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StepDownRecord {
+    /// When it was written (ns).
+    pub at: u64,
+    /// The leader's token it names.
+    pub token: i64,
+    /// The client whose child ran with that token then, if one did.
+    pub client: Option<usize>,
+}
+
 /// The state of one contest after the convergence bound.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Convergence {
@@ -200,6 +231,10 @@ pub struct Outcome {
     pub losses: Vec<LossRecord>,
     /// Every hook process (only when the seed configures hooks).
     pub hooks: Vec<HookRecord>,
+    /// Every guarded write that reached etcd (`--fenced-writes`).
+    pub fenced: Vec<FencedWrite>,
+    /// Every step-down request (`--step-downs`).
+    pub step_downs: Vec<StepDownRecord>,
     /// Per contest, after the convergence bound.
     pub convergence: Vec<Convergence>,
     /// After the shutdown.

@@ -34,10 +34,12 @@ use conch_checkers::Kind;
 
 mod drain;
 mod faults;
+mod fenced;
 mod hooks;
 mod members;
 mod phases;
 mod processes;
+mod step_down;
 mod stuck;
 mod traffic;
 
@@ -71,6 +73,10 @@ enum Ev {
     Fault(usize),
     /// An administrative delete of a client's key (a site's pairing).
     AdminDelete(usize),
+    ChildWrite(usize, ChildId, u64),
+    StepDown(u64),
+    StepDownClean(String),
+    ApplyWrite(Box<fenced::Write>),
     Thaw(usize),
     Cut(usize, u64),
     HealLink(usize),
@@ -188,6 +194,8 @@ pub struct World {
     phase_liveness: bool,
     stopping: bool,
     changes: BTreeMap<Group, u64>,
+    /// Guarded writes by holders' children (`--fenced-writes`).
+    writes: fenced::Writes,
     out: Outcome,
 }
 
@@ -197,6 +205,8 @@ impl World {
         let mut rng = SplitMix64::new(opts.seed);
         let mut clients = Vec::new();
         let office = HoldSpec::office(Name::new("sim-office").expect("a valid name literal"));
+        // Without --step-downs the leader does not listen: every other seed runs as it did.
+        let office = if opts.step_downs { office } else { office.without_step_down() };
         let sema = HoldSpec::semaphore(Name::new("sim-sema").expect("a valid name literal"), opts.sema_max);
         let roles = (0..opts.office_clients)
             .map(|_| Role::Holder { group: Group::Office, spec: office.clone() })
@@ -221,6 +231,7 @@ impl World {
         }
         let net = SimNet::new(opts.seed, clients.len(), opts.latency_us);
         let buggify = Buggify::new(opts.seed, &opts.sites);
+        let writes = fenced::Writes::new(opts.seed);
         let out = Outcome {
             opts: opts.clone(),
             intervals: Vec::new(),
@@ -229,6 +240,8 @@ impl World {
             promotions: Vec::new(),
             losses: Vec::new(),
             hooks: Vec::new(),
+            fenced: Vec::new(),
+            step_downs: Vec::new(),
             convergence: Vec::new(),
             leftovers: Leftovers::default(),
             heal_at: ns(opts.safety),
@@ -262,6 +275,7 @@ impl World {
             phase_liveness: false,
             stopping: false,
             changes: BTreeMap::new(),
+            writes,
             out,
         }
     }
@@ -298,6 +312,9 @@ impl World {
         let heal_at = self.out.heal_at;
         let bound = ns(convergence_bound(self.opts.ttl, self.opts.kill_after));
         self.at(heal_at, Ev::Heal);
+        if self.opts.step_downs {
+            self.schedule_step_down(1);
+        }
         self.at(heal_at + bound, Ev::Converge(false));
         self.at(heal_at + bound + SETTLED_NS, Ev::Converge(true));
         let stop_at = self.out.stop_at.max(heal_at + bound + SETTLED_NS + 1);
@@ -424,6 +441,10 @@ impl World {
                     self.admin(i, EtcdRequest::Delete { key }, Kind::KeyDelete);
                 }
             }
+            Ev::ChildWrite(i, child, gen) => self.child_write(i, child, gen),
+            Ev::ApplyWrite(write) => self.apply_write(*write),
+            Ev::StepDown(n) => self.step_down(n),
+            Ev::StepDownClean(key) => self.step_down_clean(key),
             Ev::Thaw(i) => {
                 if !self.clients[i].host.wrapper_blocked(self.now) {
                     self.trace("thaw", format_args!("\"client\":{i}"));
@@ -471,6 +492,7 @@ impl World {
                     started: format!("inc{}", c.incarnation),
                     cmd: Some("child".into()),
                     held_since: None,
+                    value: None,
                 };
                 let run = RunConfig {
                     spec: spec.clone(),

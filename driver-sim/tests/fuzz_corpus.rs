@@ -35,6 +35,11 @@ fn machine_inputs_corpus() {
 }
 
 #[test]
+fn txn_corpus() {
+    replay("txn", fuzzing::txn);
+}
+
+#[test]
 fn fault_plan_corpus() {
     replay("fault_plan", fuzzing::fault_plan);
 }

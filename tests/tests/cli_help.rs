@@ -14,10 +14,13 @@ fn conch(args: &[&str]) -> (i32, String, String) {
     (out.status.code().unwrap_or(-1), text(&out.stdout), text(&out.stderr))
 }
 
-const TOOLS: [&[&str]; 12] = [
+const TOOLS: [&[&str]; 15] = [
     &[],
     &["elect"],
     &["sema"],
+    &["put"],
+    &["del"],
+    &["txn"],
     &["cron"],
     &["cron", "add"],
     &["cron", "rm"],

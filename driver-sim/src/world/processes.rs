@@ -58,6 +58,9 @@ impl World {
             };
             self.at(self.now + hold * 1_000_000, Ev::ChildEnd(i, child, gen));
         }
+        if self.opts.fenced_writes && matches!(self.clients[i].role, Role::Holder { .. }) {
+            self.start_writes(i, child, gen, &spec.env);
+        }
         self.queue_input(i, Input::ChildStarted(child, 100_000 + gen as u32));
         self.schedule_shim(i, child);
     }

@@ -14,11 +14,15 @@ impl Ev {
             | Ev::Shim(i, ..)
             | Ev::ChildEnd(i, ..)
             | Ev::HookEnd(i, ..)
+            | Ev::ChildWrite(i, ..)
             | Ev::Thaw(i)
             | Ev::AdminDelete(i)
             | Ev::Cut(i, _)
             | Ev::HealLink(i) => Some(*i),
+            Ev::ApplyWrite(write) => Some(write.client),
             Ev::MemberBack(_)
+            | Ev::StepDown(_)
+            | Ev::StepDownClean(_)
             | Ev::Expire
             | Ev::Fault(_)
             | Ev::EtcdBack

@@ -28,6 +28,8 @@ pub(super) fn write_lease(request: &EtcdRequest) -> Option<i64> {
         | EtcdRequest::DeleteIfCreateRev { .. }
         | EtcdRequest::Revoke { .. }
         | EtcdRequest::Delete { .. } => None,
+        // A fenced write's puts carry no lease.
+        EtcdRequest::FencedTxn { .. } => None,
     }
 }
 
