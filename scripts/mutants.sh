@@ -49,7 +49,14 @@ scenarios_of() {
   esac
 }
 files_of() {
-  if [ "$1" = conchd ]; then echo "-f core-sm/src/conchd.rs -f core-sm/src/conchd/*.rs"; else echo "-f core-sm/src/$1.rs"; fi
+  if [ "$1" = conchd ]; then
+    # One -f per file (cargo-mutants takes one path each); the *_tests.rs modules are tests.
+    for f in core-sm/src/conchd.rs core-sm/src/conchd/*.rs; do
+      case "$f" in *_tests.rs) ;; *) printf -- '-f %s ' "$f" ;; esac
+    done
+  else
+    echo "-f core-sm/src/$1.rs"
+  fi
 }
 
 if [ "$rescore" -eq 1 ]; then
