@@ -404,6 +404,7 @@ impl Runner {
         ];
         if self.cfg.spec.is_office {
             env.push(("CONCH_LEADER".to_string(), "1".to_string()));
+            env.push(("CONCH_PRIORITY".to_string(), self.cfg.spec.priority.to_string()));
         }
         self.child_env = env.clone();
         if self.hooks.start(now, HookKind::OnAcquire, env, Some(term_at), &mut self.out) {

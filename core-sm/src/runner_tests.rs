@@ -18,7 +18,14 @@ fn config(office: bool, wait: Option<Duration>) -> RunConfig {
     let spec = if office { HoldSpec::office(name) } else { HoldSpec::semaphore(name, 1) };
     RunConfig {
         spec,
-        holder: Holder { host: "h".into(), pid: 1, started: "t".into(), cmd: Some("c".into()), held_since: None },
+        holder: Holder {
+            host: "h".into(),
+            pid: 1,
+            started: "t".into(),
+            cmd: Some("c".into()),
+            held_since: None,
+            priority: None,
+        },
         argv: vec!["c".into()],
         ttl: Duration::from_secs(10),
         kill_after: Duration::from_secs(5),
@@ -113,7 +120,8 @@ fn acquire_run_release_exit_with_the_childs_code() {
             ("CONCH_NAME".into(), "x".into()),
             ("CONCH_REV".into(), "5".into()),
             ("CONCH_LEASE".into(), "10".into()),
-            ("CONCH_LEADER".into(), "1".into())
+            ("CONCH_LEADER".into(), "1".into()),
+            ("CONCH_PRIORITY".into(), "0".into())
         ]
     );
     // D counts from the grant's send time (0): term_at = 10 s - 5 s - 250 ms.

@@ -52,11 +52,14 @@ pub enum Sabotage {
     /// the child's processes are gone (issue 16.1 done wrong).
     /// Caught by: bounded holders (a stubborn child outlives the revoke).
     RevokeBeforeGroupDead,
+    /// A first-in-line office waiter ignores the priority marker read and never yields.
+    /// Caught by: priority.
+    IgnorePriority,
 }
 
 impl Sabotage {
     /// Every deliberate bug.
-    pub const ALL: [Sabotage; 12] = [
+    pub const ALL: [Sabotage; 13] = [
         Sabotage::IgnoreDeadlines,
         Sabotage::RankByModRevision,
         Sabotage::ConstantFencingToken,
@@ -69,6 +72,7 @@ impl Sabotage {
         Sabotage::StayOnFailedEndpoint,
         Sabotage::NoWriteRetry,
         Sabotage::RevokeBeforeGroupDead,
+        Sabotage::IgnorePriority,
     ];
 
     /// The kebab-case name used on the command line and in traces.
@@ -87,6 +91,7 @@ impl Sabotage {
             Sabotage::StayOnFailedEndpoint => "stay-on-failed-endpoint",
             Sabotage::NoWriteRetry => "no-write-retry",
             Sabotage::RevokeBeforeGroupDead => "revoke-before-group-dead",
+            Sabotage::IgnorePriority => "ignore-priority",
         }
     }
 

@@ -25,6 +25,9 @@ pub struct Holder {
     /// and so its create revision — the fencing token — stay the same).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub held_since: Option<String>,
+    /// An office candidate's `--priority`, when above 0 (`--who` shows it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<u32>,
 }
 
 impl Holder {
@@ -64,6 +67,7 @@ mod tests {
             started: "2026-06-12T10:15:00Z".into(),
             cmd: Some("my-daemon --port 8080".into()),
             held_since: None,
+            priority: None,
         };
         assert_eq!(
             String::from_utf8(h.encode()).unwrap(),

@@ -445,6 +445,7 @@ impl World {
                     started: format!("inc{}", c.incarnation),
                     cmd: Some("child".into()),
                     held_since: None,
+                    priority: (spec.priority > 0).then_some(spec.priority),
                 };
                 let run = RunConfig {
                     spec: spec.clone(),

@@ -18,7 +18,9 @@ use conch_core::cron::fire_key_parts;
 pub(super) fn write_lease(request: &EtcdRequest) -> Option<i64> {
     match request {
         EtcdRequest::Claim { claim_lease, .. } => Some(claim_lease.0),
-        EtcdRequest::PutIfAbsent { lease, .. } | EtcdRequest::TouchIfCreateRev { lease, .. } => Some(lease.0),
+        EtcdRequest::PutIfAbsent { lease, .. }
+        | EtcdRequest::PutIfAbsentMarked { lease, .. }
+        | EtcdRequest::TouchIfCreateRev { lease, .. } => Some(lease.0),
         EtcdRequest::Put { lease: Some(lease), .. } => Some(lease.0),
         _ => None,
     }
