@@ -143,6 +143,9 @@ pub enum Tool {
         /// Use every allowed fault kind in every seed (no swarm switch-off).
         #[arg(long)]
         all_faults: bool,
+        /// Give office candidates --priority values drawn per seed (the priority checker runs).
+        #[arg(long)]
+        priorities: bool,
         /// Write the JSON-lines event trace of the first failing seed (else the last) here.
         #[arg(long, env = "CONCH_TRACE")]
         trace: Option<String>,

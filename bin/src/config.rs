@@ -117,6 +117,7 @@ fn check_usage(cli: Cli) -> Result<Config, String> {
             duration,
             faults,
             all_faults,
+            priorities,
             trace,
             timeline,
             json,
@@ -170,6 +171,7 @@ fn check_usage(cli: Cli) -> Result<Config, String> {
                 sabotage,
                 trace: false,
                 members: members.map(usize::from),
+                priorities,
             };
             Action::Sim(crate::sim::SimRun { args, seeds, trace, timeline, json, timing })
         }

@@ -86,6 +86,9 @@ fn replay(run: &SimRun, seed: u64) -> String {
     if a.all_faults {
         cmd += " --all-faults";
     }
+    if a.priorities {
+        cmd += " --priorities";
+    }
     if a.sabotage != conch_core::Sabotage::None {
         cmd += &format!(" --sabotage {}", a.sabotage);
     }

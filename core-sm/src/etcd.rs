@@ -76,8 +76,9 @@ pub enum EtcdRequest {
         /// The higher-priority waiter's queue key.
         rival: String,
     },
-    /// `Txn(if create_revision(key) == create_rev then delete(key), delete(marker))`: a
-    /// release that takes its priority marker with it (otherwise as `DeleteIfCreateRev`).
+    /// `Txn(if create_revision(key) == create_rev then delete(key), delete(marker) else
+    /// delete(marker))`: a release that takes its priority marker with it whatever became
+    /// of its key (the marker is on our lease: ours alone); otherwise as `DeleteIfCreateRev`.
     DeleteIfCreateRevMarked {
         /// The key.
         key: String,

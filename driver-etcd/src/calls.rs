@@ -91,7 +91,8 @@ async fn dispatch(client: &mut Client, request: EtcdRequest) -> Result<EtcdRespo
         EtcdRequest::DeleteIfCreateRevMarked { key, create_rev, marker } => {
             let txn = Txn::new()
                 .when([Compare::create_revision(key.clone(), CompareOp::Equal, create_rev.0)])
-                .and_then([TxnOp::delete(key, None), TxnOp::delete(marker, None)]);
+                .and_then([TxnOp::delete(key, None), TxnOp::delete(marker.clone(), None)])
+                .or_else([TxnOp::delete(marker, None)]);
             EtcdResponse::Deleted { deleted: client.txn(txn).await?.succeeded() }
         }
         EtcdRequest::DeleteIfCreateRev { key, create_rev } => {

@@ -122,16 +122,16 @@ impl SimEtcd {
                 EtcdResponse::Yielded { yielded: true, own_rev: Revision(0) }
             }
             EtcdRequest::DeleteIfCreateRevMarked { key, create_rev, marker } => {
-                if self.create_rev_of(key) != create_rev.0 {
-                    return EtcdResponse::Deleted { deleted: false };
-                }
-                // One transaction: both deletions share its revision (none when nothing goes).
-                if self.kvs.contains_key(key) || self.kvs.contains_key(marker) {
+                let deleted = self.create_rev_of(key) == create_rev.0;
+                // One transaction: its deletions share its revision (none when nothing goes).
+                if (deleted && self.kvs.contains_key(key)) || self.kvs.contains_key(marker) {
                     self.rev += 1;
-                    self.delete(key);
+                    if deleted {
+                        self.delete(key);
+                    }
                     self.delete(marker);
                 }
-                EtcdResponse::Deleted { deleted: true }
+                EtcdResponse::Deleted { deleted }
             }
             EtcdRequest::TouchIfCreateRev { key, value, lease, create_rev } => {
                 if self.create_rev_of(key) != create_rev.0 {

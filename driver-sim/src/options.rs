@@ -186,6 +186,8 @@ pub struct SimArgs {
     pub trace: bool,
     /// `--members`: etcd members (else drawn: 1, 3 or 5).
     pub members: Option<usize>,
+    /// `--priorities`: office candidates get `--priority` values drawn per seed.
+    pub priorities: bool,
 }
 
 impl SimArgs {
@@ -201,6 +203,7 @@ impl SimArgs {
             sabotage: Sabotage::None,
             trace: false,
             members: None,
+            priorities: false,
         }
     }
 }
@@ -253,6 +256,8 @@ pub struct SimOptions {
     pub sabotage: Sabotage,
     /// Keep a trace.
     pub trace: bool,
+    /// Each office candidate's `--priority` (empty without `--priorities`).
+    pub priorities: Vec<u32>,
 }
 
 /// The longest a healthy system may take to converge after the last fault: a TTL, the
@@ -339,6 +344,15 @@ impl SimOptions {
         if members > 1 && member_faults.is_empty() && !member_allowed.is_empty() {
             member_faults.push(member_allowed[(cluster.next_u64() % member_allowed.len() as u64) as usize]);
         }
+        // Priorities come from their own stream too, and only with `--priorities`: a seed
+        // without it runs exactly as it did before priorities existed. Few levels, so
+        // both ties (FIFO within a priority) and differences occur.
+        let mut prio = SplitMix64::new(seed ^ 0x7210_1A7E_5EED_0016);
+        let priorities = if args.priorities {
+            (0..office_clients).map(|_| [0, 0, 1, 5, 5, 10, 1000][(prio.next_u64() % 7) as usize]).collect()
+        } else {
+            Vec::new()
+        };
         let liveness = convergence_bound(ttl, kill_after) + Duration::from_secs(8);
         let safety = args.duration.saturating_sub(liveness).max(Duration::from_secs(5));
         SimOptions {
@@ -364,7 +378,13 @@ impl SimOptions {
             liveness,
             sabotage: args.sabotage,
             trace: args.trace,
+            priorities,
         }
+    }
+
+    /// Office candidate `k`'s `--priority` (0 without `--priorities`).
+    pub fn priority(&self, k: usize) -> u32 {
+        self.priorities.get(k).copied().unwrap_or(0)
     }
 
     /// How many may hold at once in `group`'s contest.
@@ -424,6 +444,10 @@ impl fmt::Display for SimOptions {
             self.safety.as_secs(),
             self.liveness.as_secs(),
         )?;
+        if !self.priorities.is_empty() {
+            let list: Vec<String> = self.priorities.iter().map(u32::to_string).collect();
+            write!(f, " priorities={}", list.join(","))?;
+        }
         if self.members > 1 {
             let kinds: Vec<&str> = self.member_faults.iter().map(|k| k.as_str()).collect();
             let kinds = if kinds.is_empty() { "none".to_string() } else { kinds.join(",") };

@@ -97,6 +97,11 @@ pub struct Promotion {
     pub lower: usize,
     /// When (ns).
     pub at: u64,
+    /// Its `--priority` (an office's; 0 otherwise).
+    pub priority: u32,
+    /// Office waiters of a higher priority at that instant: (client, priority, when its
+    /// key was created, ns).
+    pub higher: Vec<(usize, u32, u64)>,
 }
 
 /// The state of one contest after the convergence bound.

@@ -76,7 +76,7 @@ fn the_same_seed_gives_the_same_trace_and_another_seed_does_not() {
 /// say so within the first seeds.
 #[test]
 fn every_checker_catches_its_bug() {
-    let table: [(Sabotage, Scenario, &str, &str, u64); 12] = [
+    let table: [(Sabotage, Scenario, &str, &str, u64); 13] = [
         (Sabotage::IgnoreDeadlines, Scenario::Elect, "pause", "bounded-holders", 10),
         (Sabotage::RankByModRevision, Scenario::Sema, "none", "fifo", 10),
         (Sabotage::ConstantFencingToken, Scenario::Elect, "none", "fencing", 5),
@@ -89,6 +89,7 @@ fn every_checker_catches_its_bug() {
         (Sabotage::StayOnFailedEndpoint, Scenario::Elect, "member-down,member-isolated,member-cut", "failover", 10),
         (Sabotage::NoWriteRetry, Scenario::Cron, "none", "cron-running-key", 10),
         (Sabotage::RevokeBeforeGroupDead, Scenario::Elect, "crash", "bounded-holders", 20),
+        (Sabotage::IgnorePriority, Scenario::Elect, "none", "priority", 10),
     ];
     let mut seen = Vec::new();
     for (sabotage, scenario, faults, checker, seeds) in table {
@@ -96,6 +97,7 @@ fn every_checker_catches_its_bug() {
             faults: Some(FaultKind::parse_list(faults).unwrap()),
             all_faults: true,
             sabotage,
+            priorities: sabotage == Sabotage::IgnorePriority,
             ..args(scenario)
         };
         let caught = (1..=seeds).find(|seed| run_seed(*seed, &a).caught_by(checker));

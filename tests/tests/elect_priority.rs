@@ -86,7 +86,8 @@ fn the_higher_priority_waiter_leads_next_and_tokens_increase() {
 #[test]
 fn bad_priorities_are_usage_errors_and_write_nothing() {
     let etcd = Etcd::start();
-    for (value, says) in [("1001", "out of range"), ("-1", "out of range"), ("high", "not a number"), ("", "not a number")]
+    for (value, says) in
+        [("1001", "out of range"), ("-1", "out of range"), ("high", "not a number"), ("", "not a number")]
     {
         let out = conch(&etcd).args(["elect", "x", "--priority", value, "--", "true"]).output().unwrap();
         let err = String::from_utf8_lossy(&out.stderr).to_string();

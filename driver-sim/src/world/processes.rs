@@ -28,8 +28,21 @@ impl World {
         let child = spec.child;
         let group = self.group_of(i);
         if let Role::Holder { spec: hold, .. } = &self.clients[i].role {
-            let lower = self.etcd.range(&hold.prefix()).iter().filter(|kv| kv.create_rev.0 < rev).count();
-            self.out.promotions.push(Promotion { client: i, group, rev, lower, at: self.now });
+            let keys = self.etcd.range(&hold.prefix());
+            let lower = keys.iter().filter(|kv| kv.create_rev.0 < rev).count();
+            let priority = hold.priority;
+            // Other candidates' priorities come from their holder records (as `--who`'s).
+            let higher = keys
+                .iter()
+                .filter(|kv| kv.create_rev.0 != rev)
+                .filter_map(|kv| {
+                    let p = conch_core::values::Holder::decode(&kv.value)?.priority.unwrap_or(0);
+                    let owner = *self.lease_owner.get(&kv.lease.0)?;
+                    let born = self.key_born.get(&kv.create_rev.0).copied().unwrap_or(0);
+                    (p > priority).then_some((owner, p, born))
+                })
+                .collect();
+            self.out.promotions.push(Promotion { client: i, group, rev, lower, at: self.now, priority, higher });
         }
         self.clients[i].host.children.insert(
             child,

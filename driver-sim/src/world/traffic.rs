@@ -104,6 +104,12 @@ impl World {
     /// Records what the checkers need from an applied request.
     pub(super) fn observe(&mut self, i: usize, inc: u64, request: &EtcdRequest, response: &EtcdResponse) {
         match (request, response) {
+            (
+                EtcdRequest::PutIfAbsent { .. } | EtcdRequest::PutIfAbsentMarked { .. },
+                EtcdResponse::Put { created: true, create_rev, .. },
+            ) => {
+                self.key_born.insert(create_rev.0, self.now);
+            }
             (EtcdRequest::Grant { .. }, EtcdResponse::Granted { lease, ttl_s }) => {
                 self.lease_owner.insert(lease.0, i);
                 self.lease_incarnation.insert(lease.0, (i, inc));
