@@ -12,6 +12,58 @@
 //!   proof the lease was alive after the wait (etcd issue 11456); the runner also checks
 //!   its own deadline before starting the child;
 //! * the release deletes only if the key's create-revision is still ours (etcd issue 22082).
+//!
+//! # Priority (`elect --priority P`)
+//!
+//! Safety is not touched: the leader is still the key with the lowest create revision
+//! under the office's prefix, and a key acquires only from a rank read that finds it
+//! there. So there is still at most one leader, and the fencing token (that create
+//! revision) still only grows across holders: priority never promotes a key out of
+//! revision order, it only makes lower-priority keys step back behind higher ones, and
+//! a key that steps back is created anew, at a fresh and higher revision.
+//!
+//! The liveness policy, all in this machine:
+//! * a candidate with `P > 0` writes a marker `/conch/v1/prio/elect/<office>/<P:04>/<lease>`
+//!   on its lease, in the same txn as its queue key (`PutIfAbsentMarked`); the marker is
+//!   outside the queue prefix, so no rank read counts it. The release deletes it in the
+//!   same txn as the key (and even if the key is already gone); a revoked or expired lease
+//!   takes both;
+//! * every rank read of an office carries a fourth range: the marker prefix, key order
+//!   descending, limit 1, keys only — the highest priority waiting, in the same read-only
+//!   txn (no extra round trip; etcd reads one key from the end of the prefix's index);
+//! * a key that finds itself first in line and not yet holding, with a top priority above
+//!   its own, yields: `Yield` deletes its key only if its own create revision is unchanged
+//!   and the higher waiter's queue key (named by the marker's lease) still exists; then
+//!   the campaign's put-if-absent puts it again, at the back. Two txns, because etcd
+//!   refuses a txn that deletes and puts one key ("duplicate key given in txn request").
+//!   Our own watch is cancelled first, so the deletion is not a loss; its successor in the
+//!   chain is woken by it, as on any release. A holder never yields (no pre-emption);
+//! * if the compare fails, the marker was stale (its waiter is between a yield and its
+//!   put again, or its key was deleted): the answer carries our key's create revision,
+//!   and our key still there with no key before it (none can be created before it) is as
+//!   good a proof as the rank read, so we acquire. An ambiguous yield (no answer) is
+//!   resolved by the put-if-absent, which finds our key either way.
+//!
+//! Liveness: when the office falls vacant, the first key in line either holds the highest
+//! priority waiting (it acquires; ties are FIFO since equal priorities never yield) or
+//! yields once; the next key, woken by that deletion, does the same, so after at most one
+//! yield per lower-priority key ahead of it the highest waiter is first and acquires. A
+//! yielding key lands behind the higher waiter and keeps its own marker, so keys that
+//! yielded keep their order among themselves (FIFO among those yielding). A marker's
+//! waiter that dies mid-queue leaves with its lease; a stale marker costs one failed
+//! compare, never a wait. `conch sim --priorities` checks it (the `priority` checker,
+//! deliberate bug `ignore-priority`).
+//!
+//! Cost per acquisition: the rank read gains one keys-only, limit-1 range (flat in the
+//! queue's length, B5); a campaign and a release write one more key in their own txn;
+//! without priorities (no markers) nothing else changes. Only a key that yields pays more:
+//! two txns and a second rank read, once per higher waiter it lets by.
+//!
+//! `--preempt` (not built) would plug in where a holder's standing is known: a higher
+//! candidate that finds a lower holder asks it for the graceful hand-over of
+//! `--step-down` (stop the child, resign, re-campaign at the back); the yield rule then
+//! puts the higher candidate first, and the token still grows because the holder's key is
+//! deleted before the next one acquires.
 use std::time::Duration;
 
 use crate::etcd::{EtcdError, EtcdRequest, EtcdResponse, RangeSpec, WatchEvent};
