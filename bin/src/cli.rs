@@ -231,7 +231,7 @@ pub struct ElectArgs {
     /// With --assert: also require the leader's revision to be at least this.
     #[arg(long, env = "CONCH_MIN_REV", requires = "assert")]
     pub min_rev: Option<i64>,
-    /// Waiters of a higher priority (0 to 1000) lead before lower ones; a holder is never pre-empted.
+    /// Waiters of a higher priority (0 to 1000) lead before lower ones; a holder is never pre-empted (the child gets CONCH_PRIORITY).
     #[arg(long, env = "CONCH_PRIORITY", allow_hyphen_values = true)]
     pub priority: Option<String>,
 }

@@ -84,6 +84,46 @@ fn the_higher_priority_waiter_leads_next_and_tokens_increase() {
 }
 
 #[test]
+fn fifo_within_a_priority_and_the_low_waiter_last() {
+    let etcd = Etcd::start();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let office = unique("prio-fifo");
+    let prefix = format!("/conch/v1/elect/{office}/");
+    let mut a = elect(&etcd, &office, d, "a", None);
+    assert!(wait_until(Duration::from_secs(10), || started(d, "a")));
+    // Arrival order: low, h1, h2 (h1 and h2 of one priority).
+    let mut waiters = Vec::new();
+    for (n, (id, p)) in [("low", "0"), ("h1", "5"), ("h2", "5")].into_iter().enumerate() {
+        waiters.push((id, elect(&etcd, &office, d, id, Some(p))));
+        assert!(wait_until(Duration::from_secs(10), || etcd.keys(&prefix).len() == n + 2));
+    }
+    std::fs::write(d.join("a.release"), "").unwrap();
+    assert_eq!(wait_child(&mut a, Duration::from_secs(10)).and_then(|s| s.code()), Some(0));
+    // Each leads in turn: h1, h2, then low; one at a time.
+    let mut order = Vec::new();
+    for _ in 0..3 {
+        assert!(wait_until(Duration::from_secs(10), || waiters
+            .iter()
+            .any(|(id, _)| started(d, id) && !order.contains(id))));
+        std::thread::sleep(Duration::from_millis(200));
+        let running: Vec<&str> =
+            waiters.iter().map(|(id, _)| *id).filter(|id| started(d, id) && !order.contains(id)).collect();
+        assert_eq!(running.len(), 1, "{running:?} run at once after {order:?}");
+        order.push(running[0]);
+        std::fs::write(d.join(format!("{}.release", running[0])), "").unwrap();
+    }
+    assert_eq!(order, vec!["h1", "h2", "low"]);
+    for (_, child) in &mut waiters {
+        assert_eq!(wait_child(child, Duration::from_secs(10)).and_then(|s| s.code()), Some(0));
+    }
+    let revs: Vec<i64> = ["a", "h1", "h2", "low"].iter().map(|id| env(d, id).0).collect();
+    assert!(revs.windows(2).all(|w| w[0] < w[1]), "tokens {revs:?} must increase");
+    assert!(etcd.keys("/conch/").is_empty(), "left behind: {:?}", etcd.keys("/conch/"));
+    assert!(etcd.leases().is_empty(), "lease left behind: {:?}", etcd.leases());
+}
+
+#[test]
 fn bad_priorities_are_usage_errors_and_write_nothing() {
     let etcd = Etcd::start();
     for (value, says) in
