@@ -138,8 +138,6 @@ pub enum RangeSort {
     CreateAscend,
     /// By create revision, highest first.
     CreateDescend,
-    /// By key, descending (an office's highest priority marker first).
-    KeyDescend,
 }
 
 /// One etcd range with the options conch uses, with etcd's semantics (checked against a
@@ -200,7 +198,6 @@ impl RangeSpec {
             RangeSort::Key => {}
             RangeSort::CreateAscend => kvs.sort_by_key(|kv| kv.create_rev),
             RangeSort::CreateDescend => kvs.sort_by_key(|kv| std::cmp::Reverse(kv.create_rev)),
-            RangeSort::KeyDescend => kvs.reverse(),
         }
         let more = self.limit > 0 && kvs.len() > self.limit;
         if more {

@@ -23,14 +23,15 @@
 //! a key that steps back is created anew, at a fresh and higher revision.
 //!
 //! The liveness policy, all in this machine:
-//! * a candidate with `P > 0` writes a marker `/conch/v1/prio/elect/<office>/<P:04>/<lease>`
+//! * a candidate with `P > 0` writes a marker `/conch/v1/prio/elect/<office>/<1000-P:04>/<lease>`
 //!   on its lease, in the same txn as its queue key (`PutIfAbsentMarked`); the marker is
 //!   outside the queue prefix, so no rank read counts it. The release deletes it in the
 //!   same txn as the key (and even if the key is already gone); a revoked or expired lease
 //!   takes both;
-//! * every rank read of an office carries a fourth range: the marker prefix, key order
-//!   descending, limit 1, keys only — the highest priority waiting, in the same read-only
-//!   txn (no extra round trip; etcd reads one key from the end of the prefix's index);
+//! * every rank read of an office carries a fourth range: the marker prefix, limit 1, keys
+//!   only, no sort — the highest priority waiting (markers sort highest first), in the
+//!   same read-only txn (no extra round trip; etcd reads that one key, and sends nothing
+//!   when no marker exists);
 //! * a key that finds itself first in line and not yet holding, with a top priority above
 //!   its own, yields: `Yield` deletes its key only if its own create revision is unchanged
 //!   and the higher waiter's queue key (named by the marker's lease) still exists; then

@@ -103,17 +103,11 @@ pub fn rank_reads(prefix: &str, own_key: &str, own_rev: Revision, slots: usize, 
     ]
 }
 
-/// The office's highest priority marker under `prio_prefix`: one key, no value, and etcd
-/// walks the prefix's index from its end (markers sort by zero-padded priority).
+/// The office's highest priority marker under `prio_prefix`: the first key in etcd's own
+/// order (markers sort highest priority first, see `crate::keys`), no value, no sort —
+/// so etcd stops at that one key however many markers there are.
 pub fn marker_read(prio_prefix: &str) -> RangeSpec {
-    RangeSpec {
-        key: prio_prefix.to_string(),
-        prefix: true,
-        sort: RangeSort::KeyDescend,
-        limit: 1,
-        keys_only: true,
-        ..RangeSpec::default()
-    }
+    RangeSpec { key: prio_prefix.to_string(), prefix: true, limit: 1, keys_only: true, ..RangeSpec::default() }
 }
 
 /// The highest priority waiting (and its lease) from the answer to [`marker_read`], the
@@ -269,10 +263,11 @@ mod tests {
             (vec![marker(5, 0xa)], Some((5, LeaseId(0xa)))),
             (vec![marker(5, 0xa), marker(40, 0xb), marker(9, 0xc)], Some((40, LeaseId(0xb)))),
             (vec![marker(1000, 1), marker(999, 2)], Some((1000, LeaseId(1)))),
-            // Zero padding: 10 sorts above 9 although "9" > "1" as text.
+            // Zero padding: 10 sorts before 9 (0990 < 0991), 100 before 99.
             (vec![marker(9, 0xfff), marker(10, 1)], Some((10, LeaseId(1)))),
-            // A foreign key at the top names no waiter.
-            (vec![marker(3, 1), format!("{prefix}zzz")], None),
+            (vec![marker(99, 1), marker(100, 0xfff)], Some((100, LeaseId(0xfff)))),
+            // A foreign key first in order names no waiter.
+            (vec![marker(3, 1), format!("{prefix}00")], None),
         ];
         for (i, (keys, want)) in table.into_iter().enumerate() {
             let kvs = kvs(&keys.iter().map(|k| (k.as_str(), 3)).collect::<Vec<_>>());

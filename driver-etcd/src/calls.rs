@@ -180,7 +180,6 @@ fn options(spec: &RangeSpec) -> GetOptions {
         RangeSort::Key => o,
         RangeSort::CreateAscend => o.with_sort(SortTarget::Create, SortOrder::Ascend),
         RangeSort::CreateDescend => o.with_sort(SortTarget::Create, SortOrder::Descend),
-        RangeSort::KeyDescend => o.with_sort(SortTarget::Key, SortOrder::Descend),
     };
     if spec.limit > 0 {
         o = o.with_limit(spec.limit as i64);

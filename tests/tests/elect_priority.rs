@@ -52,7 +52,8 @@ fn the_higher_priority_waiter_leads_next_and_tokens_increase() {
     assert!(wait_until(Duration::from_secs(10), || etcd.keys(&prefix).len() == 3));
     let markers = etcd.keys(&format!("/conch/v1/prio/elect/{office}/"));
     assert_eq!(markers.len(), 2, "{markers:?}");
-    assert!(markers.iter().any(|m| m.contains("/0010/")) && markers.iter().any(|m| m.contains("/0001/")));
+    // 1000 - priority: the highest priority first in etcd's key order.
+    assert!(markers[0].contains("/0990/") && markers[1].contains("/0999/"), "{markers:?}");
     std::thread::sleep(Duration::from_millis(300));
     assert!(!started(d, "low") && !started(d, "high"), "a waiter ran while the holder held");
     let who = conch(&etcd).args(["elect", &office, "--who"]).output().unwrap();
