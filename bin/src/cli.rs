@@ -232,7 +232,9 @@ pub struct ElectArgs {
     #[arg(long, env = "CONCH_MIN_REV", requires = "assert")]
     pub min_rev: Option<i64>,
     /// Waiters of a higher priority (0 to 1000) lead before lower ones; a holder is never pre-empted (the child gets CONCH_PRIORITY).
-    #[arg(long, env = "CONCH_PRIORITY", allow_hyphen_values = true)]
+    // No env fallback: CONCH_PRIORITY is what the child is given, and a `conch` run by the
+    // child (or its hooks) must not inherit its parent's priority as a flag.
+    #[arg(long, allow_hyphen_values = true)]
     pub priority: Option<String>,
 }
 

@@ -100,6 +100,7 @@ fn more_environment(page: &str) -> &'static [(&'static str, &'static str)] {
             ("CONCH_REV", "Given to the child: its key's create revision, the fencing token."),
             ("CONCH_LEASE", "Given to the child: the session lease, in hex."),
             ("CONCH_LEADER", "Given to the child of elect: 1."),
+            ("CONCH_PRIORITY", "Given to the child of elect: its --priority (0 by default); not read as a flag."),
         ],
         _ => &[],
     }
