@@ -42,11 +42,13 @@ CONCH_ETCD_BIN_DIR=$etcd35 target/debug/functional --ci
 mkdir -p target/sim
 fresh=$(( $(od -An -N4 -tu4 /dev/urandom) + 1000000 ))
 status=0
-for run in "mixed 1..1000" "elect 1..200" "sema 1..200" "cron 1..200" "mixed $fresh..$((fresh + 199))"; do
+for run in "mixed 1..1000" "elect 1..200" "sema 1..200" "cron 1..200" "mixed $fresh..$((fresh + 199))" \
+    "elect 1..300 --priorities" "mixed 1..200 --priorities"; do
     set -- $run
-    out="target/sim/$1-${2/../-}.txt"
-    echo "conch sim --scenario $1 --seeds $2"
-    if ! ./target/debug/conch sim --scenario "$1" --seeds "$2" > "$out"; then
+    out="target/sim/$1-${2/../-}${3:+-prio}.txt"
+    echo "conch sim --scenario $1 --seeds $2${3:+ $3}"
+    # shellcheck disable=SC2086
+    if ! ./target/debug/conch sim --scenario "$1" --seeds "$2" ${3:-} > "$out"; then
         grep -A12 '^FAIL' "$out" | head -60
         status=1
     fi

@@ -153,6 +153,9 @@ pub enum Tool {
         /// The office's leader is asked to step down (elect --step-down) every few seconds; the step-down checker asks it to stop its child within the kill grace.
         #[arg(long)]
         step_downs: bool,
+        /// Give office candidates --priority values drawn per seed (the priority checker runs).
+        #[arg(long)]
+        priorities: bool,
         /// Write the JSON-lines event trace of the first failing seed (else the last) here.
         #[arg(long, env = "CONCH_TRACE")]
         trace: Option<String>,
@@ -289,6 +292,11 @@ pub struct ElectArgs {
     /// With --who: print the leader's value alone (exit 1 when vacant or it publishes none); with --watch: one "office value rev" line per change.
     #[arg(long, env = "CONCH_VALUE_ONLY", value_parser = BoolishValueParser::new())]
     pub value_only: bool,
+    /// Waiters of a higher priority (0 to 1000) lead before lower ones; a holder is never pre-empted (the child gets CONCH_PRIORITY).
+    // No env fallback: CONCH_PRIORITY is what the child is given, and a `conch` run by the
+    // child (or its hooks) must not inherit its parent's priority as a flag.
+    #[arg(long, allow_hyphen_values = true)]
+    pub priority: Option<String>,
 }
 
 /// `conch sema <name> --max N ...`

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use conch_core::endpoints::ENDPOINTS_MAX;
-use conch_core::keys::Name;
+use conch_core::keys::{Name, PRIORITY_MAX};
 use conch_core::values::{cmd_field, Holder};
 use conch_core::{duration, Failure, HoldSpec, HookConfig, RunConfig, ServiceConfig, Timings};
 use conch_driver_etcd::connect::{EtcdConfig, TlsFiles};
@@ -142,6 +142,7 @@ fn check_usage(cli: Cli, host: &dyn Host) -> Result<Config, String> {
             fence_budget,
             fenced_writes,
             step_downs,
+            priorities,
             trace,
             timeline,
             json,
@@ -202,6 +203,7 @@ fn check_usage(cli: Cli, host: &dyn Host) -> Result<Config, String> {
                 fence_budget,
                 fenced_writes,
                 step_downs,
+                priorities,
             };
             Action::Sim(crate::sim::SimRun { args, seeds, trace, timeline, json, timing })
         }
@@ -233,7 +235,8 @@ fn check_usage(cli: Cli, host: &dyn Host) -> Result<Config, String> {
         }
         Tool::Txn => Action::Fenced(crate::fenced::validate(crate::fenced::What::Txn, host)?),
         Tool::Elect(a) => {
-            let spec = HoldSpec::office(name(&a.office)?);
+            let priority = a.priority.as_deref().map(parse_priority).transpose()?;
+            let spec = HoldSpec::office(name(&a.office)?).with_priority(priority.unwrap_or(0));
             let modes = [a.run.who, a.watch, a.assert, a.step_down].iter().filter(|m| **m).count();
             if modes > 1 {
                 return Err("--who, --watch, --assert and --step-down are different modes: use one".to_string());
@@ -264,8 +267,8 @@ fn check_usage(cli: Cli, host: &dyn Host) -> Result<Config, String> {
                 Action::StepDown { office: spec.name, ttl, wait, asker: (host.hostname(), host.pid()) }
             } else if a.watch || a.assert {
                 query_only(&a.run, if a.watch { "--watch" } else { "--assert" })?;
-                if a.restart || a.on_acquire.is_some() || a.on_lose.is_some() {
-                    return Err("--restart and hooks belong to a run, not to a query".to_string());
+                if a.restart || a.on_acquire.is_some() || a.on_lose.is_some() || priority.is_some() {
+                    return Err("--restart, --priority and hooks belong to a run, not to a query".to_string());
                 }
                 if a.watch {
                     Action::Watch { spec, json: a.run.json, value_only: a.value_only }
@@ -274,6 +277,9 @@ fn check_usage(cli: Cli, host: &dyn Host) -> Result<Config, String> {
                 }
             } else if a.run.who {
                 query_only(&a.run, "--who")?;
+                if priority.is_some() {
+                    return Err("--priority belongs to a run, not to --who".to_string());
+                }
                 Action::Who { spec, json: a.run.json, value_only: a.value_only }
             } else {
                 let hooks = HookConfig {
@@ -304,6 +310,16 @@ fn check_usage(cli: Cli, host: &dyn Host) -> Result<Config, String> {
         }
     };
     Ok(Config { etcd, action })
+}
+
+/// `--priority`: a whole number from 0 to [`PRIORITY_MAX`].
+fn parse_priority(text: &str) -> Result<u32, String> {
+    let range = format!("use a whole number from 0 to {PRIORITY_MAX}");
+    match text.trim().parse::<i64>() {
+        Ok(p) if (0..=i64::from(PRIORITY_MAX)).contains(&p) => Ok(p as u32),
+        Ok(p) => Err(format!("--priority {p} is out of range: {range}")),
+        Err(_) => Err(format!("--priority '{text}' is not a number: {range}")),
+    }
 }
 
 fn query_only(run: &RunArgs, mode: &str) -> Result<(), String> {
@@ -345,6 +361,7 @@ fn run_action(
         cmd: Some(cmd_field(&run.cmd)),
         held_since: None,
         value,
+        priority: (spec.priority > 0).then_some(spec.priority),
     };
     let run = RunConfig { spec, holder, argv: run.cmd, ttl, kill_after, wait, hooks };
     Ok(Action::Run(Box::new(ServiceConfig { run, restart, seed: host.seed() })))

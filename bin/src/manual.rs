@@ -90,6 +90,7 @@ fn more_environment(page: &str) -> &'static [(&'static str, &'static str)] {
             ("CONCH_KEY", "Given to the child: the full key of its hold (conch put, del and txn guard their writes with it and CONCH_REV)."),
             ("CONCH_VALUE", "Given to the child of elect --value: the value it publishes."),
             ("CONCH_LEADER", "Given to the child of elect: 1."),
+            ("CONCH_PRIORITY", "Given to the child of elect: its --priority (0 by default); not read as a flag."),
         ],
         "conch-put" | "conch-del" | "conch-txn" => &[
             ("CONCH_KEY", "Set by conch elect or conch sema in its child: the key of the hold that guards the write."),

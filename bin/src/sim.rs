@@ -89,6 +89,9 @@ fn replay(run: &SimRun, seed: u64) -> String {
     if let Some(d) = a.fence_budget {
         cmd += &format!(" --fence-budget {}", conch_core::duration::format(d));
     }
+    if a.priorities {
+        cmd += " --priorities";
+    }
     if a.sabotage != conch_core::Sabotage::None {
         cmd += &format!(" --sabotage {}", a.sabotage);
     }

@@ -51,6 +51,41 @@ pub enum EtcdRequest {
         /// The ranges, answered in this order.
         ranges: Vec<RangeSpec>,
     },
+    /// `Txn(if create_revision(key) == 0 then put(key, value, lease), put(marker, "", lease)
+    /// else get(key))`: an office's campaign with a priority marker (see `crate::hold`);
+    /// answered as [`EtcdRequest::PutIfAbsent`].
+    PutIfAbsentMarked {
+        /// The key.
+        key: String,
+        /// Its value.
+        value: Vec<u8>,
+        /// The lease to attach to both.
+        lease: LeaseId,
+        /// The priority marker, outside the office's queue prefix.
+        marker: String,
+    },
+    /// `Txn(if create_revision(key) == create_rev and version(rival) > 0 then delete(key)
+    /// else get(key, keys_only))`: a first-in-line waiter steps to the back for a
+    /// higher-priority waiter whose key still exists (it then puts its key again).
+    Yield {
+        /// Our key.
+        key: String,
+        /// The create-revision it must still have.
+        create_rev: Revision,
+        /// The higher-priority waiter's queue key.
+        rival: String,
+    },
+    /// `Txn(if create_revision(key) == create_rev then delete(key), delete(marker) else
+    /// delete(marker))`: a release that takes its priority marker with it whatever became
+    /// of its key (the marker is on our lease: ours alone); otherwise as `DeleteIfCreateRev`.
+    DeleteIfCreateRevMarked {
+        /// The key.
+        key: String,
+        /// The create-revision it must still have.
+        create_rev: Revision,
+        /// The priority marker.
+        marker: String,
+    },
     /// `Txn(if create_revision(key) == create_rev then delete(key))`: a retried release can
     /// never delete a newer key of the same name (etcd issue 22082).
     DeleteIfCreateRev {
@@ -270,7 +305,14 @@ pub enum EtcdResponse {
         /// One result per range, in request order.
         results: Vec<RangeResult>,
     },
-    /// Answer to [`EtcdRequest::DeleteIfCreateRev`].
+    /// Answer to [`EtcdRequest::Yield`].
+    Yielded {
+        /// Whether both compares held and our key was deleted.
+        yielded: bool,
+        /// When not: our key's create revision now (0 when it is gone).
+        own_rev: Revision,
+    },
+    /// Answer to [`EtcdRequest::DeleteIfCreateRev`] and [`EtcdRequest::DeleteIfCreateRevMarked`].
     Deleted {
         /// Whether the compare held and the key was deleted.
         deleted: bool,

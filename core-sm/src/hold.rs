@@ -16,13 +16,66 @@
 //!   view has been unconfirmed for [`Hold::with_confirm_within`]'s bound, the way the
 //!   deadline rule bounds a silent lease: keepalives that still succeed prove the lease,
 //!   not the key (found by mutation testing: a deleted key's holder ran 7.6 s on).
+//!
+//! # Priority (`elect --priority P`)
+//!
+//! Safety is not touched: the leader is still the key with the lowest create revision
+//! under the office's prefix, and a key acquires only from a rank read that finds it
+//! there. So there is still at most one leader, and the fencing token (that create
+//! revision) still only grows across holders: priority never promotes a key out of
+//! revision order, it only makes lower-priority keys step back behind higher ones, and
+//! a key that steps back is created anew, at a fresh and higher revision.
+//!
+//! The liveness policy, all in this machine:
+//! * a candidate with `P > 0` writes a marker `/conch/v1/prio/elect/<office>/<1000-P:04>/<lease>`
+//!   on its lease, in the same txn as its queue key (`PutIfAbsentMarked`); the marker is
+//!   outside the queue prefix, so no rank read counts it. The release deletes it in the
+//!   same txn as the key (and even if the key is already gone); a revoked or expired lease
+//!   takes both;
+//! * every rank read of an office carries a fourth range: the marker prefix, limit 1, keys
+//!   only, no sort — the highest priority waiting (markers sort highest first), in the
+//!   same read-only txn (no extra round trip; etcd reads that one key, and sends nothing
+//!   when no marker exists);
+//! * a key that finds itself first in line and not yet holding, with a top priority above
+//!   its own, yields: `Yield` deletes its key only if its own create revision is unchanged
+//!   and the higher waiter's queue key (named by the marker's lease) still exists; then
+//!   the campaign's put-if-absent puts it again, at the back. Two txns, because etcd
+//!   refuses a txn that deletes and puts one key ("duplicate key given in txn request").
+//!   Our own watch is cancelled first, so the deletion is not a loss; its successor in the
+//!   chain is woken by it, as on any release. A holder never yields (no pre-emption);
+//! * if the compare fails, the marker was stale (its waiter is between a yield and its
+//!   put again, or its key was deleted): the answer carries our key's create revision,
+//!   and our key still there with no key before it (none can be created before it) is as
+//!   good a proof as the rank read, so we acquire. An ambiguous yield (no answer) is
+//!   resolved by the put-if-absent, which finds our key either way.
+//!
+//! Liveness: when the office falls vacant, the first key in line either holds the highest
+//! priority waiting (it acquires; ties are FIFO since equal priorities never yield) or
+//! yields once; the next key, woken by that deletion, does the same, so after at most one
+//! yield per lower-priority key ahead of it the highest waiter is first and acquires. A
+//! yielding key lands behind the higher waiter and keeps its own marker, so keys that
+//! yielded keep their order among themselves (FIFO among those yielding). A marker's
+//! waiter that dies mid-queue leaves with its lease; a stale marker costs one failed
+//! compare, never a wait. `conch sim --priorities` checks it (the `priority` checker,
+//! deliberate bug `ignore-priority`).
+//!
+//! Cost per acquisition: the rank read gains one keys-only, limit-1 range (flat in the
+//! queue's length, B5); a campaign and a release write one more key in their own txn;
+//! without priorities (no markers) nothing else changes. Only a key that yields pays more:
+//! two txns and a second rank read, once per higher waiter it lets by.
+//!
+//! `--preempt` (not built) would plug in where a holder's standing is known: a higher
+//! candidate that finds a lower holder asks it for the graceful hand-over of
+//! `--step-down` (stop the child, resign, re-campaign at the back); the yield rule then
+//! puts the higher candidate first, and the token still grows because the holder's key is
+//! deleted before the next one acquires.
 use std::time::Duration;
 
 use crate::etcd::{EtcdError, EtcdRequest, EtcdResponse, RangeSpec, WatchEvent};
 use crate::ids::{LeaseId, ReqId, Revision, WatchId};
-use crate::keys::{elect_prefix, member_key, sema_prefix, Name};
+use crate::keys::{elect_prefix, member_key, prio_marker, prio_prefix, sema_prefix, Name};
 use crate::output::{Event, Outbox, Output};
-use crate::ranking::{rank_reads, standing_from_reads, Standing};
+use crate::ranking::{marker_read, rank_reads, standing_from_reads, top_priority, Standing};
 use crate::sabotage::Sabotage;
 use crate::session::LossReason;
 use crate::time::Instant;
@@ -57,17 +110,19 @@ pub struct HoldSpec {
     pub host_key: Option<String>,
     /// An office's leader listens for `--step-down` requests ([`crate::step_down`]).
     pub step_down: bool,
+    /// `--priority` (offices only, `0..=PRIORITY_MAX`; 0 writes no marker).
+    pub priority: u32,
 }
 
 impl HoldSpec {
     /// An office: one holder.
     pub fn office(name: Name) -> HoldSpec {
-        HoldSpec { name, slots: 1, is_office: true, host_key: None, step_down: true }
+        HoldSpec { name, slots: 1, is_office: true, host_key: None, step_down: true, priority: 0 }
     }
 
     /// A semaphore of capacity `max`.
     pub fn semaphore(name: Name, max: u32) -> HoldSpec {
-        HoldSpec { name, slots: max.max(1), is_office: false, host_key: None, step_down: false }
+        HoldSpec { name, slots: max.max(1), is_office: false, host_key: None, step_down: false, priority: 0 }
     }
 
     /// The same semaphore with one slot per host (`--spread`).
@@ -79,6 +134,16 @@ impl HoldSpec {
     /// simulator's seeds without `--step-downs`, which run as they always did).
     pub fn without_step_down(self) -> HoldSpec {
         HoldSpec { step_down: false, ..self }
+    }
+
+    /// The same office with a priority (a semaphore ignores it).
+    pub fn with_priority(self, priority: u32) -> HoldSpec {
+        HoldSpec { priority, ..self }
+    }
+
+    /// Where an office's priority markers live; `None` for a semaphore.
+    pub fn prio_prefix(&self) -> Option<String> {
+        self.is_office.then(|| prio_prefix(&self.name))
     }
 
     /// The prefix the contenders live under.
@@ -122,6 +187,8 @@ enum Phase {
     /// `--spread`: our host's key belongs to another contender; waiting for it to go.
     HostTaken(WatchId),
     Held,
+    /// First in line, stepping to the back for a higher priority (the `Yield` txn).
+    Yielding(ReqId),
     /// Held, re-reading the prefix to confirm our key after our own watch broke.
     Confirming(ReqId),
     Done,
@@ -132,6 +199,10 @@ enum Phase {
 pub struct Hold {
     spec: HoldSpec,
     prefix: String,
+    /// An office's marker prefix (the fourth rank read); `None` for a semaphore.
+    prio_prefix: Option<String>,
+    /// Our priority marker, when our priority is above 0.
+    marker: Option<String>,
     value: Vec<u8>,
     /// Who we are, to write `held_since` into our key on acquiring (none: keep the value).
     holder: Option<crate::values::Holder>,
@@ -170,6 +241,8 @@ impl Hold {
     pub fn new(spec: HoldSpec, value: Vec<u8>) -> Hold {
         let prefix = spec.prefix();
         Hold {
+            prio_prefix: spec.prio_prefix(),
+            marker: None,
             spec,
             prefix,
             value,
@@ -221,7 +294,7 @@ impl Hold {
     /// Whether `id` is one of this machine's requests.
     pub fn owns(&self, id: ReqId) -> bool {
         self.touch == Some(id)
-            || matches!(self.phase, Phase::Putting(r) | Phase::Ranging(r) | Phase::Confirming(r) if r == id)
+            || matches!(self.phase, Phase::Putting(r) | Phase::Ranging(r) | Phase::Yielding(r) | Phase::Confirming(r) if r == id)
     }
 
     /// Feeds the answer to one of this machine's requests.
@@ -265,10 +338,10 @@ impl Hold {
                 }
                 // A rank read is sent only after the put of our key answered (campaign set
                 // the key, the put's answer the create revision and the lease came before).
-                let (Some(key), Some(own_rev), Some(lease)) = (self.key.clone(), self.create_rev, self.lease) else {
+                if self.key.is_none() || self.create_rev.is_none() || self.lease.is_none() {
                     debug_assert!(false, "ranked before our key was put: phase {:?}", self.phase);
                     return self.fail(out, EtcdError::Fatal("ranked before our key was put".into()));
-                };
+                }
                 let (standing, behind) = standing_from_reads(&results, self.spec.slots as usize);
                 match standing {
                     Standing::Missing => self.lose(out, LossReason::KeyDeleted),
@@ -287,21 +360,14 @@ impl Hold {
                         None
                     }
                     Standing::Holds { .. } => {
-                        let rev = own_rev;
-                        // A semaphore's later keys may watch ours as their predecessor (they
-                        // ranked while we still waited, even if we never saw ourselves wait):
-                        // touch it so the next one re-ranks and watches the holders instead.
-                        // The touch also writes when we began holding (`--who` shows it).
-                        let held = self.holder.clone().map(|holder| {
-                            let since = crate::cron::rfc3339(self.wall_ms.div_euclid(1000));
-                            crate::values::Holder { held_since: Some(since), ..holder }.encode()
-                        });
-                        if let Some(value) = held.or_else(|| behind.then(|| self.value.clone())) {
-                            self.touch =
-                                Some(out.request(EtcdRequest::TouchIfCreateRev { key, value, lease, create_rev: rev }));
+                        let higher = self.prio_prefix.as_deref().and_then(|p| top_priority(&results, p));
+                        match higher {
+                            Some((priority, lease)) if self.yields_to(priority) => {
+                                self.step_back(now, priority, lease, out);
+                                None
+                            }
+                            _ => self.acquire(behind, out),
                         }
-                        self.phase = Phase::Held;
-                        Some(HoldEvent::Acquired { rev })
                     }
                     Standing::Waits { rank, watch } => {
                         let watches =
@@ -310,6 +376,27 @@ impl Hold {
                         Some(HoldEvent::Queued { rank })
                     }
                 }
+            }
+            (Phase::Yielding(r), EtcdResponse::Yielded { yielded, own_rev }) if *r == id => {
+                if yielded {
+                    // Our key is gone and its marker stays: put it again, at the back.
+                    self.create_rev = None;
+                    self.put(out);
+                    return None;
+                }
+                if Some(own_rev) != self.create_rev {
+                    return self.lose(out, LossReason::KeyDeleted);
+                }
+                // The marker was stale (its waiter's key is gone). Our key is still there,
+                // with no key before it (none can be created before it): we are first.
+                if now.since(self.range_sent) > STALE_ANSWER && self.stale_retries < STALE_RETRIES_MAX {
+                    self.stale_retries += 1;
+                    self.watch_own_key(Revision(own_rev.0), out);
+                    self.range(now, out);
+                    return None;
+                }
+                self.watch_own_key(Revision(own_rev.0), out);
+                self.acquire(false, out)
             }
             (Phase::Confirming(r), EtcdResponse::Ranges { header_rev, results }) if *r == id => {
                 // Confirming follows a hold, which follows the put of our key.
@@ -404,7 +491,8 @@ impl Hold {
         if self.retry_at.is_some_and(|at| now >= at) {
             self.retry_at = None;
             match self.phase {
-                Phase::Putting(_) => self.put(out),
+                // An ambiguous yield: a put finds our key either way (kept, or put anew).
+                Phase::Putting(_) | Phase::Yielding(_) => self.put(out),
                 Phase::Ranging(_) => self.range(now, out),
                 Phase::Confirming(_) => self.phase = Phase::Confirming(self.confirm(out)),
                 _ => {}
@@ -420,6 +508,10 @@ impl Hold {
             Some(host) => format!("{}{host}", self.prefix),
             None => member_key(&self.prefix, lease),
         });
+        self.marker = match (&self.prio_prefix, self.spec.priority) {
+            (Some(prefix), priority) if priority > 0 => Some(prio_marker(prefix, priority, lease)),
+            _ => None,
+        };
         self.put(out);
     }
 
@@ -439,7 +531,11 @@ impl Hold {
             out.push(Output::CancelWatch(id));
         }
         self.retry_at = None;
-        Some(EtcdRequest::DeleteIfCreateRev { key: self.key.clone()?, create_rev: self.create_rev? })
+        let (key, create_rev) = (self.key.clone()?, self.create_rev?);
+        Some(match self.marker.clone() {
+            Some(marker) => EtcdRequest::DeleteIfCreateRevMarked { key, create_rev, marker },
+            None => EtcdRequest::DeleteIfCreateRev { key, create_rev },
+        })
     }
 
     /// When [`Hold::handle_timeout`] must run next.
@@ -459,8 +555,49 @@ impl Hold {
         let (Some(key), Some(lease)) = (self.key.clone(), self.lease) else {
             return;
         };
-        let id = out.request(EtcdRequest::PutIfAbsent { key, value: self.value.clone(), lease });
-        self.phase = Phase::Putting(id);
+        let value = self.value.clone();
+        let request = match self.marker.clone() {
+            Some(marker) => EtcdRequest::PutIfAbsentMarked { key, value, lease, marker },
+            None => EtcdRequest::PutIfAbsent { key, value, lease },
+        };
+        self.phase = Phase::Putting(out.request(request));
+    }
+
+    /// Whether a first-in-line waiter steps back for a waiter of `priority`.
+    fn yields_to(&self, priority: u32) -> bool {
+        self.sabotage != Sabotage::IgnorePriority && priority > self.spec.priority
+    }
+
+    /// The yield: delete our key if the higher waiter's key (named by its marker's lease)
+    /// still exists; our own watch goes first, so the deletion is not a loss.
+    fn step_back(&mut self, now: Instant, priority: u32, lease: LeaseId, out: &mut Outbox) {
+        let (Some(key), Some(create_rev)) = (self.key.clone(), self.create_rev) else { return };
+        if let Some(id) = self.own_watch.take() {
+            out.push(Output::CancelWatch(id));
+        }
+        out.log(Event::info("yield").with("to_priority", priority).with("priority", self.spec.priority));
+        self.range_sent = now;
+        let rival = member_key(&self.prefix, lease);
+        self.phase = Phase::Yielding(out.request(EtcdRequest::Yield { key, create_rev, rival }));
+    }
+
+    /// We hold: from a rank read (or a failed yield) that found our key first in line.
+    fn acquire(&mut self, behind: bool, out: &mut Outbox) -> Option<HoldEvent> {
+        let (key, rev) = (self.key.clone()?, self.create_rev?);
+        // A semaphore's later keys may watch ours as their predecessor (they ranked while
+        // we still waited, even if we never saw ourselves wait): touch it so the next one
+        // re-ranks and watches the holders instead. The touch also writes when we began
+        // holding (`--who` shows it).
+        let held = self.holder.clone().map(|holder| {
+            let since = crate::cron::rfc3339(self.wall_ms.div_euclid(1000));
+            crate::values::Holder { held_since: Some(since), ..holder }.encode()
+        });
+        if let Some(value) = held.or_else(|| behind.then(|| self.value.clone())) {
+            self.touch =
+                Some(out.request(EtcdRequest::TouchIfCreateRev { key, value, lease: self.lease?, create_rev: rev }));
+        }
+        self.phase = Phase::Held;
+        Some(HoldEvent::Acquired { rev })
     }
 
     /// The rank read: a few keys and counts, never the whole queue (see `ranking`).
@@ -468,7 +605,8 @@ impl Hold {
         self.range_sent = now;
         let (key, rev) = (self.key.clone().unwrap_or_default(), self.create_rev.unwrap_or_default());
         let by_mod = self.sabotage == Sabotage::RankByModRevision;
-        let ranges = rank_reads(&self.prefix, &key, rev, self.spec.slots as usize, by_mod);
+        let mut ranges = rank_reads(&self.prefix, &key, rev, self.spec.slots as usize, by_mod);
+        ranges.extend(self.prio_prefix.as_deref().map(marker_read));
         self.phase = Phase::Ranging(out.request(EtcdRequest::Ranges { ranges }));
     }
 
@@ -532,3 +670,7 @@ fn cancel_all(watches: Vec<WatchId>, out: &mut Outbox) {
         out.push(Output::CancelWatch(id));
     }
 }
+
+#[cfg(test)]
+#[path = "hold_tests.rs"]
+mod tests;

@@ -3,7 +3,12 @@
 //! ```text
 //! /conch/v1/elect/<office>/<lease-hex>
 //! /conch/v1/sema/<name>/<max>/<lease-hex>
+//! /conch/v1/prio/elect/<office>/<1000 - priority, 4 digits>/<lease-hex>
 //! ```
+//! The last is an office waiter's priority marker (`--priority` above 0, on the waiter's
+//! lease), outside the queue prefix so no ranking read counts it (see `crate::hold`). Its
+//! segment is the priority's complement, so etcd's own key order puts the highest priority
+//! first and a limit-1 range needs no sort (etcd reads one key, however many markers).
 //! `<lease-hex>` is the lease id in lowercase hex without padding, as etcd's own
 //! concurrency recipes write it, so `etcdctl elect` / `etcdctl lock` are rivals of ours.
 use crate::ids::LeaseId;
@@ -78,6 +83,28 @@ pub fn sema_prefix(name: &Name, max: u32) -> String {
 /// The prefix holding every capacity of a semaphore name (to warn about disagreements).
 pub fn sema_name_prefix(name: &Name) -> String {
     format!("{ROOT}sema/{}/", name.as_str())
+}
+
+/// Highest `--priority`.
+pub const PRIORITY_MAX: u32 = 1000;
+
+/// The prefix under which an office's priority markers live (with the trailing `/`).
+pub fn prio_prefix(office: &Name) -> String {
+    format!("{ROOT}prio/elect/{}/", office.as_str())
+}
+
+/// The priority marker of the candidate on `lease`: `PRIORITY_MAX - priority`,
+/// zero-padded, so ascending key order is descending priority.
+pub fn prio_marker(prio_prefix: &str, priority: u32, lease: LeaseId) -> String {
+    format!("{prio_prefix}{:04}/{lease}", PRIORITY_MAX.saturating_sub(priority))
+}
+
+/// A marker's priority and lease, `None` for a key not of [`prio_marker`]'s shape.
+pub fn parse_prio_marker(prio_prefix: &str, key: &str) -> Option<(u32, LeaseId)> {
+    let (priority, lease) = key.strip_prefix(prio_prefix)?.split_once('/')?;
+    let valid = priority.len() == 4 && priority.bytes().all(|b| b.is_ascii_digit());
+    let rank: u32 = priority.parse().ok().filter(|p| valid && *p <= PRIORITY_MAX)?;
+    Some((PRIORITY_MAX - rank, parse_lease_hex(lease)?))
 }
 
 /// A candidate's own key: the prefix followed by its lease id in lowercase hex.
@@ -206,6 +233,31 @@ mod tests {
         ];
         for (text, want) in table {
             assert_eq!(parse_lease_hex(text), want.map(LeaseId), "{text}");
+        }
+    }
+
+    #[test]
+    fn priority_markers_round_trip_and_sort_by_priority() {
+        let prefix = prio_prefix(&Name::new("db").unwrap());
+        assert_eq!(prefix, "/conch/v1/prio/elect/db/");
+        let marker = prio_marker(&prefix, 7, LeaseId(0x1f));
+        assert_eq!(marker, "/conch/v1/prio/elect/db/0993/1f");
+        // Key order is priority order, highest first.
+        assert!(prio_marker(&prefix, 10, LeaseId(0xffff)) < prio_marker(&prefix, 9, LeaseId(1)));
+        assert!(prio_marker(&prefix, 1000, LeaseId(0xffff)) < prio_marker(&prefix, 1, LeaseId(1)));
+        let table: &[(&str, Option<(u32, LeaseId)>)] = &[
+            ("/conch/v1/prio/elect/db/0993/1f", Some((7, LeaseId(0x1f)))),
+            ("/conch/v1/prio/elect/db/0000/a", Some((1000, LeaseId(0xa)))),
+            ("/conch/v1/prio/elect/db/0999/a", Some((1, LeaseId(0xa)))),
+            ("/conch/v1/prio/elect/db/1001/a", None),
+            ("/conch/v1/prio/elect/db/993/1f", None),
+            ("/conch/v1/prio/elect/db/0993/01f", None),
+            ("/conch/v1/prio/elect/db/0993", None),
+            ("/conch/v1/prio/elect/dbx/0993/1f", None),
+            ("/conch/v1/elect/db/1f", None),
+        ];
+        for (key, want) in table {
+            assert_eq!(parse_prio_marker(&prefix, key), *want, "{key}");
         }
     }
 

@@ -154,6 +154,7 @@ pub const EVENT_FIELDS: &[&str] = &[
     "outputs",
     "pid",
     "prefix",
+    "priority",
     "ran",
     "rank",
     "reason",
@@ -164,6 +165,7 @@ pub const EVENT_FIELDS: &[&str] = &[
     "tick",
     "timed_out",
     "to",
+    "to_priority",
     "to_url",
     "unconfirmed",
     "waited",
@@ -171,7 +173,8 @@ pub const EVENT_FIELDS: &[&str] = &[
 ];
 
 /// The keys of [`EVENT_FIELDS`] whose values are integers.
-pub const NUMBER_FIELDS: &[&str] = &["attempt", "code", "outputs", "pid", "rev", "runs", "signal"];
+pub const NUMBER_FIELDS: &[&str] =
+    &["attempt", "code", "outputs", "pid", "priority", "rev", "runs", "signal", "to_priority"];
 
 /// Bounds the outputs a machine may queue before the driver drains them.
 pub const OUTBOX_LEN_MAX: usize = 4096;

@@ -43,8 +43,12 @@
 //! first waiter reads as `N + 1` — the reads know "behind the first waiter", not how far.
 //! etcd's `count` counts the range before its revision bounds, so it is only ever read
 //! from an unbounded range.
+//!
+//! An office adds a fourth read, [`marker_read`]: its highest priority marker (keys only,
+//! limit 1), which [`top_priority`] reads; `crate::hold` decides what to do with it.
 use crate::etcd::{Kv, RangeResult, RangeSort, RangeSpec};
-use crate::ids::Revision;
+use crate::ids::{LeaseId, Revision};
+use crate::keys::parse_prio_marker;
 
 /// Where one contender stands in the queue.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -99,6 +103,20 @@ pub fn rank_reads(prefix: &str, own_key: &str, own_rev: Revision, slots: usize, 
         ahead,
         RangeSpec { count_only: true, ..queue },
     ]
+}
+
+/// The office's highest priority marker under `prio_prefix`: the first key in etcd's own
+/// order (markers sort highest priority first, see `crate::keys`), no value, no sort —
+/// so etcd stops at that one key however many markers there are.
+pub fn marker_read(prio_prefix: &str) -> RangeSpec {
+    RangeSpec { key: prio_prefix.to_string(), prefix: true, limit: 1, keys_only: true, ..RangeSpec::default() }
+}
+
+/// The highest priority waiting (and its lease) from the answer to [`marker_read`], the
+/// fourth of an office's rank reads; `None` when no marker exists or the read is absent.
+/// A key of another shape under the prefix is ignored (it names no waiter).
+pub fn top_priority(results: &[RangeResult], prio_prefix: &str) -> Option<(u32, LeaseId)> {
+    results.get(3)?.kvs.first().and_then(|kv| parse_prio_marker(prio_prefix, &kv.key))
 }
 
 /// The standing [`rank_reads`]' answers give, and whether a holder has any key created
@@ -234,6 +252,36 @@ mod tests {
         }
         assert!(sabotage_differs > 100, "the mod-revision bug ranks differently in only {sabotage_differs} cases");
         assert_eq!(standing_from_reads(&[], 1).0, Standing::Missing);
+    }
+
+    #[test]
+    fn the_marker_read_finds_the_highest_priority() {
+        let prefix = "/conch/v1/prio/elect/o/";
+        let marker = |p: u32, l: i64| crate::keys::prio_marker(prefix, p, LeaseId(l));
+        // (markers in the store, foreign keys beside them) => the top priority
+        type Top = Option<(u32, LeaseId)>;
+        let table: Vec<(Vec<String>, Top)> = vec![
+            (vec![], None),
+            (vec![marker(5, 0xa)], Some((5, LeaseId(0xa)))),
+            (vec![marker(5, 0xa), marker(40, 0xb), marker(9, 0xc)], Some((40, LeaseId(0xb)))),
+            (vec![marker(1000, 1), marker(999, 2)], Some((1000, LeaseId(1)))),
+            // Zero padding: 10 sorts before 9 (0990 < 0991), 100 before 99.
+            (vec![marker(9, 0xfff), marker(10, 1)], Some((10, LeaseId(1)))),
+            (vec![marker(99, 1), marker(100, 0xfff)], Some((100, LeaseId(0xfff)))),
+            // A foreign key first in order names no waiter.
+            (vec![marker(3, 1), format!("{prefix}00")], None),
+        ];
+        for (i, (keys, want)) in table.into_iter().enumerate() {
+            let kvs = kvs(&keys.iter().map(|k| (k.as_str(), 3)).collect::<Vec<_>>());
+            let spec = marker_read(prefix);
+            let mut store: Vec<Kv> = kvs.into_iter().filter(|kv| spec.covers(&kv.key)).collect();
+            store.sort_by(|a, b| a.key.cmp(&b.key));
+            let answer = spec.answer(store);
+            assert!(answer.kvs.len() <= 1 && answer.kvs.iter().all(|kv| kv.value.is_empty()), "case {i}");
+            let results = vec![RangeResult::default(), RangeResult::default(), RangeResult::default(), answer];
+            assert_eq!(top_priority(&results, prefix), want, "case {i}");
+        }
+        assert_eq!(top_priority(&[], prefix), None);
     }
 
     /// Every waiter set up by these rules is woken by the departure that promotes it:

@@ -480,6 +480,7 @@ impl Runner {
         env.extend(self.cfg.holder.value.clone().map(|value| ("CONCH_VALUE".to_string(), value)));
         if self.cfg.spec.is_office {
             env.push(("CONCH_LEADER".to_string(), "1".to_string()));
+            env.push(("CONCH_PRIORITY".to_string(), self.cfg.spec.priority.to_string()));
         }
         self.child_env = env.clone();
         if self.cfg.spec.is_office && self.cfg.spec.step_down {

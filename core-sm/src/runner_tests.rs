@@ -25,6 +25,7 @@ fn config(office: bool, wait: Option<Duration>) -> RunConfig {
             cmd: Some("c".into()),
             held_since: None,
             value: None,
+            priority: None,
         },
         argv: vec!["c".into()],
         ttl: Duration::from_secs(10),
@@ -125,7 +126,8 @@ fn acquire_run_release_exit_with_the_childs_code() {
             ("CONCH_REV".into(), "5".into()),
             ("CONCH_LEASE".into(), "10".into()),
             ("CONCH_KEY".into(), "/conch/v1/elect/x/10".into()),
-            ("CONCH_LEADER".into(), "1".into())
+            ("CONCH_LEADER".into(), "1".into()),
+            ("CONCH_PRIORITY".into(), "0".into())
         ]
     );
     // D counts from the grant's send time (0): term_at = 10 s - 5 s - 250 ms.

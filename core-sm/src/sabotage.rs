@@ -61,11 +61,14 @@ pub enum Sabotage {
     /// The leader ignores step-down requests.
     /// Caught by: step-down.
     IgnoreStepDown,
+    /// A first-in-line office waiter ignores the priority marker read and never yields.
+    /// Caught by: priority.
+    IgnorePriority,
 }
 
 impl Sabotage {
     /// Every deliberate bug.
-    pub const ALL: [Sabotage; 14] = [
+    pub const ALL: [Sabotage; 15] = [
         Sabotage::IgnoreDeadlines,
         Sabotage::RankByModRevision,
         Sabotage::ConstantFencingToken,
@@ -80,6 +83,7 @@ impl Sabotage {
         Sabotage::RevokeBeforeGroupDead,
         Sabotage::UnguardedWrite,
         Sabotage::IgnoreStepDown,
+        Sabotage::IgnorePriority,
     ];
 
     /// The kebab-case name used on the command line and in traces.
@@ -100,6 +104,7 @@ impl Sabotage {
             Sabotage::RevokeBeforeGroupDead => "revoke-before-group-dead",
             Sabotage::UnguardedWrite => "unguarded-write",
             Sabotage::IgnoreStepDown => "ignore-step-down",
+            Sabotage::IgnorePriority => "ignore-priority",
         }
     }
 

@@ -42,7 +42,15 @@ fn at(ms: u64) -> Instant {
 fn service(restart: bool, wait: Option<Duration>) -> Service {
     let run = RunConfig {
         spec: HoldSpec::office(Name::new("svc").unwrap()),
-        holder: Holder { host: "h".into(), pid: 1, started: "t".into(), cmd: None, held_since: None, value: None },
+        holder: Holder {
+            host: "h".into(),
+            pid: 1,
+            started: "t".into(),
+            cmd: None,
+            held_since: None,
+            value: None,
+            priority: None,
+        },
         argv: vec!["c".into()],
         ttl: Duration::from_secs(10),
         kill_after: Duration::from_secs(5),

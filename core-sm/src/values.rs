@@ -32,6 +32,9 @@ pub struct Holder {
     /// `--watch` print it, the child gets it as `CONCH_VALUE`. Absent in older records.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<String>,
+    /// An office candidate's `--priority`, when above 0 (`--who` shows it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<u32>,
 }
 
 impl Holder {
@@ -91,6 +94,7 @@ mod tests {
             cmd: Some("my-daemon --port 8080".into()),
             held_since: None,
             value: None,
+            priority: None,
         };
         assert_eq!(
             String::from_utf8(h.encode()).unwrap(),

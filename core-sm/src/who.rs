@@ -3,6 +3,8 @@
 //!
 //! Every key counts, ours or not: a key written by `etcdctl lock/elect`, or with a value
 //! we cannot parse, is shown with `?` for the fields we cannot know — never skipped.
+//! An office lists its holder, then its waiters in queue order (`WAIT`), each with the
+//! `--priority` its holder record carries (0 when none: the default).
 use std::collections::VecDeque;
 use std::time::Duration;
 
@@ -43,11 +45,20 @@ impl Entry<'_> {
         format!("{host} pid={pid} since={started} rev={}{}", self.kv.create_rev, value.unwrap_or_default())
     }
 
+    /// An office's line: with the candidate's priority when above 0 (the default shows
+    /// none, so lines of offices without priorities stay as they were).
+    fn office_text(&self) -> String {
+        match self.holder.as_ref().and_then(|h| h.priority) {
+            Some(p) if p > 0 => format!("{} priority={p}", self.text()),
+            _ => self.text(),
+        }
+    }
+
     fn json(&self) -> Value {
         let lease = self.kv.key.rsplit('/').next().and_then(parse_lease_hex).map(|l| l.to_string());
         match &self.holder {
             Some(h) => {
-                json!({"host": h.host, "pid": h.pid, "started": h.started, "held_since": h.held_since, "cmd": h.cmd, "value": h.value, "rev": self.kv.create_rev.0, "lease": lease, "key": self.kv.key})
+                json!({"host": h.host, "pid": h.pid, "started": h.started, "held_since": h.held_since, "cmd": h.cmd, "value": h.value, "rev": self.kv.create_rev.0, "lease": lease, "key": self.kv.key, "priority": h.priority.unwrap_or(0)})
             }
             None => {
                 json!({"host": null, "pid": null, "started": null, "cmd": null, "value": null, "rev": self.kv.create_rev.0, "lease": lease, "key": self.kv.key, "foreign": true})
@@ -66,12 +77,17 @@ pub fn report(spec: &HoldSpec, kvs: &[Kv]) -> WhoReport {
     let code = if held.is_empty() { ExitCode::VACANT } else { ExitCode::OK };
     let name = spec.name.as_str();
     if spec.is_office {
-        let lines = held.iter().map(|e| format!("{name} {}", e.text())).collect();
+        let lines = held
+            .iter()
+            .map(|e| format!("{name} {}", e.office_text()))
+            .chain(waiting.iter().map(|e| format!("{name} WAIT {}", e.office_text())))
+            .collect();
         let json = match held.first() {
             Some(e) => {
                 let mut v = e.json();
                 if let Some(obj) = v.as_object_mut() {
                     obj.insert("office".to_string(), json!(name));
+                    obj.insert("waiters".to_string(), waiting.iter().map(Entry::json).collect::<Vec<_>>().into());
                 }
                 v
             }
@@ -300,10 +316,29 @@ mod tests {
     fn office_report() {
         let spec = HoldSpec::office(Name::new("db").unwrap());
         let r = report(&spec, &[kv("/conch/v1/elect/db/2b", 12, "x"), kv("/conch/v1/elect/db/1a", 10, H)]);
-        assert_eq!(r.lines, vec!["db n1 pid=7 since=2026-01-01T00:00:00Z rev=10"]);
+        assert_eq!(r.lines, vec!["db n1 pid=7 since=2026-01-01T00:00:00Z rev=10", "db WAIT ? pid=? since=? rev=12"]);
         assert_eq!(r.code, ExitCode::OK);
         assert_eq!(r.json["office"], "db");
         assert_eq!(r.json["lease"], "1a");
+        assert_eq!(r.json["waiters"][0]["foreign"], true);
+        // Each waiter with its priority, in queue order (create revision), not priority order.
+        let p = |n: u32| format!(r#"{{"host":"n{n}","pid":{n},"started":"s","priority":{n}}}"#);
+        let queue = [
+            kv("/conch/v1/elect/db/c", 30, &p(9)),
+            kv("/conch/v1/elect/db/a", 10, H),
+            kv("/conch/v1/elect/db/b", 20, &p(3)),
+        ];
+        let r = report(&spec, &queue);
+        assert_eq!(
+            r.lines,
+            vec![
+                "db n1 pid=7 since=2026-01-01T00:00:00Z rev=10",
+                "db WAIT n3 pid=3 since=s rev=20 priority=3",
+                "db WAIT n9 pid=9 since=s rev=30 priority=9",
+            ]
+        );
+        assert_eq!(r.json["priority"], 0);
+        assert_eq!(r.json["waiters"][1]["priority"], 9);
         let vacant = report(&spec, &[]);
         assert!(vacant.lines.is_empty());
         assert_eq!(vacant.code, ExitCode::VACANT);
@@ -316,7 +351,8 @@ mod tests {
         let v = r#"{"host":"n1","pid":7,"started":"2026-01-01T00:00:00Z","value":"10.0.0.5:5432"}"#;
         let kvs = [kv("/conch/v1/elect/db/1a", 10, v), kv("/conch/v1/elect/db/2b", 12, H)];
         let r = report(&spec, &kvs);
-        assert_eq!(r.lines, vec!["db n1 pid=7 since=2026-01-01T00:00:00Z rev=10 value=10.0.0.5:5432"]);
+        assert_eq!(r.lines[0], "db n1 pid=7 since=2026-01-01T00:00:00Z rev=10 value=10.0.0.5:5432");
+        assert!(r.lines[1].starts_with("db WAIT n1 pid=7") && !r.lines[1].contains("value="), "{:?}", r.lines);
         assert_eq!(r.json["value"], "10.0.0.5:5432");
         let only = value_only(r);
         assert_eq!((only.lines, only.code), (vec!["10.0.0.5:5432".to_string()], ExitCode::OK));

@@ -30,23 +30,7 @@ async fn dispatch(client: &mut Client, request: EtcdRequest) -> Result<EtcdRespo
                 .when([Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
                 .and_then([TxnOp::put(key.clone(), value, Some(PutOptions::new().with_lease(lease.0)))])
                 .or_else([TxnOp::get(key, None)]);
-            let r = client.txn(txn).await?;
-            let header_rev = r.header().map_or(0, |h| h.revision());
-            if r.succeeded() {
-                EtcdResponse::Put { created: true, create_rev: Revision(header_rev), lease }
-            } else {
-                let existing = r.op_responses().into_iter().find_map(|op| match op {
-                    TxnOpResponse::Get(g) => g.kvs().first().map(|kv| (kv.create_revision(), kv.lease())),
-                    _ => None,
-                });
-                match existing {
-                    Some((create_rev, owner)) => {
-                        EtcdResponse::Put { created: false, create_rev: Revision(create_rev), lease: LeaseId(owner) }
-                    }
-                    // Deleted between compare and get cannot happen inside one txn.
-                    None => EtcdResponse::Error(EtcdError::Unavailable("put-if-absent: key vanished".into())),
-                }
-            }
+            put_answer(client.txn(txn).await?, lease)
         }
         EtcdRequest::TouchIfCreateRev { key, value, lease, create_rev } => {
             let txn = Txn::new()
@@ -76,6 +60,40 @@ async fn dispatch(client: &mut Client, request: EtcdRequest) -> Result<EtcdRespo
                 })
                 .collect();
             EtcdResponse::Ranges { header_rev, results }
+        }
+        EtcdRequest::PutIfAbsentMarked { key, value, lease, marker } => {
+            let on = || Some(PutOptions::new().with_lease(lease.0));
+            let txn = Txn::new()
+                .when([Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
+                .and_then([TxnOp::put(key.clone(), value, on()), TxnOp::put(marker, Vec::new(), on())])
+                .or_else([TxnOp::get(key, None)]);
+            put_answer(client.txn(txn).await?, lease)
+        }
+        EtcdRequest::Yield { key, create_rev, rival } => {
+            let txn = Txn::new()
+                .when([
+                    Compare::create_revision(key.clone(), CompareOp::Equal, create_rev.0),
+                    Compare::version(rival, CompareOp::Greater, 0),
+                ])
+                .and_then([TxnOp::delete(key.clone(), None)])
+                .or_else([TxnOp::get(key, Some(GetOptions::new().with_keys_only()))]);
+            let r = client.txn(txn).await?;
+            let own_rev = r
+                .op_responses()
+                .into_iter()
+                .find_map(|op| match op {
+                    TxnOpResponse::Get(g) => g.kvs().first().map(|kv| kv.create_revision()),
+                    _ => None,
+                })
+                .unwrap_or(0);
+            EtcdResponse::Yielded { yielded: r.succeeded(), own_rev: Revision(own_rev) }
+        }
+        EtcdRequest::DeleteIfCreateRevMarked { key, create_rev, marker } => {
+            let txn = Txn::new()
+                .when([Compare::create_revision(key.clone(), CompareOp::Equal, create_rev.0)])
+                .and_then([TxnOp::delete(key, None), TxnOp::delete(marker.clone(), None)])
+                .or_else([TxnOp::delete(marker, None)]);
+            EtcdResponse::Deleted { deleted: client.txn(txn).await?.succeeded() }
         }
         EtcdRequest::DeleteIfCreateRev { key, create_rev } => {
             let txn = Txn::new()
@@ -122,6 +140,25 @@ async fn dispatch(client: &mut Client, request: EtcdRequest) -> Result<EtcdRespo
         // Keepalives go over the stream (see keepalive.rs), never through here.
         EtcdRequest::KeepAlive { .. } => EtcdResponse::Error(EtcdError::Fatal("keepalive is a stream".into())),
     })
+}
+
+/// A put-if-absent txn's answer: our create revision, or the existing key's and lease.
+fn put_answer(r: etcd_client::TxnResponse, lease: LeaseId) -> EtcdResponse {
+    let header_rev = r.header().map_or(0, |h| h.revision());
+    if r.succeeded() {
+        return EtcdResponse::Put { created: true, create_rev: Revision(header_rev), lease };
+    }
+    let existing = r.op_responses().into_iter().find_map(|op| match op {
+        TxnOpResponse::Get(g) => g.kvs().first().map(|kv| (kv.create_revision(), kv.lease())),
+        _ => None,
+    });
+    match existing {
+        Some((create_rev, owner)) => {
+            EtcdResponse::Put { created: false, create_rev: Revision(create_rev), lease: LeaseId(owner) }
+        }
+        // Deleted between compare and get cannot happen inside one txn.
+        None => EtcdResponse::Error(EtcdError::Unavailable("put-if-absent: key vanished".into())),
+    }
 }
 
 /// A [`RangeSpec`]'s options as etcd-client's (a bound or limit of 0 is none).

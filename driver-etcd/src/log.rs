@@ -18,7 +18,7 @@ macro_rules! with_keys {
             text: [after, age, answer, asked, before_term, by, child, delay, error, exit, from, from_url, granted,
                 hook, job, kill_in, late, lease, name, node, note, outcome, prefix, ran, rank, reason, status,
                 tick, timed_out, to, to_url, unconfirmed, waited, why];
-            number: [attempt, code, outputs, pid, rev, runs, signal])
+            number: [attempt, code, outputs, pid, priority, rev, runs, signal, to_priority])
     };
 }
 

@@ -28,6 +28,12 @@
 //! * `step-down` (with `--step-downs`): a leader asked to step down stops its child within
 //!   the kill grace (plus a second for the request to reach it), unless a fault of that
 //!   client or of etcd lies around the request.
+//! * `priority` (with `--priorities`): an office child whose predecessor's child ended
+//!   while a candidate of a higher priority already waited with a key (and still had it
+//!   at the start) is a violation — unless a fault of etcd, of either of them, of the
+//!   predecessor, or a revoke or key-delete of anyone (a stale marker), was on within a
+//!   TTL before that waiter's key and the start, or a settle time (TTL + kill grace + 1 s)
+//!   after.
 //! * `no-leaks`: after SIGTERM to every client: no keys, no session leases, no children,
 //!   every wrapper and daemon exited.
 use std::collections::{BTreeMap, BTreeSet};
@@ -58,7 +64,7 @@ impl Violation {
 }
 
 /// Every checker name, in report order.
-pub const CHECKERS: [&str; 19] = [
+pub const CHECKERS: [&str; 20] = [
     "progress",
     "bounded-holders",
     "fencing",
@@ -73,6 +79,7 @@ pub const CHECKERS: [&str; 19] = [
     "cron-running-key",
     "fenced-writes",
     "step-down",
+    "priority",
     "no-leaks",
     crate::check_fence::CHECKERS[0],
     crate::check_fence::CHECKERS[1],
@@ -171,9 +178,58 @@ fn raw_check(outcome: &Outcome) -> Vec<Violation> {
     running_keys(outcome, &mut v);
     fenced_writes(outcome, &mut v);
     step_downs(outcome, &mut v);
+    priority(outcome, &mut v);
     leaks(outcome, &mut v);
     crate::check_fence::check_fences(outcome, &mut v);
     v
+}
+
+/// The next office holder after a vacancy is of the highest priority then waiting.
+fn priority(outcome: &Outcome, v: &mut Vec<Violation>) {
+    let opts = &outcome.opts;
+    let (ttl, kill_after) = (opts.ttl.as_nanos() as u64, opts.kill_after.as_nanos() as u64);
+    let settle = ttl + kill_after + 1_000_000_000;
+    let office: Vec<&Interval> = outcome.intervals.iter().filter(|iv| iv.group == Group::Office).collect();
+    for p in outcome.promotions.iter().filter(|p| p.group == Group::Office && !p.higher.is_empty()) {
+        // The predecessor: the office child that started last before this one.
+        let Some(prev) = office
+            .iter()
+            .filter(|iv| iv.start < p.at || (iv.start == p.at && iv.client != p.client))
+            .max_by_key(|iv| iv.start)
+        else {
+            continue;
+        };
+        if prev.end > p.at {
+            continue; // an overlap: bounded-holders' business
+        }
+        for &(waiter, q, born) in &p.higher {
+            if born >= prev.end {
+                continue; // it came after the office fell vacant
+            }
+            let excused = outcome.faults.iter().any(|f| {
+                let whom = f.client.is_none_or(|c| c == p.client || c == waiter || c == prev.client)
+                    || matches!(f.kind, Kind::Revoke | Kind::KeyDelete);
+                whom && f.from <= p.at && f.to + settle >= born.saturating_sub(ttl)
+            });
+            if !excused {
+                v.push(
+                    violation(
+                        "priority",
+                        format!(
+                            "office client {} (priority {}) started rev {} at {} while client {waiter} of priority {q} waited since {} (vacant at {})",
+                            p.client,
+                            p.priority,
+                            p.rev,
+                            secs(p.at),
+                            secs(born),
+                            secs(prev.end)
+                        ),
+                    )
+                    .at(p.at),
+                );
+            }
+        }
+    }
 }
 
 /// Losses that only member faults can explain.

@@ -112,19 +112,31 @@ impl SimEtcd {
                 self.revoke(lease.0);
                 EtcdResponse::Revoked
             }
-            EtcdRequest::PutIfAbsent { key, value, lease } => match self.kvs.get(key) {
-                Some(e) => {
-                    EtcdResponse::Put { created: false, create_rev: Revision(e.create_rev), lease: LeaseId(e.lease) }
+            EtcdRequest::PutIfAbsent { key, value, lease } => self.put_if_absent(key, value, *lease, None),
+            EtcdRequest::PutIfAbsentMarked { key, value, lease, marker } => {
+                self.put_if_absent(key, value, *lease, Some(marker))
+            }
+            EtcdRequest::Yield { key, create_rev, rival } => {
+                let own = self.create_rev_of(key);
+                if own != create_rev.0 || !self.kvs.contains_key(rival) {
+                    return EtcdResponse::Yielded { yielded: false, own_rev: Revision(own) };
                 }
-                None => {
-                    if !self.lease_ok(lease.0) {
-                        return EtcdResponse::Error(EtcdError::LeaseNotFound);
-                    }
+                self.rev += 1;
+                self.delete(key);
+                EtcdResponse::Yielded { yielded: true, own_rev: Revision(0) }
+            }
+            EtcdRequest::DeleteIfCreateRevMarked { key, create_rev, marker } => {
+                let deleted = self.create_rev_of(key) == create_rev.0;
+                // One transaction: its deletions share its revision (none when nothing goes).
+                if (deleted && self.kvs.contains_key(key)) || self.kvs.contains_key(marker) {
                     self.rev += 1;
-                    self.put(key, value, lease.0);
-                    EtcdResponse::Put { created: true, create_rev: Revision(self.rev), lease: *lease }
+                    if deleted {
+                        self.delete(key);
+                    }
+                    self.delete(marker);
                 }
-            },
+                EtcdResponse::Deleted { deleted }
+            }
             EtcdRequest::TouchIfCreateRev { key, value, lease, create_rev } => {
                 if self.create_rev_of(key) != create_rev.0 {
                     return EtcdResponse::Touched { touched: false };
@@ -356,6 +368,22 @@ impl SimEtcd {
     /// A key's create revision as etcd compares it: 0 when the key does not exist.
     fn create_rev_of(&self, key: &str) -> i64 {
         self.kvs.get(key).map_or(0, |e| e.create_rev)
+    }
+
+    /// A campaign's put-if-absent; with a marker, both puts in one transaction (one revision).
+    fn put_if_absent(&mut self, key: &str, value: &[u8], lease: LeaseId, marker: Option<&str>) -> EtcdResponse {
+        if let Some(e) = self.kvs.get(key) {
+            return EtcdResponse::Put { created: false, create_rev: Revision(e.create_rev), lease: LeaseId(e.lease) };
+        }
+        if !self.lease_ok(lease.0) {
+            return EtcdResponse::Error(EtcdError::LeaseNotFound);
+        }
+        self.rev += 1;
+        self.put(key, value, lease.0);
+        if let Some(marker) = marker {
+            self.put(marker, &[], lease.0);
+        }
+        EtcdResponse::Put { created: true, create_rev: Revision(self.rev), lease }
     }
 
     fn lease_ok(&self, lease: i64) -> bool {

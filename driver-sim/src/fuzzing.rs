@@ -138,7 +138,15 @@ pub fn machine_inputs(data: &[u8]) {
     };
     let run = conch_core::RunConfig {
         spec,
-        holder: Holder { host: "h".into(), pid: 1, started: "s".into(), cmd: None, held_since: None, value: None },
+        holder: Holder {
+            host: "h".into(),
+            pid: 1,
+            started: "s".into(),
+            cmd: None,
+            held_since: None,
+            value: None,
+            priority: None,
+        },
         argv: vec!["c".into()],
         ttl: Duration::from_secs(10),
         kill_after: Duration::from_secs(2),

@@ -235,6 +235,8 @@ pub struct SimArgs {
     /// `--step-downs`: the office's leader is asked to step down (`elect --step-down`)
     /// every few seconds of the safety phase, checked by `step-down`. Off by default.
     pub step_downs: bool,
+    /// `--priorities`: office candidates get `--priority` values drawn per seed.
+    pub priorities: bool,
 }
 
 impl SimArgs {
@@ -253,6 +255,7 @@ impl SimArgs {
             fence_budget: None,
             fenced_writes: false,
             step_downs: false,
+            priorities: false,
         }
     }
 }
@@ -363,6 +366,8 @@ pub struct SimOptions {
     pub fenced_writes: bool,
     /// The office's leader is asked to step down now and then.
     pub step_downs: bool,
+    /// Each office candidate's `--priority` (empty without `--priorities`).
+    pub priorities: Vec<u32>,
 }
 
 /// The longest a healthy system may take to converge after the last fault: a TTL, the
@@ -479,6 +484,15 @@ impl SimOptions {
         if stale.next_u64().is_multiple_of(3) {
             sites.push((Site::KeepaliveLateThenCut, [5, 20, 50][(stale.next_u64() % 3) as usize]));
         }
+        // Priorities come from their own stream too, and only with `--priorities`: a seed
+        // without it runs exactly as it did before priorities existed. Few levels, so
+        // both ties (FIFO within a priority) and differences occur.
+        let mut prio = SplitMix64::new(seed ^ 0x7210_1A7E_5EED_0016);
+        let priorities = if args.priorities {
+            (0..office_clients).map(|_| [0, 0, 1, 5, 5, 10, 1000][(prio.next_u64() % 7) as usize]).collect()
+        } else {
+            Vec::new()
+        };
         let liveness = convergence_bound(ttl, kill_after) + Duration::from_secs(8);
         let safety = args.duration.saturating_sub(liveness).max(Duration::from_secs(5));
         SimOptions {
@@ -508,7 +522,13 @@ impl SimOptions {
             trace: args.trace,
             fenced_writes: args.fenced_writes,
             step_downs: args.step_downs,
+            priorities,
         }
+    }
+
+    /// Office candidate `k`'s `--priority` (0 without `--priorities`).
+    pub fn priority(&self, k: usize) -> u32 {
+        self.priorities.get(k).copied().unwrap_or(0)
     }
 
     /// How many may hold at once in `group`'s contest.
@@ -568,6 +588,10 @@ impl fmt::Display for SimOptions {
             self.safety.as_secs(),
             self.liveness.as_secs(),
         )?;
+        if !self.priorities.is_empty() {
+            let list: Vec<String> = self.priorities.iter().map(u32::to_string).collect();
+            write!(f, " priorities={}", list.join(","))?;
+        }
         if self.members > 1 {
             let kinds: Vec<&str> = self.member_faults.iter().map(|k| k.as_str()).collect();
             let kinds = if kinds.is_empty() { "none".to_string() } else { kinds.join(",") };

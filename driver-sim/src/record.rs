@@ -149,6 +149,11 @@ pub struct Promotion {
     pub key_rev: Option<i64>,
     /// When (ns).
     pub at: u64,
+    /// Its `--priority` (an office's; 0 otherwise).
+    pub priority: u32,
+    /// Office waiters of a higher priority at that instant: (client, priority, when its
+    /// key was created, ns).
+    pub higher: Vec<(usize, u32, u64)>,
 }
 
 /// A guarded write (`conch put`) by a holder's child, as etcd saw it.

@@ -180,6 +180,9 @@ pub struct World {
     rng: SplitMix64,
     buggify: Buggify,
     lease_owner: BTreeMap<i64, usize>,
+    /// When each campaign key was created (by create revision): the priority checker's
+    /// "was it waiting when the office fell vacant".
+    key_born: BTreeMap<i64, u64>,
     /// The incarnation that was granted each lease.
     lease_incarnation: BTreeMap<i64, (usize, u64)>,
     /// Incarnations that exited by themselves (not killed): they had every chance to clean up.
@@ -209,7 +212,7 @@ impl World {
         let office = if opts.step_downs { office } else { office.without_step_down() };
         let sema = HoldSpec::semaphore(Name::new("sim-sema").expect("a valid name literal"), opts.sema_max);
         let roles = (0..opts.office_clients)
-            .map(|_| Role::Holder { group: Group::Office, spec: office.clone() })
+            .map(|k| Role::Holder { group: Group::Office, spec: office.clone().with_priority(opts.priority(k)) })
             .chain((0..opts.sema_clients).map(|_| Role::Holder { group: Group::Sema, spec: sema.clone() }))
             .chain((0..opts.daemons).map(|_| Role::Daemon));
         for role in roles {
@@ -267,6 +270,7 @@ impl World {
             rng,
             buggify,
             lease_owner: BTreeMap::new(),
+            key_born: BTreeMap::new(),
             lease_incarnation: BTreeMap::new(),
             clean_exits: BTreeSet::new(),
             grants_heard: BTreeSet::new(),
@@ -493,6 +497,7 @@ impl World {
                     cmd: Some("child".into()),
                     held_since: None,
                     value: None,
+                    priority: (spec.priority > 0).then_some(spec.priority),
                 };
                 let run = RunConfig {
                     spec: spec.clone(),

@@ -29,15 +29,23 @@ fn seeds() -> u64 {
 fn the_simulator_passes_the_fixed_seed_set() {
     let scenarios = scenarios();
     assert!(!scenarios.is_empty(), "CONCH_MUTANTS_SCENARIOS names no scenario");
-    for scenario in scenarios {
-        let args = SimArgs::new(scenario);
+    // Elect and mixed run a second time with priorities drawn, so the priority rule's
+    // mutants meet the priority checker.
+    let runs = scenarios.into_iter().flat_map(|scenario| {
+        let prio = matches!(scenario, Scenario::Elect | Scenario::Mixed);
+        let with = prio.then_some(SimArgs { priorities: true, ..SimArgs::new(scenario) });
+        std::iter::once(SimArgs::new(scenario)).chain(with)
+    });
+    for args in runs {
+        let scenario = args.scenario;
         for seed in 1..=seeds() {
             // A mutant may panic inside the core; that kills it just as a violation does.
             let report = run_seed(seed, &args);
             assert!(
                 report.passed(),
-                "conch sim {} --seed {seed}: {:?}",
+                "conch sim {} --seed {seed}{}: {:?}",
                 scenario.as_str(),
+                if args.priorities { " --priorities" } else { "" },
                 report.violations.iter().map(|v| v.checker.to_string()).collect::<Vec<_>>()
             );
         }

@@ -77,7 +77,7 @@ fn the_same_seed_gives_the_same_trace_and_another_seed_does_not() {
 /// say so within the first seeds.
 #[test]
 fn every_checker_catches_its_bug() {
-    let table: [(Sabotage, Scenario, &str, &str, u64); 14] = [
+    let table: [(Sabotage, Scenario, &str, &str, u64); 15] = [
         (Sabotage::IgnoreDeadlines, Scenario::Elect, "pause", "bounded-holders", 10),
         (Sabotage::RankByModRevision, Scenario::Sema, "none", "fifo", 10),
         (Sabotage::ConstantFencingToken, Scenario::Elect, "none", "fencing", 5),
@@ -92,6 +92,7 @@ fn every_checker_catches_its_bug() {
         (Sabotage::RevokeBeforeGroupDead, Scenario::Elect, "crash", "bounded-holders", 20),
         (Sabotage::UnguardedWrite, Scenario::Elect, "key-delete,revoke", "fenced-writes", 10),
         (Sabotage::IgnoreStepDown, Scenario::Elect, "none", "step-down", 5),
+        (Sabotage::IgnorePriority, Scenario::Elect, "none", "priority", 10),
     ];
     let mut seen = Vec::new();
     for (sabotage, scenario, faults, checker, seeds) in table {
@@ -102,6 +103,7 @@ fn every_checker_catches_its_bug() {
             // Only its own checker needs the children's writes; the other rows run as ever.
             fenced_writes: sabotage == Sabotage::UnguardedWrite,
             step_downs: sabotage == Sabotage::IgnoreStepDown,
+            priorities: sabotage == Sabotage::IgnorePriority,
             ..args(scenario)
         };
         let caught = (1..=seeds).find(|seed| run_seed(*seed, &a).caught_by(checker));

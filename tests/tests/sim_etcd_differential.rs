@@ -1,6 +1,7 @@
 //! SimEtcd against a real etcd: the same random operation sequences (put-if-absent, touch,
 //! put, range, ranges with etcd's options — revision bounds, sort, limit, keys or count
-//! only — delete, compare-delete, claim, lease grant/keepalive/revoke, watch from a
+//! only — delete, compare-delete, the
+//! priority transactions (campaign with a marker, yield, release with the marker), claim, lease grant/keepalive/revoke, watch from a
 //! revision, compaction), results compared field by field. Lease ids differ between the
 //! two and are mapped; revisions must agree exactly. Fenced transactions (`conch put`,
 //! `del`, `txn`: the guard around compares and branches) have a run of their own.
@@ -44,6 +45,9 @@ impl Leases {
 fn to_real(req: &EtcdRequest, l: &Leases) -> EtcdRequest {
     match req.clone() {
         EtcdRequest::PutIfAbsent { key, value, lease } => EtcdRequest::PutIfAbsent { key, value, lease: l.real(lease) },
+        EtcdRequest::PutIfAbsentMarked { key, value, lease, marker } => {
+            EtcdRequest::PutIfAbsentMarked { key, value, lease: l.real(lease), marker }
+        }
         EtcdRequest::TouchIfCreateRev { key, value, lease, create_rev } => {
             EtcdRequest::TouchIfCreateRev { key, value, lease: l.real(lease), create_rev }
         }
@@ -96,6 +100,12 @@ fn random_range(rng: &mut SplitMix64, rev: i64) -> RangeSpec {
     RangeSpec { key, prefix, min_create_rev, max_create_rev, max_mod_rev, sort, limit, keys_only, count_only }
 }
 
+/// A key of [`KEYS`] other than `key`.
+fn other_key(rng: &mut SplitMix64, key: &str) -> String {
+    let others: Vec<&str> = KEYS.iter().copied().filter(|k| *k != key).collect();
+    others[(rng.next_u64() % others.len() as u64) as usize].to_string()
+}
+
 /// Keys that share a create revision (one claim's two keys) come in any order from
 /// etcd's create-revision sort, and a limit may cut between them: order such ties by
 /// key, and where the cut falls inside one, compare only the create revisions kept.
@@ -109,7 +119,8 @@ fn ranges_comparable(resp: EtcdResponse, ranges: &[RangeSpec], sim: &mut SimEtcd
                 RangeSort::CreateDescend => -kv.create_rev.0,
                 _ => kv.create_rev.0,
             };
-            if spec.sort != RangeSort::Key {
+            let by_create = matches!(spec.sort, RangeSort::CreateAscend | RangeSort::CreateDescend);
+            if by_create {
                 r.kvs.sort_by(|a, b| (rev_of(a), &a.key).cmp(&(rev_of(b), &b.key)));
             }
             let uncut = RangeSpec { limit: 0, ..spec.clone() };
@@ -117,7 +128,7 @@ fn ranges_comparable(resp: EtcdResponse, ranges: &[RangeSpec], sim: &mut SimEtcd
                 EtcdResponse::Ranges { mut results, .. } => results.pop().unwrap_or_default(),
                 _ => RangeResult::default(),
             };
-            let cut_in_tie = spec.sort != RangeSort::Key
+            let cut_in_tie = by_create
                 && spec.limit > 0
                 && full.kvs.len() > spec.limit
                 && full.kvs[spec.limit - 1].create_rev == full.kvs[spec.limit].create_rev;
@@ -239,7 +250,12 @@ fn sim_etcd_answers_like_real_etcd() {
                 rng.next_u64() % 95
             };
             let request = match class {
-                0..=17 => EtcdRequest::PutIfAbsent { key, value, lease: any_lease(&mut rng) },
+                0..=13 => EtcdRequest::PutIfAbsent { key, value, lease: any_lease(&mut rng) },
+                // etcd refuses a txn that writes one key twice: the marker is another key.
+                14..=17 => {
+                    let marker = other_key(&mut rng, &key);
+                    EtcdRequest::PutIfAbsentMarked { key, value, lease: any_lease(&mut rng), marker }
+                }
                 18..=25 => EtcdRequest::TouchIfCreateRev { key, value, lease: any_lease(&mut rng), create_rev },
                 26..=33 => EtcdRequest::Put { key, value, lease: Some(any_lease(&mut rng)).filter(|l| l.0 != 0) },
                 34..=40 => EtcdRequest::RangePrefix { prefix: PREFIXES[pick(&mut rng, PREFIXES.len())].to_string() },
@@ -247,7 +263,9 @@ fn sim_etcd_answers_like_real_etcd() {
                     let n = 1 + rng.next_u64() % 4;
                     EtcdRequest::Ranges { ranges: (0..n).map(|_| random_range(&mut rng, sim.revision().0)).collect() }
                 }
-                49..=58 => EtcdRequest::DeleteIfCreateRev { key, create_rev },
+                49..=53 => EtcdRequest::DeleteIfCreateRev { key, create_rev },
+                54..=56 => EtcdRequest::DeleteIfCreateRevMarked { marker: other_key(&mut rng, &key), key, create_rev },
+                57..=58 => EtcdRequest::Yield { rival: KEYS[pick(&mut rng, KEYS.len())].to_string(), key, create_rev },
                 59..=62 => EtcdRequest::Delete { key },
                 63..=69 => EtcdRequest::Grant { ttl_s: 600 },
                 70..=75 => EtcdRequest::Revoke { lease: any_lease(&mut rng) },

@@ -33,7 +33,29 @@ impl World {
             let lease = env("CONCH_LEASE").and_then(|v| i64::from_str_radix(&v, 16).ok());
             let key_rev = keys.iter().find(|kv| Some(kv.lease.0) == lease).map(|kv| kv.create_rev.0);
             let queued = keys.len();
-            self.out.promotions.push(Promotion { client: i, group, rev, lower, queued, key_rev, at: self.now });
+            let priority = hold.priority;
+            // Other candidates' priorities come from their holder records (as `--who`'s).
+            let higher = keys
+                .iter()
+                .filter(|kv| kv.create_rev.0 != rev)
+                .filter_map(|kv| {
+                    let p = conch_core::values::Holder::decode(&kv.value)?.priority.unwrap_or(0);
+                    let owner = *self.lease_owner.get(&kv.lease.0)?;
+                    let born = self.key_born.get(&kv.create_rev.0).copied().unwrap_or(0);
+                    (p > priority).then_some((owner, p, born))
+                })
+                .collect();
+            self.out.promotions.push(Promotion {
+                client: i,
+                group,
+                rev,
+                lower,
+                queued,
+                key_rev,
+                at: self.now,
+                priority,
+                higher,
+            });
         }
         self.clients[i].host.children.insert(
             child,

@@ -18,7 +18,9 @@ use conch_core::cron::fire_key_parts;
 pub(super) fn write_lease(request: &EtcdRequest) -> Option<i64> {
     match request {
         EtcdRequest::Claim { claim_lease, .. } => Some(claim_lease.0),
-        EtcdRequest::PutIfAbsent { lease, .. } | EtcdRequest::TouchIfCreateRev { lease, .. } => Some(lease.0),
+        EtcdRequest::PutIfAbsent { lease, .. }
+        | EtcdRequest::PutIfAbsentMarked { lease, .. }
+        | EtcdRequest::TouchIfCreateRev { lease, .. } => Some(lease.0),
         EtcdRequest::Put { lease: Some(lease), .. } => Some(lease.0),
         EtcdRequest::Put { lease: None, .. }
         | EtcdRequest::Grant { .. }
@@ -26,6 +28,8 @@ pub(super) fn write_lease(request: &EtcdRequest) -> Option<i64> {
         | EtcdRequest::RangePrefix { .. }
         | EtcdRequest::Ranges { .. }
         | EtcdRequest::DeleteIfCreateRev { .. }
+        | EtcdRequest::DeleteIfCreateRevMarked { .. }
+        | EtcdRequest::Yield { .. }
         | EtcdRequest::Revoke { .. }
         | EtcdRequest::Delete { .. } => None,
         // A fenced write's puts carry no lease.
@@ -124,6 +128,12 @@ impl World {
     /// Records what the checkers need from an applied request.
     pub(super) fn observe(&mut self, i: usize, inc: u64, request: &EtcdRequest, response: &EtcdResponse) {
         match (request, response) {
+            (
+                EtcdRequest::PutIfAbsent { .. } | EtcdRequest::PutIfAbsentMarked { .. },
+                EtcdResponse::Put { created: true, create_rev, .. },
+            ) => {
+                self.key_born.insert(create_rev.0, self.now);
+            }
             (EtcdRequest::Grant { .. }, EtcdResponse::Granted { lease, ttl_s }) => {
                 self.lease_owner.insert(lease.0, i);
                 self.lease_incarnation.insert(lease.0, (i, inc));
