@@ -63,9 +63,9 @@ fn the_leader_publishes_its_value_and_the_watch_follows_it() {
     let (code, text) = who(&etcd, &["elect", &office, "--who"]);
     assert_eq!(code, 0);
     // The leader's line ends with its value; the waiter's WAIT line publishes none yet.
-    let lines: Vec<&str> = text.lines().collect();
-    assert!(lines[0].ends_with(" value=10.0.0.5:5432"), "{text}");
-    assert!(lines.iter().skip(1).all(|l| l.contains(" WAIT ") && !l.contains("value=")), "{text}");
+    let rows: Vec<&str> = text.lines().collect();
+    assert!(rows[0].ends_with(" value=10.0.0.5:5432"), "{text}");
+    assert!(rows.iter().skip(1).all(|l| l.contains(" WAIT ") && !l.contains("value=")), "{text}");
     let (_, json) = who(&etcd, &["elect", &office, "--who", "--json"]);
     let json: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(json["value"], "10.0.0.5:5432");
