@@ -41,17 +41,21 @@ impl Entry<'_> {
             Some(h) => (h.host.clone(), h.pid.to_string(), h.held_since.clone().unwrap_or_else(|| h.started.clone())),
             None => ("?".to_string(), "?".to_string(), "?".to_string()),
         };
-        let value = self.holder.as_ref().and_then(|h| h.value.as_deref()).map(|v| format!(" value={v}"));
-        format!("{host} pid={pid} since={started} rev={}{}", self.kv.create_rev, value.unwrap_or_default())
+        format!("{host} pid={pid} since={started} rev={}", self.kv.create_rev)
     }
 
     /// An office's line: with the candidate's priority when above 0 (the default shows
-    /// none, so lines of offices without priorities stay as they were).
-    fn office_text(&self) -> String {
-        match self.holder.as_ref().and_then(|h| h.priority) {
-            Some(p) if p > 0 => format!("{} priority={p}", self.text()),
-            _ => self.text(),
+    /// none, so lines of offices without priorities stay as they were), and for the
+    /// leader the value it publishes (`elect --value`; a waiter's is not published yet).
+    fn office_text(&self, leader: bool) -> String {
+        let mut line = self.text();
+        if let Some(p) = self.holder.as_ref().and_then(|h| h.priority).filter(|p| *p > 0) {
+            line += &format!(" priority={p}");
         }
+        if let Some(v) = self.holder.as_ref().and_then(|h| h.value.as_deref()).filter(|_| leader) {
+            line += &format!(" value={v}");
+        }
+        line
     }
 
     fn json(&self) -> Value {
@@ -79,8 +83,8 @@ pub fn report(spec: &HoldSpec, kvs: &[Kv]) -> WhoReport {
     if spec.is_office {
         let lines = held
             .iter()
-            .map(|e| format!("{name} {}", e.office_text()))
-            .chain(waiting.iter().map(|e| format!("{name} WAIT {}", e.office_text())))
+            .map(|e| format!("{name} {}", e.office_text(true)))
+            .chain(waiting.iter().map(|e| format!("{name} WAIT {}", e.office_text(false))))
             .collect();
         let json = match held.first() {
             Some(e) => {

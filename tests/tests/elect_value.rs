@@ -62,7 +62,10 @@ fn the_leader_publishes_its_value_and_the_watch_follows_it() {
     // --who: the value at the end of the line, in the JSON, and alone.
     let (code, text) = who(&etcd, &["elect", &office, "--who"]);
     assert_eq!(code, 0);
-    assert!(text.trim_end().ends_with(" value=10.0.0.5:5432"), "{text}");
+    // The leader's line ends with its value; the waiter's WAIT line publishes none yet.
+    let rows: Vec<&str> = text.lines().collect();
+    assert!(rows[0].ends_with(" value=10.0.0.5:5432"), "{text}");
+    assert!(rows.iter().skip(1).all(|l| l.contains(" WAIT ") && !l.contains("value=")), "{text}");
     let (_, json) = who(&etcd, &["elect", &office, "--who", "--json"]);
     let json: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(json["value"], "10.0.0.5:5432");
