@@ -352,15 +352,15 @@ mod tests {
     #[test]
     fn the_published_value_in_who_watch_and_value_only() {
         let spec = HoldSpec::office(Name::new("db").unwrap());
-        let v = r#"{"host":"n1","pid":7,"started":"2026-01-01T00:00:00Z","value":"10.0.0.5:5432"}"#;
+        let v = r#"{"host":"n1","pid":7,"started":"2026-01-01T00:00:00Z","value":"127.0.0.5:5432"}"#;
         let kvs = [kv("/conch/v1/elect/db/1a", 10, v), kv("/conch/v1/elect/db/2b", 12, H)];
         let r = report(&spec, &kvs);
-        assert_eq!(r.lines[0], "db n1 pid=7 since=2026-01-01T00:00:00Z rev=10 value=10.0.0.5:5432");
+        assert_eq!(r.lines[0], "db n1 pid=7 since=2026-01-01T00:00:00Z rev=10 value=127.0.0.5:5432");
         assert!(r.lines[1].starts_with("db WAIT n1 pid=7") && !r.lines[1].contains("value="), "{:?}", r.lines);
-        assert_eq!(r.json["value"], "10.0.0.5:5432");
+        assert_eq!(r.json["value"], "127.0.0.5:5432");
         let only = value_only(r);
-        assert_eq!((only.lines, only.code), (vec!["10.0.0.5:5432".to_string()], ExitCode::OK));
-        assert_eq!(value_line(&spec, &kvs), "db 10.0.0.5:5432 10");
+        assert_eq!((only.lines, only.code), (vec!["127.0.0.5:5432".to_string()], ExitCode::OK));
+        assert_eq!(value_line(&spec, &kvs), "db 127.0.0.5:5432 10");
         // A leader without a value (an older conch, etcdctl elect) and a vacant office.
         let old = [kv("/conch/v1/elect/db/2b", 12, H)];
         let only = value_only(report(&spec, &old));
@@ -375,14 +375,14 @@ mod tests {
     #[test]
     fn the_watch_machine_prints_value_lines_with_value_only() {
         let spec = HoldSpec::office(Name::new("db").unwrap());
-        let v = r#"{"host":"n1","pid":7,"started":"2026-01-01T00:00:00Z","value":"10.0.0.5:5432"}"#;
+        let v = r#"{"host":"n1","pid":7,"started":"2026-01-01T00:00:00Z","value":"127.0.0.5:5432"}"#;
         let mut w = WhoWatch::new(spec, false).with_value_only(true);
         assert_eq!(w.poll_output(), Some(WhoWatchOutput::List));
         w.handle_input(WhoWatchInput::Listed { rev: Revision(4), kvs: vec![] });
         assert_eq!(w.poll_output(), Some(WhoWatchOutput::Print("db -".into())));
         let _ = w.poll_output();
         w.handle_input(WhoWatchInput::Listed { rev: Revision(9), kvs: vec![kv("/conch/v1/elect/db/1a", 8, v)] });
-        assert_eq!(w.poll_output(), Some(WhoWatchOutput::Print("db 10.0.0.5:5432 8".into())));
+        assert_eq!(w.poll_output(), Some(WhoWatchOutput::Print("db 127.0.0.5:5432 8".into())));
     }
 
     #[test]

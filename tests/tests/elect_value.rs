@@ -52,11 +52,11 @@ fn the_leader_publishes_its_value_and_the_watch_follows_it() {
                 .unwrap(),
         )
     };
-    let mut a = spawn("a", "10.0.0.5:5432");
+    let mut a = spawn("a", "127.0.0.5:5432");
     assert!(wait_until(Duration::from_secs(10), || !read(&dir.path().join("a.value")).is_empty()));
-    assert_eq!(read(&dir.path().join("a.value")).trim(), "10.0.0.5:5432", "CONCH_VALUE");
-    assert_eq!(read(&dir.path().join("a.who")), "10.0.0.5:5432\n", "a query from inside the child");
-    let mut b = spawn("b", "10.0.0.6:5432");
+    assert_eq!(read(&dir.path().join("a.value")).trim(), "127.0.0.5:5432", "CONCH_VALUE");
+    assert_eq!(read(&dir.path().join("a.who")), "127.0.0.5:5432\n", "a query from inside the child");
+    let mut b = spawn("b", "127.0.0.6:5432");
     let prefix = format!("/conch/v1/elect/{office}/");
     assert!(wait_until(Duration::from_secs(10), || etcd.keys(&prefix).len() == 2));
     // --who: the value at the end of the line, in the JSON, and alone.
@@ -64,12 +64,12 @@ fn the_leader_publishes_its_value_and_the_watch_follows_it() {
     assert_eq!(code, 0);
     // The leader's line ends with its value; the waiter's WAIT line publishes none yet.
     let rows: Vec<&str> = text.lines().collect();
-    assert!(rows[0].ends_with(" value=10.0.0.5:5432"), "{text}");
+    assert!(rows[0].ends_with(" value=127.0.0.5:5432"), "{text}");
     assert!(rows.iter().skip(1).all(|l| l.contains(" WAIT ") && !l.contains("value=")), "{text}");
     let (_, json) = who(&etcd, &["elect", &office, "--who", "--json"]);
     let json: serde_json::Value = serde_json::from_str(&json).unwrap();
-    assert_eq!(json["value"], "10.0.0.5:5432");
-    assert_eq!(who(&etcd, &["elect", &office, "--who", "--value-only"]), (0, "10.0.0.5:5432\n".to_string()));
+    assert_eq!(json["value"], "127.0.0.5:5432");
+    assert_eq!(who(&etcd, &["elect", &office, "--who", "--value-only"]), (0, "127.0.0.5:5432\n".to_string()));
     let a_rev = json["rev"].as_i64().unwrap();
     // The hand-over: the watch follows the leader's value.
     std::fs::write(dir.path().join("a.release"), "").unwrap();
@@ -84,10 +84,10 @@ fn the_leader_publishes_its_value_and_the_watch_follows_it() {
     let got: Vec<&str> = text.lines().collect();
     assert_eq!(got.len(), 4, "{text}");
     assert_eq!(got[0], format!("{office} -"));
-    assert_eq!(got[1], format!("{office} 10.0.0.5:5432 {a_rev}"));
+    assert_eq!(got[1], format!("{office} 127.0.0.5:5432 {a_rev}"));
     let b_rev: i64 = got[2].rsplit(' ').next().unwrap().parse().unwrap();
     assert!(b_rev > a_rev, "{text}");
-    assert_eq!(got[2], format!("{office} 10.0.0.6:5432 {b_rev}"));
+    assert_eq!(got[2], format!("{office} 127.0.0.6:5432 {b_rev}"));
     assert_eq!(got[3], format!("{office} -"));
     assert_eq!(who(&etcd, &["elect", &office, "--who", "--value-only"]), (1, String::new()));
     assert!(etcd.keys("/conch/").is_empty());
