@@ -5,6 +5,13 @@ use super::*;
 
 impl Conchd {
     pub(super) fn claim(&mut self, now: Now, name: String, tick: i64) {
+        // A clock stepped back reaches a tick again: one we run (or claim) is ours already.
+        // Claiming it anew would find our own claim and take it for an orphan, sweeping the
+        // live run's running key (found by the simulator's cron-skip-overlap: the next tick
+        // of a skip job then started beside the run).
+        if self.running_tick(&name, tick) {
+            return;
+        }
         let Some(claim_lease) = self.fresh_lease(now, true) else {
             self.waiting_claims.push((name, tick));
             return;
@@ -110,15 +117,16 @@ impl Conchd {
     }
 
     fn sweep(&mut self, now: Now, name: String, tick: i64, running: Option<LeaseId>) {
-        // A claim of ours for a tick we are running is no orphan: a clock stepped back
-        // reached the tick again and re-sent its claim. Its running key is the live run's
-        // (found by the simulator's cron-skip-overlap: swept, it let the next tick start
-        // beside the run).
-        if self.runs.values().any(|r| r.name == name && r.tick == tick) {
-            return;
-        }
+        // `claim` never claims a tick we run, so no sweep can reach a live run's key.
+        debug_assert!(!self.running_tick(&name, tick), "sweeping the running key of a live run");
         if let Some(lease) = running.filter(|_| self.sabotage != Sabotage::NoWriteRetry) {
             self.send_write(now, Write::Sweep { name, tick, lease, since: now.mono });
         }
+    }
+
+    /// Whether `tick` of `name` is ours already: running, or its claim on its way.
+    fn running_tick(&self, name: &str, tick: i64) -> bool {
+        self.runs.values().any(|r| r.name == name && r.tick == tick)
+            || self.claims.values().any(|(n, t, ..)| n == name && *t == tick)
     }
 }
