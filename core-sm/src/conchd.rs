@@ -116,6 +116,19 @@ struct Run {
     lease: LeaseId,
 }
 
+/// A claim in flight.
+#[derive(Debug)]
+struct InFlight {
+    name: String,
+    tick: i64,
+    /// The session lease of the running key, if the job is `--overlap skip`.
+    running: Option<LeaseId>,
+    claim_lease: LeaseId,
+    /// No claim of this tick was sent before this one: a claim of ours found in etcd can
+    /// only be this request's own earlier attempt (the driver tried another endpoint).
+    first: bool,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Slot {
     Empty,
@@ -145,8 +158,11 @@ pub struct Conchd {
     claim_lease: Slot,
     result_lease: Slot,
     waiting_claims: Vec<(String, i64)>,
-    /// Claims in flight: job, tick, and the session lease of the running key if any.
-    claims: BTreeMap<ReqId, (String, i64, Option<LeaseId>, LeaseId)>,
+    /// Claims in flight.
+    claims: BTreeMap<ReqId, InFlight>,
+    /// Per job, the latest tick this daemon ever sent a claim for: a claim of a tick at or
+    /// before it is a second claim of that tick (a clock stepped back).
+    claimed_up_to: BTreeMap<String, i64>,
     /// Claim and result leases that may hold a key (a claim not cleanly lost, a result
     /// sent): the shutdown revokes the others, so a daemon that lost every race leaves no
     /// empty 25-hour lease behind.
@@ -195,6 +211,7 @@ impl Conchd {
             result_lease: Slot::Empty,
             waiting_claims: Vec::new(),
             claims: BTreeMap::new(),
+            claimed_up_to: BTreeMap::new(),
             keyed_leases: BTreeSet::new(),
             runs: BTreeMap::new(),
             next_child: 0,
@@ -267,7 +284,7 @@ impl Conchd {
             self.on_lease_granted(now, is_claim, response);
             return;
         }
-        if let Some((name, tick, running, claim_lease)) = self.claims.remove(&id) {
+        if let Some(claim) = self.claims.remove(&id) {
             // A claim whose compare failed wrote nothing on our lease, unless the key it
             // found is our own earlier attempt's; an error may have been applied.
             let lost_cleanly = match &response {
@@ -278,9 +295,9 @@ impl Conchd {
                 _ => false,
             };
             if !lost_cleanly {
-                self.keyed_leases.insert(claim_lease);
+                self.keyed_leases.insert(claim.claim_lease);
             }
-            self.on_claimed(now, name, tick, running, response);
+            self.on_claimed(now, claim, response);
             return;
         }
         if self.on_write_answer(now, id, response.clone()) {

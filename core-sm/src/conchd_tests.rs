@@ -39,12 +39,24 @@ struct Harness {
     grants: Vec<i64>,
     claims: Vec<i64>,
     rev: i64,
+    /// Answer claims as a retry that found the first attempt's claim (ours) would.
+    found_ours: bool,
+    /// CONCH_TICK of every run started.
+    spawns: Vec<String>,
 }
 
 impl Harness {
     fn new(start_wall_ms: i64, schedule: &str) -> Harness {
         let now = Now { mono: Instant::from_nanos(1_000_000_000), wall_ms: start_wall_ms };
-        let mut h = Harness { d: Conchd::new(cfg()), now, grants: Vec::new(), claims: Vec::new(), rev: 10 };
+        let mut h = Harness {
+            d: Conchd::new(cfg()),
+            now,
+            grants: Vec::new(),
+            claims: Vec::new(),
+            rev: 10,
+            found_ours: false,
+            spawns: Vec::new(),
+        };
         h.d.start(now);
         h.pump(Some(schedule));
         h
@@ -76,9 +88,10 @@ impl Harness {
                             };
                             EtcdResponse::Range { header_rev: rev, kvs: vec![kv] }
                         }
-                        EtcdRequest::Claim { fire_key, .. } => {
+                        EtcdRequest::Claim { fire_key, claim, .. } => {
                             self.claims.push(crate::cron::tick_of(&fire_key).unwrap());
-                            EtcdResponse::Claimed { won: true, rev, existing: None }
+                            let found = self.found_ours.then_some(claim);
+                            EtcdResponse::Claimed { won: found.is_none(), rev, existing: found }
                         }
                         EtcdRequest::KeepAlive { .. } => EtcdResponse::KeepAlive { ttl_s: 10 },
                         EtcdRequest::Revoke { .. } => EtcdResponse::Revoked,
@@ -91,6 +104,8 @@ impl Harness {
                     self.d.handle_response(now, id, answer);
                 }
                 Output::Spawn(spec) => {
+                    let tick = spec.env.iter().find(|(k, _)| k == "CONCH_TICK").map(|(_, v)| v.clone());
+                    self.spawns.push(tick.unwrap_or_default());
                     self.d.handle_child_started(now, spec.child, 99);
                     self.d.handle_child_exit(now, spec.child, ChildStatus::Exited(0));
                 }
@@ -256,4 +271,41 @@ fn a_claim_won_after_the_signal_starts_no_run() {
     }
     assert!(!spawned, "a run started after the signal");
     assert!(exited, "the daemon did not exit");
+}
+
+/// A retry of a claim on another endpoint finds the first attempt's claim (ours): the tick
+/// is won and runs. The same answer to a second claim of a tick (a clock stepped back to a
+/// tick this daemon claimed before) is an orphan: nothing runs twice.
+#[test]
+fn a_retry_that_finds_our_first_claim_runs_the_tick_a_second_claim_does_not() {
+    let start = 1_800_000_000_400;
+    let mut h = Harness::new(start, "@every 1s");
+    h.found_ours = true;
+    for _ in 0..1000 {
+        if h.claims.len() >= 3 {
+            break;
+        }
+        h.step();
+    }
+    assert_eq!(h.claims.len(), 3);
+    let claimed: Vec<String> = h.claims.iter().map(|t| crate::cron::rfc3339(*t)).collect();
+    assert_eq!(h.spawns, claimed, "every first claim found ours ran");
+    assert_eq!(h.d.stats.claimed, 3);
+    // The wall clock steps back 2 s: the ticks reached again were claimed (and run) before.
+    let runs = h.spawns.len();
+    h.now.wall_ms -= 2_000;
+    let again = h.claims.len();
+    for _ in 0..1000 {
+        if h.claims.len() >= again + 4 {
+            break;
+        }
+        h.step();
+    }
+    let reclaimed: Vec<i64> = h.claims[again..].iter().copied().filter(|t| h.claims[..again].contains(t)).collect();
+    assert!(!reclaimed.is_empty(), "the step back reached no tick again: {:?}", h.claims);
+    for t in &reclaimed {
+        let runs_of_t = h.spawns.iter().filter(|s| **s == crate::cron::rfc3339(*t)).count();
+        assert_eq!(runs_of_t, 1, "tick {t} ran twice: {:?}", h.spawns);
+    }
+    assert!(h.spawns.len() > runs, "the ticks past the step ran: {:?}", h.spawns);
 }

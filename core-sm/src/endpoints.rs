@@ -40,8 +40,8 @@
 //! An attempt that timed out may have been applied. Every request conch sends is a read,
 //! idempotent (revoke, delete, a plain put of the same value), or a transaction with a
 //! compare: a repeated put-if-absent finds the key with our own lease and the hold takes
-//! it as ours; a repeated claim finds the tick claimed and runs nothing (at most once
-//! holds, the tick is missed). A repeated grant leaves one lease with no key that expires
+//! it as ours; a repeated claim finds our own claim and, if this daemon never claimed that
+//! tick before, runs it (nobody else can: at most once holds, and the tick is not missed). A repeated grant leaves one lease with no key that expires
 //! after its TTL. The deadline rule stays the only safety argument: however long failover
 //! takes, a session that is not renewed stops its child before its lease can expire.
 use std::time::Duration;

@@ -328,7 +328,8 @@ pub enum EtcdResponse {
     Claimed {
         /// Whether this call claimed the tick.
         won: bool,
-        /// The claim's revision when won.
+        /// When won, the claim's revision; when lost and the fire key exists, the fire
+        /// key's create revision (the claim's, should it be ours); else the store's.
         rev: Revision,
         /// When lost: the fire key's value, if it exists (an earlier attempt of ours may
         /// have won before its answer was lost).

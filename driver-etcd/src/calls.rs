@@ -125,16 +125,19 @@ async fn dispatch(client: &mut Client, request: EtcdRequest) -> Result<EtcdRespo
             }
             let txn = Txn::new().when(when).and_then(then).or_else([TxnOp::get(fire_key, None)]);
             let r = client.txn(txn).await?;
-            let rev = Revision(r.header().map_or(0, |h| h.revision()));
-            let existing = if r.succeeded() {
+            let mut rev = Revision(r.header().map_or(0, |h| h.revision()));
+            let found = if r.succeeded() {
                 None
             } else {
                 r.op_responses().into_iter().find_map(|op| match op {
-                    TxnOpResponse::Get(g) => g.kvs().first().map(|kv| kv.value().to_vec()),
+                    TxnOpResponse::Get(g) => g.kvs().first().map(|kv| (kv.value().to_vec(), kv.create_revision())),
                     _ => None,
                 })
             };
-            EtcdResponse::Claimed { won: r.succeeded(), rev, existing }
+            if let Some((_, create_rev)) = &found {
+                rev = Revision(*create_rev);
+            }
+            EtcdResponse::Claimed { won: r.succeeded(), rev, existing: found.map(|(value, _)| value) }
         }
         EtcdRequest::FencedTxn { guard, txn } => crate::fenced::call(client, guard, txn).await?,
         // Keepalives go over the stream (see keepalive.rs), never through here.

@@ -188,8 +188,9 @@ impl SimEtcd {
                 let free =
                     !self.kvs.contains_key(fire_key) && running.as_ref().is_none_or(|(k, _)| !self.kvs.contains_key(k));
                 if !free {
-                    let existing = self.kvs.get(fire_key).map(|e| e.value.clone());
-                    return EtcdResponse::Claimed { won: false, rev: Revision(self.rev), existing };
+                    let found = self.kvs.get(fire_key);
+                    let rev = Revision(found.map_or(self.rev, |e| e.create_rev));
+                    return EtcdResponse::Claimed { won: false, rev, existing: found.map(|e| e.value.clone()) };
                 }
                 let leases_ok =
                     self.lease_ok(claim_lease.0) && running.as_ref().is_none_or(|(_, l)| self.lease_ok(l.0));

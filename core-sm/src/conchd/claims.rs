@@ -44,17 +44,14 @@ impl Conchd {
             _ => EtcdRequest::Claim { fire_key: fire_key(&name, tick), claim, claim_lease, running },
         };
         let id = self.out.request(request);
-        self.claims.insert(id, (name, tick, running_lease, claim_lease));
+        let up_to = self.claimed_up_to.entry(name.clone()).or_insert(i64::MIN);
+        let first = tick > *up_to;
+        *up_to = (*up_to).max(tick);
+        self.claims.insert(id, InFlight { name, tick, running: running_lease, claim_lease, first });
     }
 
-    pub(super) fn on_claimed(
-        &mut self,
-        now: Now,
-        name: String,
-        tick: i64,
-        running: Option<LeaseId>,
-        response: EtcdResponse,
-    ) {
+    pub(super) fn on_claimed(&mut self, now: Now, claim: InFlight, response: EtcdResponse) {
+        let InFlight { name, tick, running, first, .. } = claim;
         let tick_text = rfc3339(tick);
         let session_changed = running.is_some_and(|l| self.session.lease() != Some(l) || !self.session_up);
         match response {
@@ -82,12 +79,26 @@ impl Conchd {
                 self.out.log(Event::info("claimed").with("job", &name).with("tick", &tick_text).with("rev", rev));
                 self.start_run(now, name, tick, rev);
             }
-            EtcdResponse::Claimed { won: false, existing: Some(value), .. } => {
+            EtcdResponse::Claimed { won: false, existing: Some(value), rev } => {
                 let ours = serde_json::from_slice::<Claim>(&value).is_ok_and(|c| self.made(&c));
-                if ours {
-                    // Our earlier attempt won but its answer was lost: the run never
-                    // started, and starting it now could not be proven safe. A zombie;
-                    // its running key, if it put one, is swept.
+                if ours && first && !session_changed && !self.stopping {
+                    // The claim is ours and no other claim of this tick was ever sent: the
+                    // driver's first attempt was applied but its answer lost, and the retry
+                    // on another endpoint found it. The tick is won (nobody else can claim
+                    // it, and nothing of ours ran it), with the running key in place.
+                    self.stats.claimed += 1;
+                    self.out.log(
+                        Event::info("claimed")
+                            .with("job", &name)
+                            .with("tick", &tick_text)
+                            .with("rev", rev)
+                            .with("why", "retry found our claim"),
+                    );
+                    self.start_run(now, name, tick, rev);
+                } else if ours {
+                    // Ours from an earlier claim of this tick (a clock stepped back), or on a
+                    // session gone since, or while stopping: running it could not be proven
+                    // safe. A zombie; its running key, if it put one, is swept.
                     self.out.log(Event::warn("claim-orphaned").with("job", &name).with("tick", &tick_text));
                     self.sweep(now, name, tick, running);
                 } else {
@@ -127,6 +138,6 @@ impl Conchd {
     /// Whether `tick` of `name` is ours already: running, or its claim on its way.
     fn running_tick(&self, name: &str, tick: i64) -> bool {
         self.runs.values().any(|r| r.name == name && r.tick == tick)
-            || self.claims.values().any(|(n, t, ..)| n == name && *t == tick)
+            || self.claims.values().any(|c| c.name == name && c.tick == tick)
     }
 }

@@ -77,11 +77,7 @@ impl Store {
             }
             EtcdRequest::Claim { fire_key, claim, claim_lease, running } => {
                 if let Some(kv) = self.kvs.get(fire_key) {
-                    return EtcdResponse::Claimed {
-                        won: false,
-                        rev: Revision(self.rev),
-                        existing: Some(kv.value.clone()),
-                    };
+                    return EtcdResponse::Claimed { won: false, rev: kv.create_rev, existing: Some(kv.value.clone()) };
                 }
                 if running.as_ref().is_some_and(|(key, _)| self.kvs.contains_key(key)) {
                     return EtcdResponse::Claimed { won: false, rev: Revision(self.rev), existing: None };
