@@ -63,6 +63,20 @@ pub struct Logs {
     pub sema: Vec<Interval>,
     /// Each cron job's runs, with the job's capacity (`Some(1)` for overlap skip).
     pub cron: Vec<(String, Option<usize>, Vec<Interval>)>,
+    /// The daemons' `skipped-overlap` lines: job, tick (CONCH_TICK form), when (wall ns).
+    pub skips: Vec<(String, String, i128)>,
+}
+
+/// The `skipped-overlap` lines of a daemon's text log: job, tick, when (wall ns).
+pub fn skipped_overlap(log: &str) -> Vec<(String, String, i128)> {
+    log.lines()
+        .filter(|l| l.contains(" skipped-overlap "))
+        .filter_map(|l| {
+            let at = chrono::DateTime::parse_from_rfc3339(l.split_whitespace().next()?).ok()?;
+            let field = |k: &str| l.split_whitespace().find_map(|w| w.strip_prefix(k)).map(str::to_string);
+            Some((field("job=")?, field("tick=")?, at.timestamp_nanos_opt()? as i128))
+        })
+        .collect()
 }
 
 /// When things happened in one round (`mono_ns`).
@@ -99,6 +113,9 @@ pub struct Findings {
     pub ticks_run: usize,
     /// See `ticks_run`.
     pub ticks_missed: usize,
+    /// The missed ticks: job, tick (CONCH_TICK form), so the report can show what the
+    /// daemons said of each.
+    pub missed: Vec<(String, String)>,
 }
 
 /// Wall time of a `mono_ns` instant: `offset` = wall ns − mono ns, read once.
@@ -194,9 +211,15 @@ pub fn check_round(
         if delayed && cap.is_some() {
             windows.push((r.inject_at.saturating_sub(S), r.healthy_at + 2 * S));
         }
-        let (run, missed) = ticks(r, &windows, clock, ivs);
+        // A skip job's ticks a daemon logged as skipped for overlap, with when.
+        let skipped: BTreeMap<&str, i128> = match cap {
+            Some(_) => logs.skips.iter().filter(|(j, ..)| j == job).map(|(_, t, at)| (t.as_str(), *at)).collect(),
+            None => BTreeMap::new(),
+        };
+        let (run, missed) = ticks(r, &windows, clock, ivs, &skipped);
         f.ticks_run += run;
         f.ticks_missed += missed.len();
+        f.missed.extend(missed.iter().map(|t| (job.clone(), t.clone())));
         if !missed.is_empty() {
             let shown: Vec<String> = missed.iter().take(5).cloned().collect();
             push(
@@ -305,15 +328,35 @@ pub fn cron_once(job: &str, ivs: &[Interval]) -> Vec<String> {
     count.into_iter().filter(|(_, n)| *n > 1).map(|(t, n)| format!("{job}: tick {t} ran {n} times")).collect()
 }
 
+/// How long after a run of an `--overlap skip` job ends its running key may still be read
+/// by the next tick's claim, counted to the daemon's `skipped-overlap` line: the release
+/// (one transaction) and the claim's answer, on a loaded machine.
+pub const RELEASE_SLACK: Duration = Duration::from_millis(500);
+
 /// The expected ticks of a round (whole seconds from start + 1 s to end − 2 s, outside
-/// the windows): how many ran, and the ones that did not (CONCH_TICK form).
-pub fn ticks(r: &RoundRecord, windows: &[(u64, u64)], clock: Clock, ivs: &[Interval]) -> (usize, Vec<String>) {
+/// the windows): how many ran, and the ones that did not (CONCH_TICK form). A tick in
+/// `skipped` (a skip job's tick a daemon logged as skipped for overlap, with when) is not
+/// expected when a run of an earlier tick lasted until then (or ended less than
+/// [`RELEASE_SLACK`] before): `--overlap skip` skipped it, as the policy says. A skip with
+/// no run to explain it (a running key left behind) is still a miss.
+pub fn ticks(
+    r: &RoundRecord,
+    windows: &[(u64, u64)],
+    clock: Clock,
+    ivs: &[Interval],
+    skipped: &BTreeMap<&str, i128>,
+) -> (usize, Vec<String>) {
     let ran: BTreeSet<&str> = ivs.iter().filter_map(|iv| iv.tick.as_deref()).collect();
     let first = (clock.wall_ns(r.start) / S as i128) as i64 + 2;
     let last = (clock.wall_ns(r.end) / S as i128) as i64 - 2;
+    let slack = ns(RELEASE_SLACK) as i128;
+    let overlapped = |at: i128| {
+        ivs.iter().any(|iv| clock.wall_ns(iv.start) < at && iv.end.is_none_or(|e| clock.wall_ns(e) + slack >= at))
+    };
     let exempt = |t: i64| {
         let wall = t as i128 * S as i128;
         windows.iter().any(|(a, b)| clock.wall_ns(*a) <= wall && wall <= clock.wall_ns(*b))
+            || skipped.get(conch_core::cron::rfc3339(t).as_str()).is_some_and(|at| overlapped(*at))
     };
     let mut run = 0;
     let mut missed = Vec::new();
@@ -408,7 +451,7 @@ mod tests {
             })
             .collect();
         let _ = r;
-        Logs { elect: vec![iv(0, 10, -5.0, None)], sema, cron: vec![("job".into(), Some(1), cron)] }
+        Logs { elect: vec![iv(0, 10, -5.0, None)], sema, cron: vec![("job".into(), Some(1), cron)], skips: Vec::new() }
     }
 
     fn names(f: &Findings) -> Vec<&'static str> {
@@ -504,6 +547,51 @@ mod tests {
         let mut logs = healthy(&r);
         logs.cron[0].2.retain(|i| i.tick.as_deref() != Some(conch_core::cron::rfc3339(1_000_010).as_str()));
         assert!(!names(&run(&r, &logs, &[])).contains(&"cron-ticks"));
+    }
+
+    #[test]
+    fn a_skip_jobs_tick_is_exempt_only_when_skipped_while_an_earlier_run_lasted() {
+        let r = round(CaseKind::MOVE_LEADER);
+        let tick = |k: i64| conch_core::cron::rfc3339(1_000_000 + k);
+        let wall = |secs: f64| (1_000_000.0 * S as f64 + secs * S as f64) as i128;
+        // Second 15 is missing, skipped for overlap at 15.3 s. The run of 14 lasted until
+        // 15.2 s, or ended at 14.9 s (its release may still have been in flight): exempt.
+        // It ended at 14.5 s (the running key long gone): caught. No skip logged: caught.
+        for (end_of_14, skipped_at, caught) in
+            [(15.2, Some(15.3), false), (14.9, Some(15.3), false), (14.5, Some(15.3), true), (15.2, None, true)]
+        {
+            let mut logs = healthy(&r);
+            logs.cron[0].2.retain(|i| i.tick.as_deref() != Some(tick(15).as_str()));
+            let at = logs.cron[0].2.iter().position(|i| i.tick.as_deref() == Some(tick(14).as_str())).unwrap();
+            logs.cron[0].2[at].end = Some(T0 + (end_of_14 * S as f64) as u64);
+            logs.skips = skipped_at.map(|s| ("job".to_string(), tick(15), wall(s))).into_iter().collect();
+            let f = run(&r, &logs, &[]);
+            assert_eq!(
+                names(&f).contains(&"cron-ticks"),
+                caught,
+                "run of 14 ends at {end_of_14}, skip at {skipped_at:?}: {:?}",
+                f.violations
+            );
+        }
+        // The same on an `--overlap allow` job is no excuse.
+        let mut logs = healthy(&r);
+        logs.cron[0].1 = None;
+        logs.cron[0].2.retain(|i| i.tick.as_deref() != Some(tick(15).as_str()));
+        logs.skips = vec![("job".to_string(), tick(15), wall(15.1))];
+        let at = logs.cron[0].2.iter().position(|i| i.tick.as_deref() == Some(tick(14).as_str())).unwrap();
+        logs.cron[0].2[at].end = Some(T0 + 15 * S + S / 5);
+        assert!(names(&run(&r, &logs, &[])).contains(&"cron-ticks"));
+    }
+
+    #[test]
+    fn skipped_overlap_lines_are_read_from_a_daemons_log() {
+        let log = "2026-12-02T04:19:35.336042Z  INFO skipped-overlap job=ft-slow tick=2026-12-02T04:19:35Z\n\
+                   2026-12-02T04:19:35.904223Z  INFO run-end job=ft-slow tick=2026-12-02T04:19:34Z outcome=exited exit=0\n";
+        let skips = skipped_overlap(log);
+        assert_eq!(skips.len(), 1);
+        assert_eq!((skips[0].0.as_str(), skips[0].1.as_str()), ("ft-slow", "2026-12-02T04:19:35Z"));
+        let at = chrono::DateTime::parse_from_rfc3339("2026-12-02T04:19:35.336042Z").unwrap();
+        assert_eq!(skips[0].2, at.timestamp_nanos_opt().unwrap() as i128);
     }
 
     #[test]

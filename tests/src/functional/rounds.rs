@@ -10,7 +10,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
 use super::cases::CaseKind;
-use super::checkers::{check_round, leftovers, Bounds, Clock, Findings, Logs, RoundRecord};
+use super::checkers::{check_round, leftovers, skipped_overlap, Bounds, Clock, Findings, Logs, RoundRecord};
 use super::report;
 use super::stressers::{Paths, Stressers, JOBS};
 use super::{Config, World, KILL_AFTER, TTL};
@@ -64,6 +64,11 @@ pub fn read_logs(paths: &Paths) -> Logs {
         cron: JOBS
             .iter()
             .map(|(job, _, overlap)| (job.to_string(), (*overlap == "skip").then_some(1), parse(&paths.cron_log(job))))
+            .collect(),
+        skips: (0..super::stressers::CONCHDS)
+            .flat_map(|n| {
+                skipped_overlap(&std::fs::read_to_string(paths.role_log(&format!("conchd-{n}"))).unwrap_or_default())
+            })
             .collect(),
     }
 }
@@ -182,9 +187,37 @@ fn round(
     };
     let exits = w.stressers.exits();
     let mut findings = check_round(&record, &read_logs(&w.paths), &exits, b, clock, seen);
+    for (job, tick) in findings.missed.iter().take(MISSED_SHOWN) {
+        extra.push(("cron-ticks", format!("{job} {tick}: {}", daemons_said(&w.paths, job, tick))));
+    }
     findings.violations.extend(extra);
     let restarts = exits.iter().filter(|e| e.at >= start && e.at <= end).count();
     RoundReport { n, case, duration: begin.elapsed(), findings, restarts }
+}
+
+/// Missed ticks whose daemon lines a failing round shows.
+const MISSED_SHOWN: usize = 3;
+
+/// What the daemons logged about one tick of a job (claims, skips, zombies), for the
+/// report of a missed tick; "nothing" when no daemon mentions it.
+fn daemons_said(paths: &Paths, job: &str, tick: &str) -> String {
+    let (job_field, tick_field) = (format!("job={job}"), format!("tick={tick}"));
+    let lines: Vec<String> = (0..super::stressers::CONCHDS)
+        .flat_map(|n| {
+            let role = format!("conchd-{n}");
+            let log = std::fs::read_to_string(paths.role_log(&role)).unwrap_or_default();
+            log.lines()
+                .filter(|l| l.contains(&tick_field) && l.contains(&job_field) && !l.contains("stream="))
+                .map(|l| format!("{role}: {}", l.split_whitespace().skip(1).collect::<Vec<_>>().join(" ")))
+                .take(4)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    if lines.is_empty() {
+        "no daemon logged it".to_string()
+    } else {
+        lines.join(" | ")
+    }
 }
 
 /// The killed run's tick shows as a zombie in `conch cron results <job> --json`.

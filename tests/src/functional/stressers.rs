@@ -25,6 +25,8 @@ pub const OFFICE: &str = "ft-office";
 pub const SEMA: (&str, usize) = ("ft-sema", 2);
 /// The cron jobs: name, how long a run holds (ms), overlap mode. Both `@every 1s`.
 pub const JOBS: [(&str, u64, &str); 2] = [("ft-slow", 600, "skip"), ("ft-fast", 300, "allow")];
+/// How many `conch conchd` stressers run (`conchd-0` …).
+pub const CONCHDS: usize = 3;
 /// `--run-ttl` of the jobs: a claim without a result is a zombie this long after its tick.
 pub const RUN_TTL: &str = "2s";
 /// How long an elect child holds if nothing stops it (it is a service).
@@ -118,7 +120,7 @@ impl Stressers {
     /// Every role, with its kind and index.
     pub fn roles() -> Vec<(String, Kind, usize)> {
         let mut out = Vec::new();
-        for (kind, n, name) in [(Kind::Elect, 3, "elect"), (Kind::Sema, 4, "sema"), (Kind::Conchd, 3, "conchd")] {
+        for (kind, n, name) in [(Kind::Elect, 3, "elect"), (Kind::Sema, 4, "sema"), (Kind::Conchd, CONCHDS, "conchd")] {
             out.extend((0..n).map(|i| (format!("{name}-{i}"), kind, i)));
         }
         out
