@@ -16,18 +16,9 @@ pub const LINE_MAX: usize = 16 * 1024;
 /// Starts one thread per pipe that logs its lines until the pipe closes (the command and
 /// everything that inherited the pipe are gone). Threads, not tasks: a blocking read of
 /// a pipe needs no runtime feature, and a job has two pipes.
-pub fn forward(
-    job: &str,
-    stdout: Option<std::process::ChildStdout>,
-    stderr: Option<std::process::ChildStderr>,
-) -> std::io::Result<()> {
-    if let Some(pipe) = stdout {
-        pipe_thread(job, "stdout", pipe)?;
-    }
-    if let Some(pipe) = stderr {
-        pipe_thread(job, "stderr", pipe)?;
-    }
-    Ok(())
+pub fn forward(job: &str, stdout: std::fs::File, stderr: std::fs::File) -> std::io::Result<()> {
+    pipe_thread(job, "stdout", stdout)?;
+    pipe_thread(job, "stderr", stderr)
 }
 
 fn pipe_thread(job: &str, stream: &'static str, pipe: impl Read + Send + 'static) -> std::io::Result<()> {

@@ -39,7 +39,7 @@
 //! expires on its own.
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::process::Command;
 use std::time::Duration;
@@ -70,6 +70,10 @@ pub struct ShimArgs {
     pub kill_after: Duration,
     /// The wrapper's process group, which had the terminal on stdin (0: no terminal).
     pub tty_pgrp: i32,
+    /// Inherited pipes to give the command as its stdout and stderr (a cron job's output,
+    /// logged by the wrapper); `None`: the command inherits the shim's own, and the shim's
+    /// log lines never mix into the job's output either way.
+    pub child_out: Option<(RawFd, RawFd)>,
     /// The command.
     pub argv: Vec<String>,
 }
@@ -87,6 +91,7 @@ pub fn encode_args(
     kill_at: Instant,
     kill_after: Duration,
     tty_pgrp: i32,
+    child_out: Option<(RawFd, RawFd)>,
     argv: &[String],
 ) -> Vec<String> {
     let mut args = vec![
@@ -96,6 +101,7 @@ pub fn encode_args(
         kill_at.as_nanos().to_string(),
         kill_after.as_millis().to_string(),
         tty_pgrp.to_string(),
+        child_out.map_or("-".to_string(), |(o, e)| format!("{o}:{e}")),
         "--".to_string(),
     ];
     args.extend(argv.iter().cloned());
@@ -104,19 +110,30 @@ pub fn encode_args(
 
 /// Parses the shim's arguments (after the executable and [`SHIM_ARG`]).
 pub fn parse_args(args: &[String]) -> Result<ShimArgs, String> {
-    let bad = || "usage: conch __shim <fd> <term_at_ns> <kill_at_ns> <kill_after_ms> <tty_pgrp> -- cmd...".to_string();
-    let [fd, term_at, kill_at, kill_after, tty_pgrp, dashes, argv @ ..] = args else {
+    let bad = || {
+        "usage: conch __shim <fd> <term_at_ns> <kill_at_ns> <kill_after_ms> <tty_pgrp> <-|out_fd:err_fd> -- cmd..."
+            .to_string()
+    };
+    let [fd, term_at, kill_at, kill_after, tty_pgrp, child_out, dashes, argv @ ..] = args else {
         return Err(bad());
     };
     if dashes != "--" || argv.is_empty() {
         return Err(bad());
     }
+    let child_out = match child_out.as_str() {
+        "-" => None,
+        pair => {
+            let (o, e) = pair.split_once(':').ok_or_else(bad)?;
+            Some((o.parse().map_err(|_| bad())?, e.parse().map_err(|_| bad())?))
+        }
+    };
     Ok(ShimArgs {
         fd: fd.parse().map_err(|_| bad())?,
         term_at: Instant::from_nanos(term_at.parse().map_err(|_| bad())?),
         kill_at: Instant::from_nanos(kill_at.parse().map_err(|_| bad())?),
         kill_after: Duration::from_millis(kill_after.parse().map_err(|_| bad())?),
         tty_pgrp: tty_pgrp.parse().map_err(|_| bad())?,
+        child_out,
         argv: argv.to_vec(),
     })
 }
@@ -178,7 +195,19 @@ pub fn main(args: ShimArgs) -> i32 {
         group_signals,
         etcd: None,
     };
-    match Command::new(&args.argv[0]).args(&args.argv[1..]).spawn() {
+    let mut command = Command::new(&args.argv[0]);
+    command.args(&args.argv[1..]);
+    if let Some((out, err)) = args.child_out {
+        // SAFETY: the wrapper passed these descriptors, pipes it created for the command's
+        // output, open and not close-on-exec; nothing else in this process owns them. The
+        // command gets them as its stdout and stderr; ours close when `command` is dropped.
+        #[allow(unsafe_code)]
+        let (out, err) = unsafe { (OwnedFd::from_raw_fd(out), OwnedFd::from_raw_fd(err)) };
+        command.stdout(out).stderr(err);
+    }
+    let spawned = command.spawn();
+    drop(command);
+    match spawned {
         Ok(child) => {
             shim.main = Pid::from_raw(child.id() as i32);
             shim.send(FromShim::Started(child.id()));
@@ -439,20 +468,14 @@ mod tests {
     #[test]
     fn args_round_trip() {
         let argv = vec!["sh".to_string(), "-c".to_string(), "exit 3".to_string()];
-        let encoded =
-            encode_args(5, Instant::from_nanos(10), Instant::from_nanos(20), Duration::from_millis(1500), 77, &argv);
-        let parsed = parse_args(&encoded[1..]).unwrap();
-        assert_eq!(
-            parsed,
-            ShimArgs {
-                fd: 5,
-                term_at: Instant::from_nanos(10),
-                kill_at: Instant::from_nanos(20),
-                kill_after: Duration::from_millis(1500),
-                tty_pgrp: 77,
-                argv
-            }
-        );
+        for child_out in [None, Some((8, 9))] {
+            let (term_at, kill_at) = (Instant::from_nanos(10), Instant::from_nanos(20));
+            let encoded = encode_args(5, term_at, kill_at, Duration::from_millis(1500), 77, child_out, &argv);
+            let parsed = parse_args(&encoded[1..]).unwrap();
+            let kill_after = Duration::from_millis(1500);
+            let want = ShimArgs { fd: 5, term_at, kill_at, kill_after, tty_pgrp: 77, child_out, argv: argv.clone() };
+            assert_eq!(parsed, want);
+        }
         assert!(parse_args(&["5".into()]).is_err());
     }
 

@@ -3,9 +3,9 @@
 //! never reaches a reused pid. A command with an output label (a cron job) writes into
 //! pipes whose lines [`crate::job_output`] logs with the job's name.
 use std::io::Write;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream as StdUnixStream;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use conch_core::shim_pipe::{FromShim, ToShim};
 use conch_core::{ChildStatus, Input, Instant, SpawnSpec};
@@ -35,6 +35,14 @@ fn tty_pgrp() -> i32 {
     }
 }
 
+/// A pipe for a command's output: the read end (ours, close-on-exec) and the write end
+/// (inherited by the shim, which gives it to the command).
+fn output_pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
+    let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(std::io::Error::from)?;
+    fcntl(write.as_raw_fd(), FcntlArg::F_SETFD(FdFlag::empty())).map_err(std::io::Error::from)?;
+    Ok((read, write))
+}
+
 /// A running shim.
 pub struct ShimLink {
     pid: PidGate,
@@ -54,17 +62,32 @@ impl ShimLink {
         // The shim's end must survive exec; ours must not.
         fcntl(theirs.as_raw_fd(), FcntlArg::F_SETFD(FdFlag::empty())).map_err(std::io::Error::from)?;
         let exe = std::env::current_exe()?;
-        let args = encode_args(theirs.as_raw_fd(), spec.term_at, spec.kill_at, spec.kill_after, tty_pgrp(), &spec.argv);
+        // A labelled command's stdout and stderr are pipes the shim hands to it alone: the
+        // shim's own log lines go to our stderr, never into the job's output.
+        let pipes = match spec.output_label {
+            Some(_) => Some((output_pipe()?, output_pipe()?)),
+            None => None,
+        };
+        let child_out = pipes.as_ref().map(|((_, out), (_, err))| (out.as_raw_fd(), err.as_raw_fd()));
+        let args = encode_args(
+            theirs.as_raw_fd(),
+            spec.term_at,
+            spec.kill_at,
+            spec.kill_after,
+            tty_pgrp(),
+            child_out,
+            &spec.argv,
+        );
         let mut command = Command::new(exe);
         command.args(args).envs(spec.env.iter().cloned());
-        if spec.output_label.is_some() {
-            command.stdout(Stdio::piped()).stderr(Stdio::piped());
-        }
         let spawned = command.spawn();
         drop(theirs);
+        // Our copies of the write ends close here: each pipe ends when the command (and
+        // whatever inherited its output) is gone.
+        let readers = pipes.map(|((out, _), (err, _))| (out, err));
         let mut child = spawned?;
-        if let Some(job) = &spec.output_label {
-            crate::job_output::forward(job, child.stdout.take(), child.stderr.take())?;
+        if let (Some(job), Some((out, err))) = (&spec.output_label, readers) {
+            crate::job_output::forward(job, std::fs::File::from(out), std::fs::File::from(err))?;
         }
         if let Some(lease) = spec.lease {
             // Into the socket's buffer before the shim reads anything (a few KiB at most).

@@ -124,3 +124,42 @@ fn a_jobs_output_lines_carry_the_job_and_stay_json() {
     assert!(exit["ran"].is_string(), "{exit}");
     let _ = conch(&etcd).args(["cron", "rm", &job]).output();
 }
+
+/// The shim's own log lines go to conchd's stderr as conchd's lines, never through the
+/// job's output pipes (where they would come out wrapped as `stream=stderr` job output).
+#[test]
+fn the_shims_own_lines_are_not_job_output() {
+    let etcd = Etcd::start();
+    let job = unique("shimlog");
+    let add =
+        conch(&etcd).args(["cron", "add", &job, "--schedule", "@every 1s", "--", "sleep", "30"]).output().unwrap();
+    assert_eq!(add.status.code(), Some(0), "{}", String::from_utf8_lossy(&add.stderr));
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("stderr");
+    let mut daemon = Reaped(
+        conch(&etcd)
+            .args(["--log-format", "json", "--ttl", "5s", "conchd", "--kill-after", "1s"])
+            .stderr(std::fs::File::create(&log).unwrap())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    assert!(wait_until(std::time::Duration::from_secs(15), || read(&log).contains("child-start")), "{}", read(&log));
+    // A stop: the shim terminates the job and logs it.
+    signal(&daemon.0, nix::sys::signal::Signal::SIGTERM);
+    assert!(wait_child(&mut daemon.0, std::time::Duration::from_secs(15)).is_some());
+    let _ = conch(&etcd).args(["cron", "rm", &job]).output();
+    let text = read(&log);
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON: {line}: {e}")))
+        .collect();
+    let term = lines.iter().find(|l| l["event"] == "term-sent").unwrap_or_else(|| panic!("no term-sent: {text}"));
+    assert!(term.get("stream").is_none() && term.get("job").is_none(), "the shim's line came as job output: {term}");
+    assert!(
+        !lines
+            .iter()
+            .any(|l| l.get("stream").is_some() && l["message"].as_str().is_some_and(|m| m.contains("term-sent"))),
+        "a shim line wrapped as job output: {text}"
+    );
+}
