@@ -54,6 +54,16 @@ for run in "mixed 1..1000" "elect 1..200" "sema 1..200" "cron 1..200" "mixed $fr
     fi
     tail -n 1 "$out"
 done
+# Determinism: the first 100 seeds of the mixed sweep, run again, give the same verdict
+# lines (options, children, faults, events), byte for byte.
+echo "conch sim --scenario mixed --seeds 1..100 (again: the same lines as in the sweep)"
+./target/debug/conch sim --scenario mixed --seeds 1..100 > target/sim/mixed-again.txt || true
+if ! diff <(grep -E '^(ok|FAIL) ' target/sim/mixed-1-1000.txt | head -n 100) \
+    <(grep -E '^(ok|FAIL) ' target/sim/mixed-again.txt) > target/sim/mixed-again.diff; then
+    echo "the simulator is not deterministic: the same seeds gave other lines"
+    head -n 20 target/sim/mixed-again.diff
+    status=1
+fi
 # The opt-in simulations: guarded writes from holders' children (conch put; none may land
 # from a deposed holder) and step-down requests to the office's leader (elect --step-down;
 # an asked leader stops its child within its grace), apart and together.

@@ -240,10 +240,7 @@ impl Runner {
         // lost all the same, and the child's end is a loss's end (its fence runs; exit 70).
         // Found by the simulator's fence checkers.
         if self.stage == Stage::Running && self.loss.is_none() && self.session.term_at().is_some_and(|t| now >= t) {
-            let reason = LossReason::DeadlinePassed;
-            self.out.log(self.event(Event::error("lost")).with("reason", reason.as_str()));
-            self.session.stop();
-            self.loss = Some(reason);
+            self.note_loss(LossReason::DeadlinePassed);
             self.etcd_failed = true;
             self.exit_after_child.get_or_insert(ExitCode::LOST);
         }
@@ -525,9 +522,7 @@ impl Runner {
         if matches!(self.stage, Stage::Releasing | Stage::Done) || self.loss.is_some() {
             return;
         }
-        self.out.log(self.event(Event::error("lost")).with("reason", reason.as_str()));
-        self.session.stop();
-        self.loss = Some(reason.clone());
+        self.note_loss(reason.clone());
         // A waiter that lost its session could not acquire (75); a holder lost its hold (70).
         self.lost_while_waiting = self.stage == Stage::Campaigning;
         let code = if self.stage == Stage::Campaigning { ExitCode::NOT_ACQUIRED } else { ExitCode::LOST };
@@ -537,6 +532,13 @@ impl Runner {
         }
         self.etcd_failed = true;
         self.stop_child_then_release(now, code, reason.as_str());
+    }
+
+    /// The hold is lost: say so, stop renewing (the lease is left to expire), remember why.
+    fn note_loss(&mut self, reason: LossReason) {
+        self.out.log(self.event(Event::error("lost")).with("reason", reason.as_str()));
+        self.session.stop();
+        self.loss = Some(reason);
     }
 
     /// A `--step-down` request named our token: stop the child (or the on-acquire hook),
