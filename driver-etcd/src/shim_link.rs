@@ -5,6 +5,7 @@
 use std::io::Write;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream as StdUnixStream;
+use std::os::unix::process::CommandExt;
 use std::process::Command;
 
 use conch_core::shim_pipe::{FromShim, ToShim};
@@ -35,6 +36,9 @@ fn tty_pgrp() -> i32 {
     }
 }
 
+/// The running executable, whatever became of its path.
+const SELF_EXE: &str = "/proc/self/exe";
+
 /// A pipe for a command's output: the read end (ours, close-on-exec) and the write end
 /// (inherited by the shim, which gives it to the command).
 fn output_pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
@@ -61,7 +65,10 @@ impl ShimLink {
         let (ours, theirs) = StdUnixStream::pair()?;
         // The shim's end must survive exec; ours must not.
         fcntl(theirs.as_raw_fd(), FcntlArg::F_SETFD(FdFlag::empty())).map_err(std::io::Error::from)?;
-        let exe = std::env::current_exe()?;
+        // This very binary, even once its file is replaced or deleted (a package upgrade
+        // under a running conchd): the kernel resolves /proc/self/exe to the running image,
+        // so the shim always speaks the wrapper's protocol version.
+        let exe = SELF_EXE;
         // A labelled command's stdout and stderr are pipes the shim hands to it alone: the
         // shim's own log lines go to our stderr, never into the job's output.
         let pipes = match spec.output_label {
@@ -79,7 +86,7 @@ impl ShimLink {
             &spec.argv,
         );
         let mut command = Command::new(exe);
-        command.args(args).envs(spec.env.iter().cloned());
+        command.arg0("conch").args(args).envs(spec.env.iter().cloned());
         let spawned = command.spawn();
         drop(theirs);
         // Our copies of the write ends close here: each pipe ends when the command (and
