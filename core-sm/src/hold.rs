@@ -595,10 +595,12 @@ impl Hold {
         if !self.spec.preempt {
             return;
         }
-        let (Some(holder), Some(lease)) = (results.get(4).and_then(|r| r.kvs.first()), self.lease) else { return };
-        if Some(holder.create_rev) == self.create_rev {
-            return; // our own key: we are not waiting for anyone
-        }
+        let holder = results.get(4).and_then(|r| r.kvs.first()).filter(|kv| Some(kv.create_rev) != self.create_rev);
+        let (Some(holder), Some(lease)) = (holder, self.lease) else {
+            // No holder in view (or our own key first): nobody to ask, no re-read due.
+            self.asker.disarm();
+            return;
+        };
         let view = View {
             own: self.spec.priority,
             own_lease: lease,

@@ -270,6 +270,20 @@ fn a_preempting_waiter_asks_a_strictly_lower_holder_once_then_backs_off() {
         if preempt {
             assert!(sent.iter().all(|r| !matches!(r, EtcdRequest::Ranges { ranges } if ranges.len() != 5)));
         }
+        if want {
+            // A higher waiter comes: the view no longer pre-empts. The re-read due asks
+            // nothing, and no further re-read is due (no read loop for a dead request).
+            let higher = Kv { key: prio_marker(&prio, 9, LeaseId(0x30)), lease: LeaseId(0x30), ..kvs[0].clone() };
+            kvs.push(Kv { value: Vec::new(), ..higher });
+            let due = hold.poll_timeout().expect("a re-read is due");
+            hold.handle_timeout(due, &mut out);
+            let (_, rest) = preempt_step(&mut hold, &mut kvs, &mut sent, &mut out, due);
+            live = rest;
+            assert_eq!(hold.poll_timeout(), None, "case {i}");
+            let asked = sent.iter().filter(|r| matches!(r, EtcdRequest::Put { key, .. } if *key == request_key));
+            assert_eq!(asked.count(), 2, "case {i}");
+            kvs.retain(|kv| kv.lease != LeaseId(0x30));
+        }
         // The holder resigns: we hold, and withdraw our request.
         kvs.retain(|kv| kv.lease != LeaseId(0x20));
         let watches: Vec<WatchId> = live

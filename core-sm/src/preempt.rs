@@ -75,6 +75,9 @@ struct Asked {
     token: Revision,
     next_at: Instant,
     wait: Duration,
+    /// Whether a re-read is due at `next_at` (off while the rule does not hold, so a
+    /// waiter that no longer wants the hand-over reads nothing more for it).
+    armed: bool,
 }
 
 impl Asker {
@@ -82,25 +85,38 @@ impl Asker {
     /// pre-empts it (`wanted`); records the send.
     pub fn consider(&mut self, now: Instant, token: Revision, wanted: bool) -> bool {
         if !wanted {
+            self.disarm();
             return false;
         }
         match &mut self.asked {
-            Some(a) if a.token == token && now < a.next_at => false,
+            Some(a) if a.token == token && now < a.next_at => {
+                a.armed = true;
+                false
+            }
             Some(a) if a.token == token => {
                 a.wait = (a.wait * 2).min(RESEND_MAX);
                 a.next_at = now.plus(a.wait);
+                a.armed = true;
                 true
             }
             _ => {
-                self.asked = Some(Asked { token, next_at: now.plus(RESEND_FIRST), wait: RESEND_FIRST });
+                let next_at = now.plus(RESEND_FIRST);
+                self.asked = Some(Asked { token, next_at, wait: RESEND_FIRST, armed: true });
                 true
             }
         }
     }
 
+    /// No re-read is due (the view no longer pre-empts); what was asked is remembered.
+    pub fn disarm(&mut self) {
+        if let Some(a) = &mut self.asked {
+            a.armed = false;
+        }
+    }
+
     /// When a waiter that asked reads again, to re-send if its holder stayed.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.asked.as_ref().map(|a| a.next_at)
+        self.asked.as_ref().filter(|a| a.armed).map(|a| a.next_at)
     }
 
     /// Whether a request was ever sent (ours to delete once we hold).
@@ -173,6 +189,13 @@ mod tests {
         // A new holder is asked at once.
         assert!(a.consider(at(now), Revision(9), true));
         assert_eq!(a.poll_timeout(), Some(at(now + 5)));
+        // The view stops pre-empting (a higher waiter came): no re-read is due, and the
+        // same holder is not asked again before its wait is over.
+        assert!(!a.consider(at(now + 6), Revision(9), false));
+        assert_eq!(a.poll_timeout(), None);
+        assert!(!a.consider(at(now + 1), Revision(9), true));
+        assert_eq!(a.poll_timeout(), Some(at(now + 5)));
+        assert!(a.consider(at(now + 5), Revision(9), true));
         a.clear();
         assert!(!a.asked() && a.poll_timeout().is_none());
     }
