@@ -292,11 +292,14 @@ pub struct ElectArgs {
     /// With --who: print the leader's value alone (exit 1 when vacant or it publishes none); with --watch: one "office value rev" line per change.
     #[arg(long, env = "CONCH_VALUE_ONLY", value_parser = BoolishValueParser::new())]
     pub value_only: bool,
-    /// Waiters of a higher priority (0 to 1000) lead before lower ones; a holder is never pre-empted (the child gets CONCH_PRIORITY).
+    /// Waiters of a higher priority (0 to 1000) lead before lower ones; a holder is not pre-empted unless a higher waiter has --preempt (the child gets CONCH_PRIORITY).
     // No env fallback: CONCH_PRIORITY is what the child is given, and a `conch` run by the
     // child (or its hooks) must not inherit its parent's priority as a flag.
     #[arg(long, allow_hyphen_values = true)]
     pub priority: Option<String>,
+    /// With --priority: a waiter that would lead next asks a holder of a strictly lower priority to hand over, as --step-down does (equal priorities never pre-empt).
+    #[arg(long)]
+    pub preempt: bool,
 }
 
 /// `conch sema <name> --max N ...`

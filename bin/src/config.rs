@@ -236,7 +236,12 @@ fn check_usage(cli: Cli, host: &dyn Host) -> Result<Config, String> {
         Tool::Txn => Action::Fenced(crate::fenced::validate(crate::fenced::What::Txn, host)?),
         Tool::Elect(a) => {
             let priority = a.priority.as_deref().map(parse_priority).transpose()?;
-            let spec = HoldSpec::office(name(&a.office)?).with_priority(priority.unwrap_or(0));
+            if a.preempt && priority.is_none() {
+                return Err(
+                    "--preempt needs --priority P: it pre-empts holders whose priority is lower than P".to_string()
+                );
+            }
+            let spec = HoldSpec::office(name(&a.office)?).with_priority(priority.unwrap_or(0)).with_preempt(a.preempt);
             let modes = [a.run.who, a.watch, a.assert, a.step_down].iter().filter(|m| **m).count();
             if modes > 1 {
                 return Err("--who, --watch, --assert and --step-down are different modes: use one".to_string());
@@ -257,7 +262,13 @@ fn check_usage(cli: Cli, host: &dyn Host) -> Result<Config, String> {
                 if !a.run.cmd.is_empty() {
                     return Err("--step-down takes no command: drop the part after --".to_string());
                 }
-                if a.run.nonblock || a.run.json || a.restart || a.on_acquire.is_some() || a.on_lose.is_some() {
+                if a.run.nonblock
+                    || a.run.json
+                    || a.restart
+                    || a.on_acquire.is_some()
+                    || a.on_lose.is_some()
+                    || priority.is_some()
+                {
                     return Err("--step-down takes only --wait (how long to wait for the resignation)".to_string());
                 }
                 let wait = match &a.run.wait {
@@ -677,6 +688,9 @@ mod tests {
             ("elect x --who --value-only --json", &host(), "--value-only prints plain text"),
             ("elect x --step-down -- true", &host(), "--step-down takes no command"),
             ("elect x --step-down --assert", &host(), "different modes"),
+            ("elect x --preempt -- true", &host(), "--preempt needs --priority P"),
+            ("elect x --step-down --priority 5 --preempt", &host(), "--step-down takes only --wait"),
+            ("elect x --who --priority 5 --preempt", &host(), "--priority belongs to a run"),
         ];
         for (args, host, says) in cases {
             let failure = check(args, host).map(|_| ()).unwrap_err();
@@ -687,6 +701,10 @@ mod tests {
             panic!("not a run")
         };
         assert_eq!(service.run.holder.value.as_deref(), Some("10.0.0.5:5432"));
+        let Action::Run(service) = check("elect x --priority 5 --preempt -- true", &host()).unwrap().action else {
+            panic!("not a run")
+        };
+        assert!(service.run.spec.preempt && service.run.spec.priority == 5);
         let Action::StepDown { wait, asker, .. } = check("elect x --step-down --wait 5s", &host()).unwrap().action
         else {
             panic!("not a step-down")

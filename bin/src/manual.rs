@@ -32,6 +32,7 @@ fn examples(page: &str) -> &'static [(&'static str, &'static str)] {
             ("In a health check: does this host lead, with a fencing token of at least 1234?", "conch elect db-backup --assert --min-rev 1234 && echo leader"),
             ("Stream leadership changes.", "conch elect db-backup --watch"),
             ("Rolling deploy: move the leader off its node now (exit 0 once it resigned, 1 when vacant).", "conch elect report-builder --step-down --wait 30s"),
+            ("Prefer the big node: it leads next, and takes over from a lower-priority leader by a graceful hand-over.", "conch elect report-builder --priority 10 --preempt --restart -- /usr/local/bin/report-builder"),
             ("Publish the leader's address; clients follow it with one line per change (office value rev).", "conch elect pg-primary --value 10.0.0.5:5432 -- ./run-primary.sh"),
             ("The leader's address alone, for a script (exit 1 when vacant).", "conch elect pg-primary --who --value-only"),
         ],

@@ -148,6 +148,9 @@ fn verdict_line(run: &SimRun, opts: &SimOptions, report: &Report) -> String {
     if opts.step_downs {
         failovers += &format!(", {} step-downs", o.step_downs.len());
     }
+    if opts.preempts.iter().any(|p| *p) {
+        failovers += &format!(", {} pre-emptions", o.preempts.len());
+    }
     let head = format!(
         "{} {opts}: {} children, {faults} faults, {sites} site firings{failovers}, {} events",
         if report.passed() { "ok  " } else { "FAIL" },

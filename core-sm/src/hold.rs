@@ -64,17 +64,20 @@
 //! without priorities (no markers) nothing else changes. Only a key that yields pays more:
 //! two txns and a second rank read, once per higher waiter it lets by.
 //!
-//! `--preempt` (not built) would plug in where a holder's standing is known: a higher
-//! candidate that finds a lower holder asks it for the graceful hand-over of
-//! `--step-down` (stop the child, resign, re-campaign at the back); the yield rule then
-//! puts the higher candidate first, and the token still grows because the holder's key is
-//! deleted before the next one acquires.
+//! `--preempt` plugs in where a waiter's standing is known: its rank reads carry a fifth
+//! range, the office's first key with its value (the holder and its priority), and a
+//! waiter that [`crate::preempt::preempts`] asks that holder for the graceful hand-over
+//! of `--step-down` (stop the child, resign, re-campaign at the back), bounded by
+//! [`crate::preempt::Asker`]; the yield rule then puts the higher candidate first, and
+//! the token still grows because the holder's key is deleted before the next one
+//! acquires.
 use std::time::Duration;
 
 use crate::etcd::{EtcdError, EtcdRequest, EtcdResponse, RangeSpec, WatchEvent};
 use crate::ids::{LeaseId, ReqId, Revision, WatchId};
 use crate::keys::{elect_prefix, member_key, prio_marker, prio_prefix, sema_prefix, Name};
 use crate::output::{Event, Outbox, Output};
+use crate::preempt::{preempts, Asker, View};
 use crate::ranking::{marker_read, rank_reads, standing_from_reads, top_priority, Standing};
 use crate::sabotage::Sabotage;
 use crate::session::LossReason;
@@ -112,17 +115,27 @@ pub struct HoldSpec {
     pub step_down: bool,
     /// `--priority` (offices only, `0..=PRIORITY_MAX`; 0 writes no marker).
     pub priority: u32,
+    /// `--preempt`: a waiter asks a lower-priority holder to step down ([`crate::preempt`]).
+    pub preempt: bool,
 }
 
 impl HoldSpec {
     /// An office: one holder.
     pub fn office(name: Name) -> HoldSpec {
-        HoldSpec { name, slots: 1, is_office: true, host_key: None, step_down: true, priority: 0 }
+        HoldSpec { name, slots: 1, is_office: true, host_key: None, step_down: true, priority: 0, preempt: false }
     }
 
     /// A semaphore of capacity `max`.
     pub fn semaphore(name: Name, max: u32) -> HoldSpec {
-        HoldSpec { name, slots: max.max(1), is_office: false, host_key: None, step_down: false, priority: 0 }
+        HoldSpec {
+            name,
+            slots: max.max(1),
+            is_office: false,
+            host_key: None,
+            step_down: false,
+            priority: 0,
+            preempt: false,
+        }
     }
 
     /// The same semaphore with one slot per host (`--spread`).
@@ -139,6 +152,11 @@ impl HoldSpec {
     /// The same office with a priority (a semaphore ignores it).
     pub fn with_priority(self, priority: u32) -> HoldSpec {
         HoldSpec { priority, ..self }
+    }
+
+    /// The same office whose waiters pre-empt lower holders (a semaphore ignores it).
+    pub fn with_preempt(self, preempt: bool) -> HoldSpec {
+        HoldSpec { preempt: preempt && self.is_office, ..self }
     }
 
     /// Where an office's priority markers live; `None` for a semaphore.
@@ -223,6 +241,10 @@ pub struct Hold {
     /// When the holder's view of its key stopped being confirmed (its own watch broke).
     unconfirmed_since: Option<Instant>,
     sabotage: Sabotage,
+    /// `--preempt`: the step-down requests sent, and the writes that send or withdraw them
+    /// (their answers change nothing: a lost one is sent again, a stale one is harmless).
+    asker: Asker,
+    asides: Vec<ReqId>,
 }
 
 impl Hold {
@@ -261,6 +283,8 @@ impl Hold {
             confirm_within: None,
             unconfirmed_since: None,
             sabotage: Sabotage::None,
+            asker: Asker::default(),
+            asides: Vec::new(),
         }
     }
 
@@ -294,6 +318,7 @@ impl Hold {
     /// Whether `id` is one of this machine's requests.
     pub fn owns(&self, id: ReqId) -> bool {
         self.touch == Some(id)
+            || self.asides.contains(&id)
             || matches!(self.phase, Phase::Putting(r) | Phase::Ranging(r) | Phase::Yielding(r) | Phase::Confirming(r) if r == id)
     }
 
@@ -309,6 +334,13 @@ impl Hold {
             self.touch = None;
             if let EtcdResponse::Touched { touched: false } = response {
                 return self.lose(out, LossReason::KeyDeleted);
+            }
+            return None;
+        }
+        if let Some(at) = self.asides.iter().position(|r| *r == id) {
+            self.asides.swap_remove(at);
+            if let EtcdResponse::Error(error) = response {
+                out.log(Event::warn("preempt-write-failed").with("error", error.to_string()));
             }
             return None;
         }
@@ -370,6 +402,7 @@ impl Hold {
                         }
                     }
                     Standing::Waits { rank, watch } => {
+                        self.consider_preempt(now, rank, &results, out);
                         let watches =
                             watch.into_iter().map(|(key, _)| out.watch(key, Revision(header_rev.0 + 1))).collect();
                         self.phase = Phase::Waiting(watches);
@@ -488,6 +521,14 @@ impl Hold {
             out.log(Event::warn("key-unconfirmed").with("unconfirmed", crate::duration::format(now.since(since))));
             return self.lose(out, LossReason::KeyUnconfirmed);
         }
+        if matches!(self.phase, Phase::Waiting(_)) && self.preempt_check_at().is_some_and(|at| now >= at) {
+            // Asked a while ago and still waiting: a fresh read re-asks if the holder stayed.
+            if let Phase::Waiting(watches) = std::mem::replace(&mut self.phase, Phase::Idle) {
+                cancel_all(watches, out);
+            }
+            self.range(now, out);
+            return None;
+        }
         if self.retry_at.is_some_and(|at| now >= at) {
             self.retry_at = None;
             match self.phase {
@@ -540,7 +581,46 @@ impl Hold {
 
     /// When [`Hold::handle_timeout`] must run next.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        [self.retry_at, self.unconfirmed_until()].into_iter().flatten().min()
+        [self.retry_at, self.unconfirmed_until(), self.preempt_check_at()].into_iter().flatten().min()
+    }
+
+    /// When a waiter that asked a holder to step down reads again (see [`Asker`]).
+    fn preempt_check_at(&self) -> Option<Instant> {
+        matches!(self.phase, Phase::Waiting(_)).then(|| self.asker.poll_timeout()).flatten()
+    }
+
+    /// `--preempt`, at a rank read that found us waiting: ask the holder (the fifth
+    /// range) to step down when [`preempts`] says so and [`Asker`] allows.
+    fn consider_preempt(&mut self, now: Instant, rank: usize, results: &[crate::etcd::RangeResult], out: &mut Outbox) {
+        if !self.spec.preempt {
+            return;
+        }
+        let holder = results.get(4).and_then(|r| r.kvs.first()).filter(|kv| Some(kv.create_rev) != self.create_rev);
+        let (Some(holder), Some(lease)) = (holder, self.lease) else {
+            // No holder in view (or our own key first): nobody to ask, no re-read due.
+            self.asker.disarm();
+            return;
+        };
+        let view = View {
+            own: self.spec.priority,
+            own_lease: lease,
+            holder: crate::values::Holder::decode(&holder.value).and_then(|h| h.priority).unwrap_or(0),
+            top: self.prio_prefix.as_deref().and_then(|p| top_priority(results, p)),
+            first_in_line: rank == self.spec.slots as usize,
+        };
+        if !self.asker.consider(now, holder.create_rev, preempts(&view)) {
+            return;
+        }
+        let (host, pid) = self.holder.as_ref().map_or_else(|| ("?".to_string(), 0), |h| (h.host.clone(), h.pid));
+        let request = crate::step_down::Request { rev: holder.create_rev.0, host, pid };
+        out.log(
+            Event::info("preempt")
+                .with("rev", holder.create_rev.0)
+                .with("priority", self.spec.priority)
+                .with("to_priority", view.holder),
+        );
+        let key = crate::step_down::key(&self.spec.name, lease);
+        self.asides.push(out.request(EtcdRequest::Put { key, value: request.encode(), lease: Some(lease) }));
     }
 
     /// When a holder re-reading its key gives up, if it is re-reading.
@@ -596,6 +676,12 @@ impl Hold {
             self.touch =
                 Some(out.request(EtcdRequest::TouchIfCreateRev { key, value, lease: self.lease?, create_rev: rev }));
         }
+        if self.asker.asked() {
+            // Our request named the holder before us: withdraw it (our lease would take it).
+            self.asker.clear();
+            let key = crate::step_down::key(&self.spec.name, self.lease?);
+            self.asides.push(out.request(EtcdRequest::Delete { key }));
+        }
         self.phase = Phase::Held;
         Some(HoldEvent::Acquired { rev })
     }
@@ -607,6 +693,9 @@ impl Hold {
         let by_mod = self.sabotage == Sabotage::RankByModRevision;
         let mut ranges = rank_reads(&self.prefix, &key, rev, self.spec.slots as usize, by_mod);
         ranges.extend(self.prio_prefix.as_deref().map(marker_read));
+        if self.spec.preempt {
+            ranges.push(crate::ranking::holder_read(&self.prefix));
+        }
         self.phase = Phase::Ranging(out.request(EtcdRequest::Ranges { ranges }));
     }
 

@@ -201,3 +201,146 @@ fn a_semaphore_reads_no_markers_and_a_yield_answer_without_our_key_is_a_loss() {
         hold.handle_response(at(0), id, EtcdResponse::Yielded { yielded: false, own_rev: Revision(0) }, &mut out);
     assert_eq!(lost, Some(HoldEvent::Lost(LossReason::KeyDeleted)));
 }
+
+/// `--preempt`, through the hold: a waiter behind a holder of the priority given asks it
+/// (the step-down request, on our lease, naming its token) exactly when the holder is
+/// strictly lower, re-asks only after the backoff, and withdraws the request once it holds.
+#[test]
+fn a_preempting_waiter_asks_a_strictly_lower_holder_once_then_backs_off() {
+    let office = Name::new("o").unwrap();
+    let (queue, prio) = (elect_prefix(&office), prio_prefix(&office));
+    let request_key = crate::step_down::key(&office, LEASE);
+    let holder_record = |p: Option<u32>| {
+        let priority = p.map_or_else(String::new, |p| format!(r#","priority":{p}"#));
+        format!(r#"{{"host":"h","pid":1,"started":"s"{priority}}}"#).into_bytes()
+    };
+    // holder's record priority (None: a holder without a marker), preempt flag => asks
+    let table: &[(Option<u32>, bool, bool)] = &[
+        (None, true, true),
+        (Some(4), true, true),
+        (Some(5), true, false),
+        (Some(9), true, false),
+        (None, false, false),
+    ];
+    for (i, &(holder_p, preempt, want)) in table.iter().enumerate() {
+        let mut kvs = vec![Kv {
+            key: member_key(&queue, LeaseId(0x20)),
+            create_rev: Revision(3),
+            mod_rev: Revision(3),
+            lease: LeaseId(0x20),
+            value: holder_record(holder_p),
+        }];
+        if let Some(p) = holder_p {
+            kvs.push(Kv { key: prio_marker(&prio, p, LeaseId(0x20)), value: Vec::new(), ..kvs[0].clone() });
+        }
+        let spec = HoldSpec::office(office.clone()).with_priority(5).with_preempt(preempt);
+        let me = crate::values::Holder::decode(&holder_record(Some(5))).unwrap();
+        let mut hold = Hold::new(spec, holder_record(Some(5))).with_holder(me);
+        let mut out = Outbox::default();
+        let mut sent: Vec<EtcdRequest> = Vec::new();
+        hold.campaign(at(0), LEASE, &mut out);
+        let (event, rest) = preempt_step(&mut hold, &mut kvs, &mut sent, &mut out, at(0));
+        assert_eq!(event, Some(HoldEvent::Queued { rank: 1 }), "case {i}");
+        // Woken by anything before the backoff: not asked again.
+        let watch = rest.iter().find_map(|o| match o {
+            Output::Watch { id, key, .. } if *key == member_key(&queue, LeaseId(0x20)) => Some(*id),
+            _ => None,
+        });
+        let watch = watch.expect("the first waiter watches the holder");
+        hold.handle_watch(at(1000), watch, WatchEvent::Put(kvs[0].clone()), &mut out);
+        let (_, mut live) = preempt_step(&mut hold, &mut kvs, &mut sent, &mut out, at(1000));
+        // The backoff passed and the holder stayed: asked again after a fresh read.
+        assert_eq!(hold.poll_timeout().is_some(), want, "case {i}");
+        hold.handle_timeout(at(5000), &mut out);
+        let (_, rest) = preempt_step(&mut hold, &mut kvs, &mut sent, &mut out, at(5000));
+        if rest.iter().any(|o| matches!(o, Output::Watch { .. })) {
+            live = rest;
+        }
+        let asks: Vec<&EtcdRequest> =
+            sent.iter().filter(|r| matches!(r, EtcdRequest::Put { key, .. } if *key == request_key)).collect();
+        let expected = crate::step_down::Request { rev: 3, host: "h".into(), pid: 1 }.encode();
+        assert_eq!(asks.len(), if want { 2 } else { 0 }, "case {i}: {sent:?}");
+        for ask in &asks {
+            assert_eq!(
+                **ask,
+                EtcdRequest::Put { key: request_key.clone(), value: expected.clone(), lease: Some(LEASE) },
+                "case {i}"
+            );
+        }
+        if preempt {
+            assert!(sent.iter().all(|r| !matches!(r, EtcdRequest::Ranges { ranges } if ranges.len() != 5)));
+        }
+        if want {
+            // A higher waiter comes: the view no longer pre-empts. The re-read due asks
+            // nothing, and no further re-read is due (no read loop for a dead request).
+            let higher = Kv { key: prio_marker(&prio, 9, LeaseId(0x30)), lease: LeaseId(0x30), ..kvs[0].clone() };
+            kvs.push(Kv { value: Vec::new(), ..higher });
+            let due = hold.poll_timeout().expect("a re-read is due");
+            hold.handle_timeout(due, &mut out);
+            let (_, rest) = preempt_step(&mut hold, &mut kvs, &mut sent, &mut out, due);
+            live = rest;
+            assert_eq!(hold.poll_timeout(), None, "case {i}");
+            let asked = sent.iter().filter(|r| matches!(r, EtcdRequest::Put { key, .. } if *key == request_key));
+            assert_eq!(asked.count(), 2, "case {i}");
+            kvs.retain(|kv| kv.lease != LeaseId(0x30));
+        }
+        // The holder resigns: we hold, and withdraw our request.
+        kvs.retain(|kv| kv.lease != LeaseId(0x20));
+        let watches: Vec<WatchId> = live
+            .iter()
+            .filter_map(|o| match o {
+                Output::Watch { id, key, .. } if *key == member_key(&queue, LeaseId(0x20)) => Some(*id),
+                _ => None,
+            })
+            .collect();
+        let gone = WatchEvent::Delete { key: member_key(&queue, LeaseId(0x20)), mod_rev: Revision(60) };
+        for w in watches {
+            hold.handle_watch(at(6000), w, gone.clone(), &mut out);
+        }
+        let (event, _) = preempt_step(&mut hold, &mut kvs, &mut sent, &mut out, at(6000));
+        assert_eq!(event, Some(HoldEvent::Acquired { rev: Revision(6) }), "case {i}");
+        let withdrawn = sent.iter().any(|r| *r == EtcdRequest::Delete { key: request_key.clone() });
+        assert_eq!(withdrawn, want, "case {i}");
+        assert_eq!(hold.poll_timeout(), None, "case {i}: nothing left to re-ask");
+    }
+}
+
+/// Answers every request in the outbox at `now` (a store of `kvs`, the campaign put at
+/// revision 6); returns the last hold event and the outputs that were not requests.
+fn preempt_step(
+    hold: &mut Hold,
+    kvs: &mut Vec<Kv>,
+    sent: &mut Vec<EtcdRequest>,
+    out: &mut Outbox,
+    now: Instant,
+) -> (Option<HoldEvent>, Vec<Output>) {
+    let (mut last, mut rest) = (None, Vec::new());
+    for _ in 0..20 {
+        let Some(output) = out.pop() else { break };
+        let Output::Etcd { id, request } = output else {
+            rest.push(output);
+            continue;
+        };
+        sent.push(request.clone());
+        let response = match &request {
+            EtcdRequest::PutIfAbsentMarked { key, value, marker, .. } => {
+                let own = Kv {
+                    key: key.clone(),
+                    create_rev: Revision(6),
+                    mod_rev: Revision(6),
+                    lease: LEASE,
+                    value: value.clone(),
+                };
+                kvs.push(Kv { key: marker.clone(), value: Vec::new(), ..own.clone() });
+                kvs.push(own);
+                EtcdResponse::Put { created: true, create_rev: Revision(6), lease: LEASE }
+            }
+            EtcdRequest::Ranges { ranges } => answer_ranges(ranges, kvs, Revision(50)),
+            EtcdRequest::Put { .. } | EtcdRequest::Delete { .. } => EtcdResponse::Written { rev: Revision(51) },
+            EtcdRequest::TouchIfCreateRev { .. } => EtcdResponse::Touched { touched: true },
+            other => panic!("unexpected {other:?}"),
+        };
+        last = hold.handle_response(now, id, response, out).or(last);
+    }
+    (last, rest)
+}

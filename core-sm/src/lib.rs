@@ -28,6 +28,7 @@ pub mod hooks;
 pub mod ids;
 pub mod keys;
 pub mod output;
+pub mod preempt;
 pub mod process;
 pub mod ranking;
 pub mod runner;

@@ -112,6 +112,12 @@ pub fn marker_read(prio_prefix: &str) -> RangeSpec {
     RangeSpec { key: prio_prefix.to_string(), prefix: true, limit: 1, keys_only: true, ..RangeSpec::default() }
 }
 
+/// A pre-empting candidate's fifth read: the office's first key (its holder), with its
+/// value (the holder record names the holder's priority).
+pub fn holder_read(prefix: &str) -> RangeSpec {
+    RangeSpec { key: prefix.to_string(), prefix: true, sort: RangeSort::CreateAscend, limit: 1, ..RangeSpec::default() }
+}
+
 /// The highest priority waiting (and its lease) from the answer to [`marker_read`], the
 /// fourth of an office's rank reads; `None` when no marker exists or the read is absent.
 /// A key of another shape under the prefix is ignored (it names no waiter).

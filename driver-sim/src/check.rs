@@ -64,7 +64,7 @@ impl Violation {
 }
 
 /// Every checker name, in report order.
-pub const CHECKERS: [&str; 20] = [
+pub const CHECKERS: [&str; 21] = [
     "progress",
     "bounded-holders",
     "fencing",
@@ -80,6 +80,7 @@ pub const CHECKERS: [&str; 20] = [
     "fenced-writes",
     "step-down",
     "priority",
+    "preempt",
     "no-leaks",
     crate::check_fence::CHECKERS[0],
     crate::check_fence::CHECKERS[1],
@@ -179,6 +180,7 @@ fn raw_check(outcome: &Outcome) -> Vec<Violation> {
     fenced_writes(outcome, &mut v);
     step_downs(outcome, &mut v);
     priority(outcome, &mut v);
+    crate::check_preempt::preempts(outcome, &mut v);
     leaks(outcome, &mut v);
     crate::check_fence::check_fences(outcome, &mut v);
     v

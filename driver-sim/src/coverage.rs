@@ -66,6 +66,8 @@ impl Coverage {
             ("cron-late-tick", self.ticks > 0 && lone_late),
             ("failover", self.failovers > 0),
             ("key-unconfirmed", self.losses.contains_key("key-unconfirmed")),
+            ("preempt", !outcome.preempts.is_empty()),
+            ("preempt-handover", outcome.preempts.iter().any(|p| crate::check_preempt::judged(outcome, p))),
             ("no-leaks", true),
         ]
         .into_iter()
@@ -124,6 +126,8 @@ impl Sweep {
             "cron-late-tick",
             "failover",
             "key-unconfirmed",
+            "preempt",
+            "preempt-handover",
             "no-leaks",
         ];
         let parts: Vec<String> = names

@@ -368,6 +368,8 @@ pub struct SimOptions {
     pub step_downs: bool,
     /// Each office candidate's `--priority` (empty without `--priorities`).
     pub priorities: Vec<u32>,
+    /// Which office candidates run with `--preempt` (empty without `--priorities`).
+    pub preempts: Vec<bool>,
 }
 
 /// The longest a healthy system may take to converge after the last fault: a TTL, the
@@ -493,6 +495,10 @@ impl SimOptions {
         } else {
             Vec::new()
         };
+        // `--preempt` on about half the candidates of a priority above 0, from a stream of
+        // its own (drawing it changes nothing else of the seed).
+        let mut pre = SplitMix64::new(seed ^ 0x09EE_3971_0016_0006);
+        let preempts = priorities.iter().map(|p| *p > 0 && pre.next_u64().is_multiple_of(2)).collect();
         let liveness = convergence_bound(ttl, kill_after) + Duration::from_secs(8);
         let safety = args.duration.saturating_sub(liveness).max(Duration::from_secs(5));
         SimOptions {
@@ -523,12 +529,18 @@ impl SimOptions {
             fenced_writes: args.fenced_writes,
             step_downs: args.step_downs,
             priorities,
+            preempts,
         }
     }
 
     /// Office candidate `k`'s `--priority` (0 without `--priorities`).
     pub fn priority(&self, k: usize) -> u32 {
         self.priorities.get(k).copied().unwrap_or(0)
+    }
+
+    /// Whether office candidate `k` runs with `--preempt`.
+    pub fn preempt(&self, k: usize) -> bool {
+        self.preempts.get(k).copied().unwrap_or(false)
     }
 
     /// How many may hold at once in `group`'s contest.
@@ -591,6 +603,11 @@ impl fmt::Display for SimOptions {
         if !self.priorities.is_empty() {
             let list: Vec<String> = self.priorities.iter().map(u32::to_string).collect();
             write!(f, " priorities={}", list.join(","))?;
+            let pre: Vec<String> =
+                (0..self.preempts.len()).filter(|&k| self.preempt(k)).map(|k| k.to_string()).collect();
+            if !pre.is_empty() {
+                write!(f, " preempt={}", pre.join(","))?;
+            }
         }
         if self.members > 1 {
             let kinds: Vec<&str> = self.member_faults.iter().map(|k| k.as_str()).collect();

@@ -187,6 +187,25 @@ pub struct StepDownRecord {
     pub client: Option<usize>,
 }
 
+/// A step-down request a `--preempt` candidate wrote (`--priorities`), as etcd applied it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PreemptRecord {
+    /// When etcd applied it (ns).
+    pub at: u64,
+    /// The candidate that asked.
+    pub client: usize,
+    /// Its `--priority`.
+    pub priority: u32,
+    /// The holder's token it names.
+    pub token: i64,
+    /// The client whose key has that token, if one of ours.
+    pub target: Option<usize>,
+    /// That client's `--priority`.
+    pub target_priority: u32,
+    /// Whether that key still existed when the request was applied.
+    pub live: bool,
+}
+
 /// The state of one contest after the convergence bound.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Convergence {
@@ -240,6 +259,8 @@ pub struct Outcome {
     pub fenced: Vec<FencedWrite>,
     /// Every step-down request (`--step-downs`).
     pub step_downs: Vec<StepDownRecord>,
+    /// Every pre-emption request (`--priorities` with `--preempt` drawn).
+    pub preempts: Vec<PreemptRecord>,
     /// Per contest, after the convergence bound.
     pub convergence: Vec<Convergence>,
     /// After the shutdown.

@@ -183,6 +183,8 @@ pub struct World {
     /// When each campaign key was created (by create revision): the priority checker's
     /// "was it waiting when the office fell vacant".
     key_born: BTreeMap<i64, u64>,
+    /// Which client created each campaign key (by create revision): whom a pre-emption asks.
+    key_owner: BTreeMap<i64, usize>,
     /// The incarnation that was granted each lease.
     lease_incarnation: BTreeMap<i64, (usize, u64)>,
     /// Incarnations that exited by themselves (not killed): they had every chance to clean up.
@@ -209,10 +211,15 @@ impl World {
         let mut clients = Vec::new();
         let office = HoldSpec::office(Name::new("sim-office").expect("a valid name literal"));
         // Without --step-downs the leader does not listen: every other seed runs as it did.
-        let office = if opts.step_downs { office } else { office.without_step_down() };
+        // With --priorities it listens: candidates drawn --preempt ask it to step down.
+        let listens = opts.step_downs || !opts.priorities.is_empty();
+        let office = if listens { office } else { office.without_step_down() };
         let sema = HoldSpec::semaphore(Name::new("sim-sema").expect("a valid name literal"), opts.sema_max);
         let roles = (0..opts.office_clients)
-            .map(|k| Role::Holder { group: Group::Office, spec: office.clone().with_priority(opts.priority(k)) })
+            .map(|k| {
+                let spec = office.clone().with_priority(opts.priority(k)).with_preempt(opts.preempt(k));
+                Role::Holder { group: Group::Office, spec }
+            })
             .chain((0..opts.sema_clients).map(|_| Role::Holder { group: Group::Sema, spec: sema.clone() }))
             .chain((0..opts.daemons).map(|_| Role::Daemon));
         for role in roles {
@@ -245,6 +252,7 @@ impl World {
             hooks: Vec::new(),
             fenced: Vec::new(),
             step_downs: Vec::new(),
+            preempts: Vec::new(),
             convergence: Vec::new(),
             leftovers: Leftovers::default(),
             heal_at: ns(opts.safety),
@@ -271,6 +279,7 @@ impl World {
             buggify,
             lease_owner: BTreeMap::new(),
             key_born: BTreeMap::new(),
+            key_owner: BTreeMap::new(),
             lease_incarnation: BTreeMap::new(),
             clean_exits: BTreeSet::new(),
             grants_heard: BTreeSet::new(),

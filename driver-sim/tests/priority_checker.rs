@@ -1,11 +1,13 @@
 //! The `priority` checker on hand-made records: a lower-priority start after a vacancy
 //! that a higher waiter already waited for is caught, and each of its exceptions (came
 //! after the vacancy, a fault of a party, a revoke or key delete of anyone, no predecessor,
-//! an overlap) is not.
+//! an overlap) is not. The `preempt` checker likewise: a request naming a holder not lower
+//! is caught whatever the faults; a hand-over that does not reach the asker (or one at
+//! least as high) within the bound is caught unless a fault explains it.
 use conch_checkers::Kind;
 use conch_driver_sim::check::check;
 use conch_driver_sim::options::{Scenario, SimArgs, SimOptions};
-use conch_driver_sim::record::{FaultRecord, Group, Interval, Leftovers, Outcome, Promotion};
+use conch_driver_sim::record::{FaultRecord, Group, Interval, Leftovers, Outcome, PreemptRecord, Promotion};
 
 const S: u64 = 1_000_000_000;
 
@@ -48,6 +50,7 @@ fn outcome(born: u64, prev_end: u64, faults: Vec<FaultRecord>, with_prev: bool) 
         hooks: Vec::new(),
         fenced: Vec::new(),
         step_downs: Vec::new(),
+        preempts: Vec::new(),
         convergence: Vec::new(),
         leftovers: Leftovers::default(),
         heal_at: 0,
@@ -84,6 +87,49 @@ fn the_priority_checker_fires_only_outside_its_exceptions() {
     for (i, (born, prev_end, faults, with_prev, caught)) in table.into_iter().enumerate() {
         let o = outcome(born, prev_end, faults, with_prev);
         let got = check(&o).iter().any(|v| v.checker == "priority");
+        assert_eq!(got, caught, "case {i}: {:?}", check(&o));
+    }
+}
+
+#[test]
+fn the_preempt_checker_catches_a_not_lower_target_and_a_hand_over_that_never_comes() {
+    // Client 1 (priority 5) asks client 0 (token 3) at 10 s; client 0's child ends at
+    // 10.5 s; the next child starts at `next_at` by `next`.
+    // (target's priority, key still there, next start (client, at), faults) => caught
+    type Case = (u32, bool, Option<(usize, u64)>, Vec<FaultRecord>, bool);
+    let table: Vec<Case> = vec![
+        (0, true, Some((1, 11 * S)), vec![], false),
+        // Equal or higher: caught, whatever the faults.
+        (5, true, Some((1, 11 * S)), vec![], true),
+        (9, true, Some((1, 11 * S)), vec![fault(Kind::EtcdDown, None, 9 * S, 12 * S)], true),
+        // A higher candidate (client 2, priority 10) may take it instead; a lower may not.
+        (0, true, Some((2, 11 * S)), vec![], false),
+        (0, true, Some((3, 11 * S)), vec![], true),
+        // Nothing within the bound: caught; unless a fault of an office client or etcd
+        // lies within a TTL of it.
+        (0, true, None, vec![], true),
+        (0, true, Some((1, 40 * S)), vec![], true),
+        (0, true, None, vec![fault(Kind::Freeze, Some(3), 12 * S, 13 * S)], false),
+        (0, true, None, vec![fault(Kind::EtcdDown, None, 2 * S, 8 * S)], false),
+        // A fault long before does not excuse it.
+        (0, true, None, vec![fault(Kind::Freeze, Some(3), S, 2 * S)], true),
+        // The holder had already gone when the request landed: the hand-over is not judged.
+        (0, false, None, vec![], false),
+    ];
+    for (i, (target_priority, live, next, faults, caught)) in table.into_iter().enumerate() {
+        let mut o = outcome(5 * S, 10 * S, faults, false);
+        o.opts.priorities = vec![0, 5, 10, 1];
+        o.opts.preempts = vec![false, true, false, false];
+        o.opts.office_clients = 4;
+        o.opts.priorities[0] = target_priority;
+        o.promotions.clear();
+        o.intervals = vec![interval(0, 3, S, 10 * S + S / 2)];
+        o.intervals.extend(next.map(|(client, at)| interval(client, 9, at, at + 5 * S)));
+        o.stop_at = 100 * S;
+        let target = Some(0);
+        o.preempts =
+            vec![PreemptRecord { at: 10 * S, client: 1, priority: 5, token: 3, target, target_priority, live }];
+        let got = check(&o).iter().any(|v| v.checker == "preempt");
         assert_eq!(got, caught, "case {i}: {:?}", check(&o));
     }
 }

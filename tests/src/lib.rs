@@ -407,6 +407,18 @@ pub fn alive(pid: i32) -> bool {
     }
 }
 
+/// A holder's child for hand-over tests: appends its token to `<dir>/<id>.revs`, writes
+/// its start time to `<id>.start`, then holds until SIGTERM (writes `<id>.end`, exits 0)
+/// or until `<dir>/<id>.release` appears (at most 30 s).
+pub fn term_child(dir: &Path, id: &str) -> String {
+    let d = dir.display();
+    format!(
+        "echo \"$CONCH_REV\" >> {d}/{id}.revs; date +%s%N > {d}/{id}.start; \
+         trap 'date +%s%N > {d}/{id}.end; exit 0' TERM; \
+         for i in $(seq 3000); do [ -e {d}/{id}.release ] && break; sleep 0.01; done"
+    )
+}
+
 /// Reads a file of a child's, or empty.
 pub fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_default()

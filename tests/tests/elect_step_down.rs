@@ -9,16 +9,6 @@ use std::time::Duration;
 use conch_tests::*;
 use nix::sys::signal::Signal;
 
-/// A leader child: start time, then hold until SIGTERM (end time, exit 0) or release.
-fn child(dir: &std::path::Path, id: &str) -> String {
-    let d = dir.display();
-    format!(
-        "echo \"$CONCH_REV\" >> {d}/{id}.revs; date +%s%N > {d}/{id}.start; \
-         trap 'date +%s%N > {d}/{id}.end; exit 0' TERM; \
-         for i in $(seq 3000); do [ -e {d}/{id}.release ] && break; sleep 0.01; done"
-    )
-}
-
 fn step_down(etcd: &Etcd, office: &str, extra: &[&str]) -> (i32, String, String) {
     let out = conch(etcd).args(["elect", office, "--step-down"]).args(extra).output().unwrap();
     let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
@@ -39,14 +29,18 @@ fn the_leader_hands_over_at_once_and_campaigns_again_at_the_back() {
     let mut a = Reaped(
         conch(&etcd)
             .env("CONCH_HOSTNAME", "host-a")
-            .args(["elect", &office, "--restart", "--", "sh", "-c", &child(d, "a")])
+            .args(["elect", &office, "--restart", "--", "sh", "-c", &term_child(d, "a")])
             .stderr(Stdio::null())
             .spawn()
             .unwrap(),
     );
     assert!(wait_until(Duration::from_secs(10), || !read(&d.join("a.start")).is_empty()));
     let mut b = Reaped(
-        conch(&etcd).args(["elect", &office, "--", "sh", "-c", &child(d, "b")]).stderr(Stdio::null()).spawn().unwrap(),
+        conch(&etcd)
+            .args(["elect", &office, "--", "sh", "-c", &term_child(d, "b")])
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
     );
     assert!(wait_until(Duration::from_secs(10), || etcd.keys(&prefix).len() == 2));
     let a_rev: i64 = read(&d.join("a.revs")).trim().parse().unwrap();
@@ -86,7 +80,7 @@ fn without_restart_the_stepped_down_wrapper_exits_0_and_a_vacant_office_exits_1(
     assert!(etcd.keys("").is_empty() && etcd.leases().is_empty(), "a vacant office gets nothing written");
     let mut a = Reaped(
         conch(&etcd)
-            .args(["elect", &office, "--kill-after", "2s", "--", "sh", "-c", &child(d, "a")])
+            .args(["elect", &office, "--kill-after", "2s", "--", "sh", "-c", &term_child(d, "a")])
             .stderr(Stdio::null())
             .spawn()
             .unwrap(),

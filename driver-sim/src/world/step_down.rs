@@ -10,12 +10,14 @@ use conch_core::step_down::{self, Request};
 use conch_core::{EtcdRequest, Instant, LeaseId};
 
 use super::{Ev, World};
-use crate::record::{Group, StepDownRecord};
+use crate::record::{Group, PreemptRecord, StepDownRecord};
 
 /// Pause between two requests (ms).
 const EVERY_MS: (u64, u64) = (3_000, 10_000);
 /// No request this close to the heal (ns): the hand-over settles before convergence looks.
 const QUIET_BEFORE_HEAL_NS: u64 = 15_000_000_000;
+/// Where every office's step-down requests live (a client's write there is a pre-emption).
+pub(super) const REQUEST_ROOT: &str = "/conch/v1/stepdown/";
 /// Lease ids the simulated requesters' keys are named after (never granted).
 const REQUESTER_BASE: i64 = 0x5_7E9D_0000;
 
@@ -51,6 +53,21 @@ impl World {
         self.out.step_downs.push(StepDownRecord { at: self.now, token, client });
         let clean = 2 * self.opts.ttl.as_nanos() as u64 + self.opts.kill_after.as_nanos() as u64;
         self.at(self.now + clean, Ev::StepDownClean(key));
+    }
+
+    /// A `--preempt` candidate's request reached etcd: whom it asks, of which priority.
+    pub(super) fn preempt_record(&mut self, client: usize, value: &[u8]) {
+        let Some(request) = Request::decode(value) else { return };
+        let token = request.rev;
+        let target = self.key_owner.get(&token).copied();
+        let live = self
+            .contests()
+            .into_iter()
+            .find(|(g, _)| *g == Group::Office)
+            .is_some_and(|(_, spec)| self.etcd.range(&spec.prefix()).iter().any(|kv| kv.create_rev.0 == token));
+        let (priority, target_priority) = (self.opts.priority(client), target.map_or(0, |t| self.opts.priority(t)));
+        self.trace("preempt", format_args!("\"client\":{client},\"token\":{token},\"live\":{live}"));
+        self.out.preempts.push(PreemptRecord { at: self.now, client, priority, token, target, target_priority, live });
     }
 
     /// The requester deletes its request.

@@ -133,6 +133,12 @@ impl World {
                 EtcdResponse::Put { created: true, create_rev, .. },
             ) => {
                 self.key_born.insert(create_rev.0, self.now);
+                self.key_owner.insert(create_rev.0, i);
+            }
+            (EtcdRequest::Put { key, value, lease: Some(_) }, EtcdResponse::Written { .. })
+                if key.starts_with(super::step_down::REQUEST_ROOT) =>
+            {
+                self.preempt_record(i, value);
             }
             (EtcdRequest::Grant { .. }, EtcdResponse::Granted { lease, ttl_s }) => {
                 self.lease_owner.insert(lease.0, i);
