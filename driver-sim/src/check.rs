@@ -34,6 +34,8 @@
 //!   predecessor, or a revoke or key-delete of anyone (a stale marker), was on within a
 //!   TTL before that waiter's key and the start, or a settle time (TTL + kill grace + 1 s)
 //!   after.
+//! * `watch`: the office's `--watch` clients print only real holders, in order, and catch
+//!   up after the faults heal: see [`crate::check_watch`].
 //! * `no-leaks`: after SIGTERM to every client: no keys, no session leases, no children,
 //!   every wrapper and daemon exited.
 use std::collections::{BTreeMap, BTreeSet};
@@ -64,7 +66,7 @@ impl Violation {
 }
 
 /// Every checker name, in report order.
-pub const CHECKERS: [&str; 20] = [
+pub const CHECKERS: [&str; 21] = [
     "progress",
     "bounded-holders",
     "fencing",
@@ -81,6 +83,7 @@ pub const CHECKERS: [&str; 20] = [
     "step-down",
     "priority",
     "no-leaks",
+    "watch",
     crate::check_fence::CHECKERS[0],
     crate::check_fence::CHECKERS[1],
     crate::check_fence::CHECKERS[2],
@@ -181,6 +184,7 @@ fn raw_check(outcome: &Outcome) -> Vec<Violation> {
     priority(outcome, &mut v);
     leaks(outcome, &mut v);
     crate::check_fence::check_fences(outcome, &mut v);
+    crate::check_watch::check_watch(outcome, &mut v);
     v
 }
 

@@ -67,6 +67,8 @@ impl Coverage {
             ("failover", self.failovers > 0),
             ("key-unconfirmed", self.losses.contains_key("key-unconfirmed")),
             ("no-leaks", true),
+            // A watcher printed a change of holders (more than its first line).
+            ("watch", outcome.watch_prints.iter().filter(|p| p.watcher == 0).nth(1).is_some()),
         ]
         .into_iter()
         .filter(|(_, on)| *on)
@@ -125,6 +127,7 @@ impl Sweep {
             "failover",
             "key-unconfirmed",
             "no-leaks",
+            "watch",
         ];
         let parts: Vec<String> = names
             .iter()

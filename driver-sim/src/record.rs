@@ -259,4 +259,41 @@ pub struct Outcome {
     pub stuck: Option<String>,
     /// One JSON object per event, when tracing.
     pub trace: Vec<String>,
+    /// Every line the office's `--watch` clients printed.
+    pub watch_prints: Vec<WatchPrint>,
+    /// Each watcher at the second convergence look.
+    pub watch_looks: Vec<WatchLook>,
+}
+
+/// A line a `--watch` client printed (a change of holders, as the core's `WhoWatch` saw it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WatchPrint {
+    /// The watcher.
+    pub watcher: usize,
+    /// Its incarnation (it starts again when its first read fails).
+    pub incarnation: u64,
+    /// When (ns).
+    pub at: u64,
+    /// The line.
+    pub line: String,
+    /// The office's holder (its key's create revision) in the store at the read the line
+    /// came from, computed by the world from the keys.
+    pub truth: Option<i64>,
+}
+
+/// A `--watch` client at the second convergence look.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WatchLook {
+    /// The watcher.
+    pub watcher: usize,
+    /// When (ns).
+    pub at: u64,
+    /// The office's holder in the store then.
+    pub truth: Option<i64>,
+    /// Since when the store's holder has been that one (ns).
+    pub truth_since: u64,
+    /// The watcher's last printed line.
+    pub last: Option<String>,
+    /// Its machine still runs.
+    pub alive: bool,
 }

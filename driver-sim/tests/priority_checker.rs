@@ -57,6 +57,8 @@ fn outcome(born: u64, prev_end: u64, faults: Vec<FaultRecord>, with_prev: bool) 
         failovers: 0,
         stuck: None,
         trace: Vec::new(),
+        watch_prints: Vec::new(),
+        watch_looks: Vec::new(),
     }
 }
 

@@ -298,6 +298,8 @@ impl World {
             return;
         }
         self.notified_rev = current;
+        self.track_office_truth();
+        self.notify_watchers();
         for i in 0..self.clients.len() {
             // Behind a silent or failed member nothing flows; the watch resumes from its
             // next revision once the pin moves or the member is back.
