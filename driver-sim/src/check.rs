@@ -463,6 +463,12 @@ fn cron(outcome: &Outcome, v: &mut Vec<Violation>) {
     for (label, n) in conch_checkers::cron::runs_twice(&runs) {
         v.push(violation("cron-at-most-once", format!("{label} ran {n} times")));
     }
+    for (tick, other, rev) in conch_checkers::cron::tokens_shared(&runs) {
+        v.push(violation("fencing", format!("cron: {tick} and {other} share the token {rev}")));
+    }
+    // Not `cron::successions`: a daemon frozen or stopped between its claim and the
+    // run's start starts that run after later ticks' runs ended (the functional tester,
+    // whose faults never stop a daemon, checks it).
     let wins = outcome.claims.iter().filter(|c| c.won).map(|c| (c.job.as_str(), c.tick));
     for ((job, tick), n) in conch_checkers::cron::won_twice(wins) {
         v.push(violation("cron-at-most-once", format!("{job}@{tick} claimed {n} times")));

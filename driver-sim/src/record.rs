@@ -48,9 +48,10 @@ impl Interval {
             client: self.client,
             rev: self.rev,
             pid: 0,
-            label: self.label.clone(),
             start: self.start,
             end: Some(self.end),
+            tick: (!self.label.is_empty()).then(|| self.label.clone()),
+            signalled: false,
         }
     }
 }
