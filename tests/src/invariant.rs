@@ -323,33 +323,7 @@ fn stop_all(shared: &Clients) {
 
 /// Live descendants of `pid` (from `/proc`).
 pub fn descendants(pid: i32) -> Vec<i32> {
-    let mut parent_of = BTreeMap::new();
-    if let Ok(entries) = std::fs::read_dir("/proc") {
-        for e in entries.flatten() {
-            let Some(p) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
-            if let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) {
-                if let Some(ppid) = stat
-                    .rsplit(')')
-                    .next()
-                    .and_then(|r| r.split_whitespace().nth(1))
-                    .and_then(|x| x.parse::<i32>().ok())
-                {
-                    parent_of.insert(p, ppid);
-                }
-            }
-        }
-    }
-    let mut out = Vec::new();
-    let mut frontier = vec![pid];
-    while let Some(p) = frontier.pop() {
-        for (child, parent) in &parent_of {
-            if *parent == p {
-                out.push(*child);
-                frontier.push(*child);
-            }
-        }
-    }
-    out
+    conch_proctable::descendants_of(pid)
 }
 
 fn holder_key(etcd: &Etcd, max: usize) -> Option<String> {
