@@ -12,8 +12,8 @@
 //!   [`lag_bound`] (a re-list delay and a call's timeout, plus round trips).
 use conch_core::who::RELIST_DELAY;
 
-use crate::check::{secs, violation, Violation};
 use crate::record::Outcome;
+use crate::verdict::{secs, violation, Violation};
 use crate::world::CALL_TIMEOUT_NS;
 
 /// Longest a watcher may trail a change of holders once nothing is faulty: the re-list

@@ -15,5 +15,6 @@ pub mod plan;
 pub mod record;
 pub mod run;
 pub mod timeline;
+pub mod verdict;
 pub mod watchdog;
 pub mod world;

@@ -2,27 +2,8 @@
 //! promotions, convergence snapshots, what was left behind, and the trace.
 use crate::options::SimOptions;
 
-/// Which contest a client is in.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Group {
-    /// An office candidate.
-    Office,
-    /// A semaphore contender.
-    Sema,
-    /// A conchd daemon.
-    Cron,
-}
-
-impl Group {
-    /// The name in verdicts and traces.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Group::Office => "office",
-            Group::Sema => "sema",
-            Group::Cron => "cron",
-        }
-    }
-}
+/// Which contest a client is in (defined with the options that make the contests).
+pub use crate::options::Group;
 
 /// One child's life.
 #[derive(Clone, Debug, PartialEq, Eq)]
