@@ -247,6 +247,35 @@ pub struct Outcome {
     pub watch_looks: Vec<WatchLook>,
 }
 
+impl Outcome {
+    /// The outcome of a run of `opts` before anything happened: no records, faults
+    /// healing at `heal_at` and the shutdown at `stop_at` (ns).
+    pub fn new(opts: SimOptions, heal_at: u64, stop_at: u64) -> Outcome {
+        Outcome {
+            opts,
+            intervals: Vec::new(),
+            faults: Vec::new(),
+            claims: Vec::new(),
+            promotions: Vec::new(),
+            losses: Vec::new(),
+            hooks: Vec::new(),
+            fenced: Vec::new(),
+            step_downs: Vec::new(),
+            convergence: Vec::new(),
+            leftovers: Leftovers::default(),
+            heal_at,
+            stop_at,
+            end_at: 0,
+            events: 0,
+            failovers: 0,
+            stuck: None,
+            trace: Vec::new(),
+            watch_prints: Vec::new(),
+            watch_looks: Vec::new(),
+        }
+    }
+}
+
 /// A line a `--watch` client printed (a change of holders, as the core's `WhoWatch` saw it).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WatchPrint {

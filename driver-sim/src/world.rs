@@ -29,7 +29,7 @@ use crate::host::SimHost;
 use crate::net::SimNet;
 use crate::options::{convergence_bound, SimOptions};
 use crate::plan::PlannedFault;
-use crate::record::{FaultRecord, Group, Leftovers, Outcome};
+use crate::record::{FaultRecord, Group, Outcome};
 use conch_checkers::Kind;
 
 mod drain;
@@ -243,28 +243,7 @@ impl World {
         let net = SimNet::new(opts.seed, clients.len(), opts.latency_us);
         let buggify = Buggify::new(opts.seed, &opts.sites);
         let writes = fenced::Writes::new(opts.seed);
-        let out = Outcome {
-            opts: opts.clone(),
-            intervals: Vec::new(),
-            faults: Vec::new(),
-            claims: Vec::new(),
-            promotions: Vec::new(),
-            losses: Vec::new(),
-            hooks: Vec::new(),
-            fenced: Vec::new(),
-            step_downs: Vec::new(),
-            convergence: Vec::new(),
-            leftovers: Leftovers::default(),
-            heal_at: ns(opts.safety),
-            stop_at: ns(opts.duration()),
-            end_at: 0,
-            events: 0,
-            failovers: 0,
-            stuck: None,
-            trace: Vec::new(),
-            watch_prints: Vec::new(),
-            watch_looks: Vec::new(),
-        };
+        let out = Outcome::new(opts.clone(), ns(opts.safety), ns(opts.duration()));
         let members = opts.members.max(1);
         World {
             opts,
