@@ -37,7 +37,6 @@
 //! are all gone, the shim revokes the lease it was given before it exits, so the
 //! successor need not wait out the TTL; a frozen wrapper's pipe stays open, so its lease
 //! expires on its own.
-use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
@@ -428,37 +427,8 @@ pub fn descendants(root: Pid) -> Vec<Pid> {
 
 /// Every live descendant of `root` with its process group (parents before children).
 fn descendants_in_groups(root: Pid) -> Vec<(Pid, i32)> {
-    let mut children: BTreeMap<i32, Vec<(i32, i32)>> = BTreeMap::new();
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    for entry in entries.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
-            continue;
-        };
-        if let Some((ppid, pgrp)) =
-            std::fs::read_to_string(format!("/proc/{pid}/stat")).ok().as_deref().and_then(parent_and_group)
-        {
-            children.entry(ppid).or_default().push((pid, pgrp));
-        }
-    }
-    let mut out = Vec::new();
-    let mut queue = vec![root.as_raw()];
-    while let Some(pid) = queue.pop() {
-        for (child, pgrp) in children.get(&pid).into_iter().flatten() {
-            out.push((Pid::from_raw(*child), *pgrp));
-            queue.push(*child);
-        }
-    }
-    out
-}
-
-/// The parent pid and process group from a `/proc/<pid>/stat` line (the command name may
-/// hold `)` and spaces).
-fn parent_and_group(stat: &str) -> Option<(i32, i32)> {
-    let after = &stat[stat.rfind(')')? + 1..];
-    let mut fields = after.split_whitespace().skip(1);
-    Some((fields.next()?.parse().ok()?, fields.next()?.parse().ok()?))
+    let table = conch_proctable::table();
+    conch_proctable::descendants(&table, root.as_raw()).into_iter().map(|s| (Pid::from_raw(s.pid), s.pgrp)).collect()
 }
 
 #[cfg(test)]
@@ -483,11 +453,5 @@ mod tests {
     fn the_passed_signals_are_linuxs_numbers() {
         let names = [Signal::SIGHUP, Signal::SIGQUIT, Signal::SIGUSR1, Signal::SIGUSR2, Signal::SIGWINCH];
         assert_eq!(conch_core::supervision::PASSED_SIGNALS, names.map(|s| s as i32));
-    }
-
-    #[test]
-    fn parent_and_group_from_stat() {
-        assert_eq!(parent_and_group("123 (a) b) c) S 77 120 123 0"), Some((77, 120)));
-        assert_eq!(parent_and_group("garbage"), None);
     }
 }

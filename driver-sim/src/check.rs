@@ -34,6 +34,8 @@
 //!   predecessor, or a revoke or key-delete of anyone (a stale marker), was on within a
 //!   TTL before that waiter's key and the start, or a settle time (TTL + kill grace + 1 s)
 //!   after.
+//! * `watch`: the office's `--watch` clients print only real holders, in order, and catch
+//!   up after the faults heal: see [`crate::check_watch`].
 //! * `no-leaks`: after SIGTERM to every client: no keys, no session leases, no children,
 //!   every wrapper and daemon exited.
 use std::collections::{BTreeMap, BTreeSet};
@@ -44,27 +46,11 @@ use conch_checkers::{Kind, Start, Window};
 
 use crate::record::{FaultRecord, Group, Interval, Outcome};
 
-/// One broken guarantee.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Violation {
-    /// Which checker.
-    pub checker: &'static str,
-    /// What it saw.
-    pub detail: String,
-    /// When it happened (ns of simulated time), where one instant says it; the timeline
-    /// marks it there.
-    pub at: Option<u64>,
-}
-
-impl Violation {
-    pub(crate) fn at(mut self, t: u64) -> Violation {
-        self.at = Some(t);
-        self
-    }
-}
+pub use crate::verdict::Violation;
+use crate::verdict::{excuses, secs, violation};
 
 /// Every checker name, in report order.
-pub const CHECKERS: [&str; 21] = [
+pub const CHECKERS: [&str; 22] = [
     "progress",
     "bounded-holders",
     "fencing",
@@ -82,6 +68,7 @@ pub const CHECKERS: [&str; 21] = [
     "priority",
     "preempt",
     "no-leaks",
+    "watch",
     crate::check_fence::CHECKERS[0],
     crate::check_fence::CHECKERS[1],
     crate::check_fence::CHECKERS[2],
@@ -183,6 +170,7 @@ fn raw_check(outcome: &Outcome) -> Vec<Violation> {
     crate::check_preempt::preempts(outcome, &mut v);
     leaks(outcome, &mut v);
     crate::check_fence::check_fences(outcome, &mut v);
+    crate::check_watch::check_watch(outcome, &mut v);
     v
 }
 
@@ -310,45 +298,6 @@ fn step_downs(outcome: &Outcome, v: &mut Vec<Violation>) {
     }
 }
 
-pub(crate) fn violation(checker: &'static str, detail: String) -> Violation {
-    Violation { checker, detail, at: None }
-}
-
-pub(crate) fn secs(ns: u64) -> String {
-    format!("{:.3}s", ns as f64 / 1e9)
-}
-
-/// Per client, the spans in which its child may overlap a successor.
-pub(crate) fn excuses(opts: &SimOptions, faults: &[FaultRecord]) -> Vec<(usize, u64, u64)> {
-    let ttl = opts.ttl.as_nanos() as u64;
-    let kill_after = opts.kill_after.as_nanos() as u64;
-    let hears = 2 * 2 * opts.latency_us.1 * 1000 + 300_000_000;
-    let mut spans = Vec::new();
-    for f in faults {
-        let Some(client) = f.client else { continue };
-        match f.kind {
-            Kind::Freeze => spans.push((client, f.from, f.to + kill_after + 300_000_000)),
-            Kind::Revoke | Kind::KeyDelete => {
-                // The wrapper hears of it within a round trip and its child is dead a
-                // kill-after later; if it cannot hear (cut, stopped, etcd away, a fault site),
-                // the deadline rule bounds it instead, a TTL later.
-                let horizon = f.from + ttl + hears;
-                let deaf = faults.iter().any(|g| {
-                    !std::ptr::eq(g, f)
-                        && g.client.is_none_or(|c| c == client)
-                        && g.kind != Kind::Compact
-                        && g.from <= horizon
-                        && g.to >= f.from
-                });
-                let until = f.from + hears + kill_after + if deaf { ttl + kill_after } else { 0 };
-                spans.push((client, f.from, until));
-            }
-            _ => {}
-        }
-    }
-    spans
-}
-
 /// At most `max` of `intervals` at once outside the fault windows (the shared sweep,
 /// [`conch_checkers::holders`]); `(checker, contest)` name the verdict.
 pub(crate) fn bounded_holders(
@@ -461,6 +410,12 @@ fn cron(outcome: &Outcome, v: &mut Vec<Violation>) {
     for (label, n) in conch_checkers::cron::runs_twice(&runs) {
         v.push(violation("cron-at-most-once", format!("{label} ran {n} times")));
     }
+    for (tick, other, rev) in conch_checkers::cron::tokens_shared(&runs) {
+        v.push(violation("fencing", format!("cron: {tick} and {other} share the token {rev}")));
+    }
+    // Not `cron::successions`: a daemon frozen or stopped between its claim and the
+    // run's start starts that run after later ticks' runs ended (the functional tester,
+    // whose faults never stop a daemon, checks it).
     let wins = outcome.claims.iter().filter(|c| c.won).map(|c| (c.job.as_str(), c.tick));
     for ((job, tick), n) in conch_checkers::cron::won_twice(wins) {
         v.push(violation("cron-at-most-once", format!("{job}@{tick} claimed {n} times")));

@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use conch_core::conchd::{JITTER_MAX_MS, LATE_MAX};
 
-use crate::check::{excuses, secs, violation, Violation};
 use crate::record::{Group, Interval, Outcome};
+use crate::verdict::{excuses, secs, violation, Violation};
 
 /// Runs of different ticks of one skip job never overlap.
 pub fn skip_overlap(outcome: &Outcome, v: &mut Vec<Violation>) {

@@ -11,8 +11,8 @@
 //!
 //! A fence whose wrapper was stopped or frozen while it ran is exempt: nothing can kill a
 //! hook while its wrapper cannot run (the child has its shim; a hook has only its wrapper).
-use crate::check::Violation;
 use crate::record::{FaultRecord, Group, HookRecord, Interval, Outcome};
+use crate::verdict::Violation;
 use conch_checkers::Kind;
 
 /// The checker names, in report order.

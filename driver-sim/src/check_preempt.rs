@@ -11,8 +11,8 @@
 //!   fault of etcd, of the asker, of the holder or of another office candidate (a frozen
 //!   waiter ahead holds up the yields) lies within a TTL of it, as `step-down` and
 //!   `priority` excuse theirs. Requests whose bound reaches the shutdown are not judged.
-use crate::check::{secs, violation, Violation};
 use crate::record::{Group, Outcome, PreemptRecord};
+use crate::verdict::{secs, violation, Violation};
 
 /// Slack for the resign, the wake-ups and one yield per lower key ahead (ns).
 const HANDOVER_SLACK_NS: u64 = 3_000_000_000;

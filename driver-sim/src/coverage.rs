@@ -69,6 +69,8 @@ impl Coverage {
             ("preempt", !outcome.preempts.is_empty()),
             ("preempt-handover", outcome.preempts.iter().any(|p| crate::check_preempt::judged(outcome, p))),
             ("no-leaks", true),
+            // A watcher printed a change of holders (more than its first line).
+            ("watch", outcome.watch_prints.iter().filter(|p| p.watcher == 0).nth(1).is_some()),
         ]
         .into_iter()
         .filter(|(_, on)| *on)
@@ -129,6 +131,7 @@ impl Sweep {
             "preempt",
             "preempt-handover",
             "no-leaks",
+            "watch",
         ];
         let parts: Vec<String> = names
             .iter()

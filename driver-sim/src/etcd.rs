@@ -457,3 +457,26 @@ fn kv(key: &str, e: &Entry) -> Kv {
         value: e.value.clone(),
     }
 }
+
+/// The lease a write puts a key on, if any.
+pub fn write_lease(request: &EtcdRequest) -> Option<i64> {
+    match request {
+        EtcdRequest::Claim { claim_lease, .. } => Some(claim_lease.0),
+        EtcdRequest::PutIfAbsent { lease, .. }
+        | EtcdRequest::PutIfAbsentMarked { lease, .. }
+        | EtcdRequest::TouchIfCreateRev { lease, .. } => Some(lease.0),
+        EtcdRequest::Put { lease: Some(lease), .. } => Some(lease.0),
+        EtcdRequest::Put { lease: None, .. }
+        | EtcdRequest::Grant { .. }
+        | EtcdRequest::KeepAlive { .. }
+        | EtcdRequest::RangePrefix { .. }
+        | EtcdRequest::Ranges { .. }
+        | EtcdRequest::DeleteIfCreateRev { .. }
+        | EtcdRequest::DeleteIfCreateRevMarked { .. }
+        | EtcdRequest::Yield { .. }
+        | EtcdRequest::Revoke { .. }
+        | EtcdRequest::Delete { .. } => None,
+        // A fenced write's puts carry no lease.
+        EtcdRequest::FencedTxn { .. } => None,
+    }
+}

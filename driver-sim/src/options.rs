@@ -9,7 +9,6 @@ use conch_core::backoff::SplitMix64;
 use conch_core::Sabotage;
 
 use crate::buggify::Site;
-use crate::record::Group;
 
 /// What runs in the world.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -637,5 +636,27 @@ impl fmt::Display for SimOptions {
             write!(f, " sabotage={}", self.sabotage)?;
         }
         Ok(())
+    }
+}
+
+/// Which contest a client is in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Group {
+    /// An office candidate.
+    Office,
+    /// A semaphore contender.
+    Sema,
+    /// A conchd daemon.
+    Cron,
+}
+
+impl Group {
+    /// The name in verdicts and traces.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Group::Office => "office",
+            Group::Sema => "sema",
+            Group::Cron => "cron",
+        }
     }
 }

@@ -2,27 +2,8 @@
 //! promotions, convergence snapshots, what was left behind, and the trace.
 use crate::options::SimOptions;
 
-/// Which contest a client is in.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Group {
-    /// An office candidate.
-    Office,
-    /// A semaphore contender.
-    Sema,
-    /// A conchd daemon.
-    Cron,
-}
-
-impl Group {
-    /// The name in verdicts and traces.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Group::Office => "office",
-            Group::Sema => "sema",
-            Group::Cron => "cron",
-        }
-    }
-}
+/// Which contest a client is in (defined with the options that make the contests).
+pub use crate::options::Group;
 
 /// One child's life.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -48,9 +29,10 @@ impl Interval {
             client: self.client,
             rev: self.rev,
             pid: 0,
-            label: self.label.clone(),
             start: self.start,
             end: Some(self.end),
+            tick: (!self.label.is_empty()).then(|| self.label.clone()),
+            signalled: false,
         }
     }
 }
@@ -280,4 +262,71 @@ pub struct Outcome {
     pub stuck: Option<String>,
     /// One JSON object per event, when tracing.
     pub trace: Vec<String>,
+    /// Every line the office's `--watch` clients printed.
+    pub watch_prints: Vec<WatchPrint>,
+    /// Each watcher at the second convergence look.
+    pub watch_looks: Vec<WatchLook>,
+}
+
+impl Outcome {
+    /// The outcome of a run of `opts` before anything happened: no records, faults
+    /// healing at `heal_at` and the shutdown at `stop_at` (ns).
+    pub fn new(opts: SimOptions, heal_at: u64, stop_at: u64) -> Outcome {
+        Outcome {
+            opts,
+            intervals: Vec::new(),
+            faults: Vec::new(),
+            claims: Vec::new(),
+            promotions: Vec::new(),
+            losses: Vec::new(),
+            hooks: Vec::new(),
+            fenced: Vec::new(),
+            step_downs: Vec::new(),
+            preempts: Vec::new(),
+            convergence: Vec::new(),
+            leftovers: Leftovers::default(),
+            heal_at,
+            stop_at,
+            end_at: 0,
+            events: 0,
+            failovers: 0,
+            stuck: None,
+            trace: Vec::new(),
+            watch_prints: Vec::new(),
+            watch_looks: Vec::new(),
+        }
+    }
+}
+
+/// A line a `--watch` client printed (a change of holders, as the core's `WhoWatch` saw it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WatchPrint {
+    /// The watcher.
+    pub watcher: usize,
+    /// Its incarnation (it starts again when its first read fails).
+    pub incarnation: u64,
+    /// When (ns).
+    pub at: u64,
+    /// The line.
+    pub line: String,
+    /// The office's holder (its key's create revision) in the store at the read the line
+    /// came from, computed by the world from the keys.
+    pub truth: Option<i64>,
+}
+
+/// A `--watch` client at the second convergence look.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WatchLook {
+    /// The watcher.
+    pub watcher: usize,
+    /// When (ns).
+    pub at: u64,
+    /// The office's holder in the store then.
+    pub truth: Option<i64>,
+    /// Since when the store's holder has been that one (ns).
+    pub truth_since: u64,
+    /// The watcher's last printed line.
+    pub last: Option<String>,
+    /// Its machine still runs.
+    pub alive: bool,
 }

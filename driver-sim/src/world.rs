@@ -29,7 +29,7 @@ use crate::host::SimHost;
 use crate::net::SimNet;
 use crate::options::{convergence_bound, SimOptions};
 use crate::plan::PlannedFault;
-use crate::record::{FaultRecord, Group, Leftovers, Outcome};
+use crate::record::{FaultRecord, Group, Outcome};
 use conch_checkers::Kind;
 
 mod drain;
@@ -42,6 +42,7 @@ mod processes;
 mod step_down;
 mod stuck;
 mod traffic;
+mod watchers;
 
 /// A call without an answer fails after this (the real driver's call timeout).
 pub const CALL_TIMEOUT_NS: u64 = 2_000_000_000;
@@ -84,6 +85,8 @@ enum Ev {
     Heal,
     Converge(bool),
     Shutdown,
+    /// A `--watch` client's event (watcher, incarnation, what).
+    Watcher(usize, u64, watchers::WatcherEv),
 }
 
 /// An event in the queue, ordered by (time, sequence) only.
@@ -201,6 +204,10 @@ pub struct World {
     changes: BTreeMap<Group, u64>,
     /// Guarded writes by holders' children (`--fenced-writes`).
     writes: fenced::Writes,
+    /// The office's `--watch` clients.
+    watchers: Vec<watchers::Watcher>,
+    /// The office's holder in the store (lowest create revision) and since when.
+    office_truth: (Option<i64>, u64),
     out: Outcome,
 }
 
@@ -239,30 +246,11 @@ impl World {
                 awaiting_exit: None,
             });
         }
+        let watchers = watchers::Watcher::for_office(opts.seed, &office, opts.latency_us, opts.office_clients > 0);
         let net = SimNet::new(opts.seed, clients.len(), opts.latency_us);
         let buggify = Buggify::new(opts.seed, &opts.sites);
         let writes = fenced::Writes::new(opts.seed);
-        let out = Outcome {
-            opts: opts.clone(),
-            intervals: Vec::new(),
-            faults: Vec::new(),
-            claims: Vec::new(),
-            promotions: Vec::new(),
-            losses: Vec::new(),
-            hooks: Vec::new(),
-            fenced: Vec::new(),
-            step_downs: Vec::new(),
-            preempts: Vec::new(),
-            convergence: Vec::new(),
-            leftovers: Leftovers::default(),
-            heal_at: ns(opts.safety),
-            stop_at: ns(opts.duration()),
-            end_at: 0,
-            events: 0,
-            failovers: 0,
-            stuck: None,
-            trace: Vec::new(),
-        };
+        let out = Outcome::new(opts.clone(), ns(opts.safety), ns(opts.duration()));
         let members = opts.members.max(1);
         World {
             opts,
@@ -289,6 +277,8 @@ impl World {
             stopping: false,
             changes: BTreeMap::new(),
             writes,
+            watchers,
+            office_truth: (None, 0),
             out,
         }
     }
@@ -316,6 +306,7 @@ impl World {
             self.at(jitter, Ev::Start(i));
         }
         self.at(EXPIRE_EVERY_NS, Ev::Expire);
+        self.start_watchers();
         for k in 0..self.plan.len() {
             let at = self.plan[k].at_ms * 1_000_000;
             if at < self.out.heal_at {
@@ -477,6 +468,7 @@ impl World {
             Ev::Heal => self.heal_all(),
             Ev::Converge(second) => self.converge(second),
             Ev::Shutdown => self.shutdown(),
+            Ev::Watcher(w, inc, ev) => self.watcher_step(w, inc, ev),
         }
     }
 

@@ -7,7 +7,7 @@
 use conch_checkers::Kind;
 use conch_driver_sim::check::check;
 use conch_driver_sim::options::{Scenario, SimArgs, SimOptions};
-use conch_driver_sim::record::{FaultRecord, Group, Interval, Leftovers, Outcome, PreemptRecord, Promotion};
+use conch_driver_sim::record::{FaultRecord, Group, Interval, Outcome, PreemptRecord, Promotion};
 
 const S: u64 = 1_000_000_000;
 
@@ -40,27 +40,7 @@ fn outcome(born: u64, prev_end: u64, faults: Vec<FaultRecord>, with_prev: bool) 
         priority: 0,
         higher: vec![(2, 5, born)],
     };
-    Outcome {
-        opts,
-        intervals,
-        faults,
-        claims: Vec::new(),
-        promotions: vec![promotion],
-        losses: Vec::new(),
-        hooks: Vec::new(),
-        fenced: Vec::new(),
-        step_downs: Vec::new(),
-        preempts: Vec::new(),
-        convergence: Vec::new(),
-        leftovers: Leftovers::default(),
-        heal_at: 0,
-        stop_at: 0,
-        end_at: 0,
-        events: 0,
-        failovers: 0,
-        stuck: None,
-        trace: Vec::new(),
-    }
+    Outcome { intervals, faults, promotions: vec![promotion], ..Outcome::new(opts, 0, 0) }
 }
 
 #[test]

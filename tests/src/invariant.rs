@@ -144,24 +144,8 @@ pub struct Report {
     pub violations: Vec<String>,
 }
 
-/// One child's holding interval, from the log `holdlog` writes.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Interval {
-    /// The client (stresser index) that ran it.
-    pub client: usize,
-    /// Its `CONCH_REV`.
-    pub rev: i64,
-    /// Its pid.
-    pub pid: i32,
-    /// Start (`mono_ns`).
-    pub start: u64,
-    /// End, if logged.
-    pub end: Option<u64>,
-    /// Its `CONCH_TICK`, for a cron run.
-    pub tick: Option<String>,
-    /// Whether a signal ended it (rather than its own hold running out).
-    pub signalled: bool,
-}
+/// One child's holding interval, from the log `holdlog` writes: the shared checkers' record.
+pub use conch_checkers::Interval;
 
 struct Clients {
     wrappers: Mutex<Vec<Option<i32>>>,
@@ -339,33 +323,7 @@ fn stop_all(shared: &Clients) {
 
 /// Live descendants of `pid` (from `/proc`).
 pub fn descendants(pid: i32) -> Vec<i32> {
-    let mut parent_of = BTreeMap::new();
-    if let Ok(entries) = std::fs::read_dir("/proc") {
-        for e in entries.flatten() {
-            let Some(p) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
-            if let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) {
-                if let Some(ppid) = stat
-                    .rsplit(')')
-                    .next()
-                    .and_then(|r| r.split_whitespace().nth(1))
-                    .and_then(|x| x.parse::<i32>().ok())
-                {
-                    parent_of.insert(p, ppid);
-                }
-            }
-        }
-    }
-    let mut out = Vec::new();
-    let mut frontier = vec![pid];
-    while let Some(p) = frontier.pop() {
-        for (child, parent) in &parent_of {
-            if *parent == p {
-                out.push(*child);
-                frontier.push(*child);
-            }
-        }
-    }
-    out
+    conch_proctable::descendants_of(pid)
 }
 
 fn holder_key(etcd: &Etcd, max: usize) -> Option<String> {
@@ -505,30 +463,15 @@ pub struct Overlap {
     pub violations: Vec<String>,
 }
 
-impl Interval {
-    /// The shared checkers' record of it.
-    pub fn checked(&self) -> conch_checkers::Interval {
-        conch_checkers::Interval {
-            client: self.client,
-            rev: self.rev,
-            pid: self.pid.max(0) as u32,
-            label: self.tick.clone().unwrap_or_default(),
-            start: self.start,
-            end: self.end,
-        }
-    }
-}
-
 /// The shared sweep ([`conch_checkers::holders`]): every stretch with more than `max`
 /// holders must lie inside one of `windows` (`[start, end]` in `mono_ns`, with a label;
 /// each covers every client). Unended intervals last until `end`.
 pub fn over_capacity(intervals: &[Interval], max: usize, end: u64, windows: &[(u64, u64, String)]) -> Overlap {
-    let checked: Vec<conch_checkers::Interval> = intervals.iter().map(Interval::checked).collect();
     let windows: Vec<conch_checkers::Window> = windows
         .iter()
         .map(|(from, to, label)| conch_checkers::Window { client: None, from: *from, to: *to, label: label.clone() })
         .collect();
-    let over = conch_checkers::holders::over_capacity(&checked, max, end, &windows);
+    let over = conch_checkers::holders::over_capacity(intervals, max, end, &windows);
     let violations = over
         .violations
         .iter()
@@ -549,8 +492,7 @@ pub fn over_capacity(intervals: &[Interval], max: usize, end: u64, windows: &[(u
 /// holders may hold at once and start their children in either order, so only "a token
 /// is never used twice" holds.
 pub fn fencing(intervals: &[Interval], max: usize) -> Vec<String> {
-    let checked: Vec<conch_checkers::Interval> = intervals.iter().map(Interval::checked).collect();
-    conch_checkers::fencing::successions(&checked, max == 1)
+    conch_checkers::fencing::successions(intervals, max == 1)
         .into_iter()
         .map(|(a, b)| format!("fencing: rev {} started after rev {} ended", b.rev, a.rev))
         .collect()

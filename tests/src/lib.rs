@@ -399,12 +399,7 @@ pub fn wait_child(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
 
 /// Whether a process exists (and is not a zombie).
 pub fn alive(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => {
-            stat.rsplit(')').next().and_then(|rest| rest.split_whitespace().next()).is_some_and(|state| state != "Z")
-        }
-        Err(_) => false,
-    }
+    conch_proctable::alive(pid)
 }
 
 /// A holder's child for hand-over tests: appends its token to `<dir>/<id>.revs`, writes

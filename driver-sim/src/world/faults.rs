@@ -97,6 +97,9 @@ impl World {
                 for c in 0..n {
                     self.break_watches(c, "etcd down");
                 }
+                for w in 0..self.watchers.len() {
+                    self.watcher_stream_broken(w);
+                }
                 self.at(until, Ev::EtcdBack);
                 self.fault_record(Kind::EtcdDown, None, until);
             }

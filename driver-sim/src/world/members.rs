@@ -165,7 +165,7 @@ impl World {
                 self.at(when, Ev::Attempt(i, inc, id, Box::new(request), again));
             }
             Next::Deliver => {
-                self.ambiguous_leases.extend(super::traffic::write_lease(&request));
+                self.ambiguous_leases.extend(crate::etcd::write_lease(&request));
                 let why = match outcome {
                     Outcome::NoLeader => "etcdserver: no leader".to_string(),
                     Outcome::TimedOut => format!("no answer within {}ms", attempt.timeout.as_millis()),

@@ -8,6 +8,9 @@ use crate::record::{Convergence, Leftovers, Outcome};
 
 impl World {
     pub(super) fn converge(&mut self, second: bool) {
+        if second {
+            self.watchers_look();
+        }
         for (k, (group, spec)) in self.contests().into_iter().enumerate() {
             let clients: Vec<usize> = (0..self.clients.len()).filter(|c| self.group_of(*c) == group).collect();
             let holders: Vec<usize> =

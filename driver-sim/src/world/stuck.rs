@@ -28,7 +28,8 @@ impl Ev {
             | Ev::EtcdBack
             | Ev::Heal
             | Ev::Converge(_)
-            | Ev::Shutdown => None,
+            | Ev::Shutdown
+            | Ev::Watcher(..) => None,
         }
     }
 }

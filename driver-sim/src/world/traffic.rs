@@ -10,32 +10,10 @@ use conch_core::{
 use super::members::Door;
 use super::{ns, Ev, Input, Sub, World, CALL_TIMEOUT_NS};
 use crate::buggify::Site;
+use crate::etcd::write_lease;
 use crate::net::Stream;
 use crate::record::ClaimRecord;
 use conch_core::cron::fire_key_parts;
-
-/// The lease a write puts a key on, if any.
-pub(super) fn write_lease(request: &EtcdRequest) -> Option<i64> {
-    match request {
-        EtcdRequest::Claim { claim_lease, .. } => Some(claim_lease.0),
-        EtcdRequest::PutIfAbsent { lease, .. }
-        | EtcdRequest::PutIfAbsentMarked { lease, .. }
-        | EtcdRequest::TouchIfCreateRev { lease, .. } => Some(lease.0),
-        EtcdRequest::Put { lease: Some(lease), .. } => Some(lease.0),
-        EtcdRequest::Put { lease: None, .. }
-        | EtcdRequest::Grant { .. }
-        | EtcdRequest::KeepAlive { .. }
-        | EtcdRequest::RangePrefix { .. }
-        | EtcdRequest::Ranges { .. }
-        | EtcdRequest::DeleteIfCreateRev { .. }
-        | EtcdRequest::DeleteIfCreateRevMarked { .. }
-        | EtcdRequest::Yield { .. }
-        | EtcdRequest::Revoke { .. }
-        | EtcdRequest::Delete { .. } => None,
-        // A fenced write's puts carry no lease.
-        EtcdRequest::FencedTxn { .. } => None,
-    }
-}
 
 impl World {
     pub(super) fn send(&mut self, i: usize, inc: u64, id: ReqId, request: EtcdRequest) {
@@ -125,22 +103,19 @@ impl World {
         }
     }
 
-    /// Records what the checkers need from an applied request.
+    /// Records what the checkers need from an applied request, by its answer: every answer
+    /// is named, so a new one does not compile until this says whether the checkers need it.
     pub(super) fn observe(&mut self, i: usize, inc: u64, request: &EtcdRequest, response: &EtcdResponse) {
-        match (request, response) {
-            (
-                EtcdRequest::PutIfAbsent { .. } | EtcdRequest::PutIfAbsentMarked { .. },
-                EtcdResponse::Put { created: true, create_rev, .. },
-            ) => {
-                self.key_born.insert(create_rev.0, self.now);
-                self.key_owner.insert(create_rev.0, i);
+        match response {
+            EtcdResponse::Put { created: true, create_rev, .. } => {
+                let campaign =
+                    matches!(request, EtcdRequest::PutIfAbsent { .. } | EtcdRequest::PutIfAbsentMarked { .. });
+                if campaign {
+                    self.key_born.insert(create_rev.0, self.now);
+                    self.key_owner.insert(create_rev.0, i);
+                }
             }
-            (EtcdRequest::Put { key, value, lease: Some(_) }, EtcdResponse::Written { .. })
-                if key.starts_with(super::step_down::REQUEST_ROOT) =>
-            {
-                self.preempt_record(i, value);
-            }
-            (EtcdRequest::Grant { .. }, EtcdResponse::Granted { lease, ttl_s }) => {
+            EtcdResponse::Granted { lease, ttl_s } => {
                 self.lease_owner.insert(lease.0, i);
                 self.lease_incarnation.insert(lease.0, (i, inc));
                 if *ttl_s == self.opts.ttl.as_secs() as i64 {
@@ -148,15 +123,32 @@ impl World {
                 }
             }
             // A lost race is no decision of this daemon's; a skip for overlap is.
-            (EtcdRequest::Claim { fire_key, .. }, EtcdResponse::Claimed { won, existing, .. })
-                if *won || existing.is_none() =>
-            {
-                self.claim_record(i, inc, fire_key, *won);
+            EtcdResponse::Claimed { won, existing, .. } => {
+                if let (EtcdRequest::Claim { fire_key, .. }, true) = (request, *won || existing.is_none()) {
+                    self.claim_record(i, inc, fire_key, *won);
+                }
             }
-            (EtcdRequest::Put { key, .. }, EtcdResponse::Written { .. }) if fire_key_parts(key).is_some() => {
-                self.claim_record(i, inc, key, true);
-            }
-            _ => {}
+            EtcdResponse::Written { .. } => match request {
+                EtcdRequest::Put { key, value, lease: Some(_) } if key.starts_with(super::step_down::REQUEST_ROOT) => {
+                    self.preempt_record(i, value);
+                }
+                EtcdRequest::Put { key, .. } if fire_key_parts(key).is_some() => self.claim_record(i, inc, key, true),
+                _ => {}
+            },
+            // A key that was there already, renewals, reads, deletes, revokes, fenced writes
+            // and failures: the checkers read these from the store, the fault log and
+            // `world/fenced.rs`.
+            EtcdResponse::Put { created: false, .. }
+            | EtcdResponse::KeepAlive { .. }
+            | EtcdResponse::KeepAliveOpened
+            | EtcdResponse::Touched { .. }
+            | EtcdResponse::Range { .. }
+            | EtcdResponse::Ranges { .. }
+            | EtcdResponse::Yielded { .. }
+            | EtcdResponse::Deleted { .. }
+            | EtcdResponse::Revoked
+            | EtcdResponse::Fenced(_)
+            | EtcdResponse::Error(_) => {}
         }
     }
 
@@ -304,6 +296,8 @@ impl World {
             return;
         }
         self.notified_rev = current;
+        self.track_office_truth();
+        self.notify_watchers();
         for i in 0..self.clients.len() {
             // Behind a silent or failed member nothing flows; the watch resumes from its
             // next revision once the pin moves or the member is back.

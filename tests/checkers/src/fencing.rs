@@ -40,7 +40,7 @@ mod tests {
     use super::*;
 
     fn iv(client: usize, rev: i64, start: u64, end: u64) -> Interval {
-        Interval { client, rev, pid: 0, label: String::new(), start, end: Some(end) }
+        Interval { client, rev, pid: 0, start, end: Some(end), tick: None, signalled: false }
     }
 
     #[test]

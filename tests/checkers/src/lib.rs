@@ -9,7 +9,8 @@
 //! * [`fencing`]: an office's tokens strictly increase across successive holders, a
 //!   semaphore never hands out one token twice, every token is its key's create revision;
 //! * [`fifo`]: a child starts only when fewer than N keys of its contest are older;
-//! * [`cron`]: at most one run per (job, tick), at most one won claim per tick.
+//! * [`cron`]: at most one run per tick, at most one won claim per tick, a token per tick
+//!   and increasing across successive runs.
 pub mod cron;
 pub mod fencing;
 pub mod fifo;

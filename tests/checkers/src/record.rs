@@ -135,13 +135,16 @@ pub struct Interval {
     /// Its fencing token (`CONCH_REV`).
     pub rev: i64,
     /// The child's pid (0 where a harness has none).
-    pub pid: u32,
-    /// `job@tick` for a cron run, else empty.
-    pub label: String,
+    pub pid: i32,
     /// Start.
     pub start: u64,
     /// End; `None`: still running when the log was read.
     pub end: Option<u64>,
+    /// For a cron run, its tick: `CONCH_TICK` (one log per job), or `job@tick` where one
+    /// record holds every job's runs.
+    pub tick: Option<String>,
+    /// Whether a signal ended it (rather than its own hold running out).
+    pub signalled: bool,
 }
 
 impl Interval {

@@ -7,7 +7,6 @@
 //! bench) and makes [`stopping`] true, so the measures end at their next wait. Also the
 //! `/proc` figures B6 and B7 read: peak RSS, PSS, CPU time.
 use std::cell::RefCell;
-use std::collections::BTreeMap;
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -77,9 +76,9 @@ impl Procs {
     pub fn kill_all(&self) {
         let roots: Vec<i32> = self.roots.borrow_mut().drain(..).collect();
         let adopted: Vec<i32> = self.adopted.borrow_mut().drain(..).collect();
-        let tree = parents();
+        let table = conch_proctable::table();
         for root in &roots {
-            let mut doomed = descendants(&tree, *root);
+            let mut doomed: Vec<i32> = conch_proctable::descendants(&table, *root).iter().map(|s| s.pid).collect();
             doomed.push(*root);
             let _ = kill(Pid::from_raw(-root), Signal::SIGKILL);
             for pid in doomed {
@@ -155,56 +154,17 @@ pub fn on_stop_signal() {
     });
 }
 
-/// Parent of every process on the machine.
-fn parents() -> BTreeMap<i32, i32> {
-    let mut out = BTreeMap::new();
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return out;
-    };
-    for entry in entries.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
-            continue;
-        };
-        if let Some(ppid) = stat_fields(pid).and_then(|f| f.get(1).and_then(|p| p.parse().ok())) {
-            out.insert(pid, ppid);
-        }
-    }
-    out
-}
-
-fn descendants(parents: &BTreeMap<i32, i32>, root: i32) -> Vec<i32> {
-    let mut out = Vec::new();
-    let mut queue = vec![root];
-    while let Some(p) = queue.pop() {
-        for (child, _) in parents.iter().filter(|(_, parent)| **parent == p) {
-            out.push(*child);
-            queue.push(*child);
-        }
-        if out.len() > 100_000 {
-            break;
-        }
-    }
-    out
-}
-
 /// The live children of `pid`.
 pub fn children(pid: i32) -> Vec<i32> {
-    parents().into_iter().filter(|(_, p)| *p == pid).map(|(c, _)| c).collect()
-}
-
-/// `/proc/<pid>/stat` after the command name: field 0 is the state, 1 the ppid, ...
-fn stat_fields(pid: i32) -> Option<Vec<String>> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let after = &stat[stat.rfind(')')? + 1..];
-    Some(after.split_whitespace().map(str::to_string).collect())
+    conch_proctable::table().into_iter().filter(|s| s.ppid == pid).map(|s| s.pid).collect()
 }
 
 /// CPU time of `pid` so far: its live threads' run time in ns (`/proc/<pid>/task/*/schedstat`,
 /// finer than the 10 ms ticks of `stat`; a thread that exited is no longer counted), and
 /// user + system of `stat` with its reaped children.
 pub fn cpu(pid: i32) -> Option<(Duration, Duration)> {
-    let f = stat_fields(pid)?;
-    let tick = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    let f = conch_proctable::stat(pid)?;
+    let tick = |i: usize| f.number(i);
     // Fields 14..17 of stat(5), counted here from the state (field 3) as 0.
     let hz = clock_ticks();
     let own_ticks = tick(11) + tick(12);

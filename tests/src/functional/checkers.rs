@@ -1,7 +1,8 @@
 //! The functional tester's checkers: pure functions over a round's record, the interval
 //! logs of the children and the stressers' exits, so each one is shown to fail on a
 //! synthetic log (tests below). The interval and fencing sweeps are the invariant
-//! suite's own (`invariant::over_capacity`, `invariant::fencing`).
+//! suite's (`invariant::over_capacity`, `invariant::fencing`), and the cron ones
+//! (`conch_checkers::cron`) the simulator's: one implementation over one record.
 //!
 //! The windows, in `mono_ns` (a tick `T` is exempt when its instant falls inside one):
 //! * `Kept`:       [inject − 1 s, in place + 2 s] and [recover − 1 s, healthy + 2 s];
@@ -24,6 +25,7 @@ use std::time::Duration;
 use super::cases::{CaseKind, Class};
 use super::stressers::Exit;
 use crate::invariant::{fencing, over_capacity, Interval};
+use conch_checkers::cron;
 
 /// How long things may take, derived from the tester's timings.
 #[derive(Clone, Copy, Debug)]
@@ -192,8 +194,17 @@ pub fn check_round(
     cumulative
         .extend(fencing(&logs.sema, super::stressers::SEMA.1).into_iter().map(|v| ("fencing", format!("sema: {v}"))));
     for (job, _, ivs) in &logs.cron {
-        cumulative.extend(cron_fencing(job, ivs).into_iter().map(|v| ("fencing", v)));
-        cumulative.extend(cron_once(job, ivs).into_iter().map(|v| ("cron-once", v)));
+        for (tick, other, rev) in cron::tokens_shared(ivs) {
+            cumulative.push(("fencing", format!("{job}: ticks {tick} and {other} share the token {rev}")));
+        }
+        for (a, b) in cron::successions(ivs) {
+            let (at, bt) = (a.tick.as_deref().unwrap_or("?"), b.tick.as_deref().unwrap_or("?"));
+            let what = format!("{job}: tick {bt} (rev {}) started after tick {at} (rev {}) had ended", b.rev, a.rev);
+            cumulative.push(("fencing", what));
+        }
+        for (tick, n) in cron::runs_twice(ivs) {
+            cumulative.push(("cron-once", format!("{job}: tick {tick} ran {n} times")));
+        }
     }
     for (name, v) in cumulative {
         if seen.insert(v.clone()) {
@@ -283,49 +294,6 @@ pub fn check_round(
         push(&mut f, "service-back", format!("no sema child started within {:?} after health returned", b.back()));
     }
     f
-}
-
-/// A job's fencing tokens: every tick has its own claim revision, and a run that starts
-/// after another run of the job ended has the higher token (succession, as for an office).
-/// Claims of neighbouring ticks may land out of order (a claim retried on another member
-/// during a leader change lands late) while both runs overlap; that is allowed, as runs
-/// of different ticks may overlap with `--overlap allow`.
-pub fn cron_fencing(job: &str, ivs: &[Interval]) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut by_rev: BTreeMap<i64, &str> = BTreeMap::new();
-    for iv in ivs {
-        let Some(t) = &iv.tick else { continue };
-        if let Some(other) = by_rev.insert(iv.rev, t.as_str()) {
-            if other != t.as_str() {
-                out.push(format!("{job}: ticks {other} and {t} share the token {}", iv.rev));
-            }
-        }
-    }
-    for a in ivs.iter().filter(|iv| iv.tick.is_some()) {
-        for b in ivs.iter().filter(|iv| iv.tick.is_some()) {
-            if a.end.is_some_and(|e| b.start > e) && b.rev <= a.rev {
-                out.push(format!(
-                    "{job}: tick {} (rev {}) started after tick {} (rev {}) had ended",
-                    b.tick.as_deref().unwrap_or("?"),
-                    b.rev,
-                    a.tick.as_deref().unwrap_or("?"),
-                    a.rev
-                ));
-            }
-        }
-    }
-    out
-}
-
-/// No tick of a job ran twice.
-pub fn cron_once(job: &str, ivs: &[Interval]) -> Vec<String> {
-    let mut count: BTreeMap<&str, usize> = BTreeMap::new();
-    for iv in ivs {
-        if let Some(t) = &iv.tick {
-            *count.entry(t.as_str()).or_insert(0) += 1;
-        }
-    }
-    count.into_iter().filter(|(_, n)| *n > 1).map(|(t, n)| format!("{job}: tick {t} ran {n} times")).collect()
 }
 
 /// How long after a run of an `--overlap skip` job ends its running key may still be read
