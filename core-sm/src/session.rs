@@ -34,6 +34,18 @@
 //! `term_at`: a keepalive answered late on an overloaded etcd (07-performance B5, a
 //! thousand waiters) no longer sends the waiter to the back of the queue. The runner
 //! checks `term_at` itself when the waiter acquires, before any child starts.
+//!
+//! A waiter also renews less often: every `waiting_interval = min(TTL / 3, budget −
+//! 2 · retry_after)` (never below the holder's cadence; 3.33 s at the defaults, against
+//! the holder's 1.58 s). The waits of a long queue grow with its length, so keepalives at
+//! the holder's cadence made a waiter's traffic per acquisition grow with it too
+//! (07-performance B5). The upper bound keeps `term_at` at least `2 · retry_after` ahead
+//! of the last renewal sent and answered, so a waiter whose keepalives are answered
+//! acquires with `term_at` still ahead (the runner's check passes). The moment the
+//! session stops only waiting, the holder's cadence counts from that last renewal: a
+//! keepalive overdue at that cadence goes out at the next [`Session::handle_timeout`],
+//! before the child's first full cadence. The deadline rule is the same for both: only
+//! how soon `D` is renewed differs, never how `term_at`/`kill_at` follow from it.
 use std::collections::VecDeque;
 use std::time::Duration;
 
@@ -73,6 +85,8 @@ pub struct Timings {
     pub margin: Duration,
     /// Keepalive cadence.
     pub keepalive_interval: Duration,
+    /// Keepalive cadence while only waiting (no child; see the module doc).
+    pub waiting_interval: Duration,
     /// Retry delay after an unanswered keepalive.
     pub retry_after: Duration,
 }
@@ -122,13 +136,10 @@ impl Timings {
             return Err(TimingError { ttl, kill_after, margin, kill_after_max, ttl_min: Timings::ttl_min(kill_after) });
         }
         let budget = ttl - kill_after - margin;
-        Ok(Timings {
-            ttl,
-            kill_after,
-            margin,
-            keepalive_interval: budget / 3,
-            retry_after: (budget / 8).clamp(RETRY_MIN, RETRY_MAX),
-        })
+        let keepalive_interval = budget / 3;
+        let retry_after = (budget / 8).clamp(RETRY_MIN, RETRY_MAX);
+        let waiting_interval = (ttl / 3).min(budget.saturating_sub(2 * retry_after)).max(keepalive_interval);
+        Ok(Timings { ttl, kill_after, margin, keepalive_interval, waiting_interval, retry_after })
     }
 
     /// The largest kill-after that works with `ttl`; `None` when the TTL is too short for
@@ -229,8 +240,12 @@ pub struct Session {
     failing: bool,
     acks: u64,
     last_rtt: Duration,
-    /// No child to protect yet: lost at `kill_at`, not `term_at`.
+    /// No child to protect yet: lost at `kill_at`, not `term_at`, and renewed at
+    /// `waiting_interval`.
     waiting: bool,
+    /// When the latest renewal that etcd answered (or the grant) was sent: the cadence
+    /// counts from it.
+    renewed_from: Option<Instant>,
 }
 
 impl Session {
@@ -251,6 +266,7 @@ impl Session {
             acks: 0,
             last_rtt: Duration::ZERO,
             waiting: false,
+            renewed_from: None,
         }
     }
 
@@ -258,6 +274,19 @@ impl Session {
     /// module doc). Off by default: a child's deadlines.
     pub fn set_waiting(&mut self, waiting: bool) {
         self.waiting = waiting;
+        // The next renewal is due at the new cadence from the last one; a retry already
+        // due sooner (a keepalive unanswered) stays.
+        let Some(cadence) = self.renewed_from.and_then(|from| self.renewal_after(from)) else { return };
+        self.next_send_at = match self.next_send_at {
+            Some(next) if !(waiting && self.inflight.is_empty()) => Some(next.min(cadence)),
+            _ => Some(cadence),
+        };
+    }
+
+    /// When the renewal after one sent at `sent_at` is due, at the current cadence.
+    fn renewal_after(&self, sent_at: Instant) -> Option<Instant> {
+        let t = self.timings?;
+        Some(sent_at.plus(if self.waiting { t.waiting_interval } else { t.keepalive_interval }))
     }
 
     /// When the session counts as lost: `term_at`, or `kill_at` while only waiting.
@@ -364,7 +393,10 @@ impl Session {
                 self.acks += 1;
                 self.last_rtt = now.since(sent_at);
                 let candidate = sent_at.plus(Duration::from_secs(ttl_s.unsigned_abs()));
-                self.next_send_at = Some(sent_at.plus(self.timings?.keepalive_interval).max(now));
+                if self.renewed_from.is_none_or(|r| sent_at > r) {
+                    self.renewed_from = Some(sent_at);
+                }
+                self.next_send_at = Some(self.renewal_after(self.renewed_from?)?.max(now));
                 if self.deadline.is_none_or(|d| candidate > d) {
                     self.deadline = Some(candidate);
                     return Some(SessionEvent::Extended);
@@ -409,7 +441,8 @@ impl Session {
                 }
                 self.timings = Some(timings);
                 self.deadline = Some(sent_at.plus(ttl));
-                self.next_send_at = Some(sent_at.plus(timings.keepalive_interval));
+                self.renewed_from = Some(sent_at);
+                self.next_send_at = self.renewal_after(sent_at);
                 SessionEvent::Granted
             }
             EtcdResponse::Error(e) => SessionEvent::GrantFailed(e),

@@ -15,6 +15,7 @@ fn timings_at_the_defaults() {
     assert_eq!(t.margin, ms(250));
     assert_eq!(t.keepalive_interval, ms(1583) + Duration::from_nanos(333_333));
     assert_eq!(t.retry_after, ms(593) + Duration::from_nanos(750_000));
+    assert_eq!(t.waiting_interval, ms(3333) + Duration::from_nanos(333_333));
     let d = at(10_000);
     assert_eq!(t.term_at(d), at(4_750));
     assert_eq!(t.kill_at(d), at(9_750));
@@ -212,4 +213,81 @@ fn a_three_second_outage_does_not_end_the_session() {
         }
     }
     assert!(s.term_at().unwrap() > at(8_000));
+}
+
+#[test]
+fn a_waiters_cadence_leaves_term_at_ahead() {
+    // keepalive_interval ≤ waiting_interval, and a renewal sent at s leaves term_at at
+    // least 2 · retry_after past s + waiting_interval, for every feasible pair.
+    for ttl in [2_000u64, 3_000, 5_000, 10_000, 30_000, 60_000, 3_600_000] {
+        for kill_after in [0u64, 100, 790, 1_000, 5_000, 8_750, 30_000, 600_000] {
+            let Ok(t) = Timings::derive(ms(ttl), ms(kill_after)) else { continue };
+            let budget = t.term_within();
+            assert!(t.keepalive_interval <= t.waiting_interval, "ttl {ttl} kill-after {kill_after}: {t:?}");
+            assert!(t.waiting_interval + 2 * t.retry_after <= budget, "ttl {ttl} kill-after {kill_after}: {t:?}");
+            assert!(t.waiting_interval <= ms(ttl) / 3, "ttl {ttl} kill-after {kill_after}: {t:?}");
+        }
+    }
+}
+
+/// Runs `s` from `from` to `to` with every keepalive answered 1 ms after it is sent;
+/// returns how many were sent and when.
+fn renew_promptly(s: &mut Session, out: &mut Outbox, from: Instant, to: Instant) -> Vec<Instant> {
+    let mut sent = Vec::new();
+    let mut now = from;
+    for _ in 0..10_000 {
+        let next = s.poll_timeout().expect("a live session has a timeout");
+        if next > to {
+            break;
+        }
+        now = next.max(now);
+        assert_eq!(s.handle_timeout(now, out), None, "lost at {now:?}");
+        for (id, _) in drain_requests(out) {
+            sent.push(now);
+            now = now.plus(ms(1));
+            s.handle_response(now, id, EtcdResponse::KeepAlive { ttl_s: 10 }, out);
+        }
+    }
+    sent
+}
+
+#[test]
+fn a_waiter_renews_at_its_own_cadence_and_a_holder_at_once() {
+    let mut out = Outbox::default();
+    let mut s = granted_session(&mut out);
+    s.set_waiting(true);
+    // Grant sent at 0: the first renewal is due at 3.33 s, not 1.58 s.
+    assert_eq!(s.poll_timeout(), Some(Instant::from_nanos(3_333_333_333)));
+    let sent = renew_promptly(&mut s, &mut out, at(0), at(60_000));
+    assert!((17..=18).contains(&sent.len()), "a waiter sent {} keepalives in 60 s", sent.len());
+    // Acquired 3 s after the last renewal (sent at `last`): the holder's cadence is
+    // overdue, so a keepalive goes out at the first timeout, and term_at is still ahead.
+    let last = *sent.last().unwrap();
+    let acquired = last.plus(ms(3_000));
+    assert!(s.term_at().unwrap() > acquired, "term_at {:?} acquired {acquired:?}", s.term_at());
+    s.set_waiting(false);
+    assert_eq!(s.poll_timeout(), Some(last.plus(s.timings.unwrap().keepalive_interval)));
+    assert_eq!(s.handle_timeout(acquired, &mut out), None);
+    assert_eq!(drain_requests(&mut out).len(), 1, "the holder renews at once");
+    // From there on, the holder's cadence.
+    let mut out = Outbox::default();
+    let mut h = granted_session(&mut out);
+    let sent = renew_promptly(&mut h, &mut out, at(0), at(60_000));
+    assert!((37..=38).contains(&sent.len()), "a holder sent {} keepalives in 60 s", sent.len());
+}
+
+#[test]
+fn a_waiter_keeps_a_retry_due_sooner() {
+    let mut out = Outbox::default();
+    let mut s = granted_session(&mut out);
+    s.set_waiting(true);
+    assert_eq!(s.handle_timeout(at(3_400), &mut out), None);
+    assert_eq!(drain_requests(&mut out).len(), 1);
+    // Unanswered: the retry is due at 3.4 s + retry_after, whatever the cadence.
+    let retry = at(3_400).plus(s.timings.unwrap().retry_after);
+    assert_eq!(s.poll_timeout(), Some(retry));
+    s.set_waiting(false);
+    assert_eq!(s.poll_timeout(), Some(Instant::from_nanos(1_583_333_333)), "overdue at the holder's cadence");
+    s.set_waiting(true);
+    assert_eq!(s.poll_timeout(), Some(Instant::from_nanos(1_583_333_333)), "a retry is not put off");
 }
