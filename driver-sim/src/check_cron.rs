@@ -31,15 +31,8 @@ pub fn skip_overlap(outcome: &Outcome, v: &mut Vec<Violation>) {
             for b in runs[k + 1..].iter().take_while(|b| b.start < a.end) {
                 let (from, to) = (b.start, a.end.min(b.end));
                 let covered = |c: usize| spans.iter().any(|(sc, f, u)| *sc == c && *f <= from && to <= *u);
-                // Known conchd bug (issue 14's report): a clock stepped back across a tick
-                // makes the daemon claim a tick it already runs; the "orphaned claim" path
-                // then sweeps the live run's running key. Remove this excuse with the fix;
-                // replay: conch sim --scenario cron --seed 65 without this excuse.
-                let stepped = outcome
-                    .faults
-                    .iter()
-                    .any(|f| f.client == Some(b.client) && f.kind.is_clock() && f.from >= a.start && f.from <= b.start);
-                if a.label != b.label && !covered(a.client) && !covered(b.client) && !stepped {
+                // No clock-step excuse: conchd never re-claims a tick it runs (claims.rs).
+                if a.label != b.label && !covered(a.client) && !covered(b.client) {
                     v.push(
                         violation(
                             "cron-skip-overlap",
