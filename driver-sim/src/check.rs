@@ -36,6 +36,9 @@
 //!   after.
 //! * `no-leaks`: after SIGTERM to every client: no keys, no session leases, no children,
 //!   every wrapper and daemon exited.
+//! * `cron-history`: after SIGTERM to every daemon, the cron history is all still there:
+//!   the fire key of every tick won (a day on its claim lease: a tick stays claimed) and
+//!   every result put (two weeks). No fault deletes them or revokes their leases.
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::host::{sim_time_of_unix, EPOCH_MS};
@@ -64,7 +67,7 @@ impl Violation {
 }
 
 /// Every checker name, in report order.
-pub const CHECKERS: [&str; 20] = [
+pub const CHECKERS: [&str; 21] = [
     "progress",
     "bounded-holders",
     "fencing",
@@ -81,6 +84,7 @@ pub const CHECKERS: [&str; 20] = [
     "step-down",
     "priority",
     "no-leaks",
+    "cron-history",
     crate::check_fence::CHECKERS[0],
     crate::check_fence::CHECKERS[1],
     crate::check_fence::CHECKERS[2],
@@ -543,5 +547,9 @@ fn leaks(outcome: &Outcome, v: &mut Vec<Violation>) {
     }
     if !l.running.is_empty() {
         v.push(violation("no-leaks", format!("clients {:?} did not exit on SIGTERM", l.running)));
+    }
+    if let Some(first) = l.history_lost.first() {
+        let what = format!("{} cron history keys gone after shutdown, first {first}", l.history_lost.len());
+        v.push(violation("cron-history", what));
     }
 }

@@ -67,6 +67,7 @@ impl Coverage {
             ("failover", self.failovers > 0),
             ("key-unconfirmed", self.losses.contains_key("key-unconfirmed")),
             ("no-leaks", true),
+            ("cron-history", self.ticks > 0),
         ]
         .into_iter()
         .filter(|(_, on)| *on)
@@ -125,6 +126,7 @@ impl Sweep {
             "failover",
             "key-unconfirmed",
             "no-leaks",
+            "cron-history",
         ];
         let parts: Vec<String> = names
             .iter()

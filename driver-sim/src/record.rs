@@ -217,6 +217,8 @@ pub struct Leftovers {
     pub children: Vec<usize>,
     /// Clients whose wrapper or daemon did not exit.
     pub running: Vec<usize>,
+    /// Cron history written (fire keys of won claims, results put) and gone by the end.
+    pub history_lost: Vec<String>,
 }
 
 /// The outcome of one seed.

@@ -13,6 +13,7 @@ use crate::buggify::Site;
 use crate::net::Stream;
 use crate::record::ClaimRecord;
 use conch_core::cron::fire_key_parts;
+use conch_core::keys::ROOT;
 
 /// The lease a write puts a key on, if any.
 pub(super) fn write_lease(request: &EtcdRequest) -> Option<i64> {
@@ -133,6 +134,11 @@ impl World {
                 EtcdResponse::Put { created: true, create_rev, .. },
             ) => {
                 self.key_born.insert(create_rev.0, self.now);
+                if let EtcdRequest::PutIfAbsent { key, .. } = request {
+                    if key.starts_with(&format!("{ROOT}cron/result/")) {
+                        self.history.insert(key.clone());
+                    }
+                }
             }
             (EtcdRequest::Grant { .. }, EtcdResponse::Granted { lease, ttl_s }) => {
                 self.lease_owner.insert(lease.0, i);
@@ -145,9 +151,13 @@ impl World {
             (EtcdRequest::Claim { fire_key, .. }, EtcdResponse::Claimed { won, existing, .. })
                 if *won || existing.is_none() =>
             {
+                if *won {
+                    self.history.insert(fire_key.clone());
+                }
                 self.claim_record(i, inc, fire_key, *won);
             }
             (EtcdRequest::Put { key, .. }, EtcdResponse::Written { .. }) if fire_key_parts(key).is_some() => {
+                self.history.insert(key.clone());
                 self.claim_record(i, inc, key, true);
             }
             _ => {}
