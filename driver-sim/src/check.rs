@@ -38,7 +38,8 @@
 //!   every wrapper and daemon exited.
 //! * `cron-history`: after SIGTERM to every daemon, the cron history is all still there:
 //!   the fire key of every tick won (a day on its claim lease: a tick stays claimed) and
-//!   every result put (two weeks). No fault deletes them or revokes their leases.
+//!   every result put (two weeks). No fault deletes them or revokes their leases. Every
+//!   result reads as `conch cron history` shows it (`check_cron::bad_result`).
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::host::{sim_time_of_unix, EPOCH_MS};
@@ -551,5 +552,10 @@ fn leaks(outcome: &Outcome, v: &mut Vec<Violation>) {
     if let Some(first) = l.history_lost.first() {
         let what = format!("{} cron history keys gone after shutdown, first {first}", l.history_lost.len());
         v.push(violation("cron-history", what));
+    }
+    for (key, value) in &l.results {
+        if let Some(what) = crate::check_cron::bad_result(key, value) {
+            v.push(violation("cron-history", format!("{key}: {what}")));
+        }
     }
 }

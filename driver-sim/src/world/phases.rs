@@ -76,6 +76,12 @@ impl World {
                 .filter(|key| !self.etcd.range(key).iter().any(|kv| &kv.key == *key))
                 .cloned()
                 .collect(),
+            results: self
+                .etcd
+                .range(&format!("{}cron/result/", conch_core::keys::ROOT))
+                .into_iter()
+                .map(|kv| (kv.key, kv.value))
+                .collect(),
         };
         // Children still running are logged up to the end.
         for i in 0..self.clients.len() {
