@@ -36,6 +36,8 @@
 //!   after.
 //! * `no-leaks`: after SIGTERM to every client: no keys, no session leases, no children,
 //!   every wrapper and daemon exited.
+//! * `on-acquire`: no child of a hold starts after that hold's `--on-acquire` hook failed
+//!   (the hold is released instead, spec 01-cli).
 //! * `cron-history`: after SIGTERM to every daemon, the cron history is all still there:
 //!   the fire key of every tick won (a day on its claim lease: a tick stays claimed) and
 //!   every result put (two weeks). No fault deletes them or revokes their leases. Every
@@ -68,7 +70,7 @@ impl Violation {
 }
 
 /// Every checker name, in report order.
-pub const CHECKERS: [&str; 21] = [
+pub const CHECKERS: [&str; 22] = [
     "progress",
     "bounded-holders",
     "fencing",
@@ -86,6 +88,7 @@ pub const CHECKERS: [&str; 21] = [
     "priority",
     "no-leaks",
     "cron-history",
+    "on-acquire",
     crate::check_fence::CHECKERS[0],
     crate::check_fence::CHECKERS[1],
     crate::check_fence::CHECKERS[2],
@@ -185,6 +188,7 @@ fn raw_check(outcome: &Outcome) -> Vec<Violation> {
     step_downs(outcome, &mut v);
     priority(outcome, &mut v);
     leaks(outcome, &mut v);
+    on_acquire(outcome, &mut v);
     crate::check_fence::check_fences(outcome, &mut v);
     v
 }
@@ -530,6 +534,25 @@ fn running_keys(outcome: &Outcome, v: &mut Vec<Violation>) {
                     secs(ended)
                 ),
             ));
+        }
+    }
+}
+
+/// No child of a hold (same client, same fencing token) starts after its on-acquire hook
+/// failed by itself.
+fn on_acquire(outcome: &Outcome, v: &mut Vec<Violation>) {
+    for h in outcome.hooks.iter().filter(|h| h.kind == "on-acquire" && !h.ok && h.status.starts_with("exit")) {
+        let started = outcome.intervals.iter().find(|iv| iv.client == h.client && iv.rev == h.rev && iv.start >= h.end);
+        if let Some(iv) = started {
+            let what = format!(
+                "client {} (rev {}) started its child at {} after its on-acquire hook failed ({}) at {}",
+                h.client,
+                h.rev,
+                secs(iv.start),
+                h.status,
+                secs(h.end)
+            );
+            v.push(violation("on-acquire", what).at(iv.start));
         }
     }
 }
