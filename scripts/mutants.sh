@@ -74,6 +74,12 @@ if [ "$rescore" -eq 0 ]; then
   CONCH_MUTANTS_SCENARIOS=elect,sema,cron,mixed nice -n 10 cargo test -q -p conch-driver-sim --test mutants_sim >/dev/null
 fi
 
+# A mutant's name without its line and column: `core-sm/src/f.rs:12:5: replace …` →
+# `core-sm/src/f.rs: replace …` (the lists name mutants so, to stay valid as code moves).
+unplaced() { sed -E 's/^([^:]+):[0-9]+:[0-9]+: /\1: /'; }
+# The names a list holds (comments and trailing blanks cut; placed names accepted too).
+listed() { grep -v '^#' "$1" | cut -d'#' -f1 | sed 's/[[:space:]]*$//' | unplaced; }
+
 mkdir -p mutants.out
 equivalent=core-sm/mutants-equivalent.txt
 known=core-sm/mutants-survivors.txt
@@ -110,10 +116,12 @@ for m in "${chosen[@]}"; do
   equiv=0
   while IFS= read -r line; do
     [ -n "$line" ] || continue
-    if grep -qxF -- "$line" <(cut -d'#' -f1 "$equivalent" | sed 's/[[:space:]]*$//'); then
+    # Matched by file, replacement and function, not by line and column (they drift).
+    name=$(unplaced <<<"$line")
+    if grep -qxF -- "$name" <(listed "$equivalent"); then
       equiv=$((equiv + 1))
     else
-      if [ -f "$known" ] && grep -qxF -- "$line" <(cut -d'#' -f1 "$known" | sed 's/[[:space:]]*$//'); then
+      if [ -f "$known" ] && grep -qxF -- "$name" <(listed "$known"); then
         echo "$line" >>mutants.out/known-survivors.txt
       else
         echo "$line" >>mutants.out/survivors.txt

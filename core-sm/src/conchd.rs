@@ -167,6 +167,10 @@ pub struct Conchd {
     /// sent): the shutdown revokes the others, so a daemon that lost every race leaves no
     /// empty 25-hour lease behind.
     keyed_leases: BTreeSet<LeaseId>,
+    /// Claims whose answer was an error (they may have been applied), by claim lease: the
+    /// shutdown reads their fire keys to settle whether the lease got a key
+    /// (`conchd/shutdown.rs`), rather than keep an empty 25-hour lease on a guess.
+    unsettled: BTreeMap<LeaseId, BTreeSet<(String, i64)>>,
     runs: BTreeMap<ChildId, Run>,
     next_child: u64,
     /// Results waiting for the result lease.
@@ -213,6 +217,7 @@ impl Conchd {
             claims: BTreeMap::new(),
             claimed_up_to: BTreeMap::new(),
             keyed_leases: BTreeSet::new(),
+            unsettled: BTreeMap::new(),
             runs: BTreeMap::new(),
             next_child: 0,
             waiting_results: Vec::new(),
@@ -287,15 +292,23 @@ impl Conchd {
         if let Some(claim) = self.claims.remove(&id) {
             // A claim whose compare failed wrote nothing on our lease, unless the key it
             // found is our own earlier attempt's; an error may have been applied.
-            let lost_cleanly = match &response {
-                EtcdResponse::Claimed { won: false, existing, .. } => !existing
-                    .as_deref()
-                    .and_then(|v| serde_json::from_slice::<Claim>(v).ok())
-                    .is_some_and(|c| self.made(&c)),
-                _ => false,
-            };
-            if !lost_cleanly {
-                self.keyed_leases.insert(claim.claim_lease);
+            match &response {
+                EtcdResponse::Claimed { won: false, existing, .. } => {
+                    let ours = existing
+                        .as_deref()
+                        .and_then(|v| serde_json::from_slice::<Claim>(v).ok())
+                        .is_some_and(|c| self.made(&c));
+                    if ours {
+                        self.keyed_leases.insert(claim.claim_lease);
+                    }
+                }
+                EtcdResponse::Claimed { .. } | EtcdResponse::Written { .. } => {
+                    self.keyed_leases.insert(claim.claim_lease);
+                }
+                // Refused ("too many requests") or timed out: maybe applied, maybe not.
+                _ => {
+                    self.unsettled.entry(claim.claim_lease).or_default().insert((claim.name.clone(), claim.tick));
+                }
             }
             self.on_claimed(now, claim, response);
             return;

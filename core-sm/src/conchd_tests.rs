@@ -309,3 +309,77 @@ fn a_retry_that_finds_our_first_claim_runs_the_tick_a_second_claim_does_not() {
     }
     assert!(h.spawns.len() > runs, "the ticks past the step ran: {:?}", h.spawns);
 }
+
+/// Found by the simulator (reads refused on a daemon): a claim answered with an error
+/// marked its claim lease keyed on a guess, and the shutdown left that empty 25-hour lease.
+/// The shutdown reads the fire keys of such claims: none on the lease, so it is revoked;
+/// one on it, so it is kept.
+#[test]
+fn a_claim_lease_kept_only_by_refused_claims_is_settled_at_shutdown() {
+    for landed in [false, true] {
+        let mut h = Harness::new(1_800_000_000_300, "@every 1s");
+        let mut grants = 100;
+        let mut claim_lease = None;
+        let mut revoked = Vec::new();
+        let mut settled = false;
+        let mut exited = false;
+        for round in 0..40 {
+            if round == 20 {
+                h.d.handle_signal(h.now, WrapperSignal::Terminate);
+            } else if round < 20 {
+                let next = h.d.poll_timeout().unwrap();
+                let ahead = next.since(h.now.mono).max(Duration::from_millis(1));
+                h.now = Now { mono: h.now.mono.plus(ahead), wall_ms: h.now.wall_ms + ahead.as_millis() as i64 };
+                h.d.handle_timeout(h.now);
+            }
+            while let Some(o) = h.d.poll_output() {
+                let Output::Etcd { id, request } = o else {
+                    exited |= o == Output::Exit(ExitCode::OK);
+                    continue;
+                };
+                let answer = match request {
+                    EtcdRequest::Grant { ttl_s } => {
+                        grants += 1;
+                        EtcdResponse::Granted { lease: LeaseId(grants), ttl_s }
+                    }
+                    EtcdRequest::KeepAlive { .. } => EtcdResponse::KeepAlive { ttl_s: 10 },
+                    EtcdRequest::Claim { claim_lease: lease, .. } => {
+                        claim_lease = Some(lease);
+                        EtcdResponse::Error(EtcdError::Unavailable("etcdserver: too many requests".into()))
+                    }
+                    EtcdRequest::Ranges { ranges } => {
+                        settled = true;
+                        let kv = |key: &str| Kv {
+                            key: key.to_string(),
+                            create_rev: Revision(5),
+                            mod_rev: Revision(5),
+                            lease: claim_lease.unwrap(),
+                            value: Vec::new(),
+                        };
+                        let results = ranges
+                            .iter()
+                            .map(|r| crate::etcd::RangeResult {
+                                kvs: if landed { vec![kv(&r.key)] } else { Vec::new() },
+                                count: i64::from(landed),
+                                more: false,
+                            })
+                            .collect();
+                        EtcdResponse::Ranges { header_rev: Revision(9), results }
+                    }
+                    // The sweeps of the refused claims' running keys: none there.
+                    EtcdRequest::RangePrefix { .. } => EtcdResponse::Range { header_rev: Revision(9), kvs: Vec::new() },
+                    EtcdRequest::Revoke { lease } => {
+                        revoked.push(lease);
+                        EtcdResponse::Revoked
+                    }
+                    _ => EtcdResponse::Written { rev: Revision(9) },
+                };
+                h.d.handle_response(h.now, id, answer);
+            }
+        }
+        let claim_lease = claim_lease.expect("a claim was sent");
+        assert!(settled, "the refused claims were not read back");
+        assert!(exited, "the daemon did not exit");
+        assert_eq!(revoked.contains(&claim_lease), !landed, "landed={landed}: revoked {revoked:?}");
+    }
+}

@@ -38,6 +38,12 @@
 //!   up after the faults heal: see [`crate::check_watch`].
 //! * `no-leaks`: after SIGTERM to every client: no keys, no session leases, no children,
 //!   every wrapper and daemon exited.
+//! * `on-acquire`: no child of a hold starts after that hold's `--on-acquire` hook failed
+//!   (the hold is released instead, spec 01-cli).
+//! * `cron-history`: after SIGTERM to every daemon, the cron history is all still there:
+//!   the fire key of every tick won (a day on its claim lease: a tick stays claimed) and
+//!   every result put (two weeks). No fault deletes them or revokes their leases. Every
+//!   result reads as `conch cron history` shows it (`check_cron::bad_result`).
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::host::{sim_time_of_unix, EPOCH_MS};
@@ -50,7 +56,7 @@ pub use crate::verdict::Violation;
 use crate::verdict::{excuses, secs, violation};
 
 /// Every checker name, in report order.
-pub const CHECKERS: [&str; 22] = [
+pub const CHECKERS: [&str; 24] = [
     "progress",
     "bounded-holders",
     "fencing",
@@ -69,6 +75,8 @@ pub const CHECKERS: [&str; 22] = [
     "preempt",
     "no-leaks",
     "watch",
+    "cron-history",
+    "on-acquire",
     crate::check_fence::CHECKERS[0],
     crate::check_fence::CHECKERS[1],
     crate::check_fence::CHECKERS[2],
@@ -169,6 +177,7 @@ fn raw_check(outcome: &Outcome) -> Vec<Violation> {
     priority(outcome, &mut v);
     crate::check_preempt::preempts(outcome, &mut v);
     leaks(outcome, &mut v);
+    on_acquire(outcome, &mut v);
     crate::check_fence::check_fences(outcome, &mut v);
     crate::check_watch::check_watch(outcome, &mut v);
     v
@@ -486,6 +495,25 @@ fn running_keys(outcome: &Outcome, v: &mut Vec<Violation>) {
     }
 }
 
+/// No child of a hold (same client, same fencing token) starts after its on-acquire hook
+/// failed by itself.
+fn on_acquire(outcome: &Outcome, v: &mut Vec<Violation>) {
+    for h in outcome.hooks.iter().filter(|h| h.kind == "on-acquire" && !h.ok && h.status.starts_with("exit")) {
+        let started = outcome.intervals.iter().find(|iv| iv.client == h.client && iv.rev == h.rev && iv.start >= h.end);
+        if let Some(iv) = started {
+            let what = format!(
+                "client {} (rev {}) started its child at {} after its on-acquire hook failed ({}) at {}",
+                h.client,
+                h.rev,
+                secs(iv.start),
+                h.status,
+                secs(h.end)
+            );
+            v.push(violation("on-acquire", what).at(iv.start));
+        }
+    }
+}
+
 fn leaks(outcome: &Outcome, v: &mut Vec<Violation>) {
     let l = &outcome.leftovers;
     if !l.keys.is_empty() {
@@ -500,5 +528,14 @@ fn leaks(outcome: &Outcome, v: &mut Vec<Violation>) {
     }
     if !l.running.is_empty() {
         v.push(violation("no-leaks", format!("clients {:?} did not exit on SIGTERM", l.running)));
+    }
+    if let Some(first) = l.history_lost.first() {
+        let what = format!("{} cron history keys gone after shutdown, first {first}", l.history_lost.len());
+        v.push(violation("cron-history", what));
+    }
+    for (key, value) in &l.results {
+        if let Some(what) = crate::check_cron::bad_result(key, value) {
+            v.push(violation("cron-history", format!("{key}: {what}")));
+        }
     }
 }

@@ -12,6 +12,7 @@
 use std::time::Duration;
 
 use conch_core::conchd::{JITTER_MAX_MS, LATE_MAX};
+use conch_core::cron::{rfc3339, tick_of, RunResult};
 
 use crate::record::{Group, Interval, Outcome};
 use crate::verdict::{excuses, secs, violation, Violation};
@@ -31,15 +32,8 @@ pub fn skip_overlap(outcome: &Outcome, v: &mut Vec<Violation>) {
             for b in runs[k + 1..].iter().take_while(|b| b.start < a.end) {
                 let (from, to) = (b.start, a.end.min(b.end));
                 let covered = |c: usize| spans.iter().any(|(sc, f, u)| *sc == c && *f <= from && to <= *u);
-                // Known conchd bug (issue 14's report): a clock stepped back across a tick
-                // makes the daemon claim a tick it already runs; the "orphaned claim" path
-                // then sweeps the live run's running key. Remove this excuse with the fix;
-                // replay: conch sim --scenario cron --seed 65 without this excuse.
-                let stepped = outcome
-                    .faults
-                    .iter()
-                    .any(|f| f.client == Some(b.client) && f.kind.is_clock() && f.from >= a.start && f.from <= b.start);
-                if a.label != b.label && !covered(a.client) && !covered(b.client) && !stepped {
+                // No clock-step excuse: conchd never re-claims a tick it runs (claims.rs).
+                if a.label != b.label && !covered(a.client) && !covered(b.client) {
                     v.push(
                         violation(
                             "cron-skip-overlap",
@@ -60,6 +54,41 @@ pub fn skip_overlap(outcome: &Outcome, v: &mut Vec<Violation>) {
                 }
             }
         }
+    }
+}
+
+/// What is wrong with the result `value` of `key`, as `conch cron history` reads it: its
+/// tick is the key's, its outcome one of four, `started` RFC 3339 with milliseconds, and
+/// `duration` in the form of its size (`350ms` below 1 s, `4.2s` below a minute, `12m3s`).
+pub fn bad_result(key: &str, value: &[u8]) -> Option<String> {
+    let r: RunResult = match serde_json::from_slice(value) {
+        Ok(r) => r,
+        Err(e) => return Some(format!("not a result: {e}")),
+    };
+    let tick = tick_of(key).map(rfc3339);
+    let started = chrono::DateTime::parse_from_rfc3339(&r.started).ok();
+    let millis = r.started.rsplit_once('.').is_some_and(|(_, f)| f.len() == 4 && f.ends_with('Z'));
+    let size = conch_core::duration::parse(&r.duration).ok();
+    let form = size.is_some_and(|d| {
+        let ms = r.duration.strip_suffix("ms").is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()));
+        let tenths = r.duration.strip_suffix('s').and_then(|n| n.split_once('.')).is_some_and(|(_, f)| f.len() == 1);
+        // 59.96 s prints as `60.0s`.
+        match (ms, tenths) {
+            (true, _) => d < Duration::from_secs(1),
+            (_, true) => d >= Duration::from_secs(1) && d <= Duration::from_secs(60),
+            _ => d >= Duration::from_secs(60) && !r.duration.contains('.'),
+        }
+    });
+    if tick.as_deref() != Some(r.tick.as_str()) {
+        Some(format!("tick {} in a result of {tick:?}", r.tick))
+    } else if !["exited", "signaled", "lost", "timeout"].contains(&r.outcome.as_str()) {
+        Some(format!("outcome {:?}", r.outcome))
+    } else if started.is_none() || !millis {
+        Some(format!("started {:?} is not RFC 3339 with milliseconds", r.started))
+    } else if !form {
+        Some(format!("duration {:?} is not in the form of its size", r.duration))
+    } else {
+        None
     }
 }
 

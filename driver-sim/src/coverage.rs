@@ -71,6 +71,7 @@ impl Coverage {
             ("no-leaks", true),
             // A watcher printed a change of holders (more than its first line).
             ("watch", outcome.watch_prints.iter().filter(|p| p.watcher == 0).nth(1).is_some()),
+            ("cron-history", self.ticks > 0),
         ]
         .into_iter()
         .filter(|(_, on)| *on)
@@ -132,6 +133,7 @@ impl Sweep {
             "preempt-handover",
             "no-leaks",
             "watch",
+            "cron-history",
         ];
         let parts: Vec<String> = names
             .iter()

@@ -218,6 +218,10 @@ pub struct Leftovers {
     pub children: Vec<usize>,
     /// Clients whose wrapper or daemon did not exit.
     pub running: Vec<usize>,
+    /// Cron history written (fire keys of won claims, results put) and gone by the end.
+    pub history_lost: Vec<String>,
+    /// The results in etcd at the end: key and value.
+    pub results: Vec<(String, Vec<u8>)>,
 }
 
 /// The outcome of one seed.

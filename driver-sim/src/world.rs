@@ -199,6 +199,9 @@ pub struct World {
     /// never heard of, so keeping them is no leak.
     ambiguous_leases: BTreeSet<i64>,
     session_leases: BTreeSet<i64>,
+    /// The cron history written: fire keys of won claims and results put (they live on
+    /// day-long leases, so every one must still be there at the end).
+    history: BTreeSet<String>,
     phase_liveness: bool,
     stopping: bool,
     changes: BTreeMap<Group, u64>,
@@ -273,6 +276,7 @@ impl World {
             grants_heard: BTreeSet::new(),
             ambiguous_leases: BTreeSet::new(),
             session_leases: BTreeSet::new(),
+            history: BTreeSet::new(),
             phase_liveness: false,
             stopping: false,
             changes: BTreeMap::new(),

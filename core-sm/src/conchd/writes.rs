@@ -16,6 +16,9 @@
 //! * A claim that failed ambiguously (a timeout: it may have been applied) is followed by a
 //!   sweep: read the running key and, if it is on our session and carries our claim of that
 //!   tick, release it as above. The tick itself stays claimed and unrun (a zombie).
+//! * At shutdown, a claim lease with no key we know of but claims answered with an error
+//!   is settled by reading those claims' fire keys: revoked if none is on it, kept if one
+//!   is (or if the read never lands before the shutdown's deadline).
 //! * A release not landed [`RELEASE_RETRY_FOR`] after the run ended while the session
 //!   still lives gives the session up: keepalives stop (a revoke is tried), runs on it stop,
 //!   a new session is asked for.
@@ -34,6 +37,7 @@
 //! answers again. A sweep's key is bounded the same way from the claim's failure.
 use crate::backoff::Backoff;
 use crate::cron::running_key;
+use crate::etcd::RangeSpec;
 
 use super::*;
 
@@ -75,6 +79,14 @@ pub(super) enum Write {
         /// Result JSON.
         value: Vec<u8>,
     },
+    /// At shutdown, read the fire keys of the claims on `lease` whose answers were errors:
+    /// the lease is keyed if one of them is on it, else empty (and revoked).
+    Settle {
+        /// The claim lease.
+        lease: LeaseId,
+        /// The fire keys of its unsettled claims.
+        keys: Vec<String>,
+    },
     /// Read the running key after an ambiguous claim of `tick`.
     Sweep {
         /// The job.
@@ -93,7 +105,7 @@ impl Write {
     fn lease(&self) -> Option<LeaseId> {
         match self {
             Write::Release { lease, .. } | Write::Sweep { lease, .. } => Some(*lease),
-            Write::Result { .. } => None,
+            Write::Result { .. } | Write::Settle { .. } => None,
         }
     }
 
@@ -101,7 +113,7 @@ impl Write {
     fn since(&self) -> Option<Instant> {
         match self {
             Write::Release { since, .. } | Write::Sweep { since, .. } => Some(*since),
-            Write::Result { .. } => None,
+            Write::Result { .. } | Write::Settle { .. } => None,
         }
     }
 }
@@ -174,6 +186,12 @@ impl Conchd {
                 }
             },
             Write::Sweep { name, .. } => EtcdRequest::RangePrefix { prefix: running_key(name) },
+            Write::Settle { keys, .. } => EtcdRequest::Ranges {
+                ranges: keys
+                    .iter()
+                    .map(|key| RangeSpec { key: key.clone(), keys_only: true, ..RangeSpec::default() })
+                    .collect(),
+            },
         };
         let id = self.out.request(request);
         self.writes.inflight.insert(id, write);
@@ -197,6 +215,13 @@ impl Conchd {
                     self.out.log(Event::warn("running-key-orphaned").with("job", &name).with("tick", rfc3339(tick)));
                     self.send_write(now, Write::Release { key, create_rev: kv.create_rev, lease, since });
                 }
+            }
+            (Write::Settle { lease, .. }, EtcdResponse::Ranges { results, .. }) => {
+                self.writes.backoff.reset();
+                if results.iter().flat_map(|r| &r.kvs).any(|kv| kv.lease == lease) {
+                    self.keyed_leases.insert(lease);
+                }
+                self.unsettled.remove(&lease);
             }
             (write, response) => {
                 if let (Write::Result { .. }, EtcdResponse::Error(EtcdError::LeaseNotFound)) = (&write, &response) {

@@ -73,6 +73,18 @@ impl World {
                 .filter(|i| !self.clients[*i].host.children.is_empty() || !self.clients[*i].host.hooks.is_empty())
                 .collect(),
             running: (0..self.clients.len()).filter(|i| self.clients[*i].machine.is_some()).collect(),
+            history_lost: self
+                .history
+                .iter()
+                .filter(|key| !self.etcd.range(key).iter().any(|kv| &kv.key == *key))
+                .cloned()
+                .collect(),
+            results: self
+                .etcd
+                .range(&format!("{}cron/result/", conch_core::keys::ROOT))
+                .into_iter()
+                .map(|kv| (kv.key, kv.value))
+                .collect(),
         };
         // Children still running are logged up to the end.
         for i in 0..self.clients.len() {

@@ -14,6 +14,7 @@ use crate::etcd::write_lease;
 use crate::net::Stream;
 use crate::record::ClaimRecord;
 use conch_core::cron::fire_key_parts;
+use conch_core::keys::ROOT;
 
 impl World {
     pub(super) fn send(&mut self, i: usize, inc: u64, id: ReqId, request: EtcdRequest) {
@@ -114,6 +115,11 @@ impl World {
                     self.key_born.insert(create_rev.0, self.now);
                     self.key_owner.insert(create_rev.0, i);
                 }
+                if let EtcdRequest::PutIfAbsent { key, .. } = request {
+                    if key.starts_with(&format!("{ROOT}cron/result/")) {
+                        self.history.insert(key.clone());
+                    }
+                }
             }
             EtcdResponse::Granted { lease, ttl_s } => {
                 self.lease_owner.insert(lease.0, i);
@@ -125,6 +131,9 @@ impl World {
             // A lost race is no decision of this daemon's; a skip for overlap is.
             EtcdResponse::Claimed { won, existing, .. } => {
                 if let (EtcdRequest::Claim { fire_key, .. }, true) = (request, *won || existing.is_none()) {
+                    if *won {
+                        self.history.insert(fire_key.clone());
+                    }
                     self.claim_record(i, inc, fire_key, *won);
                 }
             }
@@ -132,7 +141,10 @@ impl World {
                 EtcdRequest::Put { key, value, lease: Some(_) } if key.starts_with(super::step_down::REQUEST_ROOT) => {
                     self.preempt_record(i, value);
                 }
-                EtcdRequest::Put { key, .. } if fire_key_parts(key).is_some() => self.claim_record(i, inc, key, true),
+                EtcdRequest::Put { key, .. } if fire_key_parts(key).is_some() => {
+                    self.history.insert(key.clone());
+                    self.claim_record(i, inc, key, true);
+                }
                 _ => {}
             },
             // A key that was there already, renewals, reads, deletes, revokes, fenced writes
