@@ -355,8 +355,10 @@ fn parse_op(line: &str) -> Result<TxnOp, String> {
     let words = words(line)?;
     let mut plain = Vec::new();
     let mut prefix = false;
-    for w in &words {
+    for (w, quoted) in &words {
         match w.as_slice() {
+            // A quoted word is a key or a value, whatever it spells (a value `--`).
+            _ if *quoted => plain.push(w.clone()),
             b"--prefix" => prefix = true,
             w if w.starts_with(b"--") => {
                 // Debug-quoted: the word may hold an escaped newline, and the error is one line.
@@ -395,11 +397,12 @@ fn utf8(bytes: Vec<u8>) -> Result<String, String> {
 }
 
 /// Splits an op line into words as etcdctl's `argify`: `"double quoted"` (Go escapes),
-/// `'single quoted'` (raw), or bare.
-fn words(line: &str) -> Result<Vec<Vec<u8>>, String> {
+/// `'single quoted'` (raw), or bare; each with whether it was quoted.
+fn words(line: &str) -> Result<Vec<(Vec<u8>, bool)>, String> {
     let mut out = Vec::new();
     let mut rest = line.trim_start();
     while !rest.is_empty() {
+        let is_quoted = matches!(rest.as_bytes()[0], b'"' | b'`' | b'\'');
         let (word, after) = match rest.as_bytes()[0] {
             b'"' | b'`' => quoted(rest)?,
             b'\'' => {
@@ -411,7 +414,7 @@ fn words(line: &str) -> Result<Vec<Vec<u8>>, String> {
                 (rest.as_bytes()[..end].to_vec(), &rest[end..])
             }
         };
-        out.push(word);
+        out.push((word, is_quoted));
         rest = after.trim_start();
     }
     Ok(out)
