@@ -21,15 +21,14 @@ pub fn skip_overlap(outcome: &Outcome, v: &mut Vec<Violation>) {
     let spans = excuses(&outcome.opts, &outcome.faults);
     for job in outcome.opts.jobs.iter().filter(|j| j.skip_overlap) {
         let prefix = format!("{}@", job.name);
-        let mut runs: Vec<&Interval> = outcome
-            .intervals
-            .iter()
-            .filter(|iv| iv.group == Group::Cron && iv.label.starts_with(&prefix) && iv.end > iv.start)
-            .collect();
-        runs.sort_by_key(|iv| (iv.start, iv.end));
+        let end = |iv: &Interval| iv.end_or(outcome.end_at);
+        let label = |iv: &Interval| iv.tick.clone().unwrap_or_default();
+        let mut runs: Vec<&Interval> =
+            outcome.of(Group::Cron).filter(|iv| label(iv).starts_with(&prefix) && end(iv) > iv.start).collect();
+        runs.sort_by_key(|iv| (iv.start, end(iv)));
         for (k, a) in runs.iter().enumerate() {
-            for b in runs[k + 1..].iter().take_while(|b| b.start < a.end) {
-                let (from, to) = (b.start, a.end.min(b.end));
+            for b in runs[k + 1..].iter().take_while(|b| b.start < end(a)) {
+                let (from, to) = (b.start, end(a).min(end(b)));
                 let covered = |c: usize| spans.iter().any(|(sc, f, u)| *sc == c && *f <= from && to <= *u);
                 // Known conchd bug (issue 14's report): a clock stepped back across a tick
                 // makes the daemon claim a tick it already runs; the "orphaned claim" path
@@ -39,20 +38,20 @@ pub fn skip_overlap(outcome: &Outcome, v: &mut Vec<Violation>) {
                     .faults
                     .iter()
                     .any(|f| f.client == Some(b.client) && f.kind.is_clock() && f.from >= a.start && f.from <= b.start);
-                if a.label != b.label && !covered(a.client) && !covered(b.client) && !stepped {
+                if a.tick != b.tick && !covered(a.client) && !covered(b.client) && !stepped {
                     v.push(
                         violation(
                             "cron-skip-overlap",
                             format!(
                                 "{} (client {}, rev {}) started at {} while {} (client {}, rev {}) ran until {}",
-                                b.label,
+                                label(b),
                                 b.client,
                                 b.rev,
                                 secs(b.start),
-                                a.label,
+                                label(a),
                                 a.client,
                                 a.rev,
-                                secs(a.end)
+                                secs(end(a))
                             ),
                         )
                         .at(b.start),
