@@ -111,13 +111,13 @@ fn raw_check(outcome: &Outcome) -> Vec<Violation> {
     let opts = &outcome.opts;
     for group in [Group::Office, Group::Sema] {
         let max = opts.capacity(group);
-        let intervals: Vec<&Interval> = outcome.intervals.iter().filter(|iv| iv.group == group).collect();
+        let intervals: Vec<Interval> = outcome.of(group).cloned().collect();
         if intervals.is_empty() {
             continue;
         }
         // A fence is part of its holder's use of the hold.
         let fences = crate::check_fence::fence_holds(outcome, group);
-        let holds: Vec<&Interval> = intervals.iter().copied().chain(&fences).collect();
+        let holds: Vec<Interval> = intervals.iter().chain(&fences).cloned().collect();
         bounded_holders(opts, ("bounded-holders", group.as_str()), max, &holds, &outcome.faults, &mut v);
         fencing(group, &intervals, &mut v);
     }
@@ -188,7 +188,7 @@ fn priority(outcome: &Outcome, v: &mut Vec<Violation>) {
     let opts = &outcome.opts;
     let (ttl, kill_after) = (opts.ttl.as_nanos() as u64, opts.kill_after.as_nanos() as u64);
     let settle = ttl + kill_after + 1_000_000_000;
-    let office: Vec<&Interval> = outcome.intervals.iter().filter(|iv| iv.group == Group::Office).collect();
+    let office: Vec<&Interval> = outcome.of(Group::Office).collect();
     for p in outcome.promotions.iter().filter(|p| p.group == Group::Office && !p.higher.is_empty()) {
         // The predecessor: the office child that started last before this one.
         let Some(prev) = office
@@ -198,11 +198,12 @@ fn priority(outcome: &Outcome, v: &mut Vec<Violation>) {
         else {
             continue;
         };
-        if prev.end > p.at {
+        let vacant = prev.end_or(outcome.end_at);
+        if vacant > p.at {
             continue; // an overlap: bounded-holders' business
         }
         for &(waiter, q, born) in &p.higher {
-            if born >= prev.end {
+            if born >= vacant {
                 continue; // it came after the office fell vacant
             }
             let excused = outcome.faults.iter().any(|f| {
@@ -221,7 +222,7 @@ fn priority(outcome: &Outcome, v: &mut Vec<Violation>) {
                             p.rev,
                             secs(p.at),
                             secs(born),
-                            secs(prev.end)
+                            secs(vacant)
                         ),
                     )
                     .at(p.at),
@@ -290,17 +291,15 @@ fn step_downs(outcome: &Outcome, v: &mut Vec<Violation>) {
             .faults
             .iter()
             .any(|f| f.client.is_none_or(|c| c == client) && f.from <= s.at + bound + ttl && f.to + ttl >= s.at);
-        let child = outcome
-            .intervals
-            .iter()
-            .find(|iv| iv.group == Group::Office && iv.client == client && iv.rev == s.token && iv.start <= s.at);
+        let child = outcome.of(Group::Office).find(|iv| iv.client == client && iv.rev == s.token && iv.start <= s.at);
         let Some(child) = child.filter(|_| !excused) else { continue };
-        if child.end > s.at + bound {
+        let end = child.end_or(outcome.end_at);
+        if end > s.at + bound {
             let detail = format!(
                 "office client {client} (token {}) asked to step down at {} still ran its child until {}",
                 s.token,
                 secs(s.at),
-                secs(child.end)
+                secs(end)
             );
             v.push(violation("step-down", detail).at(s.at + bound));
         }
@@ -313,7 +312,7 @@ pub(crate) fn bounded_holders(
     opts: &SimOptions,
     (checker, contest): (&'static str, &str),
     max: usize,
-    intervals: &[&Interval],
+    intervals: &[Interval],
     faults: &[FaultRecord],
     v: &mut Vec<Violation>,
 ) {
@@ -321,8 +320,7 @@ pub(crate) fn bounded_holders(
         .into_iter()
         .map(|(client, from, to)| Window { client: Some(client), from, to, label: String::new() })
         .collect();
-    let checked: Vec<conch_checkers::Interval> = intervals.iter().map(|iv| iv.checked()).collect();
-    for e in conch_checkers::holders::over_capacity(&checked, max, u64::MAX, &windows).violations {
+    for e in conch_checkers::holders::over_capacity(intervals, max, u64::MAX, &windows).violations {
         let who: Vec<String> = e.holders.iter().map(|(c, rev)| format!("client {c} rev {rev}")).collect();
         v.push(
             violation(
@@ -340,9 +338,8 @@ pub(crate) fn bounded_holders(
     }
 }
 
-fn fencing(group: Group, intervals: &[&Interval], v: &mut Vec<Violation>) {
-    let checked: Vec<conch_checkers::Interval> = intervals.iter().map(|iv| iv.checked()).collect();
-    for (a, b) in conch_checkers::fencing::successions(&checked, group == Group::Office) {
+fn fencing(group: Group, intervals: &[Interval], v: &mut Vec<Violation>) {
+    for (a, b) in conch_checkers::fencing::successions(intervals, group == Group::Office) {
         v.push(
             violation(
                 "fencing",
@@ -390,8 +387,7 @@ fn convergence(outcome: &Outcome, v: &mut Vec<Violation>) {
 
 fn cron(outcome: &Outcome, v: &mut Vec<Violation>) {
     let opts = &outcome.opts;
-    let runs: Vec<conch_checkers::Interval> =
-        outcome.intervals.iter().filter(|iv| iv.group == Group::Cron).map(|iv| iv.checked()).collect();
+    let runs: Vec<Interval> = outcome.of(Group::Cron).cloned().collect();
     let mut decided: BTreeSet<(&str, i64)> = BTreeSet::new();
     for c in &outcome.claims {
         decided.insert((c.job.as_str(), c.tick));
@@ -469,7 +465,7 @@ fn running_keys(outcome: &Outcome, v: &mut Vec<Violation>) {
     let settle = cron_settle(&outcome.opts);
     let bound = conch_core::conchd::running_key_bound(outcome.opts.ttl).as_nanos() as u64;
     let ends: BTreeMap<&str, u64> =
-        outcome.intervals.iter().filter(|iv| iv.group == Group::Cron).map(|iv| (iv.label.as_str(), iv.end)).collect();
+        outcome.of(Group::Cron).filter_map(|iv| Some((iv.tick.as_deref()?, iv.end_or(outcome.end_at)))).collect();
     for skip in outcome.claims.iter().filter(|c| !c.won && c.at < outcome.stop_at) {
         let t = skip.at;
         let near_fault =

@@ -22,31 +22,30 @@ pub fn skip_overlap(outcome: &Outcome, v: &mut Vec<Violation>) {
     let spans = excuses(&outcome.opts, &outcome.faults);
     for job in outcome.opts.jobs.iter().filter(|j| j.skip_overlap) {
         let prefix = format!("{}@", job.name);
-        let mut runs: Vec<&Interval> = outcome
-            .intervals
-            .iter()
-            .filter(|iv| iv.group == Group::Cron && iv.label.starts_with(&prefix) && iv.end > iv.start)
-            .collect();
-        runs.sort_by_key(|iv| (iv.start, iv.end));
+        let end = |iv: &Interval| iv.end_or(outcome.end_at);
+        let label = |iv: &Interval| iv.tick.clone().unwrap_or_default();
+        let mut runs: Vec<&Interval> =
+            outcome.of(Group::Cron).filter(|iv| label(iv).starts_with(&prefix) && end(iv) > iv.start).collect();
+        runs.sort_by_key(|iv| (iv.start, end(iv)));
         for (k, a) in runs.iter().enumerate() {
-            for b in runs[k + 1..].iter().take_while(|b| b.start < a.end) {
-                let (from, to) = (b.start, a.end.min(b.end));
+            for b in runs[k + 1..].iter().take_while(|b| b.start < end(a)) {
+                let (from, to) = (b.start, end(a).min(end(b)));
                 let covered = |c: usize| spans.iter().any(|(sc, f, u)| *sc == c && *f <= from && to <= *u);
                 // No clock-step excuse: conchd never re-claims a tick it runs (claims.rs).
-                if a.label != b.label && !covered(a.client) && !covered(b.client) {
+                if a.tick != b.tick && !covered(a.client) && !covered(b.client) {
                     v.push(
                         violation(
                             "cron-skip-overlap",
                             format!(
                                 "{} (client {}, rev {}) started at {} while {} (client {}, rev {}) ran until {}",
-                                b.label,
+                                label(b),
                                 b.client,
                                 b.rev,
                                 secs(b.start),
-                                a.label,
+                                label(a),
                                 a.client,
                                 a.rev,
-                                secs(a.end)
+                                secs(end(a))
                             ),
                         )
                         .at(b.start),

@@ -60,7 +60,15 @@ fn taken_away(outcome: &Outcome, f: &HookRecord) -> bool {
 pub fn fence_holds(outcome: &Outcome, group: Group) -> Vec<Interval> {
     fences(outcome)
         .filter(|f| f.group == group && !blocked(&outcome.faults, f, 0) && !taken_away(outcome, f))
-        .map(|f| Interval { client: f.client, group, rev: f.rev, label: "fence".into(), start: f.start, end: f.end })
+        .map(|f| Interval {
+            client: f.client,
+            rev: f.rev,
+            pid: 0,
+            start: f.start,
+            end: Some(f.end),
+            tick: Some("fence".into()),
+            signalled: false,
+        })
         .collect()
 }
 
@@ -78,11 +86,13 @@ pub fn check_fences(outcome: &Outcome, v: &mut Vec<Violation>) {
     };
     for f in fences(outcome) {
         let who = format!("client {} rev {} fence {}..{}", f.client, f.rev, secs(f.start), secs(f.end));
+        let end = |iv: &Interval| iv.end_or(outcome.end_at);
         let child = outcome.intervals.iter().find(|iv| {
-            iv.client == f.client && iv.group == f.group && iv.start < f.end && iv.end > f.start && iv.end > iv.start
+            // One client is in one contest: its intervals are its fence's group's.
+            iv.client == f.client && iv.start < f.end && end(iv) > f.start && end(iv) > iv.start
         });
         if let Some(iv) = child {
-            let child = format!("rev {} {}..{}", iv.rev, secs(iv.start), secs(iv.end));
+            let child = format!("rev {} {}..{}", iv.rev, secs(iv.start), secs(end(iv)));
             say("fence-after-child", format!("{who} ran beside its own child {child}"), f.start.max(iv.start));
         }
         // A fence that starts after its lease expired (its host was frozen) must be killed

@@ -57,11 +57,7 @@ pub fn preempts(outcome: &Outcome, v: &mut Vec<Violation>) {
         if !judged(outcome, p) {
             continue;
         }
-        let next = outcome
-            .intervals
-            .iter()
-            .filter(|iv| iv.group == Group::Office && iv.start > p.at)
-            .min_by_key(|iv| iv.start);
+        let next = outcome.of(Group::Office).filter(|iv| iv.start > p.at).min_by_key(|iv| iv.start);
         let fine = next.is_some_and(|n| {
             n.start <= p.at + bound && (n.client == p.client || opts.priority(n.client) >= p.priority)
         });

@@ -551,6 +551,18 @@ impl SimOptions {
         }
     }
 
+    /// The contest of client `client` (the order of [`SimOptions::clients`]), so no
+    /// record needs to carry it.
+    pub fn group(&self, client: usize) -> Group {
+        if client < self.office_clients {
+            Group::Office
+        } else if client < self.office_clients + self.sema_clients {
+            Group::Sema
+        } else {
+            Group::Cron
+        }
+    }
+
     /// All clients: office candidates, then semaphore contenders, then daemons.
     pub fn clients(&self) -> usize {
         self.office_clients + self.sema_clients + self.daemons

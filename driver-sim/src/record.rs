@@ -5,37 +5,11 @@ use crate::options::SimOptions;
 /// Which contest a client is in (defined with the options that make the contests).
 pub use crate::options::Group;
 
-/// One child's life.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Interval {
-    /// The client.
-    pub client: usize,
-    /// Its contest.
-    pub group: Group,
-    /// Its fencing token (`CONCH_REV`).
-    pub rev: i64,
-    /// `job@tick` for a cron run.
-    pub label: String,
-    /// Start (ns of simulated time).
-    pub start: u64,
-    /// End (ns).
-    pub end: u64,
-}
-
-impl Interval {
-    /// The shared checkers' record of it.
-    pub fn checked(&self) -> conch_checkers::Interval {
-        conch_checkers::Interval {
-            client: self.client,
-            rev: self.rev,
-            pid: 0,
-            start: self.start,
-            end: Some(self.end),
-            tick: (!self.label.is_empty()).then(|| self.label.clone()),
-            signalled: false,
-        }
-    }
-}
+/// One child's life: the shared checkers' record. The simulator logs a child when it
+/// ends, so `end` is always set; `tick` is `job@tick` for a cron run, `fence` for a
+/// fence hook's hold; `pid` is 0 (none: no two records of one child) and `signalled`
+/// false (no sim checker reads it). Its contest is [`SimOptions::group`] of its client.
+pub use conch_checkers::Interval;
 
 /// One hook process's life, and for a fence what its run did next.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -273,6 +247,11 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    /// The child intervals of `group`'s contest, in log order.
+    pub fn of(&self, group: Group) -> impl Iterator<Item = &Interval> {
+        self.intervals.iter().filter(move |iv| self.opts.group(iv.client) == group)
+    }
+
     /// The outcome of a run of `opts` before anything happened: no records, faults
     /// healing at `heal_at` and the shutdown at `stop_at` (ns).
     pub fn new(opts: SimOptions, heal_at: u64, stop_at: u64) -> Outcome {

@@ -80,17 +80,6 @@ fn wrap(text: &str, width: usize) -> Vec<String> {
     lines
 }
 
-fn group_of(outcome: &Outcome, row: usize) -> Group {
-    let opts = &outcome.opts;
-    if row < opts.office_clients {
-        Group::Office
-    } else if row < opts.office_clients + opts.sema_clients {
-        Group::Sema
-    } else {
-        Group::Cron
-    }
-}
-
 /// Draws a seed's run as SVG.
 pub fn svg(report: &Report) -> String {
     let outcome = &report.outcome;
@@ -194,7 +183,7 @@ pub fn svg(report: &Report) -> String {
     // Client lanes.
     for row in 0..clients {
         let ry = row_y(row);
-        let _ = writeln!(s, r#"<text x="8" y="{:.1}">{} {row}</text>"#, ry + BAR_H, group_of(outcome, row).as_str());
+        let _ = writeln!(s, r#"<text x="8" y="{:.1}">{} {row}</text>"#, ry + BAR_H, outcome.opts.group(row).as_str());
         let _ = writeln!(
             s,
             r##"<line x1="{LEFT}" x2="{}" y1="{:.1}" y2="{:.1}" stroke="#dddddd"/>"##,
@@ -204,9 +193,10 @@ pub fn svg(report: &Report) -> String {
         );
     }
     for iv in &outcome.intervals {
-        let (x0, x1) = (x(iv.start), x(iv.end).max(x(iv.start) + 0.8));
-        let what = match iv.group {
-            Group::Cron => format!("cron run {}", iv.label),
+        let (group, end) = (outcome.opts.group(iv.client), iv.end_or(outcome.end_at));
+        let (x0, x1) = (x(iv.start), x(end).max(x(iv.start) + 0.8));
+        let what = match group {
+            Group::Cron => format!("cron run {}", iv.tick.as_deref().unwrap_or_default()),
             g => format!("{} holder", g.as_str()),
         };
         let _ = writeln!(
@@ -214,12 +204,12 @@ pub fn svg(report: &Report) -> String {
             r#"<rect x="{x0:.1}" y="{:.1}" width="{:.1}" height="{BAR_H}" fill="{}"><title>{} client {}, rev {}, {} to {}</title></rect>"#,
             row_y(iv.client) + 2.0,
             x1 - x0,
-            colour(iv.group),
+            colour(group),
             escape(&what),
             iv.client,
             iv.rev,
             secs(iv.start),
-            secs(iv.end)
+            secs(end)
         );
     }
     for f in &outcome.faults {
@@ -265,15 +255,11 @@ pub fn svg(report: &Report) -> String {
 /// Instants with more holders than capacity, in red across that contest's lanes.
 fn over_capacity(s: &mut String, outcome: &Outcome, x: &dyn Fn(u64) -> f64, row_y: &dyn Fn(usize) -> f64) {
     for group in [Group::Office, Group::Sema] {
-        let rows: Vec<usize> = (0..outcome.opts.clients()).filter(|r| group_of(outcome, *r) == group).collect();
+        let rows: Vec<usize> = (0..outcome.opts.clients()).filter(|r| outcome.opts.group(*r) == group).collect();
         let (Some(first), Some(last)) = (rows.first(), rows.last()) else { continue };
         let max = outcome.opts.capacity(group);
-        let mut edges: Vec<(u64, i32)> = outcome
-            .intervals
-            .iter()
-            .filter(|iv| iv.group == group)
-            .flat_map(|iv| [(iv.start, 1), (iv.end, -1)])
-            .collect();
+        let mut edges: Vec<(u64, i32)> =
+            outcome.of(group).flat_map(|iv| [(iv.start, 1), (iv.end_or(outcome.end_at), -1)]).collect();
         edges.sort_unstable();
         let mut count = 0i32;
         for w in 0..edges.len() {

@@ -35,6 +35,11 @@ fn fires(o: &Outcome, checker: &str) -> bool {
     check(o).iter().any(|v| v.checker == checker)
 }
 
+/// A child of `client` that ran from `start` to `end` (ns).
+fn child(client: usize, rev: i64, start: u64, end: u64) -> Interval {
+    Interval { client, rev, pid: 0, start, end: Some(end), tick: None, signalled: false }
+}
+
 #[test]
 fn hooks_run_and_a_clean_core_passes() {
     let mut statuses = std::collections::BTreeSet::new();
@@ -63,14 +68,7 @@ fn a_fence_beside_its_own_child_is_caught() {
     let (mut o, k) = clean_run_with("exit 0");
     o.faults.clear();
     let f = o.hooks[k].clone();
-    o.intervals.push(Interval {
-        client: f.client,
-        group: f.group,
-        rev: f.rev,
-        label: String::new(),
-        start: f.start - 1,
-        end: f.start + 1,
-    });
+    o.intervals.push(child(f.client, f.rev, f.start - 1, f.start + 1));
     assert!(fires(&o, "fence-after-child"));
 }
 
@@ -82,17 +80,11 @@ fn a_successor_during_a_fence_is_caught() {
     let other = (f.client + 1) % o.opts.office_clients;
     // Only the fence's own holder and the successor, so no other overlap fills the
     // checker's report.
-    o.intervals.retain(|iv| iv.client == f.client && iv.end <= f.start);
+    o.intervals.retain(|iv| iv.client == f.client && iv.end.is_some_and(|e| e <= f.start));
     o.hooks.retain(|h| h.start == f.start && h.client == f.client);
     let k = 0;
-    o.intervals.push(Interval {
-        client: other,
-        group: f.group,
-        rev: f.rev + 1_000_000,
-        label: String::new(),
-        start: f.start + 1,
-        end: f.end + 1,
-    });
+    // `other` is an office client, as the fence's holder is.
+    o.intervals.push(child(other, f.rev + 1_000_000, f.start + 1, f.end + 1));
     assert!(f.end > f.start + 2, "the fence ran for no time");
     let overlaps = |o: &Outcome| check(o).iter().filter(|v| v.checker == "bounded-holders").count();
     let with_fence = overlaps(&o);

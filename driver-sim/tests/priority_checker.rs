@@ -12,7 +12,7 @@ use conch_driver_sim::record::{FaultRecord, Group, Interval, Outcome, PreemptRec
 const S: u64 = 1_000_000_000;
 
 fn interval(client: usize, rev: i64, start: u64, end: u64) -> Interval {
-    Interval { client, group: Group::Office, rev, label: String::new(), start, end }
+    Interval { client, rev, pid: 0, start, end: Some(end), tick: None, signalled: false }
 }
 
 fn fault(kind: Kind, client: Option<usize>, from: u64, to: u64) -> FaultRecord {

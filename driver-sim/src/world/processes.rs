@@ -111,10 +111,7 @@ impl World {
     }
 
     pub(super) fn group_of(&self, i: usize) -> Group {
-        match &self.clients[i].role {
-            Role::Holder { group, .. } => *group,
-            Role::Daemon => Group::Cron,
-        }
+        self.opts.group(i)
     }
 
     pub(super) fn schedule_shim(&mut self, i: usize, child: ChildId) {
@@ -184,14 +181,14 @@ impl World {
 
     /// Logs the life of a child that ended now.
     pub(super) fn log_interval(&mut self, i: usize, c: SimChild) {
-        let group = self.group_of(i);
         self.out.intervals.push(Interval {
             client: i,
-            group,
             rev: c.rev,
-            label: c.label,
+            pid: 0,
             start: c.start,
-            end: self.now,
+            end: Some(self.now),
+            tick: (!c.label.is_empty()).then_some(c.label),
+            signalled: false,
         });
     }
 }

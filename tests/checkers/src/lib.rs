@@ -1,8 +1,9 @@
 //! The checkers of `00-overview.md`'s guarantees, as pure functions over one record
 //! shape: [`Interval`]s (a child's life), [`Fault`]s (what was done to the system, with a
 //! typed [`Kind`]) and [`Start`]s (what a holder saw when its child started). The
-//! simulator (`driver-sim`), the invariant suite and the functional tester (`tests/`)
-//! each turn their own logs into these records and call the same checkers; each harness
+//! simulator (`driver-sim`) logs these records as its run goes; the invariant suite and
+//! the functional tester (`tests/`) parse their logs into them; all call the same
+//! checkers; each harness
 //! keeps only the exception windows its timing model derives ([`Window`]).
 //!
 //! * [`holders`]: never more than N at once outside the windows;
