@@ -18,7 +18,7 @@
 //!   live leases per node stay bounded, never O(ticks).
 //! * SIGTERM: stop claiming, stop running jobs (kill-after escalation), write their
 //!   results, revoke the session, exit 0.
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 
 use crate::backoff::SplitMix64;
@@ -85,10 +85,27 @@ pub struct Stats {
     pub runs_by_job: BTreeMap<(String, &'static str), u64>,
     /// When each job last exited 0 here (Unix s), for "has not succeeded in 25 h" alerts.
     pub last_success_s: BTreeMap<String, i64>,
-    /// Durations of finished runs, in ms (bounded: the newest 1000).
-    pub run_ms: Vec<u64>,
-    /// Runs finished so far (the newest `run_ms` entries are the latest of these).
+    /// The newest finished runs (bounded: [`RECENT_RUNS_MAX`]), so an observer moves its
+    /// metrics by what finished since its last look, not by a walk of every job.
+    pub recent: VecDeque<FinishedRun>,
+    /// Runs finished so far (the newest `recent` entries are the latest of these).
     pub runs_finished: u64,
+}
+
+/// How many finished runs [`Stats::recent`] keeps.
+pub const RECENT_RUNS_MAX: usize = 1000;
+
+/// One finished run, as the metrics see it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FinishedRun {
+    /// The job.
+    pub job: String,
+    /// How it ended (`exited`, `signaled`, `lost`, `timeout`, …).
+    pub outcome: &'static str,
+    /// How long it ran, in ms.
+    pub ms: u64,
+    /// When it exited 0 (Unix s), if it did.
+    pub ok_at_s: Option<i64>,
 }
 
 /// One job in the table.
@@ -151,6 +168,13 @@ pub struct Conchd {
     start_wall_s: i64,
     start_mono: Instant,
     jobs: BTreeMap<String, JobState>,
+    /// Bumped on every change of the job table (not of its next ticks).
+    jobs_version: u64,
+    /// The ticks ahead by due time (wall ms, job): the timer reads its first entry and a
+    /// timeout takes the due ones, instead of two scans of every job per input. An entry
+    /// whose job has moved on (replaced, removed, replanned) is stale: it wakes the loop
+    /// once and is dropped then, so a change never has to find its old entry.
+    due: BTreeSet<(i64, String)>,
     jobs_list: Option<ReqId>,
     jobs_watch: Option<WatchId>,
     relist_at: Option<Instant>,
@@ -207,6 +231,8 @@ impl Conchd {
             start_wall_s: 0,
             start_mono: Instant::default(),
             jobs: BTreeMap::new(),
+            jobs_version: 0,
+            due: BTreeSet::new(),
             jobs_list: None,
             jobs_watch: None,
             relist_at: None,
@@ -233,6 +259,12 @@ impl Conchd {
     /// The job table.
     pub fn jobs(&self) -> &BTreeMap<String, JobState> {
         &self.jobs
+    }
+
+    /// Changes whenever a job is added, replaced or removed (an observer rebuilds its copy
+    /// of the table then, not after every input).
+    pub fn jobs_version(&self) -> u64 {
+        self.jobs_version
     }
 
     /// Whether the session lease is alive.
@@ -276,6 +308,7 @@ impl Conchd {
                 EtcdResponse::Range { header_rev, kvs } => {
                     let names: BTreeSet<String> = kvs.iter().filter_map(|kv| job_name(&kv.key)).collect();
                     self.jobs.retain(|name, _| names.contains(name));
+                    self.jobs_version += 1;
                     for kv in kvs {
                         self.upsert_job(now, &kv.key, &kv.value);
                     }
@@ -374,6 +407,7 @@ impl Conchd {
 
     fn upsert_job(&mut self, now: Now, key: &str, value: &[u8]) {
         let Some(name) = job_name(key) else { return };
+        self.jobs_version += 1;
         match Job::decode(value) {
             Ok(job) => {
                 // Ticks strictly after this second: never one before the daemon started.
@@ -383,7 +417,8 @@ impl Conchd {
                 };
                 let next_tick = job.schedule.next_after(from);
                 let jitter_ms = self.rng.next_u64() % (JITTER_MAX_MS + 1);
-                self.jobs.insert(name, JobState { job, next_tick, jitter_ms });
+                self.jobs.insert(name.clone(), JobState { job, next_tick, jitter_ms });
+                self.plan(&name);
             }
             Err(e) => {
                 self.out.log(Event::warn("job-invalid").with("job", &name).with("error", e.to_string()));
@@ -401,6 +436,7 @@ impl Conchd {
             WatchEvent::Delete { key, .. } => {
                 if let Some(name) = job_name(&key) {
                     self.jobs.remove(&name);
+                    self.jobs_version += 1;
                     self.out.log(Event::info("job-removed").with("job", name));
                 }
             }
@@ -427,6 +463,10 @@ impl Conchd {
                     state.next_tick = replanned;
                 }
             }
+            let names: Vec<String> = self.jobs.keys().cloned().collect();
+            for name in names {
+                self.plan(&name);
+            }
             self.out.log(Event::warn("clock-stepped-back").with(
                 "by",
                 crate::duration::format(Duration::from_millis(
@@ -439,6 +479,33 @@ impl Conchd {
 
     fn due_ms(state: &JobState) -> Option<i64> {
         state.next_tick.map(|t| t * 1000 + state.jitter_ms as i64)
+    }
+
+    /// Indexes the next tick of `name` (after any change of its next tick or jitter).
+    fn plan(&mut self, name: &str) {
+        if let Some(due) = self.jobs.get(name).and_then(Conchd::due_ms) {
+            self.due.insert((due, name.to_string()));
+        }
+    }
+
+    /// The ticks due by `wall_ms`, in job-name order, taken off the index (stale entries
+    /// are dropped on the way).
+    fn take_due(&mut self, wall_ms: i64) -> Vec<(String, i64)> {
+        let mut due = Vec::new();
+        while let Some((at, _)) = self.due.first() {
+            if *at > wall_ms {
+                break;
+            }
+            let Some((at, name)) = self.due.pop_first() else { break };
+            if let Some(state) = self.jobs.get(&name).filter(|s| Conchd::due_ms(s) == Some(at)) {
+                if let Some(tick) = state.next_tick {
+                    due.push((name, tick));
+                }
+            }
+        }
+        due.sort();
+        due.dedup();
+        due
     }
 
     fn on_timeout(&mut self, now: Now) {
@@ -456,13 +523,7 @@ impl Conchd {
             self.list_jobs();
         }
         self.on_writes_timeout(now);
-        let due: Vec<(String, i64)> = self
-            .jobs
-            .iter()
-            .filter(|(_, s)| Conchd::due_ms(s).is_some_and(|d| d <= now.wall_ms))
-            .filter_map(|(n, s)| Some((n.clone(), s.next_tick?)))
-            .collect();
-        for (name, tick) in due {
+        for (name, tick) in self.take_due(now.wall_ms) {
             self.on_tick(now, name, tick);
         }
         for (child, run) in self.runs.iter_mut() {
@@ -507,6 +568,7 @@ impl Conchd {
         if late_ms > limit_ms {
             // Reached too late (a pause, a clock jump): skip to the ticks still ahead.
             state.next_tick = state.job.schedule.next_after(now_s);
+            self.plan(&name);
             self.stats.skipped_late += 1;
             self.out.log(
                 Event::warn("skipped-late")
@@ -517,6 +579,7 @@ impl Conchd {
             return;
         }
         state.next_tick = state.job.schedule.next_after(tick);
+        self.plan(&name);
         if self.stopping {
             return;
         }
@@ -569,7 +632,7 @@ impl Machine for Conchd {
             let ahead = (wall_ms - self.clock.wall_ms).max(0) as u64;
             self.clock.mono.plus(Duration::from_millis(ahead))
         };
-        let ticks = self.jobs.values().filter_map(Conchd::due_ms).min().map(to_mono);
+        let ticks = self.due.first().map(|(at, _)| to_mono(*at));
         let runs = self
             .runs
             .values()

@@ -28,6 +28,10 @@ struct Io {
     config: EtcdConfig,
     pool: Pool,
     events: UnboundedSender<DriverEvent>,
+    /// Keepalive news come on a channel of their own, read before any other input: a
+    /// session's answers never wait behind a thousand claim answers (conchd lost its
+    /// session that way under load, B7).
+    keepalive_events: UnboundedSender<DriverEvent>,
     keepalives: KeepAlives,
     watches: Watches,
     shims: BTreeMap<ChildId, ShimLink>,
@@ -95,11 +99,13 @@ async fn drive_observed<M: Machine>(
 ) -> ExitCode {
     let pool = Pool::new(config.clone());
     let (events, mut inbox) = unbounded_channel();
+    let (keepalive_events, mut keepalive_inbox) = unbounded_channel();
     let mut io = Io {
         config,
         keepalives: KeepAlives::new(pool.clone()),
         pool,
         events,
+        keepalive_events,
         watches: Watches::default(),
         shims: BTreeMap::new(),
         hooks: Hooks::default(),
@@ -127,14 +133,19 @@ async fn drive_observed<M: Machine>(
             return code;
         }
         // One input per turn, each followed by its drain: our own first (they answer what
-        // was just performed), then whichever source is ready (select picks fairly among
+        // was just performed), then keepalive news, then whichever source is ready (select picks fairly among
         // ready ones, so a flood of etcd news never starves the timer or a signal).
         if let Some(input) = io.own.pop_front() {
             machine.handle_input(now_both(), input);
             continue;
         }
+        if let Ok(event) = keepalive_inbox.try_recv() {
+            io.feed(&mut machine, event).await;
+            continue;
+        }
         let sleep_until = timeout.map(to_tokio);
         tokio::select! {
+            Some(event) = keepalive_inbox.recv() => io.feed(&mut machine, event).await,
             event = inbox.recv() => match event {
                 Some(event) => io.feed(&mut machine, event).await,
                 None => return ExitCode::LOST,
@@ -193,7 +204,7 @@ impl Io {
     async fn perform(&mut self, output: Output) {
         match output {
             Output::Etcd { id, request: EtcdRequest::KeepAlive { lease, fresh_stream } } => {
-                self.keepalives.send(id, lease, fresh_stream, &self.events).await;
+                self.keepalives.send(id, lease, fresh_stream, &self.keepalive_events).await;
             }
             Output::Etcd { id, request } => {
                 let timeout = if matches!(request, EtcdRequest::Grant { .. }) {

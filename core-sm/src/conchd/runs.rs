@@ -60,13 +60,19 @@ impl Conchd {
         let ran = now.mono.since(run.started);
         *self.stats.runs.entry(outcome).or_insert(0) += 1;
         *self.stats.runs_by_job.entry((run.name.clone(), outcome)).or_insert(0) += 1;
-        if exit == 0 {
-            self.stats.last_success_s.insert(run.name.clone(), now.wall_ms.div_euclid(1000));
+        let ok_at_s = (exit == 0).then(|| now.wall_ms.div_euclid(1000));
+        if let Some(at) = ok_at_s {
+            self.stats.last_success_s.insert(run.name.clone(), at);
         }
-        if self.stats.run_ms.len() >= 1000 {
-            self.stats.run_ms.remove(0);
+        if self.stats.recent.len() >= RECENT_RUNS_MAX {
+            self.stats.recent.pop_front();
         }
-        self.stats.run_ms.push(ran.as_millis() as u64);
+        self.stats.recent.push_back(FinishedRun {
+            job: run.name.clone(),
+            outcome,
+            ms: ran.as_millis() as u64,
+            ok_at_s,
+        });
         self.stats.runs_finished += 1;
         let result = RunResult {
             node: self.cfg.node.clone(),

@@ -103,7 +103,8 @@ pub fn b7(ctx: &Ctx) -> Result<Vec<Row>, String> {
     for log in &logs {
         for line in crate::read(log).lines() {
             let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else { continue };
-            if matches!(v["level"].as_str(), Some("warn" | "error")) {
+            // tracing's JSON writes levels upper-case ("WARN"): a lower-case match counted nothing.
+            if v["level"].as_str().is_some_and(|l| l.eq_ignore_ascii_case("warn") || l.eq_ignore_ascii_case("error")) {
                 *events.entry(v["event"].as_str().unwrap_or("?").to_string()).or_default() += 1;
             }
         }
