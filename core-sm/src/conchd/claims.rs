@@ -108,6 +108,14 @@ impl Conchd {
             EtcdResponse::Claimed { won: false, existing: None, .. } => {
                 self.stats.skipped_overlap += 1;
                 self.out.log(Event::info("skipped-overlap").with("job", &name).with("tick", &tick_text));
+                // Nothing of ours runs: if the running key is ours it is a ghost (an attempt
+                // of an earlier claim etcd applied after we had our answer); left alone, it
+                // would skip every tick for as long as our session lives. Found by the
+                // functional tester (BLACKHOLE_PEER_PORT_TX_RX_LEADER, MOVE_LEADER).
+                let sweep = self.sabotage != Sabotage::NoWriteRetry && self.job_idle(&name);
+                if let Some(lease) = running.filter(|l| sweep && self.session.lease() == Some(*l)) {
+                    self.send_write(now, Write::Sweep { name, tick, lease, since: now.mono, stale: true });
+                }
             }
             EtcdResponse::Error(EtcdError::Unavailable(why)) => {
                 // It may have been applied: then a running key of ours is there, for a run
@@ -131,8 +139,13 @@ impl Conchd {
         // `claim` never claims a tick we run, so no sweep can reach a live run's key.
         debug_assert!(!self.running_tick(&name, tick), "sweeping the running key of a live run");
         if let Some(lease) = running.filter(|_| self.sabotage != Sabotage::NoWriteRetry) {
-            self.send_write(now, Write::Sweep { name, tick, lease, since: now.mono });
+            self.send_write(now, Write::Sweep { name, tick, lease, since: now.mono, stale: false });
         }
+    }
+
+    /// Whether no run of `name` is live and no claim of it is in flight.
+    pub(super) fn job_idle(&self, name: &str) -> bool {
+        !self.runs.values().any(|r| r.name == name) && !self.claims.values().any(|c| c.name == name)
     }
 
     /// Whether `tick` of `name` is ours already: running, or its claim on its way.

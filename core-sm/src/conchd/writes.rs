@@ -19,6 +19,11 @@
 //! * At shutdown, a claim lease with no key we know of but claims answered with an error
 //!   is settled by reading those claims' fire keys: revoked if none is on it, kept if one
 //!   is (or if the read never lands before the shutdown's deadline).
+//! * A tick skipped for overlap while this daemon runs nothing of the job and claims
+//!   nothing else of it is followed by a ghost sweep: a running key of ours on our session
+//!   from an earlier tick has no run (a claim attempt that timed out, was answered on a
+//!   retry, and was applied by etcd later) and is released as above, or every node would
+//!   skip the job for as long as our session lives.
 //! * A release not landed [`RELEASE_RETRY_FOR`] after the run ended while the session
 //!   still lives gives the session up: keepalives stop (a revoke is tried), runs on it stop,
 //!   a new session is asked for.
@@ -97,6 +102,10 @@ pub(super) enum Write {
         lease: LeaseId,
         /// When the claim failed.
         since: Instant,
+        /// A sweep after a tick skipped for overlap while this daemon runs nothing of the
+        /// job: any running key of ours on `lease` from an earlier tick is a ghost (a claim
+        /// attempt that timed out, answered on a retry, and was applied later by etcd).
+        stale: bool,
     },
 }
 
@@ -205,11 +214,16 @@ impl Conchd {
             | (Write::Result { .. }, EtcdResponse::Put { .. }) => {
                 self.writes.backoff.reset();
             }
-            (Write::Sweep { name, tick, lease, since }, EtcdResponse::Range { kvs, .. }) => {
+            (Write::Sweep { name, tick, lease, since, stale }, EtcdResponse::Range { kvs, .. }) => {
                 self.writes.backoff.reset();
                 let key = running_key(&name);
-                let ours = kvs.into_iter().find(|kv| kv.key == key && kv.lease == lease).filter(|kv| {
-                    serde_json::from_slice::<Claim>(&kv.value).is_ok_and(|c| self.made(&c) && c.tick == rfc3339(tick))
+                // A ghost sweep only while still nothing of the job runs or is being claimed.
+                let idle = !stale || self.job_idle(&name);
+                let ours = kvs.into_iter().find(|kv| kv.key == key && kv.lease == lease && idle).filter(|kv| {
+                    serde_json::from_slice::<Claim>(&kv.value).is_ok_and(|c| {
+                        self.made(&c)
+                            && if stale { c.tick.as_str() < rfc3339(tick).as_str() } else { c.tick == rfc3339(tick) }
+                    })
                 });
                 if let Some(kv) = ours {
                     self.out.log(Event::warn("running-key-orphaned").with("job", &name).with("tick", rfc3339(tick)));

@@ -338,3 +338,35 @@ fn a_release_that_never_lands_gives_the_session_up_after_the_retry_window() {
     h.run_for(RELEASE_RETRY_FOR.as_secs());
     assert!(h.revokes >= 1, "the session was not given up");
 }
+
+/// Found by the functional tester: a claim attempt that timed out, answered on a retry, was
+/// applied by etcd later, leaving a running key of ours (on our live session) with no run.
+/// Every node then skipped the job's ticks for overlap for as long as our session lived. The
+/// next skipped tick sweeps it: the daemon runs nothing of the job, the key is ours, of an
+/// earlier tick.
+#[test]
+fn a_ghost_running_key_of_ours_is_swept_at_the_next_skipped_tick() {
+    let mut h = Harness::new(Sabotage::None, Vec::new());
+    h.run_for(12);
+    let claimed = h.d.stats.claimed;
+    assert!(claimed >= 2, "{claimed}");
+    let session = h.d.session.lease().expect("a session");
+    let ghost = Claim {
+        host: "n1".into(),
+        pid: 7,
+        started: "s".into(),
+        cmd: None,
+        tick: rfc3339(START_WALL_MS / 1000),
+        session: Some(session.to_string()),
+    };
+    h.store.put(&running_key(JOB), serde_json::to_vec(&ghost).unwrap(), session);
+    h.run_for(30);
+    assert_eq!(h.d.stats.skipped_overlap, 1, "the ghost key kept ticks from running");
+    assert!(h.d.stats.claimed >= claimed + 4, "{} then {}", claimed, h.d.stats.claimed);
+    // Another node's key (not on our lease) is never touched.
+    h.store.put(&running_key(JOB), b"{}".to_vec(), LeaseId(0));
+    let skipped = h.d.stats.skipped_overlap;
+    h.run_for(20);
+    assert!(h.d.stats.skipped_overlap >= skipped + 3);
+    assert!(h.store.kvs.contains_key(&running_key(JOB)));
+}
