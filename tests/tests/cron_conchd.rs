@@ -373,20 +373,23 @@ fn a_daemon_whose_binary_is_deleted_keeps_running_ticks() {
     let name = "binary-gone";
     add(&etcd, name, "@every 1s", &[], &format!("echo \"$CONCH_TICK\" >> {}", log.display()));
     let stderr = dir.path().join("stderr");
-    let mut daemon = std::process::Command::new(&copy)
-        .env("CONCH_ENDPOINTS", etcd.endpoint())
-        .env("CONCH_DIAL_TIMEOUT", "2s")
-        .stdin(std::process::Stdio::null())
-        .args(["--ttl", "5s", "conchd", "--kill-after", "1s"])
-        .stderr(std::fs::File::create(&stderr).unwrap())
-        .spawn()
-        .unwrap();
+    // Reaped: a failed assertion below still kills and reaps the daemon.
+    let mut daemon = Reaped(
+        std::process::Command::new(&copy)
+            .env("CONCH_ENDPOINTS", etcd.endpoint())
+            .env("CONCH_DIAL_TIMEOUT", "2s")
+            .stdin(std::process::Stdio::null())
+            .args(["--ttl", "5s", "conchd", "--kill-after", "1s"])
+            .stderr(std::fs::File::create(&stderr).unwrap())
+            .spawn()
+            .unwrap(),
+    );
     let runs = || std::fs::read_to_string(&log).unwrap_or_default().lines().count();
     assert!(wait_until(Duration::from_secs(15), || runs() >= 1), "{}", read(&stderr));
     std::fs::remove_file(&copy).unwrap();
     let before = runs();
     assert!(wait_until(Duration::from_secs(15), || runs() >= before + 2), "no run after the delete: {}", read(&stderr));
     assert!(!read(&stderr).contains("cannot start the shim"), "{}", read(&stderr));
-    stop(std::slice::from_mut(&mut daemon));
+    stop(std::slice::from_mut(&mut daemon.0));
     let _ = conch(&etcd).args(["cron", "rm", name]).output();
 }
