@@ -75,9 +75,7 @@ impl Conchd {
                     .log(Event::warn("claim-abandoned").with("job", &name).with("tick", &tick_text).with("rev", rev));
             }
             EtcdResponse::Claimed { won: true, rev, .. } | EtcdResponse::Written { rev } => {
-                self.stats.claimed += 1;
-                self.out.log(Event::info("claimed").with("job", &name).with("tick", &tick_text).with("rev", rev));
-                self.start_run(now, name, tick, rev);
+                self.won(now, name, tick, rev, None);
             }
             EtcdResponse::Claimed { won: false, existing: Some(value), rev } => {
                 let ours = serde_json::from_slice::<Claim>(&value).is_ok_and(|c| self.made(&c));
@@ -86,21 +84,13 @@ impl Conchd {
                     // driver's first attempt was applied but its answer lost, and the retry
                     // on another endpoint found it. The tick is won (nobody else can claim
                     // it, and nothing of ours ran it), with the running key in place.
-                    self.stats.claimed += 1;
-                    self.out.log(
-                        Event::info("claimed")
-                            .with("job", &name)
-                            .with("tick", &tick_text)
-                            .with("rev", rev)
-                            .with("why", "retry found our claim"),
-                    );
-                    self.start_run(now, name, tick, rev);
+                    self.won(now, name, tick, rev, Some("retry found our claim"));
                 } else if ours {
                     // Ours from an earlier claim of this tick (a clock stepped back), or on a
                     // session gone since, or while stopping: running it could not be proven
                     // safe. A zombie; its running key, if it put one, is swept.
                     self.out.log(Event::warn("claim-orphaned").with("job", &name).with("tick", &tick_text));
-                    self.sweep(now, name, tick, running);
+                    self.sweep(now, name, tick, running, false);
                 } else {
                     self.stats.lost += 1;
                 }
@@ -112,17 +102,15 @@ impl Conchd {
                 // of an earlier claim etcd applied after we had our answer); left alone, it
                 // would skip every tick for as long as our session lives. Found by the
                 // functional tester (BLACKHOLE_PEER_PORT_TX_RX_LEADER, MOVE_LEADER).
-                let sweep = self.sabotage != Sabotage::NoWriteRetry && self.job_idle(&name);
-                if let Some(lease) = running.filter(|l| sweep && self.session.lease() == Some(*l)) {
-                    self.send_write(now, Write::Sweep { name, tick, lease, since: now.mono, stale: true });
-                }
+                let ghost = running.filter(|l| self.session.lease() == Some(*l) && self.job_idle(&name));
+                self.sweep(now, name, tick, ghost, true);
             }
             EtcdResponse::Error(EtcdError::Unavailable(why)) => {
                 // It may have been applied: then a running key of ours is there, for a run
                 // that will never start.
                 self.out
                     .log(Event::warn("claim-failed").with("job", &name).with("tick", &tick_text).with("error", why));
-                self.sweep(now, name, tick, running);
+                self.sweep(now, name, tick, running, false);
             }
             other => {
                 self.out.log(
@@ -135,11 +123,24 @@ impl Conchd {
         }
     }
 
-    fn sweep(&mut self, now: Now, name: String, tick: i64, running: Option<LeaseId>) {
+    /// A won tick: counted, logged (with `why` when not a plain win), run.
+    fn won(&mut self, now: Now, name: String, tick: i64, rev: Revision, why: Option<&str>) {
+        self.stats.claimed += 1;
+        let event = Event::info("claimed").with("job", &name).with("tick", rfc3339(tick)).with("rev", rev);
+        self.out.log(match why {
+            Some(why) => event.with("why", why),
+            None => event,
+        });
+        self.start_run(now, name, tick, rev);
+    }
+
+    /// Reads the running key on `running` and releases it if it is ours: of `tick` (an
+    /// ambiguous claim), or of an earlier tick when `stale` (a ghost; see writes.rs).
+    fn sweep(&mut self, now: Now, name: String, tick: i64, running: Option<LeaseId>, stale: bool) {
         // `claim` never claims a tick we run, so no sweep can reach a live run's key.
         debug_assert!(!self.running_tick(&name, tick), "sweeping the running key of a live run");
         if let Some(lease) = running.filter(|_| self.sabotage != Sabotage::NoWriteRetry) {
-            self.send_write(now, Write::Sweep { name, tick, lease, since: now.mono, stale: false });
+            self.send_write(now, Write::Sweep { name, tick, lease, since: now.mono, stale });
         }
     }
 
