@@ -18,7 +18,7 @@
 //!   live leases per node stay bounded, never O(ticks).
 //! * SIGTERM: stop claiming, stop running jobs (kill-after escalation), write their
 //!   results, revoke the session, exit 0.
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use crate::backoff::SplitMix64;
@@ -64,48 +64,6 @@ pub struct ConchdConfig {
     pub kill_after: Duration,
     /// Seed of the jitter draws.
     pub seed: u64,
-}
-
-/// Counters for `/metrics` and tests.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Stats {
-    /// Ticks this node claimed.
-    pub claimed: u64,
-    /// Ticks another node claimed first.
-    pub lost: u64,
-    /// Ticks skipped because they were reached too late.
-    pub skipped_late: u64,
-    /// Ticks skipped because an earlier run still ran (`--overlap skip`).
-    pub skipped_overlap: u64,
-    /// Ticks skipped because this node had no session.
-    pub skipped_no_session: u64,
-    /// Finished runs by outcome.
-    pub runs: BTreeMap<&'static str, u64>,
-    /// Finished runs by job and outcome (the status API's `job` label).
-    pub runs_by_job: BTreeMap<(String, &'static str), u64>,
-    /// When each job last exited 0 here (Unix s), for "has not succeeded in 25 h" alerts.
-    pub last_success_s: BTreeMap<String, i64>,
-    /// The newest finished runs (bounded: [`RECENT_RUNS_MAX`]), so an observer moves its
-    /// metrics by what finished since its last look, not by a walk of every job.
-    pub recent: VecDeque<FinishedRun>,
-    /// Runs finished so far (the newest `recent` entries are the latest of these).
-    pub runs_finished: u64,
-}
-
-/// How many finished runs [`Stats::recent`] keeps.
-pub const RECENT_RUNS_MAX: usize = 1000;
-
-/// One finished run, as the metrics see it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FinishedRun {
-    /// The job.
-    pub job: String,
-    /// How it ended (`exited`, `signaled`, `lost`, `timeout`, …).
-    pub outcome: &'static str,
-    /// How long it ran, in ms.
-    pub ms: u64,
-    /// When it exited 0 (Unix s), if it did.
-    pub ok_at_s: Option<i64>,
 }
 
 /// One job in the table.
@@ -265,16 +223,6 @@ impl Conchd {
     /// of the table then, not after every input).
     pub fn jobs_version(&self) -> u64 {
         self.jobs_version
-    }
-
-    /// Whether the session lease is alive.
-    pub fn healthy(&self) -> bool {
-        self.session_up
-    }
-
-    /// Keepalive round trips of the session: (acknowledged so far, latest).
-    pub fn round_trips(&self) -> (u64, Duration) {
-        self.session.round_trips()
     }
 
     /// Begins: session grant and the job list.
@@ -569,7 +517,7 @@ impl Conchd {
             // Reached too late (a pause, a clock jump): skip to the ticks still ahead.
             state.next_tick = state.job.schedule.next_after(now_s);
             self.plan(&name);
-            self.stats.skipped_late += 1;
+            self.stats.note_skipped_late();
             self.out.log(
                 Event::warn("skipped-late")
                     .with("job", &name)
@@ -584,7 +532,7 @@ impl Conchd {
             return;
         }
         if !self.session_up {
-            self.stats.skipped_no_session += 1;
+            self.stats.note_skipped_no_session();
             self.out.log(Event::warn("skipped-no-session").with("job", &name).with("tick", rfc3339(tick)));
             return;
         }
@@ -651,7 +599,10 @@ mod claims;
 mod leases;
 mod runs;
 mod shutdown;
+mod stats;
 mod writes;
+
+pub use stats::{FinishedRun, Stats, RECENT_RUNS_MAX};
 
 pub use writes::{running_key_bound, RELEASE_RETRY_FOR, RESULTS_PENDING_MAX, WRITE_RETRY_BASE, WRITE_RETRY_MAX};
 use writes::{Write, Writes};

@@ -17,6 +17,7 @@
 pub mod backoff;
 pub mod conchd;
 pub mod cron;
+pub mod cron_view;
 pub mod drive;
 pub mod duration;
 pub mod endpoints;

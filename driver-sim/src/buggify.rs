@@ -26,6 +26,10 @@ pub enum Site {
     /// cut from then on: the pairing that exposes a deadline counted from the answer's
     /// arrival instead of the request's send time (own stream, as FreezeOnAnswer).
     KeepaliveLateThenCut,
+    /// A daemon's write attempt times out for the client while etcd applies it later,
+    /// unanswered (before or after the retry on another member): see `world/cron.rs`
+    /// (own stream, several members only).
+    LateApply,
 }
 
 impl Site {
@@ -43,6 +47,7 @@ impl Site {
             Site::RequestLost => "request-lost",
             Site::FreezeOnAnswer => "freeze-on-answer",
             Site::KeepaliveLateThenCut => "keepalive-late-then-cut",
+            Site::LateApply => "late-apply",
         }
     }
 }
@@ -51,7 +56,7 @@ impl Site {
 /// shift the draws of the fault plan or the workload).
 #[derive(Debug)]
 pub struct Buggify {
-    chances: [u64; 7],
+    chances: [u64; 8],
     rng: SplitMix64,
     on: bool,
 }
@@ -59,7 +64,7 @@ pub struct Buggify {
 impl Buggify {
     /// Sites from `(site, per mille)` pairs.
     pub fn new(seed: u64, sites: &[(Site, u64)]) -> Buggify {
-        let mut chances = [0; 7];
+        let mut chances = [0; 8];
         for (site, permille) in sites {
             chances[*site as usize] = *permille;
         }

@@ -10,7 +10,9 @@
 //! * `fifo`: a child starts only when fewer than N keys of its contest are older.
 //! * `convergence`: after the last fault, within the bound, the N oldest contenders hold,
 //!   stay holding, and every other client waits with a key.
-//! * `cron-at-most-once`, `cron-liveness`, `cron-no-past-tick`.
+//! * `cron-at-most-once`, `cron-liveness` (the ticks of each job from
+//!   [`crate::check_cron::job_ticks`], an oracle apart from the core's matcher),
+//!   `cron-no-past-tick`, `cron-ticks` (see [`crate::check_cron`]).
 //! * `failover`: with a TTL of at least twice a call's budget, a minority of etcd members
 //!   down, isolated or cut off never costs a holder its hold: a loss with only member faults around it (no other fault of that
 //!   client or of etcd as a whole, no fault site, within two TTLs and the kill grace
@@ -19,7 +21,9 @@
 //!   the latest won claim's, and its run must still be on, or have ended (or, never
 //!   started, been claimed) no longer than conchd's bound
 //!   ([`conch_core::conchd::running_key_bound`]) before `t` — unless `t` is within the
-//!   settle time of a fault, as for liveness.
+//!   settle time of a fault, as for liveness. A ghost's run (a claim etcd applied after
+//!   its daemon gave up on the attempt, the late-apply site) ends at that daemon's next
+//!   skip of the job.
 //! * `progress`: the event loop never spins at one simulated instant (a machine asking
 //!   to be woken at an instant already past) nor passes the per-seed event limit.
 //! * `fenced-writes` (with `--fenced-writes`): a guarded write from a holder's child lands
@@ -56,7 +60,7 @@ pub use crate::verdict::Violation;
 use crate::verdict::{excuses, secs, violation};
 
 /// Every checker name, in report order.
-pub const CHECKERS: [&str; 24] = [
+pub const CHECKERS: [&str; 25] = [
     "progress",
     "bounded-holders",
     "fencing",
@@ -67,6 +71,7 @@ pub const CHECKERS: [&str; 24] = [
     "cron-late-tick",
     "cron-liveness",
     "cron-no-past-tick",
+    "cron-ticks",
     "failover",
     "cron-running-key",
     "fenced-writes",
@@ -170,6 +175,7 @@ fn raw_check(outcome: &Outcome) -> Vec<Violation> {
     cron(outcome, &mut v);
     crate::check_cron::skip_overlap(outcome, &mut v);
     crate::check_cron::late_ticks(outcome, &mut v);
+    crate::check_cron::schedule_ticks(outcome, &mut v);
     failover(outcome, &mut v);
     running_keys(outcome, &mut v);
     fenced_writes(outcome, &mut v);
@@ -434,19 +440,14 @@ fn cron(outcome: &Outcome, v: &mut Vec<Violation>) {
     let last = (EPOCH_MS + (outcome.stop_at / 1_000_000) as i64) / 1000 - (settle / 1_000_000_000) as i64;
     let mut missed = Vec::new();
     for job in &opts.jobs {
-        let every = job.every_s as i64;
-        let mut tick = first + (every - first.rem_euclid(every)) % every;
-        for _ in 0..1_000_000 {
-            if tick > last {
-                break;
-            }
+        // The ticks from the oracle, not the core's schedule (see check_cron).
+        for tick in crate::check_cron::job_ticks(job, first - 1, last).unwrap_or_default() {
             let t = sim_time_of_unix(tick);
             let excused =
                 outcome.faults.iter().any(|f| f.from <= t + settle && f.to + settle >= t && f.kind != Kind::Compact);
             if !excused && !decided.contains(&(job.name.as_str(), tick)) {
                 missed.push(format!("{}@{tick} (at {})", job.name, secs(t)));
             }
-            tick += every;
         }
     }
     if !missed.is_empty() {
@@ -474,7 +475,14 @@ fn running_keys(outcome: &Outcome, v: &mut Vec<Violation>) {
         let owner = outcome.claims.iter().filter(|c| c.won && c.job == skip.job && c.at <= t).max_by_key(|c| c.at);
         let Some(owner) = owner.filter(|_| !near_fault) else { continue };
         let label = format!("{}@{}", owner.job, conch_core::cron::rfc3339(owner.tick));
-        let ended = ends.get(label.as_str()).copied().unwrap_or(owner.at);
+        // A ghost (a claim applied after its daemon gave up on it: no run) lives until
+        // that daemon's next skip of the job, which sweeps it (conchd/writes.rs).
+        let swept = || {
+            let skips = outcome.claims.iter().filter(|c| !c.won && c.job == owner.job && c.client == owner.client);
+            skips.map(|c| c.at).find(|at| *at > owner.at)
+        };
+        let ghost = || owner.ghost.then(swept).flatten();
+        let ended = ends.get(label.as_str()).copied().or_else(ghost).unwrap_or(owner.at);
         if t > ended + bound {
             v.push(violation(
                 "cron-running-key",

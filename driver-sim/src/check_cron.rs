@@ -8,14 +8,48 @@
 //!   ([`conch_core::conchd::LATE_MAX`]). The record carries the daemon's wall clock when
 //!   etcd applied the claim; between reaching the tick and that instant lie two round trips
 //!   (a claim-lease grant, the claim) unless a fault delayed the calls (etcd stalled or
-//!   down, a member fault, a cut) or stepped the clock — then the claim is not judged.
+//!   down, a member fault, a cut, an attempt of the late-apply site) or stepped the clock — then the claim is not judged.
+//!   Nor is a tick skipped as late when its daemon reached it within that limit (the
+//!   wall clock its machine read, exact).
+//! * `cron-ticks`: every tick a daemon claimed, skipped or reached late is a tick of its
+//!   job's schedule.
+//!
+//! Expected ticks and periods come from an oracle of their own ([`job_ticks`]): the
+//! multiples of the period for `@every`, a minute-by-minute scan of a naive reading of the
+//! expression (`fuzzing::cron_oracle`) for the others — never the core's matcher, so a
+//! matcher that is wrong shows as ticks claimed that are none, or ticks never claimed
+//! (`cron-liveness`).
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use chrono_tz::Tz;
 use conch_core::conchd::{JITTER_MAX_MS, LATE_MAX};
 use conch_core::cron::{rfc3339, tick_of, RunResult};
 
+use crate::fuzzing::cron_oracle::Naive;
+use crate::host::EPOCH_MS;
+use crate::options::SimJob;
 use crate::record::{Group, Interval, Outcome};
 use crate::verdict::{excuses, secs, violation, Violation};
+
+/// The ticks of `job` in `(after, to]` (Unix s), by brute force (see the module doc);
+/// `None`: no opinion (an expression the naive reading refuses, a zone's offset moving).
+pub fn job_ticks(job: &SimJob, after: i64, to: i64) -> Option<Vec<i64>> {
+    match job.cron {
+        None => {
+            let period = i64::from(job.every_s.max(1));
+            let first = (after.div_euclid(period) + 1) * period;
+            Some((0..).map(|k| first + k * period).take_while(|t| *t <= to).collect())
+        }
+        Some(expr) => Naive::parse(expr)?.ticks(job.zone().parse::<Tz>().ok()?, after, to),
+    }
+}
+
+/// How far from the run a tick may lie and still be scanned (a clock stepped a few
+/// minutes either way stays inside).
+const SCAN_MARGIN_S: i64 = 86_400;
+/// The days scanned for a cron expression's shortest gap between ticks.
+const GAP_SCAN_DAYS: i64 = 8;
 
 /// Runs of different ticks of one skip job never overlap.
 pub fn skip_overlap(outcome: &Outcome, v: &mut Vec<Violation>) {
@@ -91,10 +125,61 @@ pub fn bad_result(key: &str, value: &[u8]) -> Option<String> {
     }
 }
 
-/// The late-tick limit of a job of period `every_s`, as conchd computes it.
-pub fn late_limit_ms(every_s: u32) -> i64 {
-    let period = Duration::from_secs(every_s.into());
-    (LATE_MAX.min(period / 2).as_millis() as i64).max(JITTER_MAX_MS as i64)
+/// The late-tick limit of `job`: `max(min(60 s, period / 2), the jitter)`, the period
+/// being the shortest gap between two of its ticks, scanned a day at a time from time
+/// zero for a cron expression (every gap of one is a whole number of minutes, and only a
+/// one-minute gap brings the limit under 60 s).
+pub fn late_limit_ms(job: &SimJob) -> i64 {
+    let period_s = match job.cron {
+        None => u64::from(job.every_s),
+        Some(_) => {
+            let start = EPOCH_MS / 1000;
+            let gap = (0..GAP_SCAN_DAYS).find_map(|d| {
+                let ticks = job_ticks(job, start + d * 86_400 - 60, start + (d + 1) * 86_400)?;
+                ticks.windows(2).any(|w| w[1] - w[0] == 60).then_some(60)
+            });
+            gap.unwrap_or(120)
+        }
+    };
+    (LATE_MAX.min(Duration::from_secs(period_s) / 2).as_millis() as i64).max(JITTER_MAX_MS as i64)
+}
+
+/// Every tick decided (claimed, lost, skipped for overlap) or skipped as late is a tick
+/// of its job's schedule.
+pub fn schedule_ticks(outcome: &Outcome, v: &mut Vec<Violation>) {
+    let run_from = EPOCH_MS / 1000 - SCAN_MARGIN_S;
+    let run_to = (EPOCH_MS + (outcome.end_at / 1_000_000) as i64) / 1000 + SCAN_MARGIN_S;
+    for job in &outcome.opts.jobs {
+        let claims = outcome.claims.iter().filter(|c| c.job == job.name).map(|c| (c.client, c.tick, c.at, "claimed"));
+        let skips =
+            outcome.late_skips.iter().filter(|s| s.job == job.name).map(|s| (s.client, s.tick, s.at, "skipped"));
+        let seen: Vec<(usize, i64, u64, &str)> = claims.chain(skips).collect();
+        let Some((lo, hi)) = seen
+            .iter()
+            .map(|s| s.1)
+            .fold(None, |m: Option<(i64, i64)>, t| Some(m.map_or((t, t), |(lo, hi)| (lo.min(t), hi.max(t)))))
+        else {
+            continue;
+        };
+        let (lo, hi) = (lo.max(run_from), hi.min(run_to));
+        let Some(ticks) = job_ticks(job, lo - 1, hi) else { continue };
+        let ticks: BTreeSet<i64> = ticks.into_iter().collect();
+        for (client, tick, at, what) in seen.into_iter().filter(|s| !ticks.contains(&s.1)) {
+            v.push(
+                violation(
+                    "cron-ticks",
+                    format!(
+                        "client {client} {what} {}@{tick} ({}), no tick of {:?} in {}",
+                        job.name,
+                        rfc3339(tick),
+                        job.schedule(),
+                        job.zone()
+                    ),
+                )
+                .at(at),
+            );
+        }
+    }
 }
 
 /// No tick claimed later than its limit on the claimer's clock.
@@ -104,11 +189,39 @@ pub fn late_ticks(outcome: &Outcome, v: &mut Vec<Violation>) {
     let slack_ms = (4 * opts.latency_us.1 / 1000) as i64 + 300;
     let look_back = 5_000_000_000u64;
     // Calls delayed, or the claimer's clock stepped between the tick and the claim.
-    let delaying = |kind: conch_checkers::Kind| kind.is_clock() || kind.delays_calls();
-    for c in outcome.claims.iter().filter(|c| c.won) {
+    // The late-apply site's attempt timed out before its retry: a delayed call too.
+    let late_apply = conch_checkers::Kind::Site(crate::buggify::Site::LateApply.as_str());
+    let delaying = |kind: conch_checkers::Kind| kind.is_clock() || kind.delays_calls() || kind == late_apply;
+    let mut limits: BTreeMap<String, i64> = BTreeMap::new();
+    let mut limit_of = |job: &SimJob| *limits.entry(job.name.clone()).or_insert_with(|| late_limit_ms(job));
+    for s in &outcome.late_skips {
+        let Some(job) = opts.jobs.iter().find(|j| j.name == s.job) else { continue };
+        let (late, limit) = (s.wall_ms - s.tick * 1000, limit_of(job));
+        if late <= limit {
+            v.push(
+                violation(
+                    "cron-late-tick",
+                    format!(
+                        "client {} skipped {}@{} as late though it reached it {late} ms late on its clock (limit {limit} ms for {:?}) at {}",
+                        s.client,
+                        s.job,
+                        s.tick,
+                        job.schedule(),
+                        secs(s.at)
+                    ),
+                )
+                .at(s.at),
+            );
+        }
+    }
+    for c in outcome.claims.iter().filter(|c| c.won && !c.ghost) {
         let Some(job) = opts.jobs.iter().find(|j| j.name == c.job) else { continue };
-        let limit = late_limit_ms(job.every_s);
         let late = c.wall_ms - c.tick * 1000;
+        // No limit is below the jitter: a claim within it needs no scan for its limit.
+        if late <= JITTER_MAX_MS as i64 + slack_ms {
+            continue;
+        }
+        let limit = limit_of(job);
         if late <= limit + slack_ms {
             continue;
         }
@@ -122,11 +235,11 @@ pub fn late_ticks(outcome: &Outcome, v: &mut Vec<Violation>) {
                 violation(
                     "cron-late-tick",
                     format!(
-                        "client {} claimed {}@{} {late} ms late on its clock (limit {limit} ms for @every {}s) at {}",
+                        "client {} claimed {}@{} {late} ms late on its clock (limit {limit} ms for {:?}) at {}",
                         c.client,
                         c.job,
                         c.tick,
-                        job.every_s,
+                        job.schedule(),
                         secs(c.at)
                     ),
                 )

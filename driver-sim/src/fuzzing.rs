@@ -16,7 +16,7 @@ use crate::options::{FaultKind, Scenario, SimArgs, SimOptions};
 use crate::plan::PlannedFault;
 use crate::run::run_plan;
 
-mod cron_oracle;
+pub mod cron_oracle;
 
 /// Schedule parsing and next-tick math: the next tick is strictly later, stepping from it
 /// goes forward too, and each step agrees with a brute-force minute scan of the same

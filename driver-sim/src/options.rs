@@ -196,13 +196,66 @@ impl FaultKind {
 pub struct SimJob {
     /// Its name.
     pub name: String,
-    /// `@every Ns`.
+    /// `@every Ns` (unless `cron` says otherwise).
     pub every_s: u32,
+    /// A 5-field cron expression instead of `@every` ([`CRON_EXPRESSIONS`]).
+    pub cron: Option<&'static str>,
+    /// Its zone; `None`: the spec leaves `tz` out (UTC, serde's default).
+    pub tz: Option<&'static str>,
+    /// The spec leaves `run_ttl` out (the default, 10m).
+    pub default_run_ttl: bool,
     /// `--overlap skip` (else allow).
     pub skip_overlap: bool,
     /// How long a run takes (ms range).
     pub run_ms: (u64, u64),
 }
+
+impl SimJob {
+    /// The schedule as the spec stores it.
+    pub fn schedule(&self) -> String {
+        self.cron.map_or_else(|| format!("@every {}s", self.every_s), str::to_string)
+    }
+
+    /// The zone its ticks are computed in.
+    pub fn zone(&self) -> &'static str {
+        self.tz.unwrap_or("UTC")
+    }
+}
+
+/// The cron expressions (and zones) a seed's jobs draw from: minute and hour fields,
+/// ranges, steps, lists, day-of-month, month and day-of-week (Vixie's either-day rule),
+/// zones with a fixed offset in January (the real clock and the wall-clock modes). Time
+/// zero of the simulation is Friday 2027-01-15 08:00 UTC: each expression either ticks
+/// within the run's minutes or (the last ones) not for hours or more (a matcher that
+/// finds a tick there is wrong). Every one's shortest gap between ticks is the one
+/// `Schedule::period_hint` reads from its fields, so the late-tick limit is exact.
+pub const CRON_EXPRESSIONS: [(&str, Option<&str>); 17] = [
+    ("* * * * *", None),
+    ("*/2 * * * *", Some("UTC")),
+    ("1-59/3 * * * *", None),
+    ("1,2,4,7 * * * *", None),
+    ("2-5 * * * *", None),
+    ("*/5 8 * * *", None),
+    ("* * * * FRI", None),
+    ("*/2 * 15 JAN *", None),
+    ("*/3 * 14 * 5", None), // the 14th or a Friday: every 3 minutes
+    ("*/2 13 * * *", Some("Asia/Kolkata")),
+    ("30-59/2 13 * * *", Some("Asia/Kolkata")),
+    ("* 3 * * *", Some("America/New_York")),
+    ("1-10 9 * * 5", Some("Europe/Berlin")),
+    // Never within the run: the first CRON_TICKING entries tick, these do not.
+    ("* 9 * * *", None),    // 09:00 is an hour away
+    ("* * * * 1-4", None),  // Monday to Thursday
+    ("* * 14 * 4", None),   // the 14th or a Thursday
+    ("* * * 2-12 *", None), // February on
+];
+
+/// The entries of [`CRON_EXPRESSIONS`] that tick within the run (job 0 draws from these,
+/// so every seed runs something).
+pub const CRON_TICKING: usize = 13;
+
+/// Simulated time of a cron scenario seed with cron-expression jobs (a few minutes' ticks).
+pub const CRON_EXPRESSION_RUN: Duration = Duration::from_secs(330);
 
 /// What the user fixed; everything else is drawn per seed.
 #[derive(Clone, Debug)]
@@ -448,11 +501,15 @@ impl SimOptions {
                 SimJob {
                     name: format!("job{j}"),
                     every_s,
+                    cron: None,
+                    tz: Some("UTC"),
+                    default_run_ttl: false,
                     skip_overlap: pick(0, 1) == 1,
                     run_ms: (lo, lo + pick(0, every_s as u64 * 1500)),
                 }
             })
             .collect();
+        let jobs = cron_jobs(seed, args.scenario, jobs);
         // Members come from their own stream: every draw above is what it was before
         // members existed, so a one-member seed runs exactly as it always did.
         let mut cluster = SplitMix64::new(seed ^ 0x3E3B_E125_C1A5_7E25);
@@ -468,6 +525,11 @@ impl SimOptions {
             .collect();
         if members > 1 && member_faults.is_empty() && !member_allowed.is_empty() {
             member_faults.push(member_allowed[(cluster.next_u64() % member_allowed.len() as u64) as usize]);
+        }
+        // The late-apply site: half the seeds with daemons and several members (own stream).
+        let mut late = SplitMix64::new(seed ^ 0x1A7E_A991_0015);
+        if daemons > 0 && members > 1 && late.next_u64().is_multiple_of(2) {
+            sites.push((Site::LateApply, [30, 100, 300][(late.next_u64() % 3) as usize]));
         }
         // Pairings too: a third of the seeds that allow them (every one with --all-faults).
         let mut pairing = SplitMix64::new(seed ^ 0x9A12_ED0F_A017);
@@ -499,7 +561,12 @@ impl SimOptions {
         let mut pre = SplitMix64::new(seed ^ 0x09EE_3971_0016_0006);
         let preempts = priorities.iter().map(|p| *p > 0 && pre.next_u64().is_multiple_of(2)).collect();
         let liveness = convergence_bound(ttl, kill_after) + Duration::from_secs(8);
-        let safety = args.duration.saturating_sub(liveness).max(Duration::from_secs(5));
+        // A cron seed with cron-expression jobs runs a few minutes, to see a few ticks.
+        let duration = match args.scenario {
+            Scenario::Cron if jobs.iter().any(|j: &SimJob| j.cron.is_some()) => args.duration.max(CRON_EXPRESSION_RUN),
+            _ => args.duration,
+        };
+        let safety = duration.saturating_sub(liveness).max(Duration::from_secs(5));
         SimOptions {
             seed,
             scenario: args.scenario,
@@ -588,7 +655,14 @@ impl fmt::Display for SimOptions {
             let jobs: Vec<String> = self
                 .jobs
                 .iter()
-                .map(|j| format!("{}@{}s{}", j.name, j.every_s, if j.skip_overlap { "/skip" } else { "" }))
+                .map(|j| {
+                    let when = match j.cron {
+                        Some(expr) => format!("'{expr}'{}", j.tz.map_or(String::new(), |z| format!("[{z}]"))),
+                        None => format!("{}s", j.every_s),
+                    };
+                    let defaults = if j.default_run_ttl { "/default-ttl" } else { "" };
+                    format!("{}@{when}{}{defaults}", j.name, if j.skip_overlap { "/skip" } else { "" })
+                })
                 .collect();
             write!(f, " conchd={} jobs={}", self.daemons, jobs.join(","))?;
         }
@@ -671,4 +745,47 @@ impl Group {
             Group::Cron => "cron",
         }
     }
+}
+
+/// The jobs' cron side, from streams of their own (a seed whose stream says no keeps the
+/// jobs it always had): in half the cron seeds, cron-expression jobs (job 0
+/// always, each other one in three of four, from [`CRON_EXPRESSIONS`], with runs up to
+/// 90 s so `--overlap skip` meets a run still going); in half of them, names that are
+/// prefixes of each other (`job1`, `job10`, `job100`, …: a running-key prefix read then
+/// returns another job's key too); in a third of the jobs, a spec without `tz` and
+/// `run_ttl` (serde's defaults). The streams' constants (and the late-apply site's) are
+/// ones under which the regression seeds of `scripts/sim-regressions.txt` draw none of
+/// this, so they replay the runs that found their bugs.
+fn cron_jobs(seed: u64, scenario: Scenario, mut jobs: Vec<SimJob>) -> Vec<SimJob> {
+    if !matches!(scenario, Scenario::Cron | Scenario::Mixed) {
+        return jobs;
+    }
+    let mut rng = SplitMix64::new(seed ^ 0xC207_E295_10B5_001C);
+    // Not yet in mixed: there its 120 s run shuts down on a minute's tick, and 5 of mixed
+    // seeds 301..1000 left an empty lease or lost a fire key (no-leaks, cron-history; not
+    // yet understood, see the commit).
+    if scenario == Scenario::Cron && rng.next_u64().is_multiple_of(2) {
+        for (j, job) in jobs.iter_mut().enumerate() {
+            if j > 0 && rng.next_u64().is_multiple_of(4) {
+                continue;
+            }
+            let choices = if j == 0 { CRON_TICKING } else { CRON_EXPRESSIONS.len() };
+            let (expr, tz) = CRON_EXPRESSIONS[(rng.next_u64() % choices as u64) as usize];
+            let lo = 10 + rng.next_u64() % 2000;
+            (job.cron, job.tz, job.run_ms) = (Some(expr), tz, (lo, lo + rng.next_u64() % 90_000));
+        }
+    }
+    let mut names = SplitMix64::new(seed ^ 0x9E1F_0B5E_5EED_0015);
+    if names.next_u64().is_multiple_of(2) {
+        for (j, job) in jobs.iter_mut().enumerate() {
+            job.name = format!("job1{}", "0".repeat(j));
+        }
+    }
+    let mut defaults = SplitMix64::new(seed ^ 0xDEFA_0175_001B);
+    for job in jobs.iter_mut() {
+        if defaults.next_u64().is_multiple_of(3) && job.zone() == "UTC" {
+            (job.tz, job.default_run_ttl) = (None, true);
+        }
+    }
+    jobs
 }

@@ -85,6 +85,24 @@ pub struct ClaimRecord {
     pub wall_ms: i64,
     /// ... and in simulated time (ns).
     pub daemon_started_at: u64,
+    /// A won claim etcd applied after its daemon had given up on the attempt (the
+    /// late-apply site): the daemon does not know it won, so no run starts.
+    pub ghost: bool,
+}
+
+/// A tick a daemon skipped as reached too late (its `skipped-late` log event).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LateSkip {
+    /// The daemon.
+    pub client: usize,
+    /// The job.
+    pub job: String,
+    /// The tick (Unix s).
+    pub tick: i64,
+    /// When (ns).
+    pub at: u64,
+    /// The daemon's wall clock then, as its machine read it (Unix ms).
+    pub wall_ms: i64,
 }
 
 /// A child started by an office or semaphore holder.
@@ -209,6 +227,8 @@ pub struct Outcome {
     pub faults: Vec<FaultRecord>,
     /// Every cron tick decided.
     pub claims: Vec<ClaimRecord>,
+    /// Every cron tick skipped as reached too late.
+    pub late_skips: Vec<LateSkip>,
     /// Every holder child start.
     pub promotions: Vec<Promotion>,
     /// Every hold given up as lost.
@@ -260,6 +280,7 @@ impl Outcome {
             intervals: Vec::new(),
             faults: Vec::new(),
             claims: Vec::new(),
+            late_skips: Vec::new(),
             promotions: Vec::new(),
             losses: Vec::new(),
             hooks: Vec::new(),

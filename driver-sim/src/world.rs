@@ -32,6 +32,7 @@ use crate::plan::PlannedFault;
 use crate::record::{FaultRecord, Group, Outcome};
 use conch_checkers::Kind;
 
+mod cron;
 mod drain;
 mod faults;
 mod fenced;
@@ -63,6 +64,8 @@ enum Ev {
     Start(usize),
     Deliver(usize, u64, Input),
     Apply(usize, u64, ReqId, EtcdRequest, u64),
+    /// An attempt etcd applies after its client gave up on it (the late-apply site).
+    LateApply(usize, u64, Box<EtcdRequest>),
     AttemptFailed(usize, u64, ReqId, Box<EtcdRequest>, Attempt, EndpointOutcome),
     Attempt(usize, u64, ReqId, Box<EtcdRequest>, Attempt),
     MemberBack(usize),
@@ -214,6 +217,20 @@ pub struct World {
     out: Outcome,
 }
 
+/// A job's spec as stored: without `tz` and `run_ttl` when the job draws serde's defaults.
+fn spec_value(spec: &JobSpec, job: &crate::options::SimJob) -> Vec<u8> {
+    let mut value = serde_json::to_value(spec).unwrap_or_default();
+    if let Some(fields) = value.as_object_mut() {
+        if job.tz.is_none() {
+            fields.remove("tz");
+        }
+        if job.default_run_ttl {
+            fields.remove("run_ttl");
+        }
+    }
+    serde_json::to_vec(&value).unwrap_or_default()
+}
+
 impl World {
     /// A world for `opts` under `plan`.
     pub fn new(opts: SimOptions, plan: Vec<PlannedFault>) -> World {
@@ -355,8 +372,8 @@ impl World {
     fn put_jobs(&mut self) {
         for job in self.opts.jobs.clone() {
             let spec = JobSpec {
-                schedule: format!("@every {}s", job.every_s),
-                tz: "UTC".into(),
+                schedule: job.schedule(),
+                tz: job.zone().into(),
                 cmd: vec![job.name.clone()],
                 run_ttl: "1h".into(),
                 overlap: if job.skip_overlap { Overlap::Skip } else { Overlap::Allow },
@@ -367,7 +384,7 @@ impl World {
                 continue;
             }
             let Ok(name) = Name::new(&job.name) else { continue };
-            let value = serde_json::to_vec(&spec).unwrap_or_default();
+            let value = spec_value(&spec, &job);
             self.etcd.apply(Instant::from_nanos(0), &EtcdRequest::Put { key: job_key(&name), value, lease: None });
         }
     }
@@ -377,6 +394,7 @@ impl World {
             Ev::Start(i) => self.start_machine(i),
             Ev::Deliver(i, inc, input) => self.deliver(i, inc, input),
             Ev::Apply(i, inc, id, request, sent) => self.apply(i, inc, id, request, sent),
+            Ev::LateApply(i, inc, request) => self.late_applied(i, inc, *request),
             Ev::AttemptFailed(i, inc, id, request, attempt, outcome) => {
                 self.attempt_failed(i, inc, id, *request, attempt, outcome)
             }

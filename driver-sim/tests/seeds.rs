@@ -31,13 +31,15 @@ fn faults_and_fault_sites_really_fire() {
             kinds.insert(f.kind);
         }
     }
-    // Every kind of the plan, the pairing and every site (the freeze-on-answer site too).
+    // Every kind of the plan, the pairing and every site (the freeze-on-answer and
+    // late-apply sites too).
     for kind in FaultKind::ALL.into_iter().chain(FaultKind::MEMBER).chain(FaultKind::PAIRED) {
         let record = kind.record_kind();
         assert!(kinds.contains(&record), "{record} never fired: {kinds:?}");
     }
-    let sites =
-        conch_driver_sim::buggify::Site::ALL.into_iter().chain([conch_driver_sim::buggify::Site::FreezeOnAnswer]);
+    let sites = conch_driver_sim::buggify::Site::ALL
+        .into_iter()
+        .chain([conch_driver_sim::buggify::Site::FreezeOnAnswer, conch_driver_sim::buggify::Site::LateApply]);
     for site in sites {
         let record = conch_checkers::Kind::Site(site.as_str());
         assert!(kinds.contains(&record), "{record} never fired");
@@ -120,9 +122,18 @@ fn every_checker_catches_its_bug() {
     // mutants (README, "Simulator") and by the record mutations of check_fence's own tests;
     // `preempt` by two core mutants kept out of the tree (README's priority section) and
     // by tests/priority_checker.rs's hand-made records; `watch` by mutants of
-    // core-sm/src/who.rs (README, "Simulator") and watch_checker.rs.
-    let proved_elsewhere =
-        ["progress", "cron-skip-overlap", "cron-late-tick", "preempt", "watch", "cron-history", "on-acquire"];
+    // core-sm/src/who.rs (README, "Simulator") and watch_checker.rs; `cron-ticks` by
+    // mutants of the schedule matcher (README, "Mutation score").
+    let proved_elsewhere = [
+        "progress",
+        "cron-skip-overlap",
+        "cron-late-tick",
+        "cron-ticks",
+        "preempt",
+        "watch",
+        "cron-history",
+        "on-acquire",
+    ];
     let fence = conch_driver_sim::check_fence::CHECKERS;
     for checker in conch_driver_sim::check::CHECKERS {
         if proved_elsewhere.contains(&checker) || fence.contains(&checker) {

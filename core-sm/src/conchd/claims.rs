@@ -58,7 +58,7 @@ impl Conchd {
             EtcdResponse::Claimed { won: true, rev, .. } if session_changed => {
                 // Won on a session that is gone since: its running key went with that lease,
                 // and a run now would not be covered by it. A zombie, like a lost answer.
-                self.stats.claimed += 1;
+                self.stats.note_claimed();
                 self.out.log(
                     Event::warn("claim-abandoned")
                         .with("job", &name)
@@ -70,7 +70,7 @@ impl Conchd {
             EtcdResponse::Claimed { won: true, rev, .. } | EtcdResponse::Written { rev } if self.stopping => {
                 // Won while stopping (the answer crossed the signal): a run started now would
                 // outlive the shutdown. The tick stays claimed and unrun, like a zombie.
-                self.stats.claimed += 1;
+                self.stats.note_claimed();
                 self.out
                     .log(Event::warn("claim-abandoned").with("job", &name).with("tick", &tick_text).with("rev", rev));
             }
@@ -92,11 +92,11 @@ impl Conchd {
                     self.out.log(Event::warn("claim-orphaned").with("job", &name).with("tick", &tick_text));
                     self.sweep(now, name, tick, running, false);
                 } else {
-                    self.stats.lost += 1;
+                    self.stats.note_lost();
                 }
             }
             EtcdResponse::Claimed { won: false, existing: None, .. } => {
-                self.stats.skipped_overlap += 1;
+                self.stats.note_skipped_overlap();
                 self.out.log(Event::info("skipped-overlap").with("job", &name).with("tick", &tick_text));
                 // Nothing of ours runs: if the running key is ours it is a ghost (an attempt
                 // of an earlier claim etcd applied after we had our answer); left alone, it
@@ -125,7 +125,7 @@ impl Conchd {
 
     /// A won tick: counted, logged (with `why` when not a plain win), run.
     fn won(&mut self, now: Now, name: String, tick: i64, rev: Revision, why: Option<&str>) {
-        self.stats.claimed += 1;
+        self.stats.note_claimed();
         let event = Event::info("claimed").with("job", &name).with("tick", rfc3339(tick)).with("rev", rev);
         self.out.log(match why {
             Some(why) => event.with("why", why),

@@ -24,7 +24,7 @@ impl Conchd {
             self.claim_lease = slot;
             for (name, tick) in std::mem::take(&mut self.waiting_claims) {
                 if slot == Slot::Empty {
-                    self.stats.skipped_no_session += 1;
+                    self.stats.note_skipped_no_session();
                 } else {
                     self.claim(now, name, tick);
                 }

@@ -58,22 +58,7 @@ impl Conchd {
         };
         let outcome = run.outcome.unwrap_or(default_outcome);
         let ran = now.mono.since(run.started);
-        *self.stats.runs.entry(outcome).or_insert(0) += 1;
-        *self.stats.runs_by_job.entry((run.name.clone(), outcome)).or_insert(0) += 1;
-        let ok_at_s = (exit == 0).then(|| now.wall_ms.div_euclid(1000));
-        if let Some(at) = ok_at_s {
-            self.stats.last_success_s.insert(run.name.clone(), at);
-        }
-        if self.stats.recent.len() >= RECENT_RUNS_MAX {
-            self.stats.recent.pop_front();
-        }
-        self.stats.recent.push_back(FinishedRun {
-            job: run.name.clone(),
-            outcome,
-            ms: ran.as_millis() as u64,
-            ok_at_s,
-        });
-        self.stats.runs_finished += 1;
+        self.stats.note_run(&run.name, outcome, ran, exit, now.wall_ms);
         let result = RunResult {
             node: self.cfg.node.clone(),
             exit,

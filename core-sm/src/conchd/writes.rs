@@ -21,7 +21,8 @@
 //!   is (or if the read never lands before the shutdown's deadline).
 //! * A tick skipped for overlap while this daemon runs nothing of the job and claims
 //!   nothing else of it is followed by a ghost sweep: a running key of ours on our session
-//!   from an earlier tick has no run (a claim attempt that timed out, was answered on a
+//!   from another tick (an earlier one, or a later one before the wall clock stepped
+//!   back) has no run (a claim attempt that timed out, was answered on a
 //!   retry, and was applied by etcd later) and is released as above, or every node would
 //!   skip the job for as long as our session lives.
 //! * A release not landed [`RELEASE_RETRY_FOR`] after the run ended while the session
@@ -103,7 +104,7 @@ pub(super) enum Write {
         /// When the claim failed.
         since: Instant,
         /// A sweep after a tick skipped for overlap while this daemon runs nothing of the
-        /// job: any running key of ours on `lease` from an earlier tick is a ghost (a claim
+        /// job: any running key of ours on `lease` is a ghost (a claim
         /// attempt that timed out, answered on a retry, and was applied later by etcd).
         stale: bool,
     },
@@ -221,8 +222,9 @@ impl Conchd {
                 let idle = !stale || self.job_idle(&name);
                 let ours = kvs.into_iter().find(|kv| kv.key == key && kv.lease == lease && idle).filter(|kv| {
                     serde_json::from_slice::<Claim>(&kv.value).is_ok_and(|c| {
-                        self.made(&c)
-                            && if stale { c.tick.as_str() < rfc3339(tick).as_str() } else { c.tick == rfc3339(tick) }
+                        // A ghost of any tick: one after this one too, claimed before the wall
+                        // clock stepped back (found by the simulator's late-apply site).
+                        self.made(&c) && (stale || c.tick == rfc3339(tick))
                     })
                 });
                 if let Some(kv) = ours {

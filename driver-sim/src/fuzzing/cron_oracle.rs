@@ -3,7 +3,8 @@
 //! from its code) and a minute-by-minute scan of a bounded window. It answers only where
 //! the naive reading is exact: the zone's offset is the same from a day before the
 //! window to its end (so Debian's DST fix-ups cannot apply), and the expression is one
-//! this parser reads. Everything else is `None` (no opinion).
+//! this parser reads. Everything else is `None` (no opinion). The simulator's cron
+//! checkers read their expected ticks from it too (`check_cron::job_ticks`).
 use chrono::{Datelike, Offset, TimeZone, Timelike};
 use chrono_tz::Tz;
 
@@ -78,6 +79,32 @@ impl Naive {
         let dow = self.sets[4][weekday as usize];
         let day_ok = if self.day_and { dom && dow } else { dom || dow };
         self.sets[0][minute as usize] && self.sets[1][hour as usize] && self.sets[3][month as usize] && day_ok
+    }
+
+    /// Every tick in `(after, to]` in `tz`, minute by minute (the simulator's cron
+    /// checkers); `None` when the offset moves within a day before `after` or up to `to`.
+    pub fn ticks(&self, tz: Tz, after: i64, to: i64) -> Option<Vec<i64>> {
+        let offset = |t: i64| tz.timestamp_opt(t, 0).single().map(|d| d.offset().fix().local_minus_utc());
+        let base = offset(after)?;
+        let first = (after.div_euclid(60) + 1) * 60;
+        let mut probe = after - STABLE_BEFORE_S;
+        while probe <= to + 1800 {
+            if offset(probe)? != base {
+                return None;
+            }
+            probe += 1800;
+        }
+        let mut ticks = Vec::new();
+        let mut t = first;
+        while t <= to {
+            let local = tz.timestamp_opt(t, 0).single()?;
+            let weekday = local.weekday().num_days_from_sunday();
+            if self.matches(local.minute(), local.hour(), local.day(), local.month(), weekday) {
+                ticks.push(t);
+            }
+            t += 60;
+        }
+        Some(ticks)
     }
 
     /// Scans the minutes after `after` in `tz`; `None` when the offset moves.

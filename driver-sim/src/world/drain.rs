@@ -112,6 +112,7 @@ impl World {
                 self.trace("lost", format_args!("\"client\":{i},\"reason\":\"{reason}\""));
                 self.out.losses.push(LossRecord { client: i, at: self.now, reason });
             }
+            Output::Log(event) if event.kind == "skipped-late" => self.late_skip_record(i, &event),
             Output::Log(event) if self.opts.trace => {
                 let fields: Vec<String> = event
                     .fields

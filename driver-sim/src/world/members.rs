@@ -132,6 +132,7 @@ impl World {
         // attempt's timeout.
         let round_trip = 2 * self.opts.latency_us.0 * 1000;
         let failed = match door {
+            Door::Open if self.late_apply(i, inc, id, &request, attempt) => return,
             Door::Open => return self.send_to_etcd(i, inc, id, request),
             Door::Refused => (round_trip, Outcome::Unavailable),
             Door::NoLeader => (round_trip, Outcome::NoLeader),

@@ -8,6 +8,7 @@ impl Ev {
             Ev::Start(i)
             | Ev::Deliver(i, ..)
             | Ev::Apply(i, ..)
+            | Ev::LateApply(i, ..)
             | Ev::AttemptFailed(i, ..)
             | Ev::Attempt(i, ..)
             | Ev::Timer(i, _)

@@ -180,6 +180,7 @@ impl World {
             daemon_start_s,
             wall_ms,
             daemon_started_at,
+            ghost: false,
         });
     }
 
