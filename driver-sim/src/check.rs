@@ -15,6 +15,7 @@
 //!   down, isolated or cut off never costs a holder its hold: a loss with only member faults around it (no other fault of that
 //!   client or of etcd as a whole, no fault site, within two TTLs and the kill grace
 //!   before it) means a client did not move to a live member in time.
+//! * `loss-cause`: no lost hold without a cause: see [`crate::check_loss`].
 //! * `cron-running-key`: a tick skipped for overlap at `t` saw a running key; that key is
 //!   the latest won claim's, and its run must still be on, or have ended (or, never
 //!   started, been claimed) no longer than conchd's bound
@@ -56,7 +57,7 @@ pub use crate::verdict::Violation;
 use crate::verdict::{excuses, secs, violation};
 
 /// Every checker name, in report order.
-pub const CHECKERS: [&str; 24] = [
+pub const CHECKERS: [&str; 25] = [
     "progress",
     "bounded-holders",
     "fencing",
@@ -68,6 +69,7 @@ pub const CHECKERS: [&str; 24] = [
     "cron-liveness",
     "cron-no-past-tick",
     "failover",
+    crate::check_loss::CHECKER,
     "cron-running-key",
     "fenced-writes",
     "step-down",
@@ -171,6 +173,7 @@ fn raw_check(outcome: &Outcome) -> Vec<Violation> {
     crate::check_cron::skip_overlap(outcome, &mut v);
     crate::check_cron::late_ticks(outcome, &mut v);
     failover(outcome, &mut v);
+    crate::check_loss::check_losses(outcome, &mut v);
     running_keys(outcome, &mut v);
     fenced_writes(outcome, &mut v);
     step_downs(outcome, &mut v);

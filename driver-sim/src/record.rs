@@ -62,8 +62,32 @@ pub struct LossRecord {
     pub client: usize,
     /// When (ns).
     pub at: u64,
-    /// The core's loss reason (`deadline-passed`, `lease-gone`, `key-deleted`, ...).
+    /// The core's loss reason (`deadline-passed`, `lease-gone`, `key-deleted`, ...), or
+    /// `etcd-failed` (the hold gave up on etcd: a stop, not a `lost` log).
     pub reason: String,
+    /// What the world knew at that instant, for the `loss-cause` checker.
+    pub truth: LossTruth,
+}
+
+/// The truth about a lost hold at the instant of its loss, from the store and the answers
+/// its wrapper had handled (see [`crate::check_loss`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LossTruth {
+    /// The session lease the wrapper named.
+    pub lease: Option<i64>,
+    /// That lease still lives in etcd, short of its TTL.
+    pub lease_alive: bool,
+    /// The hold's key (by its create revision) is still in the store.
+    pub key_present: bool,
+    /// The hold had acquired (logged `acquired` under this lease): its session was no
+    /// longer only waiting.
+    pub acquired: bool,
+    /// The key ranks below the capacity in the store now (a waiter about to acquire checks
+    /// `term_at` itself).
+    pub ranked_in: bool,
+    /// The latest deadline the renewals the wrapper had handled promise: the largest
+    /// send instant + granted TTL over the grant and keepalive answers fed to it (ns).
+    pub renewed_until: Option<u64>,
 }
 
 /// A cron tick decided in etcd.

@@ -36,6 +36,7 @@ mod drain;
 mod faults;
 mod fenced;
 mod hooks;
+mod losses;
 mod members;
 mod phases;
 mod processes;
@@ -211,6 +212,8 @@ pub struct World {
     watchers: Vec<watchers::Watcher>,
     /// The office's holder in the store (lowest create revision) and since when.
     office_truth: (Option<i64>, u64),
+    /// Renewals handled and holds acquired, for the truth behind a loss.
+    renewals: losses::Renewals,
     out: Outcome,
 }
 
@@ -283,6 +286,7 @@ impl World {
             writes,
             watchers,
             office_truth: (None, 0),
+            renewals: losses::Renewals::default(),
             out,
         }
     }
@@ -554,6 +558,9 @@ impl World {
             let resume = c.host.wrapper_resumes();
             self.at(resume, Ev::Deliver(i, inc, input));
             return;
+        }
+        if let Input::Response(id, _) = &input {
+            self.renewal_heard(i, inc, *id);
         }
         match &input {
             Input::Response(_, EtcdResponse::Granted { lease, .. }) => {
