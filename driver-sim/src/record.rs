@@ -90,6 +90,31 @@ pub struct LossTruth {
     pub renewed_until: Option<u64>,
 }
 
+/// A wrapper's exit, with what explains its code (see [`crate::check_exit`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExitRecord {
+    /// The client.
+    pub client: usize,
+    /// When (ns).
+    pub at: u64,
+    /// The code.
+    pub code: i32,
+    /// When this incarnation started (ns).
+    pub started: u64,
+    /// It ran without `--restart`.
+    pub one_shot: bool,
+    /// Its `--wait` (ns), if any.
+    pub wait: Option<u64>,
+    /// The shutdown's SIGTERM reached it.
+    pub signalled: bool,
+    /// It lost a hold it had acquired while its child ran.
+    pub lost_holding: bool,
+    /// A fault SIGKILLed its child.
+    pub child_killed: bool,
+    /// Why it began each further cycle (the service's `backoff` reasons).
+    pub cycles_again: Vec<String>,
+}
+
 /// A cron tick decided in etcd.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClaimRecord {
@@ -237,6 +262,8 @@ pub struct Outcome {
     pub promotions: Vec<Promotion>,
     /// Every hold given up as lost.
     pub losses: Vec<LossRecord>,
+    /// Every wrapper's exit.
+    pub exits: Vec<ExitRecord>,
     /// Every hook process (only when the seed configures hooks).
     pub hooks: Vec<HookRecord>,
     /// Every guarded write that reached etcd (`--fenced-writes`).
@@ -286,6 +313,7 @@ impl Outcome {
             claims: Vec::new(),
             promotions: Vec::new(),
             losses: Vec::new(),
+            exits: Vec::new(),
             hooks: Vec::new(),
             fenced: Vec::new(),
             step_downs: Vec::new(),

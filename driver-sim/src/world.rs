@@ -33,6 +33,7 @@ use crate::record::{FaultRecord, Group, Outcome};
 use conch_checkers::Kind;
 
 mod drain;
+mod exits;
 mod faults;
 mod fenced;
 mod hooks;
@@ -214,6 +215,8 @@ pub struct World {
     office_truth: (Option<i64>, u64),
     /// Renewals handled and holds acquired, for the truth behind a loss.
     renewals: losses::Renewals,
+    /// What explains each wrapper's exit code.
+    runs: exits::Runs,
     out: Outcome,
 }
 
@@ -287,6 +290,7 @@ impl World {
             watchers,
             office_truth: (None, 0),
             renewals: losses::Renewals::default(),
+            runs: exits::Runs::default(),
             out,
         }
     }
@@ -491,6 +495,10 @@ impl World {
         }
         let seed = self.rng.next_u64();
         let now = self.clock(i);
+        // One-shot wrappers run with their --wait only while faults may keep them waiting:
+        // a command run again in the liveness phase waits as long as it takes.
+        let one_shot = self.opts.one_shot(i);
+        let wait = one_shot.flatten().filter(|_| !self.phase_liveness);
         let c = &mut self.clients[i];
         c.incarnation += 1;
         c.watches.clear();
@@ -514,7 +522,7 @@ impl World {
                     argv: vec!["child".into()],
                     ttl: self.opts.ttl,
                     kill_after: self.opts.kill_after,
-                    wait: None,
+                    wait,
                     hooks: self.opts.hooks.map_or_else(HookConfig::default, |h| HookConfig {
                         on_acquire: h.on_acquire.then(|| "on-acquire".to_string()),
                         on_lose: h.on_lose.then(|| "on-lose".to_string()),
@@ -523,8 +531,8 @@ impl World {
                         fence_budget: h.fence_budget,
                     }),
                 };
-                let mut service =
-                    Service::new(ServiceConfig { run, restart: true, seed }).with_sabotage(self.opts.sabotage);
+                let mut service = Service::new(ServiceConfig { run, restart: one_shot.is_none(), seed })
+                    .with_sabotage(self.opts.sabotage);
                 service.start(now.mono);
                 Program::Service(Box::new(service))
             }
@@ -543,8 +551,12 @@ impl World {
                 Program::Conchd(Box::new(conchd))
             }
         };
+        let holder = matches!(c.role, Role::Holder { .. });
         c.machine = Some(machine);
         let inc = c.incarnation;
+        if holder {
+            self.run_started(i, one_shot.is_some(), wait.map(ns));
+        }
         self.trace("start", format_args!("\"client\":{i},\"incarnation\":{inc}"));
         self.pump(i);
     }

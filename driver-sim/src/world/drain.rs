@@ -70,6 +70,9 @@ impl World {
             if event.kind == "acquired" {
                 self.note_acquired(event);
             }
+            if event.kind == "backoff" {
+                self.run_cycle_again(i, event);
+            }
         }
         if self.clients[i].awaiting_exit.is_some() {
             self.note_after_fence(i, &output);
@@ -101,6 +104,7 @@ impl World {
             Output::SignalGroup { .. } | Output::Print(_) => {}
             Output::Exit(code) => {
                 self.trace("exit", format_args!("\"client\":{i},\"code\":{}", code.0));
+                self.run_exited(i, code.0);
                 self.clean_exits.insert((i, inc));
                 let c = &mut self.clients[i];
                 c.machine = None;
@@ -115,6 +119,11 @@ impl World {
                 let reason = reason.unwrap_or_else(|| event.kind.to_string());
                 self.trace("lost", format_args!("\"client\":{i},\"reason\":\"{reason}\""));
                 let record = self.loss_record(i, &event, reason);
+                // 70 is for a hold lost while the child ran (a loss after it exited by
+                // itself, in the on-lose hook, keeps the child's code).
+                if record.truth.acquired && !self.clients[i].host.children.is_empty() {
+                    self.run_lost_holding(i);
+                }
                 self.out.losses.push(record);
             }
             Output::Log(event) if self.opts.trace => {
