@@ -17,6 +17,9 @@
 //!   down, isolated or cut off never costs a holder its hold: a loss with only member faults around it (no other fault of that
 //!   client or of etcd as a whole, no fault site, within two TTLs and the kill grace
 //!   before it) means a client did not move to a live member in time.
+//! * `loss-cause`: no lost hold without a cause: see [`crate::check_loss`].
+//! * `exit-codes`: every wrapper's exit code is 01-cli's for its ending (one-shot
+//!   wrappers and `--wait` are drawn in a third of the seeds): see [`crate::check_exit`].
 //! * `cron-running-key`: a tick skipped for overlap at `t` saw a running key; that key is
 //!   the latest won claim's, and its run must still be on, or have ended (or, never
 //!   started, been claimed) no longer than conchd's bound
@@ -60,7 +63,7 @@ pub use crate::verdict::Violation;
 use crate::verdict::{excuses, secs, violation};
 
 /// Every checker name, in report order.
-pub const CHECKERS: [&str; 25] = [
+pub const CHECKERS: [&str; 27] = [
     "progress",
     "bounded-holders",
     "fencing",
@@ -73,6 +76,8 @@ pub const CHECKERS: [&str; 25] = [
     "cron-no-past-tick",
     "cron-ticks",
     "failover",
+    crate::check_loss::CHECKER,
+    crate::check_exit::CHECKER,
     "cron-running-key",
     "fenced-writes",
     "step-down",
@@ -177,6 +182,8 @@ fn raw_check(outcome: &Outcome) -> Vec<Violation> {
     crate::check_cron::late_ticks(outcome, &mut v);
     crate::check_cron::schedule_ticks(outcome, &mut v);
     failover(outcome, &mut v);
+    crate::check_loss::check_losses(outcome, &mut v);
+    crate::check_exit::check_exits(outcome, &mut v);
     running_keys(outcome, &mut v);
     fenced_writes(outcome, &mut v);
     step_downs(outcome, &mut v);

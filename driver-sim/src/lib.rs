@@ -3,7 +3,9 @@
 pub mod buggify;
 pub mod check;
 pub mod check_cron;
+pub mod check_exit;
 pub mod check_fence;
+pub mod check_loss;
 pub mod check_preempt;
 pub mod check_watch;
 pub mod coverage;

@@ -422,6 +422,30 @@ pub struct SimOptions {
     pub priorities: Vec<u32>,
     /// Which office candidates run with `--preempt` (empty without `--priorities`).
     pub preempts: Vec<bool>,
+    /// Per office and semaphore client: run one-shot (no `--restart`; the world runs the
+    /// command again after it exits, as a shell loop would), with this `--wait` (ms) if
+    /// `Some(Some(_))`. Empty in most seeds (drawn in a third of them, own stream).
+    pub one_shots: Vec<Option<Option<u64>>>,
+}
+
+/// One-shot wrappers and `--wait`: drawn in a third of the elect, sema and mixed seeds,
+/// from a stream of their own (a seed without them runs exactly as before). Each holder
+/// is one-shot with chance 1/2; a one-shot waits with `--wait` (1 s to 2 TTLs + 2 s) with
+/// chance 1/2, so 75 (not acquired in time), a waiter's re-entry after a lost session
+/// and 128 + n on the shutdown's SIGTERM are exercised and their codes checked.
+fn draw_one_shots(seed: u64, scenario: Scenario, holders: usize, ttl: Duration) -> Vec<Option<Option<u64>>> {
+    let mut rng = SplitMix64::new(seed ^ 0x0E5E_5407_0075_0014);
+    if scenario == Scenario::Cron || !rng.next_u64().is_multiple_of(3) {
+        return Vec::new();
+    }
+    let hi = 2 * ttl.as_millis() as u64 + 2000;
+    (0..holders)
+        .map(|_| {
+            let one_shot = rng.next_u64().is_multiple_of(2);
+            let wait = rng.next_u64().is_multiple_of(2).then(|| 1000 + rng.next_u64() % (hi - 999));
+            one_shot.then_some(wait)
+        })
+        .collect()
 }
 
 /// The longest a healthy system may take to converge after the last fault: a TTL, the
@@ -596,7 +620,13 @@ impl SimOptions {
             step_downs: args.step_downs,
             priorities,
             preempts,
+            one_shots: draw_one_shots(seed, args.scenario, office_clients + sema_clients, ttl),
         }
+    }
+
+    /// Whether client `k` runs one-shot (no `--restart`), and with which `--wait`.
+    pub fn one_shot(&self, k: usize) -> Option<Option<Duration>> {
+        self.one_shots.get(k).copied().flatten().map(|w| w.map(Duration::from_millis))
     }
 
     /// Office candidate `k`'s `--priority` (0 without `--priorities`).
@@ -693,6 +723,15 @@ impl fmt::Display for SimOptions {
             if !pre.is_empty() {
                 write!(f, " preempt={}", pre.join(","))?;
             }
+        }
+        let one: Vec<String> = (0..self.one_shots.len())
+            .filter_map(|k| {
+                let wait = self.one_shot(k)?;
+                Some(wait.map_or_else(|| k.to_string(), |w| format!("{k}/wait{}ms", w.as_millis())))
+            })
+            .collect();
+        if !one.is_empty() {
+            write!(f, " one_shot={}", one.join(","))?;
         }
         if self.members > 1 {
             let kinds: Vec<&str> = self.member_faults.iter().map(|k| k.as_str()).collect();

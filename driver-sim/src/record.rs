@@ -62,8 +62,57 @@ pub struct LossRecord {
     pub client: usize,
     /// When (ns).
     pub at: u64,
-    /// The core's loss reason (`deadline-passed`, `lease-gone`, `key-deleted`, ...).
+    /// The core's loss reason (`deadline-passed`, `lease-gone`, `key-deleted`, ...), or
+    /// `etcd-failed` (the hold gave up on etcd: a stop, not a `lost` log).
     pub reason: String,
+    /// What the world knew at that instant, for the `loss-cause` checker.
+    pub truth: LossTruth,
+}
+
+/// The truth about a lost hold at the instant of its loss, from the store and the answers
+/// its wrapper had handled (see [`crate::check_loss`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LossTruth {
+    /// The session lease the wrapper named.
+    pub lease: Option<i64>,
+    /// That lease still lives in etcd, short of its TTL.
+    pub lease_alive: bool,
+    /// The hold's key (by its create revision) is still in the store.
+    pub key_present: bool,
+    /// The hold had acquired (logged `acquired` under this lease): its session was no
+    /// longer only waiting.
+    pub acquired: bool,
+    /// The key ranks below the capacity in the store now (a waiter about to acquire checks
+    /// `term_at` itself).
+    pub ranked_in: bool,
+    /// The latest deadline the renewals the wrapper had handled promise: the largest
+    /// send instant + granted TTL over the grant and keepalive answers fed to it (ns).
+    pub renewed_until: Option<u64>,
+}
+
+/// A wrapper's exit, with what explains its code (see [`crate::check_exit`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExitRecord {
+    /// The client.
+    pub client: usize,
+    /// When (ns).
+    pub at: u64,
+    /// The code.
+    pub code: i32,
+    /// When this incarnation started (ns).
+    pub started: u64,
+    /// It ran without `--restart`.
+    pub one_shot: bool,
+    /// Its `--wait` (ns), if any.
+    pub wait: Option<u64>,
+    /// The shutdown's SIGTERM reached it.
+    pub signalled: bool,
+    /// It lost a hold it had acquired while its child ran.
+    pub lost_holding: bool,
+    /// A fault SIGKILLed its child.
+    pub child_killed: bool,
+    /// Why it began each further cycle (the service's `backoff` reasons).
+    pub cycles_again: Vec<String>,
 }
 
 /// A cron tick decided in etcd.
@@ -233,6 +282,8 @@ pub struct Outcome {
     pub promotions: Vec<Promotion>,
     /// Every hold given up as lost.
     pub losses: Vec<LossRecord>,
+    /// Every wrapper's exit.
+    pub exits: Vec<ExitRecord>,
     /// Every hook process (only when the seed configures hooks).
     pub hooks: Vec<HookRecord>,
     /// Every guarded write that reached etcd (`--fenced-writes`).
@@ -283,6 +334,7 @@ impl Outcome {
             late_skips: Vec::new(),
             promotions: Vec::new(),
             losses: Vec::new(),
+            exits: Vec::new(),
             hooks: Vec::new(),
             fenced: Vec::new(),
             step_downs: Vec::new(),

@@ -34,9 +34,11 @@ use conch_checkers::Kind;
 
 mod cron;
 mod drain;
+mod exits;
 mod faults;
 mod fenced;
 mod hooks;
+mod losses;
 mod members;
 mod phases;
 mod processes;
@@ -214,6 +216,10 @@ pub struct World {
     watchers: Vec<watchers::Watcher>,
     /// The office's holder in the store (lowest create revision) and since when.
     office_truth: (Option<i64>, u64),
+    /// Renewals handled and holds acquired, for the truth behind a loss.
+    renewals: losses::Renewals,
+    /// What explains each wrapper's exit code.
+    runs: exits::Runs,
     out: Outcome,
 }
 
@@ -300,6 +306,8 @@ impl World {
             writes,
             watchers,
             office_truth: (None, 0),
+            renewals: losses::Renewals::default(),
+            runs: exits::Runs::default(),
             out,
         }
     }
@@ -505,6 +513,10 @@ impl World {
         }
         let seed = self.rng.next_u64();
         let now = self.clock(i);
+        // One-shot wrappers run with their --wait only while faults may keep them waiting:
+        // a command run again in the liveness phase waits as long as it takes.
+        let one_shot = self.opts.one_shot(i);
+        let wait = one_shot.flatten().filter(|_| !self.phase_liveness);
         let c = &mut self.clients[i];
         c.incarnation += 1;
         c.watches.clear();
@@ -528,7 +540,7 @@ impl World {
                     argv: vec!["child".into()],
                     ttl: self.opts.ttl,
                     kill_after: self.opts.kill_after,
-                    wait: None,
+                    wait,
                     hooks: self.opts.hooks.map_or_else(HookConfig::default, |h| HookConfig {
                         on_acquire: h.on_acquire.then(|| "on-acquire".to_string()),
                         on_lose: h.on_lose.then(|| "on-lose".to_string()),
@@ -537,8 +549,8 @@ impl World {
                         fence_budget: h.fence_budget,
                     }),
                 };
-                let mut service =
-                    Service::new(ServiceConfig { run, restart: true, seed }).with_sabotage(self.opts.sabotage);
+                let mut service = Service::new(ServiceConfig { run, restart: one_shot.is_none(), seed })
+                    .with_sabotage(self.opts.sabotage);
                 service.start(now.mono);
                 Program::Service(Box::new(service))
             }
@@ -557,8 +569,12 @@ impl World {
                 Program::Conchd(Box::new(conchd))
             }
         };
+        let holder = matches!(c.role, Role::Holder { .. });
         c.machine = Some(machine);
         let inc = c.incarnation;
+        if holder {
+            self.run_started(i, one_shot.is_some(), wait.map(ns));
+        }
         self.trace("start", format_args!("\"client\":{i},\"incarnation\":{inc}"));
         self.pump(i);
     }
@@ -572,6 +588,9 @@ impl World {
             let resume = c.host.wrapper_resumes();
             self.at(resume, Ev::Deliver(i, inc, input));
             return;
+        }
+        if let Input::Response(id, _) = &input {
+            self.renewal_heard(i, inc, *id);
         }
         match &input {
             Input::Response(_, EtcdResponse::Granted { lease, .. }) => {

@@ -5,7 +5,6 @@ use conch_core::shim_rules::ShimInput;
 use conch_core::{ChildStatus, Input, Output};
 
 use super::{Ev, World};
-use crate::record::LossRecord;
 
 impl World {
     /// Feeds one input to client `i`'s machine (if it runs), then drains it.
@@ -67,6 +66,14 @@ impl World {
 
     fn perform(&mut self, i: usize, output: Output) {
         let inc = self.clients[i].incarnation;
+        if let Output::Log(event) = &output {
+            if event.kind == "acquired" {
+                self.note_acquired(event);
+            }
+            if event.kind == "backoff" {
+                self.run_cycle_again(i, event);
+            }
+        }
         if self.clients[i].awaiting_exit.is_some() {
             self.note_after_fence(i, &output);
         }
@@ -97,6 +104,7 @@ impl World {
             Output::SignalGroup { .. } | Output::Print(_) => {}
             Output::Exit(code) => {
                 self.trace("exit", format_args!("\"client\":{i},\"code\":{}", code.0));
+                self.run_exited(i, code.0);
                 self.clean_exits.insert((i, inc));
                 let c = &mut self.clients[i];
                 c.machine = None;
@@ -106,11 +114,17 @@ impl World {
                     self.at(self.now + delay, Ev::Start(i));
                 }
             }
-            Output::Log(event) if event.kind == "lost" => {
+            Output::Log(event) if event.kind == "lost" || event.kind == "etcd-failed" => {
                 let reason = event.fields.iter().find(|(k, _)| *k == "reason").map(|(_, v)| v.clone());
-                let reason = reason.unwrap_or_default();
+                let reason = reason.unwrap_or_else(|| event.kind.to_string());
                 self.trace("lost", format_args!("\"client\":{i},\"reason\":\"{reason}\""));
-                self.out.losses.push(LossRecord { client: i, at: self.now, reason });
+                let record = self.loss_record(i, &event, reason);
+                // 70 is for a hold lost while the child ran (a loss after it exited by
+                // itself, in the on-lose hook, keeps the child's code).
+                if record.truth.acquired && !self.clients[i].host.children.is_empty() {
+                    self.run_lost_holding(i);
+                }
+                self.out.losses.push(record);
             }
             Output::Log(event) if event.kind == "skipped-late" => self.late_skip_record(i, &event),
             Output::Log(event) if self.opts.trace => {

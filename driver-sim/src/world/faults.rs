@@ -129,6 +129,7 @@ impl World {
                     return;
                 }
                 self.fault_record(Kind::ChildKill, Some(i), self.now);
+                self.run_child_killed(i);
                 self.child_gone(i, child, conch_core::ChildStatus::Signaled(9));
                 self.pump(i);
             }

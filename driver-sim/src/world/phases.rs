@@ -45,6 +45,7 @@ impl World {
         self.stopping = true;
         self.trace("phase", format_args!("\"phase\":\"shutdown\""));
         for i in 0..self.clients.len() {
+            self.run_signalled(i);
             self.feed(i, Input::Signal(WrapperSignal::Terminate));
         }
     }

@@ -18,6 +18,7 @@ use conch_core::keys::ROOT;
 
 impl World {
     pub(super) fn send(&mut self, i: usize, inc: u64, id: ReqId, request: EtcdRequest) {
+        self.note_send((i, inc, id), &request);
         if self.members.len() > 1 {
             let EtcdRequest::KeepAlive { fresh_stream, .. } = request else {
                 let now = self.clients[i].host.mono(self.now);
@@ -96,6 +97,7 @@ impl World {
                 response = EtcdResponse::KeepAliveOpened;
             }
         }
+        self.note_renewal((i, inc, id), &request, &response, sent);
         self.notify_watches();
         // A write applied whose answer was lost: the client cannot know its lease got a key.
         let used = write_lease(&request);
