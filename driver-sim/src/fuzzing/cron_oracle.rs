@@ -84,66 +84,45 @@ impl Naive {
     /// Every tick in `(after, to]` in `tz`, minute by minute (the simulator's cron
     /// checkers); `None` when the offset moves within a day before `after` or up to `to`.
     pub fn ticks(&self, tz: Tz, after: i64, to: i64) -> Option<Vec<i64>> {
-        let offset = |t: i64| tz.timestamp_opt(t, 0).single().map(|d| d.offset().fix().local_minus_utc());
-        let base = offset(after)?;
-        let first = (after.div_euclid(60) + 1) * 60;
-        let mut probe = after - STABLE_BEFORE_S;
-        while probe <= to + 1800 {
-            if offset(probe)? != base {
-                return None;
-            }
-            probe += 1800;
-        }
-        let mut ticks = Vec::new();
-        let mut t = first;
-        while t <= to {
-            let local = tz.timestamp_opt(t, 0).single()?;
-            let weekday = local.weekday().num_days_from_sunday();
-            if self.matches(local.minute(), local.hour(), local.day(), local.month(), weekday) {
-                ticks.push(t);
-            }
-            t += 60;
-        }
-        Some(ticks)
+        let first = stable_from(tz, after, to)?;
+        self.matching(tz, first, to).collect()
     }
 
     /// Scans the minutes after `after` in `tz`; `None` when the offset moves.
     pub fn expect(&self, tz: Tz, after: i64) -> Option<Expect> {
-        let offset = |t: i64| tz.timestamp_opt(t, 0).single().map(|d| d.offset().fix().local_minus_utc());
-        let base = offset(after)?;
-        if offset(after - STABLE_BEFORE_S)? != base {
-            return None;
+        let last = (after.div_euclid(60) + WINDOW_MINUTES) * 60;
+        let first = stable_from(tz, after, last)?;
+        match self.matching(tz, first, last).next() {
+            Some(tick) => Some(Expect::At(tick?)),
+            None => Some(Expect::NoneUpTo(last)),
         }
-        let first = (after.div_euclid(60) + 1) * 60;
-        let last = first + (WINDOW_MINUTES - 1) * 60;
-        if offset(last)? != base {
-            return None;
-        }
-        // chrono-tz's transitions fall on whole hours or half hours: checking every 30
-        // minutes finds any transition inside the window.
-        let mut t = first;
-        while t <= last {
-            if offset(t)? != base {
-                return None;
-            }
-            t += 1800;
-        }
-        let mut t = first;
-        while t <= last {
-            let local = tz.timestamp_opt(t, 0).single()?;
-            if self.matches(
-                local.minute(),
-                local.hour(),
-                local.day(),
-                local.month(),
-                local.weekday().num_days_from_sunday(),
-            ) {
-                return Some(Expect::At(t));
-            }
-            t += 60;
-        }
-        Some(Expect::NoneUpTo(last))
     }
+
+    /// The matching minutes of `[first, last]` in `tz`, in order (`None` for a local time
+    /// that does not exist once).
+    fn matching(&self, tz: Tz, first: i64, last: i64) -> impl Iterator<Item = Option<i64>> + '_ {
+        (0..=(last - first).div_euclid(60)).map(move |i| first + i * 60).filter_map(move |t| {
+            let Some(local) = tz.timestamp_opt(t, 0).single() else { return Some(None) };
+            let weekday = local.weekday().num_days_from_sunday();
+            self.matches(local.minute(), local.hour(), local.day(), local.month(), weekday).then_some(Some(t))
+        })
+    }
+}
+
+/// The first whole minute after `after` when `tz`'s offset is the same from a day before
+/// `after` to `last`; `None` when it moves (or a time is ambiguous). chrono-tz's
+/// transitions fall on whole hours or half hours: checking every 30 minutes finds any.
+fn stable_from(tz: Tz, after: i64, last: i64) -> Option<i64> {
+    let offset = |t: i64| tz.timestamp_opt(t, 0).single().map(|d| d.offset().fix().local_minus_utc());
+    let base = offset(after)?;
+    let mut probe = after - STABLE_BEFORE_S;
+    while probe < last {
+        if offset(probe)? != base {
+            return None;
+        }
+        probe += 1800;
+    }
+    (offset(last)? == base).then_some((after.div_euclid(60) + 1) * 60)
 }
 
 /// The values one comma-separated term stands for: `*`, `v`, `a-b`, each with `/step`.
