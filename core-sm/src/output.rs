@@ -120,6 +120,11 @@ impl Event {
         self.fields.push((key, value));
         self
     }
+
+    /// The value of field `key`, if the event carries it.
+    pub fn field(&self, key: &str) -> Option<&str> {
+        self.fields.iter().find(|(k, _)| *k == key).map(|(_, v)| v.as_str())
+    }
 }
 
 /// Every key an [`Event`] may carry. One format per kind of field: durations are text

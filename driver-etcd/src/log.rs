@@ -60,7 +60,7 @@ pub fn log_event(event: &Event) {
         }
         return;
     }
-    let text = |key: &str| event.fields.iter().find(|(k, _)| *k == key).map(|(_, v)| v.as_str());
+    let text = |key: &str| event.field(key);
     let number = |key: &str| text(key).and_then(|v| v.parse::<i64>().ok());
     // A key outside the list (a release build where the core's debug assertion is off) is
     // kept as text rather than lost.

@@ -54,7 +54,7 @@ impl Notifier {
         if !self.on {
             return;
         }
-        let field = |key: &str| event.fields.iter().find(|(k, _)| *k == key).map_or("", |(_, v)| v.as_str());
+        let field = |key: &str| event.field(key).unwrap_or("");
         let name = field("name");
         let status = match event.kind {
             "campaign" => {

@@ -23,9 +23,9 @@ const LATE_APPLY_AFTER_MAX_NS: u64 = 3_000_000_000;
 impl World {
     /// Records a daemon's `skipped-late` event with the wall clock its machine read.
     pub(super) fn late_skip_record(&mut self, i: usize, event: &Event) {
-        let field = |k: &str| event.fields.iter().find(|(key, _)| *key == k).map(|(_, v)| v.as_str());
-        let tick = field("tick").and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok()).map(|t| t.timestamp());
-        let (Some(job), Some(tick)) = (field("job"), tick) else { return };
+        let tick =
+            event.field("tick").and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok()).map(|t| t.timestamp());
+        let (Some(job), Some(tick)) = (event.field("job"), tick) else { return };
         let wall_ms = self.clock(i).wall_ms;
         self.trace("skipped-late", format_args!("\"client\":{i},\"job\":\"{job}\",\"tick\":{tick}"));
         self.out.late_skips.push(LateSkip { client: i, job: job.to_string(), tick, at: self.now, wall_ms });

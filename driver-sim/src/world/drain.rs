@@ -115,7 +115,7 @@ impl World {
                 }
             }
             Output::Log(event) if event.kind == "lost" || event.kind == "etcd-failed" => {
-                let reason = event.fields.iter().find(|(k, _)| *k == "reason").map(|(_, v)| v.clone());
+                let reason = event.field("reason").map(str::to_string);
                 let reason = reason.unwrap_or_else(|| event.kind.to_string());
                 self.trace("lost", format_args!("\"client\":{i},\"reason\":\"{reason}\""));
                 let record = self.loss_record(i, &event, reason);

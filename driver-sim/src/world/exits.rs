@@ -45,7 +45,7 @@ impl World {
 
     /// Client `i`'s service logged a `backoff` before another cycle, for `why`.
     pub(super) fn run_cycle_again(&mut self, i: usize, event: &conch_core::Event) {
-        let why = event.fields.iter().find(|(k, _)| *k == "why").map_or_else(String::new, |(_, v)| v.clone());
+        let why = event.field("why").unwrap_or_default().to_string();
         self.runs.cycles.entry((i, self.clients[i].incarnation)).or_default().push(why);
     }
 

@@ -116,12 +116,10 @@ impl World {
                 return;
             }
             Output::Exit(code) => code.0,
-            Output::Log(event) if event.kind == "backoff" => {
-                match event.fields.iter().find(|(k, _)| *k == "code").and_then(|(_, v)| v.parse().ok()) {
-                    Some(code) => code,
-                    None => return,
-                }
-            }
+            Output::Log(event) if event.kind == "backoff" => match event.field("code").and_then(|v| v.parse().ok()) {
+                Some(code) => code,
+                None => return,
+            },
             _ => return,
         };
         self.out.hooks[k].run_exit = Some(code);

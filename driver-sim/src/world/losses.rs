@@ -26,8 +26,7 @@ pub(super) struct Renewals {
 
 /// A lease id as the core's log fields print it (lowercase hex).
 fn lease_field(event: &conch_core::Event, key: &str) -> Option<i64> {
-    let (_, v) = event.fields.iter().find(|(k, _)| *k == key)?;
-    i64::from_str_radix(v, 16).ok()
+    i64::from_str_radix(event.field(key)?, 16).ok()
 }
 
 impl World {
@@ -82,7 +81,7 @@ impl World {
     /// The record of client `i`'s hold lost now, as its `lost` (or `etcd-failed`) log says.
     pub(super) fn loss_record(&self, i: usize, event: &conch_core::Event, reason: String) -> LossRecord {
         let lease = lease_field(event, "lease");
-        let rev = event.fields.iter().find(|(k, _)| *k == "rev").and_then(|(_, v)| v.parse::<i64>().ok());
+        let rev = event.field("rev").and_then(|v| v.parse::<i64>().ok());
         let now = Instant::from_nanos(self.now);
         let lease_alive = lease.is_some_and(|l| {
             self.etcd.leases().iter().any(|x| x.0 == l) && self.etcd.lease_expired_at(l, now).is_none()
