@@ -123,9 +123,9 @@ fn every_checker_catches_its_bug() {
     // `preempt` by two core mutants kept out of the tree (README's priority section) and
     // by tests/priority_checker.rs's hand-made records; `watch` by mutants of
     // core-sm/src/who.rs (README, "Simulator") and watch_checker.rs; `cron-ticks` by
-    // mutants of the schedule matcher (README, "Mutation score"); `loss-cause` by the
-    // session and hold mutants in README's table of checkers; `exit-codes` is NOT yet
-    // proven by any mutant (issue 14: runner/service exit-code mutants to run).
+    // mutants of the schedule matcher (README, "Mutation score"); `loss-cause` and
+    // `exit-codes` by the session, hold, runner and service mutants in README's table of
+    // checkers.
     let proved_elsewhere = [
         "loss-cause",
         "exit-codes",
