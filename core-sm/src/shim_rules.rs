@@ -15,9 +15,14 @@
 //! * The wrapper gone (pipe closed) **and** every process of the child gone: revoke the
 //!   session lease, once (issue 16.1), so a successor starts in milliseconds instead of a
 //!   TTL later. Never before the group is empty — until then the lease is what keeps a
-//!   successor out. A frozen wrapper keeps its pipe open, so it gets no revoke: the shim
-//!   kills by `kill_at` and the lease expires on its own. A failed revoke changes nothing
-//!   either: the TTL still frees the lease.
+//!   successor out. A failed revoke changes nothing: the TTL still frees the lease.
+//! * The session's `kill_at` passed **and** every process of the child gone: revoke too.
+//!   A frozen wrapper keeps its pipe open, but past `kill_at` the session is over by the
+//!   wrapper's own rule (`kill_at` follows `term_at`, where the wrapper counts the hold
+//!   lost) and the shim has killed the child: nothing relies on the lease any more, and
+//!   the successor starts about a margin before the lease would expire instead of etcd's
+//!   expiry lag after it (07-performance B4, SIGSTOP). One lease has one child: a later
+//!   run (service mode) campaigns with a new session.
 use std::collections::VecDeque;
 use std::time::Duration;
 
@@ -88,6 +93,8 @@ pub struct ShimRules {
     /// The lease to revoke once orphaned and empty (`None`: never revoke).
     lease: Option<LeaseId>,
     wrapper_gone: bool,
+    /// The session's own `kill_at` passed (not an ordered stop's earlier kill).
+    past_kill_at: bool,
     group_empty: bool,
     revoke: Option<LeaseId>,
     /// Deliberately broken: revoke as soon as the wrapper is gone.
@@ -108,6 +115,7 @@ impl ShimRules {
             ignore_deadlines: cfg!(feature = "break-shim-deadline"),
             lease: None,
             wrapper_gone: false,
+            past_kill_at: false,
             group_empty: false,
             revoke: None,
             revoke_early: false,
@@ -162,7 +170,7 @@ impl ShimRules {
 
     fn maybe_revoke(&mut self) {
         // The lease keeps a successor out while any process of the child lives.
-        if self.wrapper_gone && (self.group_empty || self.revoke_early) {
+        if (self.wrapper_gone || self.past_kill_at) && (self.group_empty || self.revoke_early) {
             self.revoke = self.revoke.or(self.lease.take());
         }
     }
@@ -212,6 +220,10 @@ impl ShimRules {
         let kill_by = self.kill_by.map_or(kill_at, |k| k.min(kill_at));
         if now >= kill_by {
             self.actions.push_back(ShimSignal::Kill);
+        }
+        if now >= kill_at {
+            self.past_kill_at = true;
+            self.maybe_revoke();
         }
     }
 
@@ -348,12 +360,37 @@ mod tests {
     }
 
     #[test]
-    fn a_frozen_wrapper_gets_no_revoke_and_the_deadlines_still_kill() {
+    fn a_frozen_wrapper_is_revoked_for_once_kill_at_passed_and_the_group_is_dead() {
+        let mut r = ShimRules::new(at(4_000), at(9_000), Duration::from_secs(5));
+        r.handle_lease(LeaseId(7));
+        r.handle_timeout(at(4_000));
+        assert_eq!(actions(&mut r), vec![ShimSignal::Term("term_at reached")]);
+        // Dead before kill_at: the session is not over yet, the lease still counts.
+        r.handle_reaped(at(4_100), true, false);
+        r.handle_timeout(at(8_999));
+        assert_eq!(r.poll_revoke(), None);
+        r.handle_timeout(at(9_000));
+        assert_eq!(r.poll_revoke(), Some(LeaseId(7)));
+        assert_eq!(r.poll_revoke(), None, "once");
+        // Past kill_at with a process still alive: no revoke until it is gone.
         let mut r = ShimRules::new(at(4_000), at(9_000), Duration::from_secs(5));
         r.handle_lease(LeaseId(7));
         r.handle_timeout(at(9_000));
         assert_eq!(actions(&mut r), vec![ShimSignal::Term("term_at reached"), ShimSignal::Kill]);
-        r.handle_reaped(at(1_500), true, false);
+        r.handle_reaped(at(9_001), true, true);
+        assert_eq!(r.poll_revoke(), None);
+        r.handle_reaped(at(9_010), true, false);
+        assert_eq!(r.poll_revoke(), Some(LeaseId(7)));
+    }
+
+    #[test]
+    fn an_ordered_kill_before_kill_at_is_no_reason_to_revoke() {
+        let mut r = ShimRules::new(at(4_000), at(9_000), Duration::from_secs(5));
+        r.handle_lease(LeaseId(7));
+        r.handle_terminate(at(1_000), at(9_000));
+        r.handle_timeout(at(6_000));
+        assert_eq!(actions(&mut r), vec![ShimSignal::Term("ordered"), ShimSignal::Kill]);
+        r.handle_reaped(at(6_001), true, false);
         assert_eq!(r.poll_revoke(), None);
     }
 
