@@ -16,13 +16,14 @@
 //!   session lease, once (issue 16.1), so a successor starts in milliseconds instead of a
 //!   TTL later. Never before the group is empty — until then the lease is what keeps a
 //!   successor out. A failed revoke changes nothing: the TTL still frees the lease.
-//! * The session's `kill_at` passed **and** every process of the child gone: revoke too.
-//!   A frozen wrapper keeps its pipe open, but past `kill_at` the session is over by the
-//!   wrapper's own rule (`kill_at` follows `term_at`, where the wrapper counts the hold
-//!   lost) and the shim has killed the child: nothing relies on the lease any more, and
-//!   the successor starts about a margin before the lease would expire instead of etcd's
-//!   expiry lag after it (07-performance B4, SIGSTOP). One lease has one child: a later
-//!   run (service mode) campaigns with a new session.
+//! * The session's `term_at` passed **and** every process of the child gone: revoke too.
+//!   A frozen wrapper keeps its pipe open, but past `term_at` the hold is over by the
+//!   wrapper's own rule (it counts the hold lost there) and the shim has stopped the
+//!   child: nothing relies on the lease any more, and the successor starts before the
+//!   lease would expire instead of etcd's expiry lag after it (07-performance B4,
+//!   SIGSTOP). A wrapper that did renew but whose new deadlines the shim had not read yet
+//!   loses a hold whose child is dead already: one lease has one child (a service's next
+//!   run campaigns with a new session), and a holder with a fence hands no lease over.
 use std::collections::VecDeque;
 use std::time::Duration;
 
@@ -93,8 +94,8 @@ pub struct ShimRules {
     /// The lease to revoke once orphaned and empty (`None`: never revoke).
     lease: Option<LeaseId>,
     wrapper_gone: bool,
-    /// The session's own `kill_at` passed (not an ordered stop's earlier kill).
-    past_kill_at: bool,
+    /// The session's own `term_at` passed (not an ordered stop's).
+    past_term_at: bool,
     group_empty: bool,
     revoke: Option<LeaseId>,
     /// Deliberately broken: revoke as soon as the wrapper is gone.
@@ -115,7 +116,7 @@ impl ShimRules {
             ignore_deadlines: cfg!(feature = "break-shim-deadline"),
             lease: None,
             wrapper_gone: false,
-            past_kill_at: false,
+            past_term_at: false,
             group_empty: false,
             revoke: None,
             revoke_early: false,
@@ -170,7 +171,7 @@ impl ShimRules {
 
     fn maybe_revoke(&mut self) {
         // The lease keeps a successor out while any process of the child lives.
-        if (self.wrapper_gone || self.past_kill_at) && (self.group_empty || self.revoke_early) {
+        if (self.wrapper_gone || self.past_term_at) && (self.group_empty || self.revoke_early) {
             self.revoke = self.revoke.or(self.lease.take());
         }
     }
@@ -214,16 +215,16 @@ impl ShimRules {
         // Deliberately broken (a build for the invariant suite, or the simulator's checker
         // tests): the session's deadlines are ignored; only ordered stops still escalate.
         let kill_at = if self.ignore_deadlines { Instant::from_nanos(u64::MAX) } else { self.kill_at };
-        if !self.ignore_deadlines && self.kill_by.is_none() && now >= self.term_at {
-            self.begin_stop(now, self.kill_at, "term_at reached");
+        if !self.ignore_deadlines && now >= self.term_at {
+            if self.kill_by.is_none() {
+                self.begin_stop(now, self.kill_at, "term_at reached");
+            }
+            self.past_term_at = true;
+            self.maybe_revoke();
         }
         let kill_by = self.kill_by.map_or(kill_at, |k| k.min(kill_at));
         if now >= kill_by {
             self.actions.push_back(ShimSignal::Kill);
-        }
-        if now >= kill_at {
-            self.past_kill_at = true;
-            self.maybe_revoke();
         }
     }
 
@@ -360,17 +361,22 @@ mod tests {
     }
 
     #[test]
-    fn a_frozen_wrapper_is_revoked_for_once_kill_at_passed_and_the_group_is_dead() {
+    fn a_frozen_wrapper_is_revoked_for_once_term_at_passed_and_the_group_is_dead() {
+        let mut r = ShimRules::new(at(4_000), at(9_000), Duration::from_secs(5));
+        r.handle_lease(LeaseId(7));
+        // Dead before term_at (the command's own exit): the lease still counts.
+        r.handle_reaped(at(3_000), true, false);
+        r.handle_timeout(at(3_999));
+        assert_eq!(r.poll_revoke(), None);
         let mut r = ShimRules::new(at(4_000), at(9_000), Duration::from_secs(5));
         r.handle_lease(LeaseId(7));
         r.handle_timeout(at(4_000));
         assert_eq!(actions(&mut r), vec![ShimSignal::Term("term_at reached")]);
-        // Dead before kill_at: the session is not over yet, the lease still counts.
+        assert_eq!(r.poll_revoke(), None, "the group still runs");
         r.handle_reaped(at(4_100), true, false);
-        r.handle_timeout(at(8_999));
-        assert_eq!(r.poll_revoke(), None);
-        r.handle_timeout(at(9_000));
         assert_eq!(r.poll_revoke(), Some(LeaseId(7)));
+        assert_eq!(r.poll_revoke(), None, "once");
+        r.handle_timeout(at(9_000));
         assert_eq!(r.poll_revoke(), None, "once");
         // Past kill_at with a process still alive: no revoke until it is gone.
         let mut r = ShimRules::new(at(4_000), at(9_000), Duration::from_secs(5));
@@ -384,13 +390,13 @@ mod tests {
     }
 
     #[test]
-    fn an_ordered_kill_before_kill_at_is_no_reason_to_revoke() {
+    fn an_ordered_stop_before_term_at_is_no_reason_to_revoke() {
         let mut r = ShimRules::new(at(4_000), at(9_000), Duration::from_secs(5));
         r.handle_lease(LeaseId(7));
         r.handle_terminate(at(1_000), at(9_000));
-        r.handle_timeout(at(6_000));
-        assert_eq!(actions(&mut r), vec![ShimSignal::Term("ordered"), ShimSignal::Kill]);
-        r.handle_reaped(at(6_001), true, false);
+        r.handle_timeout(at(3_000));
+        assert_eq!(actions(&mut r), vec![ShimSignal::Term("ordered")]);
+        r.handle_reaped(at(3_001), true, false);
         assert_eq!(r.poll_revoke(), None);
     }
 

@@ -269,7 +269,8 @@ impl Shim {
     fn revoke(&mut self) {
         let (Some(lease), Some(config)) = (self.rules.poll_revoke(), self.etcd.as_ref()) else { return };
         match shim_revoke::revoke(lease, config) {
-            Ok(endpoint) => tracing::info!(lease = %lease, endpoint, "lease-revoked"),
+            Ok((endpoint, true)) => tracing::info!(lease = %lease, endpoint, "lease-revoked"),
+            Ok((endpoint, false)) => tracing::info!(lease = %lease, endpoint, "lease-gone-already"),
             Err(error) => tracing::warn!(lease = %lease, error, "revoke-failed: the lease expires with its TTL"),
         }
     }

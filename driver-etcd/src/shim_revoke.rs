@@ -66,9 +66,11 @@ pub fn decode(line: &str) -> Option<(LeaseId, EtcdConfig)> {
     Some((LeaseId(lease.parse().ok()?), EtcdConfig { endpoints, dial_timeout, user, tls }))
 }
 
-/// Revokes `lease` through the first endpoint that answers, within [`REVOKE_BUDGET`].
+/// Revokes `lease` through the first endpoint that answers, within [`REVOKE_BUDGET`]:
+/// that endpoint, and whether the lease still existed (etcd answers "lease not found" to
+/// one that expired or was revoked already: nothing left to free, not a failure).
 /// Blocks; builds its own current-thread runtime (the shim has none).
-pub fn revoke(lease: LeaseId, config: &EtcdConfig) -> Result<String, String> {
+pub fn revoke(lease: LeaseId, config: &EtcdConfig) -> Result<(String, bool), String> {
     let runtime =
         tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| format!("no runtime: {e}"))?;
     runtime.block_on(async {
@@ -81,7 +83,7 @@ pub fn revoke(lease: LeaseId, config: &EtcdConfig) -> Result<String, String> {
             }
             let timeout = config.call_timeout().min(left);
             match revoke_at(config, url, lease, timeout).await {
-                Ok(()) => return Ok(url.clone()),
+                Ok(found) => return Ok((url.clone(), found)),
                 Err(e) => last = format!("{url}: {e}"),
             }
         }
@@ -89,12 +91,12 @@ pub fn revoke(lease: LeaseId, config: &EtcdConfig) -> Result<String, String> {
     })
 }
 
-async fn revoke_at(config: &EtcdConfig, url: &str, lease: LeaseId, timeout: Duration) -> Result<(), String> {
+async fn revoke_at(config: &EtcdConfig, url: &str, lease: LeaseId, timeout: Duration) -> Result<bool, String> {
     let mut client = connect_one(config, url, timeout).await.map_err(|e| e.to_string())?;
     match tokio::time::timeout(timeout, client.lease_revoke(lease.0)).await {
-        Ok(Ok(_)) => Ok(()),
+        Ok(Ok(_)) => Ok(true),
         // Already gone (expired, or revoked by someone else): nothing left to free.
-        Ok(Err(e)) if map_error(&e) == EtcdError::LeaseNotFound => Ok(()),
+        Ok(Err(e)) if map_error(&e) == EtcdError::LeaseNotFound => Ok(false),
         Ok(Err(e)) => Err(map_error(&e).to_string()),
         Err(_) => Err(format!("no answer in {}ms", timeout.as_millis())),
     }

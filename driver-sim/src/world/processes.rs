@@ -1,6 +1,6 @@
 //! The processes on a SimHost: a child starts under its shim's rules, the rules' signals
 //! end it (a stubborn child ignores SIGTERM), and every end is logged as an interval. A
-//! shim whose wrapper died, or whose session's `kill_at` passed, revokes the session lease
+//! shim whose wrapper died, or whose session's `term_at` passed, revokes the session lease
 //! once its child is gone (the rules say when; the call goes over the host's link like any other, its answer unheard).
 use conch_core::shim_rules::{ShimInput, ShimRules, ShimSignal};
 use conch_core::{ChildId, ChildStatus, EtcdRequest, HoldSpec, Input, LeaseId, ReqId, SpawnSpec};

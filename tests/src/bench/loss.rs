@@ -9,8 +9,9 @@
 //!   latency is from the kill to the successor's child start, and whether the old child
 //!   was dead by then. conch's shim revokes the lease once the old group is dead (issue
 //!   16.1); etcdctl's successor waits for the TTL. Then the same with the wrapper frozen
-//!   (SIGSTOP): conch's shim kills by its deadline and the lease expires on its own. The
-//!   two tools' trials run at the same time (on different locks).
+//!   (SIGSTOP): conch's shim stops the child from `term_at` and, once the group is dead,
+//!   revokes the lease (past `term_at` the hold is over by the wrapper's own rule), before
+//!   it would expire. The two tools' trials run at the same time (on different locks).
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
@@ -127,7 +128,8 @@ fn crash_setup(ctx: &Ctx, tool: Tool) -> Result<Crash, String> {
 }
 
 /// The B4 rows: the holder's wrapper SIGKILLed (conch's shim revokes once the old group
-/// is dead), then frozen by SIGSTOP (the lease expires on its own).
+/// is dead), then frozen by SIGSTOP (the shim revokes once `term_at` passed and the old
+/// group is dead).
 pub fn b4(ctx: &Ctx) -> Result<Vec<Row>, String> {
     let mut rows = b4_trials(ctx, Signal::SIGKILL, "wrapper SIGKILL", Target::AtMost(250.0))?;
     rows.extend(b4_trials(ctx, Signal::SIGSTOP, "wrapper SIGSTOP", Target::AtMost(5250.0))?);
