@@ -25,8 +25,8 @@ fn main() -> ProcessExit {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some(shim::SHIM_ARG) {
         logging::init(quiet_from_env(), format_from_env());
-        return match shim::parse_args(&args[2..]) {
-            Ok(shim_args) => exit(ExitCode(shim::main(shim_args))),
+        return match shim::parse_launch(&args[2..]) {
+            Ok(launch) => exit(ExitCode(shim::main(launch))),
             Err(e) => fail(ExitCode::USAGE, &e),
         };
     }

@@ -33,6 +33,10 @@ pub enum Output {
     },
     /// Stop a watch; events still in flight for it are ignored.
     CancelWatch(WatchId),
+    /// A child may start later (a runner that may wait has begun): a driver may get a
+    /// shim ready, so the start after the acquisition costs no exec (07-performance B2).
+    /// Only a hint: nothing depends on it, and a `Spawn` may come without it.
+    Prepare,
     /// Start the child under the shim.
     Spawn(SpawnSpec),
     /// Tell the shim the current deadlines (it enforces them on its own).

@@ -364,6 +364,14 @@ impl Runner {
         if self.stage == Stage::Idle {
             self.stage = Stage::Granting;
             self.session.start(now, &mut self.out);
+            // A shim made ready now starts the child without an exec once we hold: the
+            // rank reads cannot tell a waiter when it becomes first in line (they say
+            // "behind" for any place past the first), so every run that may wait asks,
+            // at the cost of one idle process per waiter. Not a nonblocking run: it
+            // mostly exits 75 at once.
+            if self.cfg.wait != Some(Duration::ZERO) {
+                self.out.push(Output::Prepare);
+            }
         }
     }
 

@@ -540,3 +540,17 @@ fn a_step_down_request_for_our_token_stops_the_child_and_exits_0() {
     assert_eq!(release_and_exit(&mut r, at(61), &out), vec![Output::Exit(ExitCode::OK)]);
     assert!(!r.ended_by_etcd());
 }
+
+/// A run that may wait asks once, at its start, for a shim to be got ready; a nonblocking
+/// one does not.
+#[test]
+fn a_run_that_may_wait_asks_for_a_prepared_shim_once() {
+    for (wait, prepared) in [(None, 1), (Some(Duration::from_secs(3)), 1), (Some(Duration::ZERO), 0)] {
+        let mut r = Runner::new(config(true, wait));
+        r.start(at(0));
+        let out = actions(&mut r);
+        assert_eq!(out.iter().filter(|o| **o == Output::Prepare).count(), prepared, "{wait:?}: {out:?}");
+        r.start(at(1));
+        assert!(!actions(&mut r).contains(&Output::Prepare), "once");
+    }
+}

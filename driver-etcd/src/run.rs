@@ -21,7 +21,7 @@ use crate::keepalive::KeepAlives;
 pub use crate::log::{log_event, use_json_logs};
 use crate::notify::Notifier;
 use crate::pool::Pool;
-use crate::shim_link::ShimLink;
+use crate::shim_link::{ShimLink, Spare};
 use crate::watches::Watches;
 
 struct Io {
@@ -35,6 +35,8 @@ struct Io {
     keepalives: KeepAlives,
     watches: Watches,
     shims: BTreeMap<ChildId, ShimLink>,
+    /// A shim started ahead on the machine's [`Output::Prepare`]; dropped unused, it exits.
+    spare: Option<Spare>,
     hooks: Hooks,
     notify: Notifier,
     exit: Option<ExitCode>,
@@ -108,6 +110,7 @@ async fn drive_observed<M: Machine>(
         keepalive_events,
         watches: Watches::default(),
         shims: BTreeMap::new(),
+        spare: None,
         hooks: Hooks::default(),
         notify: Notifier::from_env(),
         exit: None,
@@ -222,7 +225,12 @@ impl Io {
                 self.watches.start(&self.pool, id, key, start_rev, prefix, &self.events)
             }
             Output::CancelWatch(id) => self.watches.cancel(id),
-            Output::Spawn(spec) => match ShimLink::spawn(&spec, &self.config, &self.events) {
+            Output::Prepare => {
+                if self.spare.is_none() {
+                    self.spare = Spare::start().map_err(|e| tracing::debug!(error = %e, "no prepared shim")).ok();
+                }
+            }
+            Output::Spawn(spec) => match ShimLink::spawn(&spec, &self.config, &self.events, self.spare.take()) {
                 Ok(link) => {
                     self.shims.insert(spec.child, link);
                 }

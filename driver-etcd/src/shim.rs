@@ -1,4 +1,13 @@
-//! The shim: `conch __shim <fd> <term_at_ns> <kill_at_ns> <kill_after_ms> <tty_pgrp> -- cmd...`.
+//! The shim: `conch __shim <fd> <term_at_ns> <kill_at_ns> <kill_after_ms> <tty_pgrp> -- cmd...`,
+//! or prepared ahead: `conch __shim <fd> ready`.
+//!
+//! A prepared shim is started by the wrapper while it waits first in line (the core's
+//! `Output::Prepare`): it sets itself up (group, subreaper, handlers) and waits on the
+//! socket for one `C` line with what the command line would have said, plus the variables
+//! the command gets ([`encode_start`]). Exec'ing this binary, loading it and setting up
+//! then no longer lie between "acquired" and the command's start (07-performance B2). A prepared shim
+//! whose socket closes before any `C` line (the wrapper exited without holding, or died)
+//! exits 0 with nothing to stop.
 //!
 //! A small synchronous process (no async runtime) between the wrapper and the child. It
 //! leads a new process group, is a child subreaper, starts the command inside its group,
@@ -54,10 +63,10 @@ use nix::unistd::{getpid, setpgid, Pid};
 
 use crate::clock::now;
 use crate::connect::EtcdConfig;
-use crate::shim_revoke;
+use crate::shim_revoke::{self, hex, unhex};
 
 /// The shim's command line.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ShimArgs {
     /// The wrapper's end of the socket pair, inherited.
     pub fd: RawFd,
@@ -82,6 +91,65 @@ const CAUGHT: [Signal; 4] = [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP, Si
 
 /// The hidden subcommand name.
 pub const SHIM_ARG: &str = "__shim";
+
+/// The argument after the descriptor that makes a prepared shim.
+pub const READY_ARG: &str = "ready";
+
+/// How the shim was started.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Launch {
+    /// With its command on the command line: start it now.
+    Now(ShimArgs),
+    /// Prepared ahead, on this socket: the command comes as a `C` line.
+    Prepared(RawFd),
+}
+
+/// The `C` line (without its newline) that starts a prepared shim's command: the
+/// arguments [`encode_args`] would have put on the command line after the descriptor,
+/// then the variables the command gets, each field hex-encoded (argv and values may hold
+/// spaces and newlines).
+pub fn encode_start(args: &ShimArgs, env: &[(String, String)]) -> String {
+    let mut fields =
+        encode_args(args.fd, args.term_at, args.kill_at, args.kill_after, args.tty_pgrp, args.child_out, &args.argv);
+    fields.drain(..2);
+    let mut line = format!("C {}", env.len());
+    for (key, value) in env {
+        line.push_str(&format!(" {} {}", hex(key.as_bytes()), hex(value.as_bytes())));
+    }
+    for field in fields {
+        line.push(' ');
+        line.push_str(&hex(field.as_bytes()));
+    }
+    line
+}
+
+/// Parses [`encode_start`]'s line for the shim on `fd`: its arguments and the command's
+/// variables; `None` when it is not one.
+pub fn decode_start(fd: RawFd, line: &str) -> Option<(ShimArgs, Vec<(String, String)>)> {
+    let mut fields = line.strip_prefix("C ")?.split(' ');
+    let count: usize = fields.next()?.parse().ok()?;
+    let mut text = || fields.next().and_then(unhex).and_then(|b| String::from_utf8(b).ok());
+    let mut env = Vec::with_capacity(count.min(1024));
+    for _ in 0..count {
+        env.push((text()?, text()?));
+    }
+    let mut args = vec![fd.to_string()];
+    while let Some(field) = text() {
+        args.push(field);
+    }
+    Some((parse_args(&args).ok()?, env))
+}
+
+/// Parses the shim's arguments (after the executable and [`SHIM_ARG`]): a command to
+/// start now, or a prepared shim's socket.
+pub fn parse_launch(args: &[String]) -> Result<Launch, String> {
+    match args {
+        [fd, ready] if ready == READY_ARG => {
+            fd.parse().map(Launch::Prepared).map_err(|_| format!("usage: conch __shim <fd> {READY_ARG}"))
+        }
+        _ => parse_args(args).map(Launch::Now),
+    }
+}
 
 /// Builds the shim's arguments (after the executable).
 pub fn encode_args(
@@ -153,14 +221,17 @@ struct Shim {
 }
 
 /// Runs the shim; returns the process exit code.
-pub fn main(args: ShimArgs) -> i32 {
+pub fn main(launch: Launch) -> i32 {
+    let fd = match &launch {
+        Launch::Now(args) => args.fd,
+        Launch::Prepared(fd) => *fd,
+    };
     // SAFETY: the wrapper passed this descriptor, the socket it created for us, open and
     // not close-on-exec; nothing else in this process owns it.
     #[allow(unsafe_code)]
-    let link = unsafe { UnixStream::from_raw_fd(args.fd) };
+    let link = unsafe { UnixStream::from_raw_fd(fd) };
     // Keep it from the command we are about to start.
     let _ = nix::fcntl::fcntl(link.as_raw_fd(), nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC));
-    let _ = link.set_nonblocking(true);
     let me = getpid();
     let _ = setpgid(Pid::from_raw(0), Pid::from_raw(0));
     if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
@@ -180,12 +251,22 @@ pub fn main(args: ShimArgs) -> i32 {
     let noted = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     // Without a handler a group-wide signal would stop the shim itself: then walk only.
     let group_signals = CAUGHT.iter().all(|sig| signal_hook::flag::register(*sig as i32, noted.clone()).is_ok());
+    let mut inbox = Vec::new();
+    let (args, env) = match launch {
+        Launch::Now(args) => (args, Vec::new()),
+        Launch::Prepared(fd) => match wait_for_start(&link, fd, &mut inbox) {
+            Some(start) => start,
+            // The wrapper went away (or spoke nonsense) before it held: nothing to stop.
+            None => return 0,
+        },
+    };
+    let _ = link.set_nonblocking(true);
     if args.tty_pgrp > 0 {
         hand_terminal(me);
     }
     let mut shim = Shim {
         link: Some(link),
-        inbox: Vec::new(),
+        inbox,
         rules: ShimRules::new(args.term_at, args.kill_at, args.kill_after),
         main: Pid::from_raw(0),
         main_status: None,
@@ -195,7 +276,7 @@ pub fn main(args: ShimArgs) -> i32 {
         etcd: None,
     };
     let mut command = Command::new(&args.argv[0]);
-    command.args(&args.argv[1..]);
+    command.args(&args.argv[1..]).envs(env);
     if let Some((out, err)) = args.child_out {
         // SAFETY: the wrapper passed these descriptors, pipes it created for the command's
         // output, open and not close-on-exec; nothing else in this process owns them. The
@@ -210,6 +291,8 @@ pub fn main(args: ShimArgs) -> i32 {
         Ok(child) => {
             shim.main = Pid::from_raw(child.id() as i32);
             shim.send(FromShim::Started(child.id()));
+            // A prepared shim may have read more than its `C` line (the `R` line).
+            shim.handle_lines(now());
         }
         Err(e) => {
             tracing::error!(error = %e, cmd = %args.argv[0], "shim: cannot start the command");
@@ -220,6 +303,31 @@ pub fn main(args: ShimArgs) -> i32 {
     }
     shim.run(&sigpipe);
     0
+}
+
+/// A prepared shim waits (blocking: it has nothing else to do) for its `C` line; what
+/// came after it stays in `inbox`. `None`: the socket closed first, or the line was not one.
+fn wait_for_start(mut link: &UnixStream, fd: RawFd, inbox: &mut Vec<u8>) -> Option<(ShimArgs, Vec<(String, String)>)> {
+    let _ = link.set_nonblocking(false);
+    let mut buf = [0u8; 4096];
+    // Bounded by the wrapper: it sends one line or closes the socket (its exit does).
+    let end = loop {
+        if let Some(end) = inbox.iter().position(|b| *b == b'\n') {
+            break end;
+        }
+        match link.read(&mut buf) {
+            Ok(0) => return None,
+            Ok(n) => inbox.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+    };
+    let line: Vec<u8> = inbox.drain(..=end).collect();
+    let start = decode_start(fd, String::from_utf8_lossy(&line).trim());
+    if start.is_none() {
+        tracing::warn!("shim: unreadable start line");
+    }
+    start
 }
 
 /// Makes `pgrp` the foreground group of the terminal on stdin. A process outside the
@@ -369,15 +477,20 @@ impl Shim {
             }
             Err(_) => true,
         };
-        while let Some(end) = self.inbox.iter().position(|b| *b == b'\n') {
-            let line: Vec<u8> = self.inbox.drain(..=end).collect();
-            self.handle_line(now, String::from_utf8_lossy(&line).trim());
-        }
+        self.handle_lines(now);
         if closed {
             self.link = None;
             self.rules.handle_input(now, ShimInput::LinkClosed);
         }
         self.perform(now);
+    }
+
+    /// Handles every whole line read so far.
+    fn handle_lines(&mut self, now: Instant) {
+        while let Some(end) = self.inbox.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = self.inbox.drain(..=end).collect();
+            self.handle_line(now, String::from_utf8_lossy(&line).trim());
+        }
     }
 
     fn handle_line(&mut self, now: Instant, line: &str) {
@@ -448,6 +561,28 @@ mod tests {
             assert_eq!(parsed, want);
         }
         assert!(parse_args(&["5".into()]).is_err());
+    }
+
+    #[test]
+    fn the_start_line_round_trips_with_spaces_and_newlines() {
+        let argv = vec!["sh".to_string(), "-c".to_string(), "echo 'a b'\nexit 3".to_string()];
+        let args = ShimArgs {
+            fd: 9,
+            term_at: Instant::from_nanos(10),
+            kill_at: Instant::from_nanos(20),
+            kill_after: Duration::from_millis(1500),
+            tty_pgrp: 77,
+            child_out: None,
+            argv,
+        };
+        let env = vec![("CONCH_REV".to_string(), "42".to_string()), ("X".to_string(), "a b\nc=d".to_string())];
+        let line = encode_start(&ShimArgs { fd: -1, ..args.clone() }, &env);
+        assert!(!line.contains('\n'));
+        assert_eq!(decode_start(9, &line), Some((args, env)));
+        assert_eq!(decode_start(9, "C 1 zz"), None);
+        assert_eq!(decode_start(9, "S 15"), None, "a signal line is no start line");
+        assert_eq!(decode_start(9, "R 1"), None);
+        assert_eq!(parse_launch(&["5".into(), READY_ARG.into()]), Ok(Launch::Prepared(5)));
     }
 
     #[test]

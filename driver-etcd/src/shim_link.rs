@@ -1,6 +1,8 @@
 //! The wrapper's end of the shim: start it, send deadlines and orders, read its reports.
 //! The shim's pid is signalled only through a [`PidGate`], so a kill racing the reap
-//! never reaches a reused pid. A command with an output label (a cron job) writes into
+//! never reaches a reused pid. A [`Spare`] is a shim started ahead, on the machine's
+//! `Output::Prepare` (a runner first in line): the command then starts through it with
+//! one line on its socket instead of an exec of this binary (07-performance B2). A command with an output label (a cron job) writes into
 //! pipes whose lines [`crate::job_output`] logs with the job's name.
 use std::io::Write;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -20,7 +22,45 @@ use tokio::sync::mpsc::UnboundedSender;
 use crate::connect::EtcdConfig;
 use crate::events::DriverEvent;
 use crate::reap::{wait_exited, PidGate};
-use crate::shim::encode_args;
+use crate::shim::{encode_args, encode_start, ShimArgs, READY_ARG, SHIM_ARG};
+
+/// A shim started ahead (`conch __shim <fd> ready`), waiting for its command. Dropped
+/// unused, it closes the socket, so the shim exits at once, and reaps it (bounded).
+pub struct Spare {
+    started: Option<(std::process::Child, StdUnixStream)>,
+}
+
+/// How long an unused spare may take to exit once its socket is closed (it is only
+/// reading the socket, or still starting) before it is SIGKILLed.
+const SPARE_EXIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+impl Spare {
+    /// Starts a prepared shim.
+    pub fn start() -> std::io::Result<Spare> {
+        let (ours, theirs) = StdUnixStream::pair()?;
+        fcntl(theirs.as_raw_fd(), FcntlArg::F_SETFD(FdFlag::empty())).map_err(std::io::Error::from)?;
+        let fd = theirs.as_raw_fd().to_string();
+        let spawned = Command::new(SELF_EXE).arg0("conch").args([SHIM_ARG, &fd, READY_ARG]).spawn();
+        drop(theirs);
+        Ok(Spare { started: Some((spawned?, ours)) })
+    }
+}
+
+impl Drop for Spare {
+    fn drop(&mut self) {
+        let Some((mut child, ours)) = self.started.take() else { return };
+        drop(ours);
+        let end = std::time::Instant::now() + SPARE_EXIT;
+        while std::time::Instant::now() < end {
+            if !matches!(child.try_wait(), Ok(None)) {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
 
 /// Our process group when it is the foreground group of the terminal on stdin (the
 /// command then gets the terminal for its life), else 0.
@@ -54,10 +94,45 @@ pub struct ShimLink {
 }
 
 impl ShimLink {
-    /// Starts `conch __shim` for `spec`; its reports arrive as [`DriverEvent`]s. With a
-    /// lease in `spec`, the shim is told it and how to reach etcd (`etcd`), to revoke it
-    /// should this wrapper die (issue 16.1).
+    /// Starts `spec`'s command through `spare` (a command without an output label), or
+    /// through a new `conch __shim`; its reports arrive as [`DriverEvent`]s. With a lease
+    /// in `spec`, the shim is told it and how to reach etcd (`etcd`), to revoke it should
+    /// this wrapper die (issue 16.1).
     pub fn spawn(
+        spec: &SpawnSpec,
+        etcd: &EtcdConfig,
+        events: &UnboundedSender<DriverEvent>,
+        spare: Option<Spare>,
+    ) -> std::io::Result<ShimLink> {
+        match spare.and_then(|mut s| s.started.take()).filter(|_| spec.output_label.is_none()) {
+            Some((mut child, ours)) => {
+                let args = ShimArgs {
+                    fd: -1,
+                    term_at: spec.term_at,
+                    kill_at: spec.kill_at,
+                    kill_after: spec.kill_after,
+                    tty_pgrp: tty_pgrp(),
+                    child_out: None,
+                    argv: spec.argv.clone(),
+                };
+                let mut line = encode_start(&args, &spec.env);
+                line.push('\n');
+                match (&ours).write_all(line.as_bytes()) {
+                    Ok(()) => Self::attach(spec, etcd, events, child, ours),
+                    // The spare is gone (killed while it waited): a new shim, as without one.
+                    Err(e) => {
+                        tracing::debug!(error = %e, "the prepared shim is gone");
+                        let _ = child.kill();
+                        let _ = child.wait();
+                        Self::spawn_new(spec, etcd, events)
+                    }
+                }
+            }
+            None => Self::spawn_new(spec, etcd, events),
+        }
+    }
+
+    fn spawn_new(
         spec: &SpawnSpec,
         etcd: &EtcdConfig,
         events: &UnboundedSender<DriverEvent>,
@@ -92,10 +167,21 @@ impl ShimLink {
         // Our copies of the write ends close here: each pipe ends when the command (and
         // whatever inherited its output) is gone.
         let readers = pipes.map(|((out, _), (err, _))| (out, err));
-        let mut child = spawned?;
+        let child = spawned?;
         if let (Some(job), Some((out, err))) = (&spec.output_label, readers) {
             crate::job_output::forward(job, std::fs::File::from(out), std::fs::File::from(err))?;
         }
+        Self::attach(spec, etcd, events, child, ours)
+    }
+
+    /// Tells a started shim the lease, and reads its reports.
+    fn attach(
+        spec: &SpawnSpec,
+        etcd: &EtcdConfig,
+        events: &UnboundedSender<DriverEvent>,
+        mut child: std::process::Child,
+        ours: StdUnixStream,
+    ) -> std::io::Result<ShimLink> {
         if let Some(lease) = spec.lease {
             // Into the socket's buffer before the shim reads anything (a few KiB at most).
             let mut line = crate::shim_revoke::encode(lease, etcd);

@@ -102,11 +102,13 @@ async fn revoke_at(config: &EtcdConfig, url: &str, lease: LeaseId, timeout: Dura
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// Lowercase hex of `bytes` (the shim socket's lines carry arbitrary bytes this way).
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn unhex(text: &str) -> Option<Vec<u8>> {
+/// [`hex`] undone; `None` for anything else.
+pub(crate) fn unhex(text: &str) -> Option<Vec<u8>> {
     if !text.len().is_multiple_of(2) {
         return None;
     }

@@ -185,6 +185,7 @@ pub fn machine_inputs(data: &[u8]) {
                 | Output::RunHook(_)
                 | Output::KillHook(_)
                 | Output::Print(_)
+                | Output::Prepare
                 | Output::Exit(_)
                 | Output::Log(_) => {}
             }

@@ -139,3 +139,42 @@ fn wrapper_sigstopped_child_dies_by_the_deadline_then_the_shim_revokes_the_lease
     assert_eq!(wait_child(&mut wrapper, Duration::from_secs(10)).and_then(|s| s.code()), Some(70));
     assert!(wait_until(Duration::from_secs(10), || etcd.keys("/conch/").is_empty() && etcd.leases().is_empty()));
 }
+
+/// The shims of wrappers that never held: `--wait` ran out (exit 75) or SIGKILL. A waiting
+/// wrapper starts its shim ahead (`conch __shim <fd> ready`); neither end leaves it behind.
+#[test]
+fn a_waiters_prepared_shim_goes_with_it() {
+    let etcd = Etcd::start();
+    let dir = tempfile::tempdir().unwrap();
+    let office = unique("wspare");
+    let mut holder = conch(&etcd)
+        .args(["elect", &office, "--", "sh", "-c", &term_child(dir.path(), "h")])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(wait_until(Duration::from_secs(10), || dir.path().join("h.start").exists()));
+    let waiter = |wait: &[&str]| {
+        conch(&etcd).args(["elect", &office]).args(wait).args(["--", "true"]).stderr(Stdio::null()).spawn().unwrap()
+    };
+    let (mut timed, mut killed) = (waiter(&["--wait", "2s"]), waiter(&[]));
+    let spares = |w: &std::process::Child| -> Vec<i32> {
+        let children = read(std::path::Path::new(&format!("/proc/{0}/task/{0}/children", w.id())));
+        children.split_whitespace().filter_map(|p| p.parse().ok()).collect()
+    };
+    let ready = |pid: &i32| read(std::path::Path::new(&format!("/proc/{pid}/cmdline"))).contains("ready");
+    let mut pids = Vec::new();
+    assert!(wait_until(Duration::from_secs(10), || {
+        pids = [spares(&timed), spares(&killed)].concat();
+        pids.len() == 2 && pids.iter().all(ready)
+    }));
+    kill_child(&mut killed);
+    let code = wait_child(&mut timed, Duration::from_secs(10)).and_then(|s| s.code());
+    let gone = wait_until(Duration::from_secs(3), || pids.iter().all(|p| !alive(*p)));
+    std::fs::write(dir.path().join("h.release"), "").unwrap();
+    let held = wait_child(&mut holder, Duration::from_secs(10)).and_then(|s| s.code());
+    kill_child(&mut holder);
+    assert_eq!(code, Some(75), "the --wait 2s waiter");
+    assert!(gone, "a waiter's prepared shim outlived it: {pids:?}");
+    assert_eq!(held, Some(0));
+    assert!(wait_until(Duration::from_secs(10), || etcd.keys("/conch/").is_empty()));
+}

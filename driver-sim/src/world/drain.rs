@@ -101,7 +101,7 @@ impl World {
             Output::KillGroup(child) => self.child_gone(i, child, ChildStatus::Signaled(9)),
             Output::RunHook(spec) => self.run_hook(i, spec),
             Output::KillHook(id) => self.kill_hook(i, id),
-            Output::SignalGroup { .. } | Output::Print(_) => {}
+            Output::SignalGroup { .. } | Output::Print(_) | Output::Prepare => {}
             Output::Exit(code) => {
                 self.trace("exit", format_args!("\"client\":{i},\"code\":{}", code.0));
                 self.run_exited(i, code.0);
