@@ -52,6 +52,8 @@ pub const CALL_TIMEOUT_NS: u64 = 2_000_000_000;
 /// The lessor looks for expired leases at the next deadline, and at least this often
 /// (etcd's own lessor checks every 500 ms).
 const EXPIRE_EVERY_NS: u64 = 500_000_000;
+/// ... and at most this often (a lease due, or just about, is looked at again this soon).
+const EXPIRE_STEP_NS: u64 = 1_000_000;
 /// Longest the shutdown may take before what is left counts as left behind.
 const SHUTDOWN_NS: u64 = 15_000_000_000;
 /// Second look at convergence, this long after the first.
@@ -458,12 +460,24 @@ impl World {
             }
             Ev::HookEnd(i, id, gen) => self.hook_end(i, id, gen),
             Ev::Expire => {
-                if !self.net.etcd_down(self.now) && !self.net.stalled(self.now) {
+                let off = self.net.etcd_down(self.now) || self.net.stalled(self.now);
+                if !off {
                     self.etcd.expire(Instant::from_nanos(self.now));
                     self.notify_watches();
                 }
                 let next = self.etcd.next_expiry().map_or(u64::MAX, |at| at.as_nanos());
-                self.at(next.clamp(self.now + 1_000_000, self.now + EXPIRE_EVERY_NS), Ev::Expire);
+                let mut at = next.clamp(self.now + EXPIRE_STEP_NS, self.now + EXPIRE_EVERY_NS);
+                if off && at == self.now + EXPIRE_STEP_NS {
+                    // A lease is due but the lessor is off until etcd is back: every step
+                    // until then would find it so. Wake at the first step on that lattice
+                    // at or past the instant etcd answers again (the heal cuts it short).
+                    let mut back = self.net.etcd_down_until.max(self.net.stalled_until);
+                    if self.now < self.out.heal_at {
+                        back = back.min(self.out.heal_at);
+                    }
+                    at = self.now + back.saturating_sub(self.now).div_ceil(EXPIRE_STEP_NS).max(1) * EXPIRE_STEP_NS;
+                }
+                self.at(at, Ev::Expire);
             }
             Ev::Fault(k) => {
                 if let Some(fault) = self.plan.get(k).cloned() {
