@@ -51,6 +51,9 @@ pub struct SimEtcd {
     compacted: i64,
     /// Leases the lessor expired, with their deadline.
     expired: BTreeMap<i64, Instant>,
+    /// Every live lease by (deadline, id): the lessor's next look and what it revokes
+    /// without a scan of every lease per request.
+    deadlines: BTreeSet<(Instant, i64)>,
 }
 
 impl Default for SimEtcd {
@@ -70,6 +73,7 @@ impl SimEtcd {
             history: Vec::new(),
             compacted: 0,
             expired: BTreeMap::new(),
+            deadlines: BTreeSet::new(),
         }
     }
 
@@ -96,13 +100,19 @@ impl SimEtcd {
                 self.next_lease += 1;
                 let id = self.next_lease;
                 let ttl_s = (*ttl_s).max(1);
-                self.leases.insert(id, Lease { ttl_s, expires_at: now.plus(secs(ttl_s)), keys: BTreeSet::new() });
+                let expires_at = now.plus(secs(ttl_s));
+                self.leases.insert(id, Lease { ttl_s, expires_at, keys: BTreeSet::new() });
+                self.deadlines.insert((expires_at, id));
                 EtcdResponse::Granted { lease: LeaseId(id), ttl_s }
             }
             EtcdRequest::KeepAlive { lease, .. } => match self.leases.get_mut(&lease.0) {
                 Some(l) => {
-                    l.expires_at = now.plus(secs(l.ttl_s));
-                    EtcdResponse::KeepAlive { ttl_s: l.ttl_s }
+                    let at = now.plus(secs(l.ttl_s));
+                    let old = std::mem::replace(&mut l.expires_at, at);
+                    let ttl_s = l.ttl_s;
+                    self.deadlines.remove(&(old, lease.0));
+                    self.deadlines.insert((at, lease.0));
+                    EtcdResponse::KeepAlive { ttl_s }
                 }
                 None => EtcdResponse::KeepAlive { ttl_s: 0 },
             },
@@ -332,6 +342,7 @@ impl SimEtcd {
         for lease in self.leases.values_mut() {
             lease.expires_at = now.plus(secs(lease.ttl_s));
         }
+        self.deadlines = self.leases.iter().map(|(id, l)| (l.expires_at, *id)).collect();
     }
 
     /// When `lease` expired by its TTL, if it did by `now` (a revoked lease never expired).
@@ -344,7 +355,7 @@ impl SimEtcd {
 
     /// The earliest lease deadline, if any lease lives.
     pub fn next_expiry(&self) -> Option<Instant> {
-        self.leases.values().map(|l| l.expires_at).min()
+        self.deadlines.first().map(|(at, _)| *at)
     }
 
     /// Compacts the history before `rev` (events at `rev` and later stay watchable).
@@ -357,7 +368,9 @@ impl SimEtcd {
 
     /// Revokes every lease whose deadline has passed (etcd's lessor).
     pub fn expire(&mut self, now: Instant) {
-        let expired: Vec<i64> = self.leases.iter().filter(|(_, l)| now >= l.expires_at).map(|(id, _)| *id).collect();
+        // Revoked in id order, as a scan of every lease would.
+        let mut expired: Vec<i64> = self.deadlines.iter().take_while(|(at, _)| *at <= now).map(|(_, id)| *id).collect();
+        expired.sort_unstable();
         for id in expired {
             if let Some(l) = self.leases.get(&id) {
                 self.expired.insert(id, l.expires_at);
@@ -426,6 +439,7 @@ impl SimEtcd {
     /// Revokes a lease: its keys go in one revision, as in etcd.
     fn revoke(&mut self, id: i64) -> bool {
         let Some(lease) = self.leases.remove(&id) else { return false };
+        self.deadlines.remove(&(lease.expires_at, id));
         if !lease.keys.is_empty() {
             self.rev += 1;
             for key in lease.keys {
