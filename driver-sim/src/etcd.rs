@@ -312,6 +312,30 @@ impl SimEtcd {
             .collect())
     }
 
+    /// Whether any key under `prefix` changed from `start_rev` on ([`SimEtcd::watch`]
+    /// without collecting the changes), or [`WatchEvent::Compacted`].
+    pub fn changed_since(&self, prefix: &str, start_rev: Revision) -> Result<bool, WatchEvent> {
+        if start_rev.0 < self.compacted {
+            return Err(WatchEvent::Compacted);
+        }
+        let from = self.history.partition_point(|c| c.rev < start_rev.0);
+        Ok(self.history[from..].iter().any(|c| match &c.event {
+            WatchEvent::Put(kv) => kv.key.starts_with(prefix),
+            WatchEvent::Delete { key, .. } => key.starts_with(prefix),
+            _ => false,
+        }))
+    }
+
+    /// The lowest create revision of the keys under `prefix` (the first of
+    /// [`SimEtcd::range`], without copying the keys).
+    pub fn lowest_create_rev(&self, prefix: &str) -> Option<i64> {
+        self.kvs
+            .range::<str, _>((std::ops::Bound::Included(prefix), std::ops::Bound::Unbounded))
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .map(|(_, e)| e.create_rev)
+            .min()
+    }
+
     /// Every key a range covers, in key order.
     fn covered(&self, spec: &RangeSpec) -> Vec<Kv> {
         if !spec.prefix {

@@ -1,6 +1,7 @@
 //! Traffic between the clients and SimEtcd: calls over SimNet (lost into a cut, refused
 //! while etcd is down, held while it stalls), answers (or their loss), watch streams, and
 //! the fault sites on that path.
+use std::ops::Bound::{Excluded, Unbounded};
 use std::time::Duration;
 
 use conch_core::{
@@ -320,12 +321,18 @@ impl World {
                 continue;
             }
             let inc = self.clients[i].incarnation;
-            let ids: Vec<WatchId> = self.clients[i].watches.keys().copied().collect();
-            for id in ids {
+            // In id order, each watch due looked up after the last one's events were sent.
+            let mut after = None;
+            loop {
+                let due = |(id, sub): (&WatchId, &Sub)| (sub.next_rev <= current).then_some(*id);
+                let watches = &self.clients[i].watches;
+                let next = match after {
+                    None => watches.iter().find_map(due),
+                    Some(last) => watches.range((Excluded(last), Unbounded)).find_map(due),
+                };
+                let Some(id) = next else { break };
+                after = Some(id);
                 let Some(sub) = self.clients[i].watches.get(&id) else { continue };
-                if sub.next_rev > current {
-                    continue;
-                }
                 let found = self.etcd.watch(&sub.key, sub.prefix, Revision(sub.next_rev));
                 match found {
                     Ok(changes) => {
