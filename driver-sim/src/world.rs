@@ -96,13 +96,14 @@ enum Ev {
     Watcher(usize, u64, watchers::WatcherEv),
 }
 
-/// An event in the queue, ordered by (time, sequence) only.
+/// An event in the queue, ordered by (time, sequence) only. The event itself waits in
+/// the world's slab at `slot`: the heap moves entries as it sifts, and requests and
+/// answers are large (a slot is reused once its event ran, so no allocation per event).
 #[derive(Debug)]
 struct Queued {
     when: u64,
     seq: u64,
-    // Boxed: the heap moves entries as it sifts, and requests and answers are large.
-    ev: Box<Ev>,
+    slot: u32,
 }
 
 impl PartialEq for Queued {
@@ -184,6 +185,9 @@ pub struct World {
     members: Vec<members::Member>,
     clients: Vec<Client>,
     queue: BinaryHeap<Reverse<Queued>>,
+    /// The queued events by slot (`None`: free, listed in `free_slots`).
+    slab: Vec<Option<Ev>>,
+    free_slots: Vec<u32>,
     notified_rev: i64,
     seq: u64,
     now: u64,
@@ -288,6 +292,8 @@ impl World {
             members: vec![members::Member::default(); members],
             clients,
             queue: BinaryHeap::new(),
+            slab: Vec::new(),
+            free_slots: Vec::new(),
             notified_rev: -1,
             seq: 0,
             now: 0,
@@ -316,7 +322,17 @@ impl World {
 
     fn at(&mut self, when: u64, ev: Ev) {
         self.seq += 1;
-        self.queue.push(Reverse(Queued { when: when.max(self.now), seq: self.seq, ev: Box::new(ev) }));
+        let slot = match self.free_slots.pop() {
+            Some(slot) => {
+                self.slab[slot as usize] = Some(ev);
+                slot
+            }
+            None => {
+                self.slab.push(Some(ev));
+                (self.slab.len() - 1) as u32
+            }
+        };
+        self.queue.push(Reverse(Queued { when: when.max(self.now), seq: self.seq, slot }));
     }
 
     fn trace(&mut self, ev: &str, fields: std::fmt::Arguments) {
@@ -358,7 +374,9 @@ impl World {
         let end = stop_at + SHUTDOWN_NS;
         let mut dog = crate::watchdog::Watchdog::new(self.clients.len());
         for _ in 0..=crate::watchdog::EVENTS_MAX {
-            let Some(Reverse(Queued { when, ev, .. })) = self.queue.pop() else { break };
+            let Some(Reverse(Queued { when, slot, .. })) = self.queue.pop() else { break };
+            let Some(ev) = self.slab[slot as usize].take() else { break };
+            self.free_slots.push(slot);
             if when > end
                 || (self.stopping
                     && self
@@ -374,7 +392,7 @@ impl World {
             }
             self.now = when;
             self.out.events += 1;
-            self.step(*ev);
+            self.step(ev);
         }
         self.finish()
     }
