@@ -295,35 +295,23 @@ impl SimEtcd {
     /// Events for `key` (every key under it with `prefix`) from `start_rev` on, or
     /// [`WatchEvent::Compacted`] when that history is gone.
     pub fn watch(&self, key: &str, prefix: bool, start_rev: Revision) -> Result<Vec<Change>, WatchEvent> {
-        // As etcd: watching from the compaction revision itself still works.
-        if start_rev.0 < self.compacted {
-            return Err(WatchEvent::Compacted);
-        }
         let matches = |k: &str| if prefix { k.starts_with(key) } else { k == key };
-        let from = self.history.partition_point(|c| c.rev < start_rev.0);
-        Ok(self.history[from..]
-            .iter()
-            .filter(|c| match &c.event {
-                WatchEvent::Put(kv) => matches(&kv.key),
-                WatchEvent::Delete { key, .. } => matches(key),
-                _ => false,
-            })
-            .cloned()
-            .collect())
+        Ok(self.history_from(start_rev)?.iter().filter(|c| changed_key(c).is_some_and(matches)).cloned().collect())
     }
 
     /// Whether any key under `prefix` changed from `start_rev` on ([`SimEtcd::watch`]
     /// without collecting the changes), or [`WatchEvent::Compacted`].
     pub fn changed_since(&self, prefix: &str, start_rev: Revision) -> Result<bool, WatchEvent> {
+        Ok(self.history_from(start_rev)?.iter().any(|c| changed_key(c).is_some_and(|k| k.starts_with(prefix))))
+    }
+
+    /// The history from `start_rev` on, or [`WatchEvent::Compacted`] when it is gone.
+    fn history_from(&self, start_rev: Revision) -> Result<&[Change], WatchEvent> {
+        // As etcd: watching from the compaction revision itself still works.
         if start_rev.0 < self.compacted {
             return Err(WatchEvent::Compacted);
         }
-        let from = self.history.partition_point(|c| c.rev < start_rev.0);
-        Ok(self.history[from..].iter().any(|c| match &c.event {
-            WatchEvent::Put(kv) => kv.key.starts_with(prefix),
-            WatchEvent::Delete { key, .. } => key.starts_with(prefix),
-            _ => false,
-        }))
+        Ok(&self.history[self.history.partition_point(|c| c.rev < start_rev.0)..])
     }
 
     /// The lowest create revision of the keys under `prefix` (the first of
@@ -479,6 +467,15 @@ impl SimEtcd {
             self.compact(Revision(cut));
         }
         self.history.push(Change { rev: self.rev, event });
+    }
+}
+
+/// The key a change of the history is about.
+fn changed_key(change: &Change) -> Option<&str> {
+    match &change.event {
+        WatchEvent::Put(kv) => Some(&kv.key),
+        WatchEvent::Delete { key, .. } => Some(key),
+        _ => None,
     }
 }
 

@@ -1,7 +1,6 @@
 //! Traffic between the clients and SimEtcd: calls over SimNet (lost into a cut, refused
 //! while etcd is down, held while it stalls), answers (or their loss), watch streams, and
 //! the fault sites on that path.
-use std::ops::Bound::{Excluded, Unbounded};
 use std::time::Duration;
 
 use conch_core::{
@@ -321,35 +320,26 @@ impl World {
                 continue;
             }
             let inc = self.clients[i].incarnation;
-            // In id order, each watch due looked up after the last one's events were sent.
-            let mut after = None;
-            loop {
-                let due = |(id, sub): (&WatchId, &Sub)| (sub.next_rev <= current).then_some(*id);
-                let watches = &self.clients[i].watches;
-                let next = match after {
-                    None => watches.iter().find_map(due),
-                    Some(last) => watches.range((Excluded(last), Unbounded)).find_map(due),
-                };
-                let Some(id) = next else { break };
-                after = Some(id);
-                let Some(sub) = self.clients[i].watches.get(&id) else { continue };
-                let found = self.etcd.watch(&sub.key, sub.prefix, Revision(sub.next_rev));
-                match found {
+            // Every due watch reads its changes, then their events go out in id order (a
+            // send touches only its own watch and the link, never what another one reads).
+            let mut found = Vec::new();
+            for (id, sub) in self.clients[i].watches.iter_mut() {
+                if sub.next_rev > current {
+                    continue;
+                }
+                match self.etcd.watch(&sub.key, sub.prefix, Revision(sub.next_rev)) {
                     Ok(changes) => {
-                        if let Some(sub) = self.clients[i].watches.get_mut(&id) {
-                            sub.next_rev = current + 1;
-                        }
-                        for change in changes {
-                            self.send_event(i, inc, id, change.event);
-                        }
+                        sub.next_rev = current + 1;
+                        found.extend(changes.into_iter().map(|change| (*id, change.event)));
                     }
                     Err(event) => {
-                        if let Some(sub) = self.clients[i].watches.get_mut(&id) {
-                            sub.next_rev = i64::MAX;
-                        }
-                        self.send_event(i, inc, id, event);
+                        sub.next_rev = i64::MAX;
+                        found.push((*id, event));
                     }
                 }
+            }
+            for (id, event) in found {
+                self.send_event(i, inc, id, event);
             }
         }
     }
