@@ -51,6 +51,9 @@ pub struct SimEtcd {
     compacted: i64,
     /// Leases the lessor expired, with their deadline.
     expired: BTreeMap<i64, Instant>,
+    /// Every live lease by (deadline, id): the lessor's next look and what it revokes
+    /// without a scan of every lease per request.
+    deadlines: BTreeSet<(Instant, i64)>,
 }
 
 impl Default for SimEtcd {
@@ -70,6 +73,7 @@ impl SimEtcd {
             history: Vec::new(),
             compacted: 0,
             expired: BTreeMap::new(),
+            deadlines: BTreeSet::new(),
         }
     }
 
@@ -96,13 +100,19 @@ impl SimEtcd {
                 self.next_lease += 1;
                 let id = self.next_lease;
                 let ttl_s = (*ttl_s).max(1);
-                self.leases.insert(id, Lease { ttl_s, expires_at: now.plus(secs(ttl_s)), keys: BTreeSet::new() });
+                let expires_at = now.plus(secs(ttl_s));
+                self.leases.insert(id, Lease { ttl_s, expires_at, keys: BTreeSet::new() });
+                self.deadlines.insert((expires_at, id));
                 EtcdResponse::Granted { lease: LeaseId(id), ttl_s }
             }
             EtcdRequest::KeepAlive { lease, .. } => match self.leases.get_mut(&lease.0) {
                 Some(l) => {
-                    l.expires_at = now.plus(secs(l.ttl_s));
-                    EtcdResponse::KeepAlive { ttl_s: l.ttl_s }
+                    let at = now.plus(secs(l.ttl_s));
+                    let old = std::mem::replace(&mut l.expires_at, at);
+                    let ttl_s = l.ttl_s;
+                    self.deadlines.remove(&(old, lease.0));
+                    self.deadlines.insert((at, lease.0));
+                    EtcdResponse::KeepAlive { ttl_s }
                 }
                 None => EtcdResponse::KeepAlive { ttl_s: 0 },
             },
@@ -285,21 +295,33 @@ impl SimEtcd {
     /// Events for `key` (every key under it with `prefix`) from `start_rev` on, or
     /// [`WatchEvent::Compacted`] when that history is gone.
     pub fn watch(&self, key: &str, prefix: bool, start_rev: Revision) -> Result<Vec<Change>, WatchEvent> {
+        let matches = |k: &str| if prefix { k.starts_with(key) } else { k == key };
+        Ok(self.history_from(start_rev)?.iter().filter(|c| changed_key(c).is_some_and(matches)).cloned().collect())
+    }
+
+    /// Whether any key under `prefix` changed from `start_rev` on ([`SimEtcd::watch`]
+    /// without collecting the changes), or [`WatchEvent::Compacted`].
+    pub fn changed_since(&self, prefix: &str, start_rev: Revision) -> Result<bool, WatchEvent> {
+        Ok(self.history_from(start_rev)?.iter().any(|c| changed_key(c).is_some_and(|k| k.starts_with(prefix))))
+    }
+
+    /// The history from `start_rev` on, or [`WatchEvent::Compacted`] when it is gone.
+    fn history_from(&self, start_rev: Revision) -> Result<&[Change], WatchEvent> {
         // As etcd: watching from the compaction revision itself still works.
         if start_rev.0 < self.compacted {
             return Err(WatchEvent::Compacted);
         }
-        let matches = |k: &str| if prefix { k.starts_with(key) } else { k == key };
-        let from = self.history.partition_point(|c| c.rev < start_rev.0);
-        Ok(self.history[from..]
-            .iter()
-            .filter(|c| match &c.event {
-                WatchEvent::Put(kv) => matches(&kv.key),
-                WatchEvent::Delete { key, .. } => matches(key),
-                _ => false,
-            })
-            .cloned()
-            .collect())
+        Ok(&self.history[self.history.partition_point(|c| c.rev < start_rev.0)..])
+    }
+
+    /// The lowest create revision of the keys under `prefix` (the first of
+    /// [`SimEtcd::range`], without copying the keys).
+    pub fn lowest_create_rev(&self, prefix: &str) -> Option<i64> {
+        self.kvs
+            .range::<str, _>((std::ops::Bound::Included(prefix), std::ops::Bound::Unbounded))
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .map(|(_, e)| e.create_rev)
+            .min()
     }
 
     /// Every key a range covers, in key order.
@@ -332,6 +354,7 @@ impl SimEtcd {
         for lease in self.leases.values_mut() {
             lease.expires_at = now.plus(secs(lease.ttl_s));
         }
+        self.deadlines = self.leases.iter().map(|(id, l)| (l.expires_at, *id)).collect();
     }
 
     /// When `lease` expired by its TTL, if it did by `now` (a revoked lease never expired).
@@ -344,7 +367,7 @@ impl SimEtcd {
 
     /// The earliest lease deadline, if any lease lives.
     pub fn next_expiry(&self) -> Option<Instant> {
-        self.leases.values().map(|l| l.expires_at).min()
+        self.deadlines.first().map(|(at, _)| *at)
     }
 
     /// Compacts the history before `rev` (events at `rev` and later stay watchable).
@@ -357,7 +380,9 @@ impl SimEtcd {
 
     /// Revokes every lease whose deadline has passed (etcd's lessor).
     pub fn expire(&mut self, now: Instant) {
-        let expired: Vec<i64> = self.leases.iter().filter(|(_, l)| now >= l.expires_at).map(|(id, _)| *id).collect();
+        // Revoked in id order, as a scan of every lease would.
+        let mut expired: Vec<i64> = self.deadlines.iter().take_while(|(at, _)| *at <= now).map(|(_, id)| *id).collect();
+        expired.sort_unstable();
         for id in expired {
             if let Some(l) = self.leases.get(&id) {
                 self.expired.insert(id, l.expires_at);
@@ -426,6 +451,7 @@ impl SimEtcd {
     /// Revokes a lease: its keys go in one revision, as in etcd.
     fn revoke(&mut self, id: i64) -> bool {
         let Some(lease) = self.leases.remove(&id) else { return false };
+        self.deadlines.remove(&(lease.expires_at, id));
         if !lease.keys.is_empty() {
             self.rev += 1;
             for key in lease.keys {
@@ -441,6 +467,15 @@ impl SimEtcd {
             self.compact(Revision(cut));
         }
         self.history.push(Change { rev: self.rev, event });
+    }
+}
+
+/// The key a change of the history is about.
+fn changed_key(change: &Change) -> Option<&str> {
+    match &change.event {
+        WatchEvent::Put(kv) => Some(&kv.key),
+        WatchEvent::Delete { key, .. } => Some(key),
+        _ => None,
     }
 }
 

@@ -77,15 +77,35 @@ pub struct SimHost {
 impl SimHost {
     /// The host's monotonic clock at simulated time `t`.
     pub fn mono(&self, t: u64) -> Instant {
-        let skew = (t as i128 * self.drift_ppm as i128) / 1_000_000;
+        if self.drift_ppm == 0 {
+            return Instant::from_nanos(t);
+        }
+        // In 64 bits while the product fits (every run: hours of nanoseconds), which
+        // rounds exactly as the 128-bit form; 128 bits past that.
+        let skew = match i64::try_from(t).ok().and_then(|t| t.checked_mul(self.drift_ppm)) {
+            Some(product) => (product / 1_000_000) as i128,
+            None => (t as i128 * self.drift_ppm as i128) / 1_000_000,
+        };
         Instant::from_nanos((t as i128 + skew).max(0) as u64)
     }
 
     /// The first simulated instant at which the host's clock reads `at` or later.
     pub fn sim_time_of(&self, at: Instant) -> u64 {
-        let h = at.as_nanos() as i128;
-        let scale = 1_000_000 + self.drift_ppm as i128;
-        let mut t = ((h * 1_000_000 + scale - 1) / scale).clamp(0, u64::MAX as i128) as u64;
+        if self.drift_ppm == 0 {
+            return at.as_nanos();
+        }
+        let scale = 1_000_000 + self.drift_ppm;
+        // 64 bits while they suffice (the same quotient as 128 bits), else 128.
+        let closed = i64::try_from(at.as_nanos())
+            .ok()
+            .and_then(|h| h.checked_mul(1_000_000))
+            .and_then(|h| h.checked_add(scale - 1))
+            .map(|n| (n / scale) as i128);
+        let closed = closed.unwrap_or_else(|| {
+            let h = at.as_nanos() as i128;
+            (h * 1_000_000 + scale as i128 - 1) / scale as i128
+        });
+        let mut t = closed.clamp(0, u64::MAX as i128) as u64;
         // The closed form can be off by one either way after rounding.
         for _ in 0..4 {
             if t > 0 && self.mono(t - 1) >= at {
@@ -134,6 +154,19 @@ mod tests {
                 assert!(back == 0 || host.mono(back - 1) < host.mono(t), "drift {drift_ppm} t {t}: not the first");
                 let later = host.sim_time_of(Instant::from_nanos(host.mono(t).as_nanos() + 1));
                 assert!(host.mono(later).as_nanos() > host.mono(t).as_nanos());
+            }
+        }
+    }
+
+    #[test]
+    fn sixty_four_bit_clock_math_rounds_as_the_wide_form() {
+        for drift_ppm in [-2000i64, -7, 1, 333, 2000] {
+            let host = SimHost { drift_ppm, ..SimHost::default() };
+            for t in [0u64, 1, 999_999, 1_000_000_007, 123_456_789_012, 9_000_000_000_000_000_000] {
+                let wide = (t as i128 + (t as i128 * drift_ppm as i128) / 1_000_000).max(0) as u64;
+                assert_eq!(host.mono(t).as_nanos(), wide, "drift {drift_ppm} t {t}");
+                let back = host.sim_time_of(Instant::from_nanos(wide));
+                assert!(host.mono(back).as_nanos() >= wide && (back == 0 || host.mono(back - 1).as_nanos() < wide));
             }
         }
     }

@@ -52,6 +52,8 @@ pub const CALL_TIMEOUT_NS: u64 = 2_000_000_000;
 /// The lessor looks for expired leases at the next deadline, and at least this often
 /// (etcd's own lessor checks every 500 ms).
 const EXPIRE_EVERY_NS: u64 = 500_000_000;
+/// ... and at most this often (a lease due, or just about, is looked at again this soon).
+const EXPIRE_STEP_NS: u64 = 1_000_000;
 /// Longest the shutdown may take before what is left counts as left behind.
 const SHUTDOWN_NS: u64 = 15_000_000_000;
 /// Second look at convergence, this long after the first.
@@ -94,13 +96,14 @@ enum Ev {
     Watcher(usize, u64, watchers::WatcherEv),
 }
 
-/// An event in the queue, ordered by (time, sequence) only.
+/// An event in the queue, ordered by (time, sequence) only. The event itself waits in
+/// the world's slab at `slot`: the heap moves entries as it sifts, and requests and
+/// answers are large (a slot is reused once its event ran, so no allocation per event).
 #[derive(Debug)]
 struct Queued {
     when: u64,
     seq: u64,
-    // Boxed: the heap moves entries as it sifts, and requests and answers are large.
-    ev: Box<Ev>,
+    slot: u32,
 }
 
 impl PartialEq for Queued {
@@ -182,6 +185,9 @@ pub struct World {
     members: Vec<members::Member>,
     clients: Vec<Client>,
     queue: BinaryHeap<Reverse<Queued>>,
+    /// The queued events by slot (`None`: free, listed in `free_slots`).
+    slab: Vec<Option<Ev>>,
+    free_slots: Vec<u32>,
     notified_rev: i64,
     seq: u64,
     now: u64,
@@ -286,6 +292,8 @@ impl World {
             members: vec![members::Member::default(); members],
             clients,
             queue: BinaryHeap::new(),
+            slab: Vec::new(),
+            free_slots: Vec::new(),
             notified_rev: -1,
             seq: 0,
             now: 0,
@@ -314,7 +322,17 @@ impl World {
 
     fn at(&mut self, when: u64, ev: Ev) {
         self.seq += 1;
-        self.queue.push(Reverse(Queued { when: when.max(self.now), seq: self.seq, ev: Box::new(ev) }));
+        let slot = match self.free_slots.pop() {
+            Some(slot) => {
+                self.slab[slot as usize] = Some(ev);
+                slot
+            }
+            None => {
+                self.slab.push(Some(ev));
+                (self.slab.len() - 1) as u32
+            }
+        };
+        self.queue.push(Reverse(Queued { when: when.max(self.now), seq: self.seq, slot }));
     }
 
     fn trace(&mut self, ev: &str, fields: std::fmt::Arguments) {
@@ -356,7 +374,9 @@ impl World {
         let end = stop_at + SHUTDOWN_NS;
         let mut dog = crate::watchdog::Watchdog::new(self.clients.len());
         for _ in 0..=crate::watchdog::EVENTS_MAX {
-            let Some(Reverse(Queued { when, ev, .. })) = self.queue.pop() else { break };
+            let Some(Reverse(Queued { when, slot, .. })) = self.queue.pop() else { break };
+            let Some(ev) = self.slab[slot as usize].take() else { break };
+            self.free_slots.push(slot);
             if when > end
                 || (self.stopping
                     && self
@@ -372,7 +392,7 @@ impl World {
             }
             self.now = when;
             self.out.events += 1;
-            self.step(*ev);
+            self.step(ev);
         }
         self.finish()
     }
@@ -458,12 +478,24 @@ impl World {
             }
             Ev::HookEnd(i, id, gen) => self.hook_end(i, id, gen),
             Ev::Expire => {
-                if !self.net.etcd_down(self.now) && !self.net.stalled(self.now) {
+                let off = self.net.etcd_down(self.now) || self.net.stalled(self.now);
+                if !off {
                     self.etcd.expire(Instant::from_nanos(self.now));
                     self.notify_watches();
                 }
                 let next = self.etcd.next_expiry().map_or(u64::MAX, |at| at.as_nanos());
-                self.at(next.clamp(self.now + 1_000_000, self.now + EXPIRE_EVERY_NS), Ev::Expire);
+                let mut at = next.clamp(self.now + EXPIRE_STEP_NS, self.now + EXPIRE_EVERY_NS);
+                if off && at == self.now + EXPIRE_STEP_NS {
+                    // A lease is due but the lessor is off until etcd is back: every step
+                    // until then would find it so. Wake at the first step on that lattice
+                    // at or past the instant etcd answers again (the heal cuts it short).
+                    let mut back = self.net.etcd_down_until.max(self.net.stalled_until);
+                    if self.now < self.out.heal_at {
+                        back = back.min(self.out.heal_at);
+                    }
+                    at = self.now + back.saturating_sub(self.now).div_ceil(EXPIRE_STEP_NS).max(1) * EXPIRE_STEP_NS;
+                }
+                self.at(at, Ev::Expire);
             }
             Ev::Fault(k) => {
                 if let Some(fault) = self.plan.get(k).cloned() {

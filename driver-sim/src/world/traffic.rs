@@ -320,29 +320,26 @@ impl World {
                 continue;
             }
             let inc = self.clients[i].incarnation;
-            let ids: Vec<WatchId> = self.clients[i].watches.keys().copied().collect();
-            for id in ids {
-                let Some(sub) = self.clients[i].watches.get(&id) else { continue };
+            // Every due watch reads its changes, then their events go out in id order (a
+            // send touches only its own watch and the link, never what another one reads).
+            let mut found = Vec::new();
+            for (id, sub) in self.clients[i].watches.iter_mut() {
                 if sub.next_rev > current {
                     continue;
                 }
-                let found = self.etcd.watch(&sub.key, sub.prefix, Revision(sub.next_rev));
-                match found {
+                match self.etcd.watch(&sub.key, sub.prefix, Revision(sub.next_rev)) {
                     Ok(changes) => {
-                        if let Some(sub) = self.clients[i].watches.get_mut(&id) {
-                            sub.next_rev = current + 1;
-                        }
-                        for change in changes {
-                            self.send_event(i, inc, id, change.event);
-                        }
+                        sub.next_rev = current + 1;
+                        found.extend(changes.into_iter().map(|change| (*id, change.event)));
                     }
                     Err(event) => {
-                        if let Some(sub) = self.clients[i].watches.get_mut(&id) {
-                            sub.next_rev = i64::MAX;
-                        }
-                        self.send_event(i, inc, id, event);
+                        sub.next_rev = i64::MAX;
+                        found.push((*id, event));
                     }
                 }
+            }
+            for (id, event) in found {
+                self.send_event(i, inc, id, event);
             }
         }
     }

@@ -46,6 +46,8 @@ pub(super) enum WatcherEv {
 #[derive(Debug)]
 pub(super) struct Watcher {
     spec: HoldSpec,
+    /// The office's prefix (`spec.prefix()`, made once: every write looks at it).
+    prefix: String,
     value_only: bool,
     machine: Option<WhoWatch>,
     incarnation: u64,
@@ -72,6 +74,7 @@ impl Watcher {
                 let latency = 1000 * (latency_us.0 + rng.next_u64() % (latency_us.1 - latency_us.0 + 1));
                 Watcher {
                     spec: office.clone(),
+                    prefix: office.prefix(),
                     value_only: w % 2 == 1,
                     machine: None,
                     incarnation: 0,
@@ -236,9 +239,9 @@ impl World {
             return;
         }
         let (inc, gen, at) = (x.incarnation, x.gen, self.now + x.latency);
-        let input = match self.etcd.watch(&x.spec.prefix(), true, Revision(next)) {
-            Ok(changes) if changes.is_empty() => None,
-            Ok(_) => Some(WhoWatchInput::Changed),
+        let input = match self.etcd.changed_since(&x.prefix, Revision(next)) {
+            Ok(false) => None,
+            Ok(true) => Some(WhoWatchInput::Changed),
             Err(_) => Some(WhoWatchInput::WatchEnded),
         };
         let ended = input == Some(WhoWatchInput::WatchEnded);
@@ -278,7 +281,7 @@ impl World {
     /// Notes when the office's holder in the store last changed (for the look's bound).
     pub(super) fn track_office_truth(&mut self) {
         let Some(x) = self.watchers.first() else { return };
-        let truth = holder_of(&self.etcd.range(&x.spec.prefix()));
+        let truth = self.etcd.lowest_create_rev(&x.prefix);
         if truth != self.office_truth.0 {
             self.office_truth = (truth, self.now);
         }
