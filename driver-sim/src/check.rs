@@ -63,7 +63,7 @@ pub use crate::verdict::Violation;
 use crate::verdict::{excuses, secs, violation};
 
 /// Every checker name, in report order.
-pub const CHECKERS: [&str; 27] = [
+pub const CHECKERS: [&str; 29] = [
     "progress",
     "bounded-holders",
     "fencing",
@@ -78,6 +78,8 @@ pub const CHECKERS: [&str; 27] = [
     "failover",
     crate::check_loss::CHECKER,
     crate::check_exit::CHECKER,
+    crate::check_pace::CHECKER,
+    crate::check_grace::CHECKER,
     "cron-running-key",
     "fenced-writes",
     "step-down",
@@ -184,6 +186,8 @@ fn raw_check(outcome: &Outcome) -> Vec<Violation> {
     failover(outcome, &mut v);
     crate::check_loss::check_losses(outcome, &mut v);
     crate::check_exit::check_exits(outcome, &mut v);
+    crate::check_pace::check_pacing(outcome, &mut v);
+    crate::check_grace::check_grace(outcome, &mut v);
     running_keys(outcome, &mut v);
     fenced_writes(outcome, &mut v);
     step_downs(outcome, &mut v);
