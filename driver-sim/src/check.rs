@@ -20,6 +20,11 @@
 //! * `loss-cause`: no lost hold without a cause: see [`crate::check_loss`].
 //! * `exit-codes`: every wrapper's exit code is 01-cli's for its ending (one-shot
 //!   wrappers and `--wait` are drawn in a third of the seeds): see [`crate::check_exit`].
+//! * `retry-pacing`: a wrapper under a refusing or silent etcd keeps the pace the core's
+//!   backoff rules document (hold retries, the service's etcd pause, keepalive retries and
+//!   cadence): see [`crate::check_pace`].
+//! * `kill-grace`: a stopped child gets `kill_after` between its SIGTERM and its SIGKILL,
+//!   or until the session's `kill_at` when that comes first: see [`crate::check_grace`].
 //! * `cron-running-key`: a tick skipped for overlap at `t` saw a running key; that key is
 //!   the latest won claim's, and its run must still be on, or have ended (or, never
 //!   started, been claimed) no longer than conchd's bound
