@@ -49,3 +49,38 @@ pub fn check_grace(outcome: &Outcome, v: &mut Vec<Violation>) {
         v.push(violation(CHECKER, why).at(at));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::options::{Scenario, SimArgs, SimOptions};
+    use crate::record::{FaultRecord, StopRecord};
+
+    const S: u64 = 1_000_000_000;
+
+    /// Violations of one stubborn child's stop: SIGTERM at 10 s, told `kill_at`, SIGKILL.
+    fn caught(term: Option<u64>, kill_at: u64, kill: u64, faults: Vec<FaultRecord>) -> usize {
+        let opts = SimOptions::draw(1, &SimArgs::new(Scenario::Elect));
+        let mut outcome = Outcome::new(opts, 60 * S, 100 * S);
+        outcome.faults = faults;
+        let span = (term.unwrap_or(kill), kill);
+        outcome.stops.push(StopRecord { client: 0, rev: 7, term, kill_at, kill: Some(kill), span });
+        let mut v = Vec::new();
+        check_grace(&outcome, &mut v);
+        v.len()
+    }
+
+    #[test]
+    fn the_sigkill_comes_at_the_end_of_the_grace_or_at_kill_at() {
+        let grace = SimOptions::draw(1, &SimArgs::new(Scenario::Elect)).kill_after.as_nanos() as u64;
+        let (term, far) = (10 * S, 50 * S);
+        assert_eq!(caught(Some(term), far, term + grace, vec![]), 0, "after its grace");
+        assert_eq!(caught(Some(term), term + grace / 2, term + grace / 2, vec![]), 0, "at an earlier kill_at");
+        assert_eq!(caught(Some(term), far, term, vec![]), 1, "at once");
+        assert_eq!(caught(Some(term), term + grace / 2, term + grace / 4, vec![]), 1, "before kill_at");
+        assert_eq!(caught(None, far, term, vec![]), 1, "no SIGTERM first");
+        assert_eq!(caught(Some(term), far, term + 2 * grace, vec![]), 1, "past its grace");
+        let freeze = FaultRecord { kind: Kind::Freeze, client: Some(0), from: term, to: term + 2 * grace };
+        assert_eq!(caught(Some(term), far, term + 2 * grace, vec![freeze]), 0, "a frozen host's shim kills late");
+    }
+}

@@ -63,7 +63,8 @@ pub fn check_pacing(outcome: &Outcome, v: &mut Vec<Violation>) {
                 && f.to >= from
         })
     };
-    let pace = keepalive_pace(outcome);
+    let fence = outcome.opts.hooks.map_or(Duration::ZERO, |h| h.fence_budget);
+    let pace = keepalive_pace(outcome.opts.ttl, outcome.opts.kill_after + fence);
     for calls in runs.values() {
         holds(calls, v);
         grants(calls, &blocked, v);
@@ -96,7 +97,7 @@ fn holds(calls: &[&CallRecord], v: &mut Vec<Violation>) {
                 continue;
             }
             refused += 1;
-            let wait = ns(RETRY_DELAY.saturating_mul(1 << (refused - 1).min(8)).min(RETRY_DELAY_MAX));
+            let wait = hold_wait(refused);
             let next = cycle.iter().find(|c| c.kind == cycle[k].kind && c.sent > at);
             if let Some(next) = next.filter(|n| n.sent + SLACK_NS < at + wait) {
                 let why = format!(
@@ -109,6 +110,11 @@ fn holds(calls: &[&CallRecord], v: &mut Vec<Violation>) {
             }
         }
     }
+}
+
+/// The hold's documented wait after its `refused`-th refusal running (ns).
+fn hold_wait(refused: u32) -> u64 {
+    ns(RETRY_DELAY.saturating_mul(1 << refused.saturating_sub(1).min(8)).min(RETRY_DELAY_MAX))
 }
 
 /// The service's rule: a refused grant's next cycle grants within the etcd pace, which grows.
@@ -151,13 +157,11 @@ fn grants(calls: &[&CallRecord], blocked: &dyn Fn(usize, u64, u64) -> bool, v: &
 
 /// The session's keepalive retry and its longest renewal cadence (a waiter's), from the
 /// documented rules (`None`: no such session).
-fn keepalive_pace(outcome: &Outcome) -> Option<(u64, u64)> {
-    let opts = &outcome.opts;
-    let fence = opts.hooks.map_or(Duration::ZERO, |h| h.fence_budget);
-    let margin = MARGIN_BASE + opts.ttl / MARGIN_TTL_DIVISOR;
-    let budget = opts.ttl.checked_sub(opts.kill_after + fence + margin)?;
+fn keepalive_pace(ttl: Duration, kill_after: Duration) -> Option<(u64, u64)> {
+    let margin = MARGIN_BASE + ttl / MARGIN_TTL_DIVISOR;
+    let budget = ttl.checked_sub(kill_after + margin)?;
     let retry = (budget / 8).clamp(KEEPALIVE_RETRY.0, KEEPALIVE_RETRY.1);
-    let waiting = (opts.ttl / 3).min(budget.saturating_sub(2 * retry)).max(budget / 3);
+    let waiting = (ttl / 3).min(budget.saturating_sub(2 * retry)).max(budget / 3);
     Some((ns(retry), ns(waiting)))
 }
 
@@ -199,6 +203,37 @@ fn keepalives(
             };
             let why = format!("{} after the keepalive before it (sent at {}), {rule}", secs(gap), secs(first.sent_at));
             v.push(report(next, why));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_documented_waits_are_the_holds() {
+        let waits: Vec<u64> = (1..=5).map(hold_wait).collect();
+        assert_eq!(waits, [200_000_000, 400_000_000, 800_000_000, 1_000_000_000, 1_000_000_000]);
+        for n in 1..=ATTEMPTS {
+            assert_eq!(hold_wait(n), ns(conch_core::hold::retry_delay(n)), "refusal {n}");
+        }
+    }
+
+    const ATTEMPTS: u32 = 40;
+
+    #[test]
+    fn the_documented_pace_is_the_sessions() {
+        // The session's module doc: at TTL 10 s, kill-after 5 s, a retry after 594 ms and
+        // a waiter's renewal every 3.33 s.
+        assert_eq!(keepalive_pace(Duration::from_secs(10), Duration::from_secs(5)), Some((593_750_000, 3_333_333_333)));
+        for ttl_s in 2..=30 {
+            for kill_ms in [0, 500, 1_000, 2_500, 5_000, 10_000] {
+                let (ttl, kill_after) = (Duration::from_secs(ttl_s), Duration::from_millis(kill_ms));
+                let Ok(t) = conch_core::Timings::derive(ttl, kill_after) else { continue };
+                let want = (ns(t.retry_after), ns(t.waiting_interval));
+                assert_eq!(keepalive_pace(ttl, kill_after), Some(want), "ttl {ttl_s} s, kill-after {kill_ms} ms");
+            }
         }
     }
 }
