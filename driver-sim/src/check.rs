@@ -20,6 +20,11 @@
 //! * `loss-cause`: no lost hold without a cause: see [`crate::check_loss`].
 //! * `exit-codes`: every wrapper's exit code is 01-cli's for its ending (one-shot
 //!   wrappers and `--wait` are drawn in a third of the seeds): see [`crate::check_exit`].
+//! * `retry-pacing`: a wrapper under a refusing or silent etcd keeps the pace the core's
+//!   backoff rules document (hold retries, the service's etcd pause, keepalive retries and
+//!   cadence): see [`crate::check_pace`].
+//! * `kill-grace`: a stopped child gets `kill_after` between its SIGTERM and its SIGKILL,
+//!   or until the session's `kill_at` when that comes first: see [`crate::check_grace`].
 //! * `cron-running-key`: a tick skipped for overlap at `t` saw a running key; that key is
 //!   the latest won claim's, and its run must still be on, or have ended (or, never
 //!   started, been claimed) no longer than conchd's bound
@@ -63,7 +68,7 @@ pub use crate::verdict::Violation;
 use crate::verdict::{excuses, secs, violation};
 
 /// Every checker name, in report order.
-pub const CHECKERS: [&str; 27] = [
+pub const CHECKERS: [&str; 29] = [
     "progress",
     "bounded-holders",
     "fencing",
@@ -78,6 +83,8 @@ pub const CHECKERS: [&str; 27] = [
     "failover",
     crate::check_loss::CHECKER,
     crate::check_exit::CHECKER,
+    crate::check_pace::CHECKER,
+    crate::check_grace::CHECKER,
     "cron-running-key",
     "fenced-writes",
     "step-down",
@@ -184,6 +191,8 @@ fn raw_check(outcome: &Outcome) -> Vec<Violation> {
     failover(outcome, &mut v);
     crate::check_loss::check_losses(outcome, &mut v);
     crate::check_exit::check_exits(outcome, &mut v);
+    crate::check_pace::check_pacing(outcome, &mut v);
+    crate::check_grace::check_grace(outcome, &mut v);
     running_keys(outcome, &mut v);
     fenced_writes(outcome, &mut v);
     step_downs(outcome, &mut v);

@@ -36,6 +36,10 @@ pub struct SimChild {
     pub forever: bool,
     /// Identifies its self-exit event.
     pub gen: u64,
+    /// The session's `kill_at` (the child's share) the wrapper last told the shim (ns).
+    pub told_kill_at: u64,
+    /// Its stop's index in the outcome's `stops`, once its shim signalled it.
+    pub stop: Option<usize>,
 }
 
 /// A hook process (`--on-acquire`, `--on-lose`, `--fence`) in its own process group.

@@ -315,6 +315,10 @@ pub struct Outcome {
     pub watch_prints: Vec<WatchPrint>,
     /// Each watcher at the second convergence look.
     pub watch_looks: Vec<WatchLook>,
+    /// Every etcd call of a holder's wrapper (`retry-pacing`).
+    pub calls: Vec<CallRecord>,
+    /// Every holder child's stop: its SIGTERM, and its SIGKILL if one came (`kill-grace`).
+    pub stops: Vec<StopRecord>,
 }
 
 impl Outcome {
@@ -350,8 +354,59 @@ impl Outcome {
             trace: Vec::new(),
             watch_prints: Vec::new(),
             watch_looks: Vec::new(),
+            calls: Vec::new(),
+            stops: Vec::new(),
         }
     }
+}
+
+/// How a wrapper's etcd call was answered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Answer {
+    /// Success (a keepalive: one that renewed).
+    Ok,
+    /// `Unavailable`: refused, no leader, or no answer within the call's budget.
+    Unavailable,
+    /// Any other answer (another error, a keepalive that found no lease).
+    Other,
+}
+
+/// One etcd call a holder's wrapper made, as the core asked for it. Times are the
+/// wrapper host's monotonic clock (ns), the clock the core's delays count on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CallRecord {
+    /// The client.
+    pub client: usize,
+    /// Its incarnation (a wrapper process) and the service cycle within it (the request
+    /// id's stride, `conch_core::service::ID_STRIDE`).
+    pub run: (u64, u64),
+    /// The request's kind (`EtcdRequest`'s variant).
+    pub kind: &'static str,
+    /// The lease a keepalive renews.
+    pub lease: Option<i64>,
+    /// Sent, on the host's clock (ns).
+    pub sent: u64,
+    /// Sent, in simulated time (ns): for the fault log's spans.
+    pub sent_at: u64,
+    /// When the wrapper handled its answer (host clock) and what it was.
+    pub answer: Option<(u64, Answer)>,
+}
+
+/// A holder child's stop as its shim carried it out, on the host's monotonic clock (ns).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StopRecord {
+    /// The client.
+    pub client: usize,
+    /// The child's fencing token.
+    pub rev: i64,
+    /// The SIGTERM (or `None`: a SIGKILL came with none before it).
+    pub term: Option<u64>,
+    /// The session's `kill_at` the wrapper had told the shim by then (the child's share).
+    pub kill_at: u64,
+    /// The SIGKILL, if the child needed one.
+    pub kill: Option<u64>,
+    /// The SIGTERM and SIGKILL in simulated time (ns), for the fault log's spans.
+    pub span: (u64, u64),
 }
 
 /// A line a `--watch` client printed (a change of holders, as the core's `WhoWatch` saw it).

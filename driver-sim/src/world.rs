@@ -32,6 +32,7 @@ use crate::plan::PlannedFault;
 use crate::record::{FaultRecord, Group, Outcome};
 use conch_checkers::Kind;
 
+mod calls;
 mod cron;
 mod drain;
 mod exits;
@@ -226,6 +227,8 @@ pub struct World {
     renewals: losses::Renewals,
     /// What explains each wrapper's exit code.
     runs: exits::Runs,
+    /// Each holder call's index in the outcome's `calls`, by (client, incarnation, id).
+    call_index: BTreeMap<(usize, u64, u64), usize>,
     out: Outcome,
 }
 
@@ -316,6 +319,7 @@ impl World {
             office_truth: (None, 0),
             renewals: losses::Renewals::default(),
             runs: exits::Runs::default(),
+            call_index: BTreeMap::new(),
             out,
         }
     }
@@ -621,8 +625,9 @@ impl World {
             self.at(resume, Ev::Deliver(i, inc, input));
             return;
         }
-        if let Input::Response(id, _) = &input {
+        if let Input::Response(id, response) = &input {
             self.renewal_heard(i, inc, *id);
+            self.note_answer((i, inc, *id), response);
         }
         match &input {
             Input::Response(_, EtcdResponse::Granted { lease, .. }) => {

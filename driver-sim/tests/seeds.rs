@@ -123,12 +123,14 @@ fn every_checker_catches_its_bug() {
     // `preempt` by two core mutants kept out of the tree (README's priority section) and
     // by tests/priority_checker.rs's hand-made records; `watch` by mutants of
     // core-sm/src/who.rs (README, "Simulator") and watch_checker.rs; `cron-ticks` by
-    // mutants of the schedule matcher (README, "Mutation score"); `loss-cause` and
-    // `exit-codes` by the session, hold, runner and service mutants in README's table of
-    // checkers.
+    // mutants of the schedule matcher (README, "Mutation score"); `loss-cause`,
+    // `exit-codes`, `retry-pacing` and `kill-grace` by the session, hold, runner, service
+    // and shim-rules mutants in README's table of checkers.
     let proved_elsewhere = [
         "loss-cause",
         "exit-codes",
+        "retry-pacing",
+        "kill-grace",
         "progress",
         "cron-skip-overlap",
         "cron-late-tick",

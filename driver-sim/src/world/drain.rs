@@ -87,6 +87,7 @@ impl World {
             Output::Deadlines { child, term_at, kill_at } => {
                 let now = self.clients[i].host.mono(self.now);
                 if let Some(c) = self.clients[i].host.children.get_mut(&child) {
+                    c.told_kill_at = kill_at.as_nanos();
                     c.rules.handle_input(now, ShimInput::Deadlines { term_at, kill_at });
                     self.schedule_shim(i, child);
                 }

@@ -69,6 +69,8 @@ impl World {
                 stopped_until: 0,
                 forever,
                 gen,
+                told_kill_at: spec.kill_at.as_nanos(),
+                stop: None,
             },
         );
         *self.changes.entry(group).or_insert(0) += 1;
@@ -136,6 +138,7 @@ impl World {
             self.shim_revoke(i, lease);
         }
         for signal in signals {
+            self.note_signal(i, child, matches!(signal, ShimSignal::Kill));
             let Some(c) = self.clients[i].host.children.get(&child) else { return };
             match signal {
                 ShimSignal::Term(_) if c.stubborn || self.now < c.stopped_until => {}

@@ -19,6 +19,7 @@ use conch_core::keys::ROOT;
 impl World {
     pub(super) fn send(&mut self, i: usize, inc: u64, id: ReqId, request: EtcdRequest) {
         self.note_send((i, inc, id), &request);
+        self.note_call((i, inc, id), &request);
         if self.members.len() > 1 {
             let EtcdRequest::KeepAlive { fresh_stream, .. } = request else {
                 let now = self.clients[i].host.mono(self.now);
