@@ -1,9 +1,10 @@
 //! The wrapper's end of the shim: start it, send deadlines and orders, read its reports.
 //! The shim's pid is signalled only through a [`PidGate`], so a kill racing the reap
 //! never reaches a reused pid. A [`Spare`] is a shim started ahead, on the machine's
-//! `Output::Prepare` (a runner first in line): the command then starts through it with
-//! one line on its socket instead of an exec of this binary (07-performance B2). A command with an output label (a cron job) writes into
-//! pipes whose lines [`crate::job_output`] logs with the job's name.
+//! `Output::Prepare` (a run that may wait has begun): the command then starts through it
+//! with one line on its socket instead of an exec of this binary (07-performance B2). A
+//! command with an output label (a cron job) writes into pipes whose lines
+//! [`crate::job_output`] logs with the job's name; it never goes through a spare.
 use std::io::Write;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream as StdUnixStream;
@@ -104,7 +105,9 @@ impl ShimLink {
         events: &UnboundedSender<DriverEvent>,
         spare: Option<Spare>,
     ) -> std::io::Result<ShimLink> {
-        match spare.and_then(|mut s| s.started.take()).filter(|_| spec.output_label.is_none()) {
+        // A labelled command's spare (none is asked for) is dropped: it exits, reaped.
+        let spare = spare.filter(|_| spec.output_label.is_none());
+        match spare.and_then(|mut s| s.started.take()) {
             Some((mut child, ours)) => {
                 let args = ShimArgs {
                     fd: -1,
