@@ -74,7 +74,14 @@ fi
 # The unmutated tree must pass the same command (cargo-mutants' baseline is skipped so
 # every module does not rebuild it once more).
 export CONCH_MUTANTS_SEEDS="$seeds"
+# cargo-mutants builds copies of the tree (their files newer than ours) into the same
+# target directory: a build of this tree afterwards could take a mutant's artifacts for
+# fresh ones (the baseline then failed at seed 1, and so could any later `cargo test`).
+# Newer mtimes on our sources make cargo rebuild them: before the baseline and on exit.
+fresh() { find core-sm driver-sim -name '*.rs' -exec touch {} +; }
+trap fresh EXIT
 if [ "$rescore" -eq 0 ]; then
+  fresh
   echo "mutants.sh: baseline: $seeds seeds of every scenario"
   CONCH_MUTANTS_SCENARIOS=elect,sema,cron,mixed nice -n 10 cargo test -q -p conch-driver-sim --test mutants_sim >/dev/null
 fi
