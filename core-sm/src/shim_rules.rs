@@ -361,7 +361,7 @@ mod tests {
     }
 
     #[test]
-    fn a_frozen_wrapper_is_revoked_for_once_term_at_passed_and_the_group_is_dead() {
+    fn a_frozen_wrapper_is_revoked_once_term_at_passed_and_the_group_is_dead() {
         let mut r = ShimRules::new(at(4_000), at(9_000), Duration::from_secs(5));
         r.handle_lease(LeaseId(7));
         // Dead before term_at (the command's own exit): the lease still counts.

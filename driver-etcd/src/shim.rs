@@ -1,13 +1,13 @@
 //! The shim: `conch __shim <fd> <term_at_ns> <kill_at_ns> <kill_after_ms> <tty_pgrp> -- cmd...`,
 //! or prepared ahead: `conch __shim <fd> ready`.
 //!
-//! A prepared shim is started by the wrapper while it waits first in line (the core's
+//! A prepared shim is started by the wrapper when a run that may wait begins (the core's
 //! `Output::Prepare`): it sets itself up (group, subreaper, handlers) and waits on the
 //! socket for one `C` line with what the command line would have said, plus the variables
 //! the command gets ([`encode_start`]). Exec'ing this binary, loading it and setting up
-//! then no longer lie between "acquired" and the command's start (07-performance B2). A prepared shim
-//! whose socket closes before any `C` line (the wrapper exited without holding, or died)
-//! exits 0 with nothing to stop.
+//! then no longer lie between "acquired" and the command's start (07-performance B2). A
+//! prepared shim whose socket closes before any `C` line (the wrapper exited without
+//! holding, or died) exits 0 with nothing to stop.
 //!
 //! A small synchronous process (no async runtime) between the wrapper and the child. It
 //! leads a new process group, is a child subreaper, starts the command inside its group,

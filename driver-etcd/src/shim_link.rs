@@ -38,8 +38,7 @@ const SPARE_EXIT: std::time::Duration = std::time::Duration::from_secs(2);
 impl Spare {
     /// Starts a prepared shim.
     pub fn start() -> std::io::Result<Spare> {
-        let (ours, theirs) = StdUnixStream::pair()?;
-        fcntl(theirs.as_raw_fd(), FcntlArg::F_SETFD(FdFlag::empty())).map_err(std::io::Error::from)?;
+        let (ours, theirs) = shim_socket()?;
         let fd = theirs.as_raw_fd().to_string();
         let spawned = Command::new(SELF_EXE).arg0("conch").args([SHIM_ARG, &fd, READY_ARG]).spawn();
         drop(theirs);
@@ -84,8 +83,21 @@ const SELF_EXE: &str = "/proc/self/exe";
 /// (inherited by the shim, which gives it to the command).
 fn output_pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
     let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(std::io::Error::from)?;
-    fcntl(write.as_raw_fd(), FcntlArg::F_SETFD(FdFlag::empty())).map_err(std::io::Error::from)?;
+    inheritable(&write)?;
     Ok((read, write))
+}
+
+/// Clears close-on-exec on `fd`, so the shim inherits it.
+fn inheritable(fd: &impl AsRawFd) -> std::io::Result<()> {
+    fcntl(fd.as_raw_fd(), FcntlArg::F_SETFD(FdFlag::empty())).map(drop).map_err(std::io::Error::from)
+}
+
+/// The wrapper's end and the shim's end of a shim socket: the shim's survives exec, ours
+/// does not.
+fn shim_socket() -> std::io::Result<(StdUnixStream, StdUnixStream)> {
+    let (ours, theirs) = StdUnixStream::pair()?;
+    inheritable(&theirs)?;
+    Ok((ours, theirs))
 }
 
 /// A running shim.
@@ -140,9 +152,7 @@ impl ShimLink {
         etcd: &EtcdConfig,
         events: &UnboundedSender<DriverEvent>,
     ) -> std::io::Result<ShimLink> {
-        let (ours, theirs) = StdUnixStream::pair()?;
-        // The shim's end must survive exec; ours must not.
-        fcntl(theirs.as_raw_fd(), FcntlArg::F_SETFD(FdFlag::empty())).map_err(std::io::Error::from)?;
+        let (ours, theirs) = shim_socket()?;
         // This very binary, even once its file is replaced or deleted (a package upgrade
         // under a running conchd): the kernel resolves /proc/self/exe to the running image,
         // so the shim always speaks the wrapper's protocol version.
