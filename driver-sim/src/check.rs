@@ -25,6 +25,9 @@
 //!   cadence): see [`crate::check_pace`].
 //! * `kill-grace`: a stopped child gets `kill_after` between its SIGTERM and its SIGKILL,
 //!   or until the session's `kill_at` when that comes first: see [`crate::check_grace`].
+//! * `hand-off`: a crashed wrapper's child is gone within `kill_after`, and once a child's
+//!   group is gone with its wrapper dead or its `term_at` passed, the shim's revoke frees
+//!   the lease within a trip: see [`crate::check_handoff`].
 //! * `cron-running-key`: a tick skipped for overlap at `t` saw a running key; that key is
 //!   the latest won claim's, and its run must still be on, or have ended (or, never
 //!   started, been claimed) no longer than conchd's bound
@@ -68,7 +71,7 @@ pub use crate::verdict::Violation;
 use crate::verdict::{excuses, secs, violation};
 
 /// Every checker name, in report order.
-pub const CHECKERS: [&str; 29] = [
+pub const CHECKERS: [&str; 30] = [
     "progress",
     "bounded-holders",
     "fencing",
@@ -85,6 +88,7 @@ pub const CHECKERS: [&str; 29] = [
     crate::check_exit::CHECKER,
     crate::check_pace::CHECKER,
     crate::check_grace::CHECKER,
+    crate::check_handoff::CHECKER,
     "cron-running-key",
     "fenced-writes",
     "step-down",
@@ -193,6 +197,7 @@ fn raw_check(outcome: &Outcome) -> Vec<Violation> {
     crate::check_exit::check_exits(outcome, &mut v);
     crate::check_pace::check_pacing(outcome, &mut v);
     crate::check_grace::check_grace(outcome, &mut v);
+    crate::check_handoff::check_handoff(outcome, &mut v);
     running_keys(outcome, &mut v);
     fenced_writes(outcome, &mut v);
     step_downs(outcome, &mut v);

@@ -51,6 +51,8 @@ pub struct SimEtcd {
     compacted: i64,
     /// Leases the lessor expired, with their deadline.
     expired: BTreeMap<i64, Instant>,
+    /// Every lease gone from the store (revoked or expired), with the instant its keys went.
+    ended: BTreeMap<i64, Instant>,
     /// Every live lease by (deadline, id): the lessor's next look and what it revokes
     /// without a scan of every lease per request.
     deadlines: BTreeSet<(Instant, i64)>,
@@ -73,6 +75,7 @@ impl SimEtcd {
             history: Vec::new(),
             compacted: 0,
             expired: BTreeMap::new(),
+            ended: BTreeMap::new(),
             deadlines: BTreeSet::new(),
         }
     }
@@ -119,7 +122,7 @@ impl SimEtcd {
             // conch's vocabulary: a lease already gone is revoked (the driver maps etcd's
             // "lease not found" on revoke to this too).
             EtcdRequest::Revoke { lease } => {
-                self.revoke(lease.0);
+                self.revoke(lease.0, now);
                 EtcdResponse::Revoked
             }
             EtcdRequest::PutIfAbsent { key, value, lease } => self.put_if_absent(key, value, *lease, None),
@@ -365,6 +368,11 @@ impl SimEtcd {
         }
     }
 
+    /// When `lease` left the store (revoked, or expired by the lessor), if it has.
+    pub fn lease_ended_at(&self, lease: i64) -> Option<Instant> {
+        self.ended.get(&lease).copied()
+    }
+
     /// The earliest lease deadline, if any lease lives.
     pub fn next_expiry(&self) -> Option<Instant> {
         self.deadlines.first().map(|(at, _)| *at)
@@ -387,7 +395,7 @@ impl SimEtcd {
             if let Some(l) = self.leases.get(&id) {
                 self.expired.insert(id, l.expires_at);
             }
-            self.revoke(id);
+            self.revoke(id, now);
         }
     }
 
@@ -449,8 +457,9 @@ impl SimEtcd {
     }
 
     /// Revokes a lease: its keys go in one revision, as in etcd.
-    fn revoke(&mut self, id: i64) -> bool {
+    fn revoke(&mut self, id: i64, now: Instant) -> bool {
         let Some(lease) = self.leases.remove(&id) else { return false };
+        self.ended.insert(id, now);
         self.deadlines.remove(&(lease.expires_at, id));
         if !lease.keys.is_empty() {
             self.rev += 1;

@@ -38,6 +38,12 @@ pub struct SimChild {
     pub gen: u64,
     /// The session's `kill_at` (the child's share) the wrapper last told the shim (ns).
     pub told_kill_at: u64,
+    /// The session's `term_at` the wrapper last told the shim (host clock, ns).
+    pub told_term_at: u64,
+    /// The client's session lease at the start (the world's book of grants).
+    pub lease: Option<i64>,
+    /// When its wrapper was SIGKILLed (ns), if that happened while it lived.
+    pub wrapper_gone: Option<u64>,
     /// Its stop's index in the outcome's `stops`, once its shim signalled it.
     pub stop: Option<usize>,
 }

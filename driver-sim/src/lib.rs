@@ -6,6 +6,7 @@ pub mod check_cron;
 pub mod check_exit;
 pub mod check_fence;
 pub mod check_grace;
+pub mod check_handoff;
 pub mod check_loss;
 pub mod check_pace;
 pub mod check_preempt;

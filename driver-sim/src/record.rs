@@ -319,6 +319,8 @@ pub struct Outcome {
     pub calls: Vec<CallRecord>,
     /// Every holder child's stop: its SIGTERM, and its SIGKILL if one came (`kill-grace`).
     pub stops: Vec<StopRecord>,
+    /// Every holder child's end, with what its shim knew (`hand-off`).
+    pub shim_ends: Vec<ShimEnd>,
 }
 
 impl Outcome {
@@ -356,6 +358,7 @@ impl Outcome {
             watch_looks: Vec::new(),
             calls: Vec::new(),
             stops: Vec::new(),
+            shim_ends: Vec::new(),
         }
     }
 }
@@ -407,6 +410,32 @@ pub struct StopRecord {
     pub kill: Option<u64>,
     /// The SIGTERM and SIGKILL in simulated time (ns), for the fault log's spans.
     pub span: (u64, u64),
+}
+
+/// A holder child's end and what its shim knew then, in simulated time (ns): for the
+/// `hand-off` checker (see [`crate::check_handoff`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShimEnd {
+    /// The client.
+    pub client: usize,
+    /// The child's fencing token.
+    pub rev: i64,
+    /// The client's session lease when the child started (the world's own book of
+    /// grants, not the core's spawn order).
+    pub lease: Option<i64>,
+    /// The child's start.
+    pub start: u64,
+    /// The command's own exit, when it exited by itself while something it started
+    /// lived on (an escapee).
+    pub main_exit: Option<u64>,
+    /// The group's end: the command and everything it started gone.
+    pub end: u64,
+    /// The wrapper's death (SIGKILL) while the child lived.
+    pub wrapper_gone: Option<u64>,
+    /// The session's `term_at` the wrapper had last told the shim.
+    pub term_at: u64,
+    /// When the lease left etcd (revoked or expired), if it did by the run's end.
+    pub lease_gone: Option<u64>,
 }
 
 /// A line a `--watch` client printed (a change of holders, as the core's `WhoWatch` saw it).

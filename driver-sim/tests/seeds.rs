@@ -131,6 +131,7 @@ fn every_checker_catches_its_bug() {
         "exit-codes",
         "retry-pacing",
         "kill-grace",
+        "hand-off",
         "progress",
         "cron-skip-overlap",
         "cron-late-tick",

@@ -88,6 +88,7 @@ impl World {
                 let now = self.clients[i].host.mono(self.now);
                 if let Some(c) = self.clients[i].host.children.get_mut(&child) {
                     c.told_kill_at = kill_at.as_nanos();
+                    c.told_term_at = term_at.as_nanos();
                     c.rules.handle_input(now, ShimInput::Deadlines { term_at, kill_at });
                     self.schedule_shim(i, child);
                 }

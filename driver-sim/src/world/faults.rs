@@ -199,6 +199,7 @@ impl World {
         let children: Vec<ChildId> = c.host.children.keys().copied().collect();
         for child in children {
             if let Some(ch) = self.clients[i].host.children.get_mut(&child) {
+                ch.wrapper_gone = Some(self.now);
                 ch.rules.handle_input(now, conch_core::shim_rules::ShimInput::LinkClosed);
             }
             self.shim_perform(i, child);

@@ -53,6 +53,9 @@ impl World {
     pub(super) fn finish(mut self) -> Outcome {
         self.out.end_at = self.now;
         self.etcd.expire(Instant::from_nanos(self.now));
+        for end in &mut self.out.shim_ends {
+            end.lease_gone = end.lease.and_then(|l| self.etcd.lease_ended_at(l)).map(|at| at.as_nanos());
+        }
         let mut keys = Vec::new();
         for (_, spec) in self.contests() {
             keys.extend(self.etcd.range(&spec.prefix()).into_iter().map(|kv| kv.key));

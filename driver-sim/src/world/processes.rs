@@ -3,11 +3,11 @@
 //! shim whose wrapper died, or whose session's `term_at` passed, revokes the session lease
 //! once its child is gone (the rules say when; the call goes over the host's link like any other, its answer unheard).
 use conch_core::shim_rules::{ShimInput, ShimRules, ShimSignal};
-use conch_core::{ChildId, ChildStatus, EtcdRequest, HoldSpec, Input, LeaseId, ReqId, SpawnSpec};
+use conch_core::{ChildId, ChildStatus, EtcdRequest, HoldSpec, Input, Instant, LeaseId, ReqId, SpawnSpec};
 
 use super::{Ev, Role, World};
 use crate::host::SimChild;
-use crate::record::{Group, Interval, Promotion};
+use crate::record::{Group, Interval, Promotion, ShimEnd};
 
 impl World {
     pub(super) fn spawn(&mut self, i: usize, spec: SpawnSpec) {
@@ -27,6 +27,9 @@ impl World {
         let gen = self.seq;
         let child = spec.child;
         let group = self.group_of(i);
+        // A holder with a fence hands its shim no lease: the fence runs on the hold after
+        // the child (01-cli `--fence`), so only the wrapper may end it.
+        let session_lease = self.session_lease_of(i).filter(|_| self.opts.hooks.is_none());
         if let Role::Holder { spec: hold, .. } = &self.clients[i].role {
             let keys = self.etcd.range(&hold.prefix());
             let lower = keys.iter().filter(|kv| kv.create_rev.0 < rev).count();
@@ -70,6 +73,9 @@ impl World {
                 forever,
                 gen,
                 told_kill_at: spec.kill_at.as_nanos(),
+                told_term_at: spec.term_at.as_nanos(),
+                lease: session_lease,
+                wrapper_gone: None,
                 stop: None,
             },
         );
@@ -161,6 +167,20 @@ impl World {
             self.shim_revoke(i, lease);
         }
         let (group, rev) = (self.group_of(i), c.rev);
+        if matches!(self.clients[i].role, Role::Holder { .. }) {
+            let host = &self.clients[i].host;
+            self.out.shim_ends.push(ShimEnd {
+                client: i,
+                rev,
+                lease: c.lease,
+                start: c.start,
+                main_exit: None,
+                end: self.now,
+                wrapper_gone: c.wrapper_gone,
+                term_at: host.sim_time_of(Instant::from_nanos(c.told_term_at)),
+                lease_gone: None,
+            });
+        }
         self.log_interval(i, c);
         *self.changes.entry(group).or_insert(0) += 1;
         self.trace("child-end", format_args!("\"client\":{i},\"rev\":{rev},\"status\":\"{status:?}\""));
