@@ -9,6 +9,7 @@ pub mod check_grace;
 pub mod check_loss;
 pub mod check_pace;
 pub mod check_preempt;
+pub mod check_restart;
 pub mod check_watch;
 pub mod coverage;
 pub mod etcd;
