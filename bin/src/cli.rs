@@ -156,6 +156,9 @@ pub enum Tool {
         /// Give office candidates --priority values drawn per seed (the priority checker runs).
         #[arg(long)]
         priorities: bool,
+        /// How long each holder child runs, drawn per child in A..B (durations, like 20s..90s); drawn per seed when not given. With --faults none and holds past a minute, services restart often with children that outlive the crash backoff's reset.
+        #[arg(long, env = "CONCH_SIM_HOLD")]
+        hold: Option<String>,
         /// Write the JSON-lines event trace of the first failing seed (else the last) here.
         #[arg(long, env = "CONCH_TRACE")]
         trace: Option<String>,

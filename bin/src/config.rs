@@ -143,6 +143,7 @@ fn check_usage(cli: Cli, host: &dyn Host) -> Result<Config, String> {
             fenced_writes,
             step_downs,
             priorities,
+            hold,
             trace,
             timeline,
             json,
@@ -188,6 +189,18 @@ fn check_usage(cli: Cli, host: &dyn Host) -> Result<Config, String> {
                 Some(text) => Some(parse_duration("--fence-budget", &text)?),
                 None => None,
             };
+            let hold = match hold {
+                Some(text) => {
+                    let (a, b) =
+                        text.split_once("..").ok_or_else(|| format!("--hold {text:?}: use A..B, like 20s..90s"))?;
+                    let (a, b) = (parse_duration("--hold", a)?, parse_duration("--hold", b)?);
+                    if b < a {
+                        return Err(format!("--hold {text:?}: B is below A"));
+                    }
+                    Some((a, b))
+                }
+                None => None,
+            };
             let sabotage = conch_core::Sabotage::parse(&sabotage)
                 .ok_or_else(|| format!("--sabotage {sabotage:?} is not a known sabotage"))?;
             let args = SimArgs {
@@ -204,6 +217,7 @@ fn check_usage(cli: Cli, host: &dyn Host) -> Result<Config, String> {
                 fenced_writes,
                 step_downs,
                 priorities,
+                hold,
             };
             Action::Sim(crate::sim::SimRun { args, seeds, trace, timeline, json, timing })
         }

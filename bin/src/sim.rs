@@ -92,6 +92,9 @@ fn replay(run: &SimRun, seed: u64) -> String {
     if a.priorities {
         cmd += " --priorities";
     }
+    if let Some((lo, hi)) = a.hold {
+        cmd += &format!(" --hold {}..{}", conch_core::duration::format(lo), conch_core::duration::format(hi));
+    }
     if a.sabotage != conch_core::Sabotage::None {
         cmd += &format!(" --sabotage {}", a.sabotage);
     }

@@ -28,6 +28,10 @@
 //! * `hand-off`: a crashed wrapper's child is gone within `kill_after`, and once a child's
 //!   group is gone with its wrapper dead or its `term_at` passed, the shim's revoke frees
 //!   the lease within a trip: see [`crate::check_handoff`].
+//! * `restart-pacing`: a service waits between cycles as documented: after its child's own
+//!   end the crash backoff (1 s, growing up to three times the last delay, 30 s cap; back
+//!   to 1 s..3 s once a child stayed up 60 s), after etcd ended a cycle the session's pace
+//!   (100 ms..1 s): see [`crate::check_restart`].
 //! * `cron-running-key`: a tick skipped for overlap at `t` saw a running key; that key is
 //!   the latest won claim's, and its run must still be on, or have ended (or, never
 //!   started, been claimed) no longer than conchd's bound
@@ -71,7 +75,7 @@ pub use crate::verdict::Violation;
 use crate::verdict::{excuses, secs, violation};
 
 /// Every checker name, in report order.
-pub const CHECKERS: [&str; 30] = [
+pub const CHECKERS: [&str; 31] = [
     "progress",
     "bounded-holders",
     "fencing",
@@ -89,6 +93,7 @@ pub const CHECKERS: [&str; 30] = [
     crate::check_pace::CHECKER,
     crate::check_grace::CHECKER,
     crate::check_handoff::CHECKER,
+    crate::check_restart::CHECKER,
     "cron-running-key",
     "fenced-writes",
     "step-down",
@@ -198,6 +203,7 @@ fn raw_check(outcome: &Outcome) -> Vec<Violation> {
     crate::check_pace::check_pacing(outcome, &mut v);
     crate::check_grace::check_grace(outcome, &mut v);
     crate::check_handoff::check_handoff(outcome, &mut v);
+    crate::check_restart::check_restarts(outcome, &mut v);
     running_keys(outcome, &mut v);
     fenced_writes(outcome, &mut v);
     step_downs(outcome, &mut v);

@@ -22,13 +22,12 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use conch_checkers::Kind;
 use conch_core::hold::{RETRY_DELAY, RETRY_DELAY_MAX};
 use conch_core::service::{ETCD_RETRY_BASE, ETCD_RETRY_MAX};
 use conch_core::session::{MARGIN_BASE, MARGIN_TTL_DIVISOR};
 
 use crate::record::{Answer, CallRecord, Outcome};
-use crate::verdict::{secs, violation, Violation};
+use crate::verdict::{secs, violation, wrapper_stopped, Violation};
 
 /// The checker's name.
 pub const CHECKER: &str = "retry-pacing";
@@ -55,14 +54,7 @@ pub fn check_pacing(outcome: &Outcome, v: &mut Vec<Violation>) {
     for c in &outcome.calls {
         runs.entry((c.client, c.run.0)).or_default().push(c);
     }
-    let blocked = |client: usize, from: u64, to: u64| {
-        outcome.faults.iter().any(|f| {
-            f.client == Some(client)
-                && matches!(f.kind, Kind::Pause | Kind::Freeze | Kind::Site(_))
-                && f.from <= to
-                && f.to >= from
-        })
-    };
+    let blocked = |client: usize, from: u64, to: u64| wrapper_stopped(&outcome.faults, client, from, to);
     let fence = outcome.opts.hooks.map_or(Duration::ZERO, |h| h.fence_budget);
     let pace = keepalive_pace(outcome.opts.ttl, outcome.opts.kill_after + fence);
     for calls in runs.values() {

@@ -10,6 +10,7 @@ pub mod check_handoff;
 pub mod check_loss;
 pub mod check_pace;
 pub mod check_preempt;
+pub mod check_restart;
 pub mod check_watch;
 pub mod coverage;
 pub mod etcd;

@@ -289,6 +289,11 @@ pub struct SimArgs {
     pub step_downs: bool,
     /// `--priorities`: office candidates get `--priority` values drawn per seed.
     pub priorities: bool,
+    /// `--hold`: each holder child runs a time drawn in this range (both ends included),
+    /// instead of the range drawn per seed (which is still drawn, so every other draw
+    /// stays). With `--faults none` and holds past a minute, services restart many times
+    /// with children that outlive the crash backoff's reset (`restart-pacing`).
+    pub hold: Option<(Duration, Duration)>,
 }
 
 impl SimArgs {
@@ -308,6 +313,7 @@ impl SimArgs {
             fenced_writes: false,
             step_downs: false,
             priorities: false,
+            hold: None,
         }
     }
 }
@@ -601,7 +607,7 @@ impl SimOptions {
             jobs,
             ttl,
             kill_after,
-            hold_ms,
+            hold_ms: args.hold.map_or(hold_ms, |(lo, hi)| (lo.as_millis() as u64, hi.as_millis() as u64)),
             stubborn_permille,
             latency_us,
             drift_ppm,

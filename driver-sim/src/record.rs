@@ -321,6 +321,9 @@ pub struct Outcome {
     pub stops: Vec<StopRecord>,
     /// Every holder child's end, with what its shim knew (`hand-off`).
     pub shim_ends: Vec<ShimEnd>,
+    /// Every service cycle of a holder's wrapper that ended with another to come
+    /// (`restart-pacing`).
+    pub restarts: Vec<RestartRecord>,
 }
 
 impl Outcome {
@@ -359,6 +362,7 @@ impl Outcome {
             calls: Vec::new(),
             stops: Vec::new(),
             shim_ends: Vec::new(),
+            restarts: Vec::new(),
         }
     }
 }
@@ -436,6 +440,46 @@ pub struct ShimEnd {
     pub term_at: u64,
     /// When the lease left etcd (revoked or expired), if it did by the run's end.
     pub lease_gone: Option<u64>,
+}
+
+/// One service cycle of a holder's wrapper that ended, the service waiting before the
+/// next (its `backoff` log): what the cycle's child did and when the next cycle began.
+/// Times are the wrapper host's monotonic clock (ns), each with its simulated time (ns)
+/// for the fault log's spans.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RestartRecord {
+    /// The client.
+    pub client: usize,
+    /// Its incarnation (a wrapper process).
+    pub incarnation: u64,
+    /// The cycle ended: the service began its wait (host clock, simulated time).
+    pub ended: (u64, u64),
+    /// The next cycle's grant was sent (host clock, simulated time); `None`: no next
+    /// cycle of this incarnation (a shutdown or a crash came first).
+    pub began: Option<(u64, u64)>,
+    /// The cycle's child, if one started.
+    pub child: Option<ChildLife>,
+    /// An `--on-acquire` hook ran in the cycle.
+    pub acquire_hook: bool,
+    /// The runner logged a lost hold or a failed etcd call in the cycle.
+    pub lost: bool,
+}
+
+/// A holder child's life as its host saw it (host clock, ns).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChildLife {
+    /// It started.
+    pub started: u64,
+    /// It was gone (its exit reported to the wrapper).
+    pub ended: u64,
+    /// Its wrapper had ordered its stop (a lost hold, a step-down, a signal).
+    pub stop_ordered: bool,
+    /// Its shim had signalled it before it ended (on an order, or at its deadline).
+    pub signalled: bool,
+    /// The session's `term_at` the wrapper had last told its shim.
+    pub term_at: u64,
+    /// Its wrapper was stopped or frozen when it ended (the wrapper heard of it late).
+    pub blocked: bool,
 }
 
 /// A line a `--watch` client printed (a change of holders, as the core's `WhoWatch` saw it).

@@ -1,6 +1,7 @@
 //! A checker's verdict ([`Violation`]) and what several checkers share to make one: the
 //! time format of the reports and the per-client fault spans in which a child may overlap
-//! a successor ([`excuses`]). A leaf: the checkers import it, it imports no checker.
+//! a successor ([`excuses`]), or in which a wrapper may have been stopped
+//! ([`wrapper_stopped`]). A leaf: the checkers import it, it imports no checker.
 use conch_checkers::Kind;
 
 use crate::options::SimOptions;
@@ -31,6 +32,18 @@ pub(crate) fn violation(checker: &'static str, detail: String) -> Violation {
 
 pub(crate) fn secs(ns: u64) -> String {
     format!("{:.3}s", ns as f64 / 1e9)
+}
+
+/// Whether client `client`'s wrapper may have been stopped or frozen at some time in
+/// `from..=to` (ns): a pause, a freeze, or a fault site of that client (the
+/// freeze-on-answer site freezes its host), so its timers may have fired late.
+pub(crate) fn wrapper_stopped(faults: &[FaultRecord], client: usize, from: u64, to: u64) -> bool {
+    faults.iter().any(|f| {
+        f.client == Some(client)
+            && matches!(f.kind, Kind::Pause | Kind::Freeze | Kind::Site(_))
+            && f.from <= to
+            && f.to >= from
+    })
 }
 
 /// Per client, the spans in which its child may overlap a successor.

@@ -43,6 +43,7 @@ mod losses;
 mod members;
 mod phases;
 mod processes;
+mod restarts;
 mod step_down;
 mod stuck;
 mod traffic;
@@ -227,6 +228,8 @@ pub struct World {
     renewals: losses::Renewals,
     /// What explains each wrapper's exit code.
     runs: exits::Runs,
+    /// Each holder service's cycles, for `restart-pacing`.
+    cycles: restarts::Cycles,
     /// Each holder call's index in the outcome's `calls`, by (client, incarnation, id).
     call_index: BTreeMap<(usize, u64, u64), usize>,
     out: Outcome,
@@ -319,6 +322,7 @@ impl World {
             office_truth: (None, 0),
             renewals: losses::Renewals::default(),
             runs: exits::Runs::default(),
+            cycles: restarts::Cycles::default(),
             call_index: BTreeMap::new(),
             out,
         }

@@ -3,9 +3,15 @@
 //! A mutant of `core-sm` is killed when any seed fails. No unit test takes part, so the
 //! mutation score measures the simulator.
 //!
+//! Sema runs a second time as a restart soak (`--duration 5m --faults none --hold
+//! 20s..90s`): services that restart many times with children that outlive the crash
+//! backoff's reset, which faults seldom leave alone for a minute (`restart-pacing`).
+//!
 //! `CONCH_MUTANTS_SEEDS` (default 8): seeds 1..=N of each scenario;
 //! `CONCH_MUTANTS_SCENARIOS` (default all): a comma-separated subset of
 //! `elect,sema,cron,mixed`. Stops at the first failing seed and names it.
+use std::time::Duration;
+
 use conch_driver_sim::options::{Scenario, SimArgs};
 use conch_driver_sim::run::run_seed;
 
@@ -30,11 +36,17 @@ fn the_simulator_passes_the_fixed_seed_set() {
     let scenarios = scenarios();
     assert!(!scenarios.is_empty(), "CONCH_MUTANTS_SCENARIOS names no scenario");
     // Elect and mixed run a second time with priorities drawn, so the priority rule's
-    // mutants meet the priority checker.
+    // mutants meet the priority checker; sema a second time as the restart soak.
     let runs = scenarios.into_iter().flat_map(|scenario| {
         let prio = matches!(scenario, Scenario::Elect | Scenario::Mixed);
         let with = prio.then_some(SimArgs { priorities: true, ..SimArgs::new(scenario) });
-        std::iter::once(SimArgs::new(scenario)).chain(with)
+        let soak = (scenario == Scenario::Sema).then_some(SimArgs {
+            duration: Duration::from_secs(300),
+            faults: Some(Vec::new()),
+            hold: Some((Duration::from_secs(20), Duration::from_secs(90))),
+            ..SimArgs::new(scenario)
+        });
+        std::iter::once(SimArgs::new(scenario)).chain(with).chain(soak)
     });
     for args in runs {
         let scenario = args.scenario;
@@ -43,9 +55,10 @@ fn the_simulator_passes_the_fixed_seed_set() {
             let report = run_seed(seed, &args);
             assert!(
                 report.passed(),
-                "conch sim {} --seed {seed}{}: {:?}",
+                "conch sim {} --seed {seed}{}{}: {:?}",
                 scenario.as_str(),
                 if args.priorities { " --priorities" } else { "" },
+                if args.hold.is_some() { " --duration 5m --faults none --hold 20s..90s" } else { "" },
                 report.violations.iter().map(|v| v.checker.to_string()).collect::<Vec<_>>()
             );
         }

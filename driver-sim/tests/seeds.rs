@@ -124,14 +124,15 @@ fn every_checker_catches_its_bug() {
     // by tests/priority_checker.rs's hand-made records; `watch` by mutants of
     // core-sm/src/who.rs (README, "Simulator") and watch_checker.rs; `cron-ticks` by
     // mutants of the schedule matcher (README, "Mutation score"); `loss-cause`,
-    // `exit-codes`, `retry-pacing` and `kill-grace` by the session, hold, runner, service
-    // and shim-rules mutants in README's table of checkers.
+    // `exit-codes`, `retry-pacing`, `kill-grace` and `restart-pacing` by the session,
+    // hold, runner, service and shim-rules mutants in README's table of checkers.
     let proved_elsewhere = [
         "loss-cause",
         "exit-codes",
         "retry-pacing",
         "kill-grace",
         "hand-off",
+        "restart-pacing",
         "progress",
         "cron-skip-overlap",
         "cron-late-tick",

@@ -38,6 +38,9 @@ impl World {
             EtcdRequest::KeepAlive { lease, .. } => Some(lease.0),
             _ => None,
         };
+        if matches!(request, EtcdRequest::Grant { .. }) {
+            self.cycle_grant_sent(i);
+        }
         let cycle = id.0 / conch_core::service::ID_STRIDE;
         self.call_index.insert((i, inc, id.0), self.out.calls.len());
         let sent = self.clients[i].host.mono(self.now).as_nanos();

@@ -72,6 +72,7 @@ impl World {
             }
             if event.kind == "backoff" {
                 self.run_cycle_again(i, event);
+                self.cycle_ended(i);
             }
         }
         if self.clients[i].awaiting_exit.is_some() {
@@ -90,6 +91,8 @@ impl World {
                     c.told_kill_at = kill_at.as_nanos();
                     c.told_term_at = term_at.as_nanos();
                     c.rules.handle_input(now, ShimInput::Deadlines { term_at, kill_at });
+                    let gen = c.gen;
+                    self.cycle_deadlines(i, gen, term_at.as_nanos());
                     self.schedule_shim(i, child);
                 }
             }
@@ -97,6 +100,8 @@ impl World {
                 let now = self.clients[i].host.mono(self.now);
                 if let Some(c) = self.clients[i].host.children.get_mut(&child) {
                     c.rules.handle_input(now, ShimInput::Terminate { kill_at });
+                    let gen = c.gen;
+                    self.cycle_stop_ordered(i, gen);
                     self.shim_perform(i, child);
                 }
             }
@@ -120,6 +125,7 @@ impl World {
                 let reason = event.field("reason").map(str::to_string);
                 let reason = reason.unwrap_or_else(|| event.kind.to_string());
                 self.trace("lost", format_args!("\"client\":{i},\"reason\":\"{reason}\""));
+                self.cycle_lost(i);
                 let record = self.loss_record(i, &event, reason);
                 // 70 is for a hold lost while the child ran (a loss after it exited by
                 // itself, in the on-lose hook, keeps the child's code).

@@ -34,6 +34,9 @@ impl World {
         let lease = self.lease_incarnation.iter().filter(|(_, o)| **o == (i, inc)).map(|(l, _)| *l).max();
         let hook = SimHook { kind: spec.kind, incarnation: inc, rev, start: self.now, status, gen, lease };
         self.clients[i].host.hooks.insert(spec.id, hook);
+        if spec.kind == HookKind::OnAcquire {
+            self.cycle_acquire_hook(i);
+        }
         self.trace("hook-start", format_args!("\"client\":{i},\"hook\":\"{}\",\"rev\":{rev}", spec.kind.as_str()));
         self.at(self.now + ms * 1_000_000, Ev::HookEnd(i, spec.id, gen));
     }

@@ -79,6 +79,7 @@ impl World {
                 stop: None,
             },
         );
+        self.cycle_child_started(i, gen, spec.term_at.as_nanos());
         *self.changes.entry(group).or_insert(0) += 1;
         self.trace("child-start", format_args!("\"client\":{i},\"rev\":{rev},\"label\":\"{label}\""));
         if !forever {
@@ -166,6 +167,7 @@ impl World {
         if let Some(lease) = c.rules.poll_revoke() {
             self.shim_revoke(i, lease);
         }
+        self.cycle_child_gone(i, c.gen, c.stop.is_some());
         let (group, rev) = (self.group_of(i), c.rev);
         if matches!(self.clients[i].role, Role::Holder { .. }) {
             let host = &self.clients[i].host;
