@@ -92,6 +92,13 @@ fn replay(run: &SimRun, seed: u64) -> String {
     if a.priorities {
         cmd += " --priorities";
     }
+    // Flags that change what the world does: a replay without them is another run.
+    if a.fenced_writes {
+        cmd += " --fenced-writes";
+    }
+    if a.step_downs {
+        cmd += " --step-downs";
+    }
     if let Some((lo, hi)) = a.hold {
         cmd += &format!(" --hold {}..{}", conch_core::duration::format(lo), conch_core::duration::format(hi));
     }

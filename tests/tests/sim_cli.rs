@@ -28,8 +28,20 @@ fn a_broken_machine_fails_with_a_replay_command_that_reproduces_it() {
     let dir = tempfile::tempdir().unwrap();
     let trace = dir.path().join("t.jsonl");
     let svg = dir.path().join("t.svg");
-    let args =
-        ["--scenario", "elect", "--seed", "3", "--faults", "pause", "--all-faults", "--sabotage", "ignore-deadlines"];
+    // With the flags that change the world (fenced writes, step-downs): the replay names them.
+    let args = [
+        "--scenario",
+        "elect",
+        "--seed",
+        "3",
+        "--faults",
+        "pause",
+        "--all-faults",
+        "--sabotage",
+        "ignore-deadlines",
+        "--fenced-writes",
+        "--step-downs",
+    ];
     let mut with_files = args.to_vec();
     with_files.extend(["--trace", trace.to_str().unwrap(), "--timeline", svg.to_str().unwrap()]);
     let (code, out, _) = sim(&with_files);
