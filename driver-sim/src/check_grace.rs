@@ -4,10 +4,9 @@
 //! when that comes first (`Session::kill_by`, `ShimRules`' stop; a later stop order only
 //! brings it forward, never past that) — on the host's monotonic clock, within timer
 //! rounding; a host frozen meanwhile (its shim too) may kill later.
-use conch_checkers::Kind;
 
 use crate::record::Outcome;
-use crate::verdict::{secs, violation, Violation};
+use crate::verdict::{host_frozen, secs, violation, Violation};
 
 /// The checker's name.
 pub const CHECKER: &str = "kill-grace";
@@ -27,12 +26,7 @@ pub fn check_grace(outcome: &Outcome, v: &mut Vec<Violation>) {
             continue;
         };
         let grace_end = (term + kill_after).min(s.kill_at).max(term);
-        let frozen = outcome.faults.iter().any(|f| {
-            f.client == Some(s.client)
-                && matches!(f.kind, Kind::Freeze | Kind::Site(_))
-                && f.from <= at
-                && f.to >= s.span.0
-        });
+        let frozen = host_frozen(&outcome.faults, s.client, s.span.0, at);
         let how = if kill > grace_end + SLACK_NS && !frozen {
             "past its grace of"
         } else if kill + SLACK_NS < grace_end {
@@ -55,6 +49,7 @@ mod tests {
     use super::*;
     use crate::options::{Scenario, SimArgs, SimOptions};
     use crate::record::{FaultRecord, StopRecord};
+    use conch_checkers::Kind;
 
     const S: u64 = 1_000_000_000;
 

@@ -3,9 +3,6 @@
 //!
 //! * **The wrapper died:** its child is gone within `kill_after` of the wrapper's
 //!   SIGKILL (the shim stops it at once, not at the session's `term_at`).
-//! * **The command exited:** whatever it started and left behind is gone within
-//!   `kill_after` of its exit (the shim stops the group; the lease still keeps a
-//!   successor out, so nothing of it may run on).
 //! * **The lease:** once the child's group is gone, and its wrapper died or the session's
 //!   `term_at` (the last the wrapper told the shim) passed while it lived, the session
 //!   lease is gone from etcd within a trip of the shim's revoke — so a successor starts
@@ -18,7 +15,7 @@
 use conch_checkers::Kind;
 
 use crate::record::{FaultRecord, Outcome, ShimEnd};
-use crate::verdict::{secs, violation, Violation};
+use crate::verdict::{host_frozen, secs, violation, Violation};
 
 /// The checker's name.
 pub const CHECKER: &str = "hand-off";
@@ -34,24 +31,13 @@ pub fn check_handoff(outcome: &Outcome, v: &mut Vec<Violation>) {
     let trip = 2 * opts.latency_us.1 * 1000 + 50_000_000;
     for e in &outcome.shim_ends {
         let what = format!("client {}'s child (token {})", e.client, e.rev);
-        let frozen = |from: u64, to: u64| frozen(&outcome.faults, e.client, from, to);
         if let Some(gone) = e.wrapper_gone {
-            if e.end > gone + grace && !frozen(gone, e.end) {
+            if e.end > gone + grace && !host_frozen(&outcome.faults, e.client, gone, e.end) {
                 let why = format!(
                     "{what} ran {} past its wrapper's SIGKILL at {} (kill_after {})",
                     secs(e.end - gone),
                     secs(gone),
                     secs(opts.kill_after.as_nanos() as u64)
-                );
-                v.push(violation(CHECKER, why).at(e.end));
-            }
-        }
-        if let Some(exit) = e.main_exit {
-            if e.end > exit + grace && !frozen(exit, e.end) {
-                let why = format!(
-                    "what {what}'s command left behind ran {} past its exit at {}",
-                    secs(e.end - exit),
-                    secs(exit)
                 );
                 v.push(violation(CHECKER, why).at(e.end));
             }
@@ -84,13 +70,6 @@ fn revoke_due(e: &ShimEnd) -> Option<u64> {
     (orphaned || expired).then_some(e.end)
 }
 
-/// Whether the host of `client` was frozen (its shim too) at some time in `[from, to]`.
-fn frozen(faults: &[FaultRecord], client: usize, from: u64, to: u64) -> bool {
-    faults.iter().any(|f| {
-        f.client == Some(client) && matches!(f.kind, Kind::Freeze | Kind::Site(_)) && f.from <= to && f.to >= from
-    })
-}
-
 /// Whether a fault around `[due, by]` may have lost or held the shim's one revoke (or,
 /// a host frozen, delayed the group's end and the shim's send).
 fn lost(faults: &[FaultRecord], e: &ShimEnd, due: u64, by: u64) -> bool {
@@ -113,17 +92,7 @@ mod tests {
     const S: u64 = 1_000_000_000;
 
     fn end(wrapper_gone: Option<u64>, end: u64, term_at: u64, lease_gone: Option<u64>) -> ShimEnd {
-        ShimEnd {
-            client: 0,
-            rev: 7,
-            lease: Some(0x10),
-            start: S,
-            main_exit: None,
-            end,
-            wrapper_gone,
-            term_at,
-            lease_gone,
-        }
+        ShimEnd { client: 0, rev: 7, lease: Some(0x10), start: S, end, wrapper_gone, term_at, lease_gone }
     }
 
     fn caught(e: ShimEnd, faults: Vec<FaultRecord>) -> usize {

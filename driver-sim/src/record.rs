@@ -429,10 +429,7 @@ pub struct ShimEnd {
     pub lease: Option<i64>,
     /// The child's start.
     pub start: u64,
-    /// The command's own exit, when it exited by itself while something it started
-    /// lived on (an escapee).
-    pub main_exit: Option<u64>,
-    /// The group's end: the command and everything it started gone.
+    /// The child's end (a simulated child takes its whole group with it).
     pub end: u64,
     /// The wrapper's death (SIGKILL) while the child lived.
     pub wrapper_gone: Option<u64>,

@@ -46,6 +46,14 @@ pub(crate) fn wrapper_stopped(faults: &[FaultRecord], client: usize, from: u64, 
     })
 }
 
+/// Whether the whole host of `client` (its shim and child too, not the wrapper alone) was
+/// frozen at some time in `[from, to]`: a freeze, or a fault site of that client.
+pub(crate) fn host_frozen(faults: &[FaultRecord], client: usize, from: u64, to: u64) -> bool {
+    faults.iter().any(|f| {
+        f.client == Some(client) && matches!(f.kind, Kind::Freeze | Kind::Site(_)) && f.from <= to && f.to >= from
+    })
+}
+
 /// Per client, the spans in which its child may overlap a successor.
 pub(crate) fn excuses(opts: &SimOptions, faults: &[FaultRecord]) -> Vec<(usize, u64, u64)> {
     let ttl = opts.ttl.as_nanos() as u64;

@@ -176,7 +176,6 @@ impl World {
                 rev,
                 lease: c.lease,
                 start: c.start,
-                main_exit: None,
                 end: self.now,
                 wrapper_gone: c.wrapper_gone,
                 term_at: host.sim_time_of(Instant::from_nanos(c.told_term_at)),
